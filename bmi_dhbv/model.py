@@ -1,0 +1,218 @@
+"""dHBV: parameter networks + HBV physics + gamma routing, trained end to end.
+
+An MLP maps normalised catchment attributes to the static HBV parameters (per component) and the
+two routing parameters; an LSTM maps normalised daily forcing and attributes to the daily-dynamic
+parameters (BETA, BETAET). Splitting static and dynamic parameters this way lets a BMI compute
+the static ones once and step the LSTM one day at a time.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from bmi_dhbv import hbv
+from delta_core.networks import LSTMNet, MLP
+from delta_core.routing import ROUTING_RANGES, UH_LENGTH, gamma_unit_hydrograph, route
+
+#: Forcing variables the model reads, in order: P [mm/day], T [degC], PET [mm/day].
+FORCING_NAMES = ("prcp", "tmean", "pet")
+
+#: Output series of :meth:`DHBV.forward` with units and long names (all [T, B], basin means).
+OUTPUTS: dict[str, tuple[str, str]] = {
+    "streamflow": ("mm d-1", "routed streamflow"),
+    "surface_flow": ("mm d-1", "routed fast flow Q0 from the upper zone above UZL"),
+    "interflow": ("mm d-1", "routed interflow Q1 from the upper zone"),
+    "baseflow": ("mm d-1", "routed baseflow Q2 from the lower zone"),
+    "streamflow_unrouted": ("mm d-1", "component-mean Q0+Q1+Q2 before routing"),
+    "et": ("mm d-1", "actual evapotranspiration"),
+    "pet": ("mm d-1", "potential evapotranspiration (Hargreaves)"),
+    "swe": ("mm", "snow water equivalent (snowpack + liquid water in snow)"),
+    "soil_moisture": ("mm", "soil moisture storage"),
+    "upper_zone": ("mm", "upper groundwater zone storage"),
+    "lower_zone": ("mm", "lower groundwater zone storage"),
+    "recharge": ("mm d-1", "recharge from soil to the upper zone (incl. excess)"),
+    "percolation": ("mm d-1", "percolation from upper to lower zone"),
+    "melt": ("mm d-1", "snowmelt"),
+}
+
+
+class RechargeNet(nn.Module):
+    """Small NN replacing the (SM/FC)^BETA effective-rainfall curve (δn(NNr)).
+
+    Input features (FC, BETA, SM, SM/FC, RAIN+tosoil) are scaled to O(1); output in (0, 1).
+    """
+
+    SCALE = (1000.0, 6.0, 1000.0, 1.0, 10.0)
+
+    def __init__(self, hidden: int = 16):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(5, hidden), nn.Tanh(), nn.Linear(hidden, 1))
+        self.register_buffer("scale", torch.tensor(self.SCALE), persistent=False)
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.net(feats / self.scale.to(feats.dtype))).squeeze(-1)
+
+
+class DHBV(nn.Module):
+    """The differentiable HBV model.
+
+    Parameters
+    ----------
+    options : HBVOptions
+        Number of components, dynamic parameters, NN recharge.
+    n_attributes : int
+        Number of encoded attribute features.
+    static_hidden, static_layers, dynamic_hidden, dropout :
+        Network sizes.
+    """
+
+    model_name = "dhbv"
+
+    def __init__(self, options: hbv.HBVOptions, n_attributes: int, static_hidden: int = 256,
+                 static_layers: int = 2, dynamic_hidden: int = 64, dropout: float = 0.0):
+        super().__init__()
+        self.options = options
+        self.n_attributes = n_attributes
+        c = options.n_components
+        self.static_names = options.static
+        self.dynamic_names = options.dynamic
+        self.static_net = MLP(n_attributes, len(self.static_names) * c + len(ROUTING_RANGES),
+                              static_hidden, static_layers, dropout)
+        self.dynamic_net = (LSTMNet(len(FORCING_NAMES) + n_attributes,
+                                    len(self.dynamic_names) * c, dynamic_hidden, dropout)
+                            if self.dynamic_names else None)
+        self.recharge_net = RechargeNet() if options.nn_recharge else None
+
+    # -- parameters ------------------------------------------------------------------------
+    def static_parameters(self, x_attr: torch.Tensor
+                          ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Static HBV parameters ``{name: [B, C]}`` and unit hydrograph ``[B, 15]``.
+
+        Parameters
+        ----------
+        x_attr : Tensor [B, n_attributes]
+            Normalised attributes.
+        """
+        c = self.options.n_components
+        out = torch.sigmoid(self.static_net(x_attr))
+        n_s = len(self.static_names)
+        par = hbv.scale_parameters(out[:, : n_s * c].reshape(-1, n_s, c), self.static_names)
+        r = out[:, n_s * c:]
+        (lo_a, hi_a, _), (lo_b, hi_b, _) = ROUTING_RANGES["route_a"], ROUTING_RANGES["route_b"]
+        uh = gamma_unit_hydrograph(lo_a + r[:, 0] * (hi_a - lo_a), lo_b + r[:, 1] * (hi_b - lo_b),
+                                   UH_LENGTH)
+        return par, uh
+
+    def lstm_inputs(self, x_forcing: torch.Tensor, x_attr: torch.Tensor) -> torch.Tensor:
+        """LSTM input ``[T, B, 3 + n_attributes]`` from normalised forcing and attributes."""
+        return torch.cat([x_forcing, x_attr.unsqueeze(0).expand(x_forcing.shape[0], -1, -1)], -1)
+
+    def dynamic_parameters(self, x_seq: torch.Tensor, state=None
+                           ) -> tuple[dict[str, torch.Tensor], tuple | None]:
+        """Daily-dynamic parameters ``{name: [T, B, C]}`` and the LSTM state after the last day."""
+        if self.dynamic_net is None:
+            return {}, None
+        c, n_d = self.options.n_components, len(self.dynamic_names)
+        raw, state = self.dynamic_net(x_seq, state)
+        unit = torch.sigmoid(raw).reshape(raw.shape[0], raw.shape[1], n_d, c)
+        return hbv.scale_parameters(unit, self.dynamic_names), state
+
+    # -- simulation ------------------------------------------------------------------------
+    def forward(self, forcing: torch.Tensor, x_attr: torch.Tensor, x_forcing: torch.Tensor,
+                warmup_days: int = 0, backend: str = "cpp", keep_storages: bool = True,
+                ) -> dict[str, torch.Tensor]:
+        """Simulate; the first ``warmup_days`` only spin up states (no gradient, not returned).
+
+        Parameters
+        ----------
+        forcing : Tensor [T, B, 3]
+            Raw P [mm/day], T [degC], PET [mm/day].
+        x_attr : Tensor [B, n_attributes]
+            Normalised attributes.
+        x_forcing : Tensor [T, B, 3]
+            Normalised forcing (LSTM input).
+        warmup_days : int
+            Leading days used only to spin up HBV states and the routing buffer.
+        backend : {"cpp", "torch"}
+            HBV engine.
+
+        Returns
+        -------
+        dict
+            :data:`OUTPUTS` series ``[T - warmup_days, B]``, daily dynamic-parameter component
+            means (``"BETA"``, ``"BETAET"`` if dynamic), and ``"final_states"`` ``[5, B, C]``.
+        """
+        from bmi_dhbv.kernel import run as run_physics
+
+        dtype = forcing.dtype
+        n_basins = forcing.shape[1]
+        static, uh = self.static_parameters(x_attr)
+        dynamic, _ = self.dynamic_parameters(self.lstm_inputs(x_forcing, x_attr))
+        params = {**static, **dynamic}
+        states = hbv.cold_states(n_basins, self.options.n_components, dtype)
+        p, t, pet = forcing.unbind(-1)
+        history = None
+        if warmup_days > 0:
+            with torch.no_grad():
+                warm = run_physics(p[:warmup_days], t[:warmup_days], pet[:warmup_days],
+                                   _slice(params, 0, warmup_days), states, self.recharge_net,
+                                   keep_storages=False, backend=backend)
+            states = warm.final_states.detach()
+            history = {k: _tail(warm.fluxes[k].detach(), UH_LENGTH - 1) for k in ("q0", "q1", "q2")}
+        res = run_physics(p[warmup_days:], t[warmup_days:], pet[warmup_days:],
+                          _slice(params, warmup_days, None), states, self.recharge_net,
+                          keep_storages=keep_storages, backend=backend)
+        return collect_outputs(res, uh, history, pet[warmup_days:],
+                               {k: v[warmup_days:] for k, v in dynamic.items()})
+
+
+def collect_outputs(res: hbv.HBVResult, uh: torch.Tensor, history: dict | None,
+                    pet: torch.Tensor, dynamic: dict[str, torch.Tensor]) -> dict:
+    """Route the HBV fluxes and gather the :data:`OUTPUTS` series.
+
+    ``history`` holds the unrouted q0, q1, q2 of the 14 days before (``[14, B]`` each) or None;
+    streamflow is the sum of the routed components (routing is linear).
+    """
+    fl, st = res.fluxes, res.storages
+    hist = history or {}
+    routed = {k: route(fl[k], uh, hist.get(k)) for k in ("q0", "q1", "q2")}
+    out = {
+        "streamflow": routed["q0"] + routed["q1"] + routed["q2"],
+        "surface_flow": routed["q0"], "interflow": routed["q1"], "baseflow": routed["q2"],
+        "streamflow_unrouted": fl["q0"] + fl["q1"] + fl["q2"],
+        "et": fl["et"], "pet": pet, "recharge": fl["recharge"] + fl["excess"],
+        "percolation": fl["perc"], "melt": fl["melt"],
+    }
+    if st:
+        out.update({"swe": st["snowpack"] + st["meltwater"], "soil_moisture": st["soil_moisture"],
+                    "upper_zone": st["upper_zone"], "lower_zone": st["lower_zone"]})
+    for name, v in dynamic.items():
+        out[name] = v.mean(-1)
+    out["final_states"] = res.final_states
+    return out
+
+
+def _tail(x: torch.Tensor, n: int) -> torch.Tensor:
+    """Last ``n`` rows of ``x`` [T, B], zero-padded at the front if T < n."""
+    x = x[-n:]
+    if x.shape[0] < n:
+        x = torch.cat([x.new_zeros(n - x.shape[0], x.shape[1]), x])
+    return x
+
+
+def _slice(params: dict[str, torch.Tensor], i0: int, i1: int | None) -> dict[str, torch.Tensor]:
+    return {k: (v[i0:i1] if v.dim() == 3 else v) for k, v in params.items()}
+
+
+def build_model(physics: dict, network: dict, n_attributes: int) -> DHBV:
+    """Build a :class:`DHBV` from the ``physics`` and ``network`` sections of a run config.
+
+    Raises ``ValueError`` naming unknown physics keys.
+    """
+    valid = {"n_components", "dynamic", "nn_recharge"}
+    unknown = sorted(set(physics) - valid)
+    if unknown:
+        raise ValueError(f"unknown dhbv physics option(s) {unknown}; valid: {sorted(valid)}")
+    options = hbv.HBVOptions(**physics)
+    return DHBV(options, n_attributes, network["static_hidden"], network["static_layers"],
+                network["dynamic_hidden"], network["dropout"])
