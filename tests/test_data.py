@@ -1,0 +1,89 @@
+"""Data reader, PET and input encoding, including bad input."""
+import gzip
+import shutil
+
+import numpy as np
+import pytest
+
+from delta_core.data.camels import CamelsDataset, DataError, SAMPLE_DIR
+from delta_core.normalization import AttributeEncoder
+from delta_core.pet import extraterrestrial_radiation, hargreaves
+
+
+def test_sample_loads_with_string_ids():
+    ds = CamelsDataset()
+    ids = ds.basin_ids()
+    assert ids[0] == "01022500" and len(ids) == 5
+    ts = ds.load(ids, "1995-10-01", "1995-12-31")
+    assert ts.prcp.shape == (92, 5)
+    assert str(ts.dates[0]) == "1995-10-01"
+    assert np.all(ts.pet >= 0)
+
+
+def test_ra_matches_fao56_example():
+    # FAO-56 example 8: 20 deg S, 3 September (J = 246): Ra = 32.2 MJ m-2 day-1
+    assert extraterrestrial_radiation(-20.0, np.array([246]))[0, 0] == pytest.approx(32.2, abs=0.1)
+
+
+def test_hargreaves_clips_inverted_range():
+    pet = hargreaves(np.array([[5.0]]), np.array([[8.0]]), 45.0, np.array([180]))
+    assert pet[0, 0] == 0.0
+
+
+def _copy_sample(tmp_path, edit):
+    root = tmp_path / "data"
+    shutil.copytree(SAMPLE_DIR, root)
+    f = root / "timeseries" / "01022500.csv.gz"
+    lines = gzip.open(f, "rt").read().splitlines()
+    lines = edit(lines)
+    with gzip.open(f, "wt") as g:
+        g.write("\n".join(lines) + "\n")
+    return CamelsDataset(root)
+
+
+def test_nan_forcing_is_named(tmp_path):
+    def edit(lines):
+        cols = lines[100].split(",")
+        cols[1] = ""
+        lines[100] = ",".join(cols)
+        return lines
+    ds = _copy_sample(tmp_path, edit)
+    with pytest.raises(DataError, match=r"precipitation is NaN.*01022500.*1980-04-09"):
+        ds.load(["01022500"])
+
+
+def test_negative_precipitation_is_named(tmp_path):
+    def edit(lines):
+        cols = lines[5].split(",")
+        cols[1] = "-3.0"
+        lines[5] = ",".join(cols)
+        return lines
+    ds = _copy_sample(tmp_path, edit)
+    with pytest.raises(DataError, match="negative precipitation.*01022500"):
+        ds.load(["01022500"])
+
+
+def test_unknown_basin_and_not_a_data_dir(tmp_path):
+    with pytest.raises(DataError, match="unknown basin.*1022500"):
+        CamelsDataset().load(["1022500"])
+    with pytest.raises(DataError, match="basins.csv is missing"):
+        CamelsDataset(tmp_path)
+
+
+def test_missing_attribute_is_named():
+    with pytest.raises(DataError, match="not_an_attribute"):
+        CamelsDataset().attributes(["01022500"], ["p_mean", "not_an_attribute"])
+    enc = AttributeEncoder.fit({"p_mean": ["1", "2"], "geol": ["a", ""]})
+    with pytest.raises(KeyError, match="geol"):
+        enc.transform({"p_mean": ["1"]})
+
+
+def test_categorical_encoding_roundtrip():
+    enc = AttributeEncoder.fit({"x": ["1", "3"], "geol": ["sand", ""]})
+    assert enc.feature_names == ["x", "geol=none", "geol=sand"]
+    out = enc.transform({"x": ["2"], "geol": ["sand"]})
+    np.testing.assert_allclose(out, [[0.0, 0.0, 1.0]])
+    enc2 = AttributeEncoder.from_dict(enc.to_dict())
+    np.testing.assert_allclose(enc2.transform({"x": ["2"], "geol": [""]}), [[0.0, 1.0, 0.0]])
+    with pytest.warns(UserWarning, match="unseen"):
+        enc.transform({"x": ["2"], "geol": ["granite"]})

@@ -1,0 +1,160 @@
+"""Config validation, bundle round trip and tampering, training (loss decreases, resume is
+exact), evaluation outputs and the CLIs."""
+import subprocess
+import sys
+
+import netCDF4
+import numpy as np
+import pytest
+import torch
+
+from delta_core.bundle import BundleError, load_bundle, save_bundle
+from delta_core.config import ConfigError, RunConfig
+from delta_core.data.camels import CamelsDataset
+from delta_core.evaluation import evaluate_model
+from delta_core.training import train
+
+TINY = {
+    "data": {"basins": ["01022500", "03439000", "06224000"], "train_start": "1981-10-01",
+             "train_end": "1983-09-30"},
+    "physics": {"n_components": 2},
+    "network": {"static_hidden": 16, "dynamic_hidden": 8},
+    "training": {"epochs": 2, "batch_basins": 3, "window_days": 60, "warmup_days": 30,
+                 "backend": "torch", "optimizer": "adam", "learning_rate": 0.01},
+}
+
+
+def tiny_config(tmp_path, name="run", **training):
+    d = {**TINY, "run_dir": str(tmp_path / name),
+         "training": {**TINY["training"], **training}}
+    return RunConfig.from_dict(d)
+
+
+@pytest.fixture(scope="module")
+def tiny_bundle(tmp_path_factory):
+    return train(tiny_config(tmp_path_factory.mktemp("tiny")), progress=False)
+
+
+def test_unknown_config_key_rejected(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("training:\n  epochs: 3\n  learnig_rate: 0.1\n")
+    with pytest.raises(ConfigError, match=r"learnig_rate.*valid:.*learning_rate"):
+        RunConfig.from_yaml(f)
+    with pytest.raises(ConfigError, match="must be an integer"):
+        RunConfig.from_dict({"training": {"epochs": "many"}})
+
+
+def test_unknown_physics_option_rejected(tmp_path):
+    cfg = RunConfig.from_dict({**TINY, "run_dir": str(tmp_path / "x"),
+                               "physics": {"n_components": 2, "snow": True}})
+    with pytest.raises(ValueError, match=r"unknown dhbv physics option.*snow"):
+        train(cfg, progress=False)
+
+
+def test_bundle_roundtrip_and_contents(tiny_bundle):
+    b = load_bundle(tiny_bundle)
+    assert b["model"] == "dhbv"
+    assert b["provenance"]["train_period"] == ["1981-10-01", "1983-09-30"]
+    assert b["provenance"]["basins"] == TINY["data"]["basins"]
+    assert "git_commit" in b["provenance"] and len(b["provenance"]["history"]) == 2
+    assert np.isfinite(b["metrics"]["median_nse"])
+    assert "p_mean" in b["normalization"]["attributes"]["names"]
+    # weights_only loading is what load_bundle uses; it must hold no pickled code
+    torch.load(tiny_bundle, weights_only=True)
+
+
+def test_truncated_bundle_refused(tiny_bundle, tmp_path):
+    bad = tmp_path / "trunc.pt"
+    bad.write_bytes(tiny_bundle.read_bytes()[:2000])
+    with pytest.raises(BundleError, match="unreadable"):
+        load_bundle(bad)
+
+
+def test_tampered_bundle_refused(tiny_bundle, tmp_path):
+    b = torch.load(tiny_bundle, weights_only=True)
+    name = next(iter(b["state_dict"]))
+    b["state_dict"][name] = b["state_dict"][name] + 1e-3
+    bad = tmp_path / "tampered.pt"
+    torch.save(b, bad)
+    with pytest.raises(BundleError, match="checksum"):
+        load_bundle(bad)
+    b = torch.load(tiny_bundle, weights_only=True)
+    b["format_version"] = 99
+    torch.save(b, bad)
+    with pytest.raises(BundleError, match="version 99"):
+        load_bundle(bad)
+
+
+def test_bundle_save_is_exact(tmp_path):
+    sd = {"w": torch.randn(3, 4, dtype=torch.float64)}
+    p = save_bundle(tmp_path / "b.pt", model="dhbv", state_dict=sd, config={}, normalization={},
+                    provenance={})
+    assert torch.equal(load_bundle(p)["state_dict"]["w"], sd["w"])
+
+
+def test_loss_decreases(tmp_path):
+    cfg = tiny_config(tmp_path, epochs=6)
+    train(cfg, progress=False)
+    hist = np.loadtxt(tmp_path / "run" / "training_log.csv", delimiter=",", skiprows=1)[:, 1]
+    assert hist[-2:].mean() < hist[:2].mean(), hist
+
+
+def test_interrupted_run_resumes_exactly(tmp_path):
+    full = train(tiny_config(tmp_path, "full"), progress=False)
+    split_cfg = tiny_config(tmp_path, "split")
+    ckpt = train(split_cfg, progress=False, max_epochs=1)  # "interrupted" after epoch 1
+    assert ckpt.name == "checkpoint.pt"
+    resumed = train(split_cfg, progress=False)
+    a, b = load_bundle(full)["state_dict"], load_bundle(resumed)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_evaluation_writes_metrics_and_netcdf(tiny_bundle, tmp_path):
+    ds = CamelsDataset()
+    res = evaluate_model(tiny_bundle, ds, ["01022500", "12010000"], "2000-10-01", "2001-09-30",
+                         backend="torch", out_dir=tmp_path)
+    header = (tmp_path / "metrics.csv").read_text().splitlines()[0].split(",")
+    for col in ("gauge_id", "nse", "kge", "fhv", "flv", "bfi_sim"):
+        assert col in header
+    with netCDF4.Dataset(tmp_path / "simulation.nc") as nc:
+        assert nc.dimensions["time"].size == 365 and nc.dimensions["basin"].size == 2
+        assert nc["streamflow"].units == "mm d-1" and nc["swe"].units == "mm"
+        assert list(nc["gauge_id"][:]) == ["01022500", "12010000"]
+        np.testing.assert_allclose(nc["streamflow"][:], res["simulation"]["outputs"]["streamflow"],
+                                   rtol=1e-6)
+        for v in ("qobs", "et", "baseflow", "soil_moisture", "upper_zone", "lower_zone", "BETA"):
+            assert v in nc.variables
+
+
+def test_spinup_gives_same_result_as_longer_run(tiny_bundle):
+    """Evaluation spins up from the first day of data, whatever --start is."""
+    ds = CamelsDataset()
+    a = evaluate_model(tiny_bundle, ds, ["01022500"], "2000-10-01", "2000-12-31", backend="torch")
+    b = evaluate_model(tiny_bundle, ds, ["01022500"], "2000-01-01", "2000-12-31", backend="torch")
+    np.testing.assert_allclose(a["simulation"]["outputs"]["streamflow"][:, 0],
+                               b["simulation"]["outputs"]["streamflow"][-92:, 0], rtol=1e-5)
+
+
+@pytest.mark.parametrize("cmd", ["dhbv-train", "dhbv-eval", "dhbv-demo"])
+def test_cli_help(cmd):
+    mod = {"dhbv-train": "train_main", "dhbv-eval": "eval_main", "dhbv-demo": "demo_main"}[cmd]
+    out = subprocess.run([sys.executable, "-c", f"from bmi_dhbv.cli import {mod}; {mod}(['--help'])"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and "usage" in out.stdout
+
+
+def test_cli_eval_and_bad_bundle(tiny_bundle, tmp_path):
+    from bmi_dhbv.cli import eval_main
+
+    ids = tmp_path / "ids.txt"
+    ids.write_text("01022500\n# comment\n08023080\n")
+    with pytest.raises(SystemExit) as e:
+        eval_main(["--bundle", str(tiny_bundle), "--basins", str(ids), "--start", "2005-10-01",
+                   "--end", "2006-09-30", "--out", str(tmp_path / "ev"), "--backend", "torch"])
+    assert e.value.code == 0
+    assert len((tmp_path / "ev" / "metrics.csv").read_text().splitlines()) == 3
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a bundle")
+    with pytest.raises(SystemExit) as e:
+        eval_main(["--bundle", str(bad), "--out", str(tmp_path / "ev2")])
+    assert e.value.code == 2
