@@ -1,0 +1,214 @@
+"""HBV run with a selectable backend: the PyTorch reference or the compiled C++ kernel.
+
+:func:`run` has the signature and semantics of :func:`bmi_dhbv.hbv.run` plus ``backend``:
+
+* ``"torch"`` calls :func:`bmi_dhbv.hbv.run` (supports ``recharge_net``, any device);
+* ``"cpp"`` calls the compiled kernel ``bmi_dhbv._core`` through a :class:`torch.autograd.Function`
+  whose backward is a hand-derived adjoint through time. It computes on the CPU in the promoted
+  dtype of the inputs (float32 or float64); gradients reach every parameter and ``states0``, never
+  the forcing. Subgradients at kinks follow torch autograd, so both backends give the same
+  gradients (tests/test_kernel_equivalence.py).
+
+:func:`step_numpy` advances one basin by one day in place (for the BMI), and
+:func:`compiled_threads` sets how many threads the kernel splits the basins across.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+import torch
+
+from bmi_dhbv import hbv
+
+try:  # the compiled extension is optional at import time; cpp_available() tells
+    from bmi_dhbv import _core
+    _IMPORT_ERROR: Exception | None = None
+except ImportError as exc:  # pragma: no cover - depends on the build
+    _core = None
+    _IMPORT_ERROR = exc
+
+#: Valid values of ``backend``.
+BACKENDS: tuple[str, ...] = ("torch", "cpp")
+
+_N_THREADS = 0  # 0: hardware concurrency
+
+
+def cpp_available() -> bool:
+    """Whether the compiled kernel ``bmi_dhbv._core`` could be imported."""
+    return _core is not None
+
+
+def _require_core():
+    if _core is None:
+        raise RuntimeError(f"the compiled HBV kernel bmi_dhbv._core is not available "
+                           f"({_IMPORT_ERROR}); reinstall the package with a C++ compiler "
+                           f"or use backend='torch'")
+    return _core
+
+
+def compiled_threads(n: int | None = None) -> int:
+    """Get (``n=None``) or set the number of threads of the C++ kernel; returns the value in force.
+
+    ``0`` means one per hardware thread. Small problems run on one thread regardless (thread
+    start-up would cost more than it saves).
+    """
+    global _N_THREADS
+    if n is not None:
+        n = int(n)
+        if n < 0:
+            raise ValueError(f"n_threads must be >= 0, got {n}")
+        _N_THREADS = n
+    if _N_THREADS == 0 and _core is not None:
+        return int(_core.hardware_threads())
+    return _N_THREADS if _N_THREADS > 0 else 1
+
+
+def _fns(dtype: torch.dtype):
+    core = _require_core()
+    if dtype == torch.float64:
+        return core.forward_f64, core.backward_f64
+    if dtype == torch.float32:
+        return core.forward_f32, core.backward_f32
+    raise TypeError(f"the C++ kernel supports float32 and float64, not {dtype}")
+
+
+def _np(x: torch.Tensor) -> np.ndarray:
+    return x.detach().contiguous().numpy()
+
+
+class HBVFunction(torch.autograd.Function):
+    """Differentiable HBV over T days on the C++ kernel.
+
+    ``apply(p, t, pet, states0, n_threads, *params)`` with forcing ``[T, B]``, ``states0``
+    ``[5, B, C]`` and the 13 parameters in :data:`hbv.PARAMETER_NAMES` order, each ``[B, C]`` or
+    ``[T, B, C]`` (all CPU, same dtype, contiguous). Returns fluxes ``[12, T, B]``, storages
+    ``[5, T, B]`` and final states ``[5, B, C]``.
+    """
+
+    @staticmethod
+    def forward(ctx, p, t, pet, states0, n_threads, *params):
+        fwd, _ = _fns(states0.dtype)
+        need_saved = states0.requires_grad or any(x.requires_grad for x in params)
+        pn, tn, petn = _np(p), _np(t), _np(pet)
+        parn = [_np(x) for x in params]
+        fl, st, fin, saved = fwd(pn, tn, petn, parn, _np(states0), need_saved, True, n_threads)
+        ctx.set_materialize_grads(False)
+        ctx.n_threads = n_threads
+        ctx.dtype = states0.dtype
+        if need_saved:
+            ctx.arrays = (pn, tn, petn, parn, saved)
+        return torch.from_numpy(fl), torch.from_numpy(st), torch.from_numpy(fin)
+
+    @staticmethod
+    def backward(ctx, g_fluxes, g_storages, g_final):
+        if not hasattr(ctx, "arrays"):
+            return (None,) * (5 + len(hbv.PARAMETER_NAMES))
+        pn, tn, petn, parn, saved = ctx.arrays
+        bwd = _fns(ctx.dtype)[1]
+        conv = (lambda g: None if g is None else _np(g))
+        g_par, g_s0 = bwd(pn, tn, petn, parn, saved, conv(g_fluxes), conv(g_storages),
+                          conv(g_final), ctx.n_threads)
+        need = ctx.needs_input_grad
+        grads = [torch.from_numpy(g) if need[5 + i] else None for i, g in enumerate(g_par)]
+        return (None, None, None, torch.from_numpy(g_s0) if need[3] else None, None, *grads)
+
+
+def _run_cpp(p, t, pet, params, states0, keep_storages):
+    missing = [n for n in hbv.PARAMETER_NAMES if n not in params]
+    if missing:
+        raise ValueError(f"missing HBV parameters: {missing}")
+    if p.dim() != 2 or t.shape != p.shape or pet.shape != p.shape:
+        raise ValueError(f"forcing must be [T, B] of equal shapes, got {tuple(p.shape)}, "
+                         f"{tuple(t.shape)}, {tuple(pet.shape)}")
+    n_days, n_basins = p.shape
+    if states0.dim() != 3 or states0.shape[0] != len(hbv.STATE_NAMES) or states0.shape[1] != n_basins:
+        raise ValueError(f"states0 must be [5, {n_basins}, C], got {tuple(states0.shape)}")
+    n_comps = states0.shape[2]
+    device = states0.device
+    dtype = states0.dtype
+    for x in (p, t, pet, *params.values()):
+        dtype = torch.promote_types(dtype, x.dtype)
+    if dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"the C++ kernel supports float32 and float64, not {dtype}")
+    cpu = torch.device("cpu")
+
+    def prep(x):
+        return x.to(device=cpu, dtype=dtype)
+
+    plist = []
+    for name in hbv.PARAMETER_NAMES:
+        v = prep(params[name])
+        if v.dim() == 3:
+            if v.shape[0] != n_days:
+                raise ValueError(f"dynamic parameter {name} has {v.shape[0]} days, "
+                                 f"forcing has {n_days}")
+            v = v.expand(n_days, n_basins, n_comps)
+        elif v.dim() == 2:
+            v = v.expand(n_basins, n_comps)
+        else:
+            raise ValueError(f"parameter {name} must be [B, C] or [T, B, C], got {tuple(v.shape)}")
+        plist.append(v.contiguous())
+    fl, st, fin = HBVFunction.apply(prep(p).detach(), prep(t).detach(), prep(pet).detach(),
+                                    prep(states0).contiguous(), _N_THREADS, *plist)
+    if device != cpu:
+        fl, st, fin = fl.to(device), st.to(device), fin.to(device)
+    fluxes = {n: fl[i] for i, n in enumerate(hbv.FLUX_NAMES)}
+    storages = {n: st[i] for i, n in enumerate(hbv.STATE_NAMES)} if keep_storages else {}
+    return hbv.HBVResult(fluxes, storages, fin)
+
+
+def run(
+    p: torch.Tensor,
+    t: torch.Tensor,
+    pet: torch.Tensor,
+    params: Mapping[str, torch.Tensor],
+    states0: torch.Tensor,
+    recharge_net: hbv.RechargeNet | None = None,
+    keep_storages: bool = True,
+    backend: str = "cpp",
+) -> hbv.HBVResult:
+    """Run HBV over T days for B basins x C components; see :func:`bmi_dhbv.hbv.run`.
+
+    Parameters
+    ----------
+    backend : {"torch", "cpp"}
+        ``"torch"``: the PyTorch reference; ``"cpp"``: the compiled kernel (no ``recharge_net``).
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown HBV backend {backend!r}; valid: {list(BACKENDS)}")
+    if backend == "torch":
+        return hbv.run(p, t, pet, params, states0, recharge_net=recharge_net,
+                       keep_storages=keep_storages)
+    if recharge_net is not None:
+        raise ValueError("recharge_net (NN recharge, δn(NNr)) is only supported by "
+                         "backend='torch'; the C++ kernel implements the (SM/FC)^BETA curve")
+    return _run_cpp(p, t, pet, params, states0, keep_storages)
+
+
+def step_numpy(states: np.ndarray, p: float, t: float, pet: float, params: np.ndarray,
+               out: np.ndarray | None = None) -> np.ndarray:
+    """Advance one basin by one day on the C++ kernel, in place.
+
+    Parameters
+    ----------
+    states : ndarray [5, C], float32 or float64, C-contiguous
+        Stores (:data:`hbv.STATE_NAMES` order); updated in place.
+    p, t, pet : float
+        Precipitation [mm/day], mean air temperature [degC], PET [mm/day] of the day.
+    params : ndarray [13, C], same dtype as ``states``
+        Parameters in :data:`hbv.PARAMETER_NAMES` order.
+    out : ndarray [12], optional
+        Receives the component-mean fluxes (:data:`hbv.FLUX_NAMES` order); avoids an allocation.
+
+    Returns
+    -------
+    ndarray [12]
+        Component-mean fluxes of the day (``out`` when given).
+    """
+    core = _require_core()
+    if states.dtype == np.float64:
+        return core.step_f64(states, p, t, pet, params, out)
+    if states.dtype == np.float32:
+        return core.step_f32(states, p, t, pet, params, out)
+    raise TypeError(f"states must be float32 or float64, got {states.dtype}")
