@@ -1,0 +1,162 @@
+"""End-to-end replays of the shipped realizations with ngen's call sequence
+(delta_core.ngen_replay), on a random test bundle."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from bmi_dhbv import BmiDHBV
+from bmi_dhbv import bmi as B
+from delta_core import ngen_replay as R
+from test_bmi import make_random_bundle  # noqa: E402  (tests/ is on sys.path under pytest)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def staged(tmp_path_factory):
+    """Copies of realizations/ whose configs point at a random test bundle."""
+    root = tmp_path_factory.mktemp("real")
+    bundle = make_random_bundle(root / "bundle.pt")
+    dst = root / "realizations"
+    shutil.copytree(REPO / "realizations", dst, ignore=shutil.ignore_patterns("output"))
+    for cfg in dst.glob("*/config/*.yaml"):
+        d = yaml.safe_load(cfg.read_text())
+        d["bundle"] = str(bundle)
+        cfg.write_text(yaml.safe_dump(d))
+    return dst
+
+
+def test_ngen_example_hourly(staged):
+    real = staged / "ngen_example"
+    res = R.replay(real / "realization.json", real / "catchment_data.geojson")
+    geo = json.loads((real / "catchment_data.geojson").read_text())
+    assert sorted(res["catchments"]) == sorted(f["id"] for f in geo["features"])
+    assert len(res["times"]) == 720 and res["interval"] == 3600
+    for cid, r in res["catchments"].items():
+        for name, v in r["outputs"].items():
+            assert np.all(np.isfinite(v)) and np.all(v >= 0), (cid, name)
+        assert r["units"][B.RUNOFF_DEPTH] == "m"
+        assert r["main_m"].sum() > 0
+        # ngen's nexus flow (hourly) equals the BMI's own volume-flux output
+        np.testing.assert_allclose(r["flow_m3s"], r["outputs"][B.RUNOFF_FLUX], rtol=1e-12)
+        lines = (res["output_root"] / f"{cid}.csv").read_text().splitlines()
+        assert lines[0].startswith("Time Step,Time,runoff_depth_m") and len(lines) == 721
+    for f in geo["features"]:
+        nex = f["properties"]["toid"]
+        np.testing.assert_allclose(res["nexus"][nex], res["catchments"][f["id"]]["flow_m3s"])
+        assert (res["output_root"] / f"{nex}_output.csv").is_file()
+
+
+def test_hourly_replay_conserves_daily_water(staged):
+    """Each day's 24 replayed hourly depths sum to a daily-mode run on the day's aggregates."""
+    real = staged / "ngen_example"
+    cid = "cat-27"
+    res = R.replay(real / "realization.json", real / "catchment_data.geojson", ids=[cid],
+                   write=False)
+    hourly = res["catchments"][cid]["main_m"].reshape(-1, 24)
+    forcing = R.CsvForcing(next((real / "forcing").glob(f"{cid}_*.csv")))
+    p = R.convert(forcing.columns["precip_rate"], "mm s-1", "mm h-1").reshape(-1, 24)
+    t = R.convert(forcing.columns["TMP_2maboveground"], "K", "degC").reshape(-1, 24)
+    cfg = yaml.safe_load((real / "config" / f"{cid}.yaml").read_text())
+    cfg["time_step_seconds"] = 86400
+    cfg["spinup_forcing"] = str((real / "config" / cfg["spinup_forcing"]).resolve())
+    path = staged / "daily.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    m = BmiDHBV()
+    m.initialize(str(path))
+    daily = []
+    for d in range(p.shape[0]):
+        psum = 0.0
+        tsum = 0.0
+        for h in range(24):
+            psum += p[d, h]
+            tsum += t[d, h]
+        m.set_value(B.PRECIP, np.array([psum]))
+        m.set_value(B.TEMP, np.array([tsum / 24.0]))
+        m.set_value(B.TMAX, np.array([t[d].max()]))
+        m.set_value(B.TMIN, np.array([t[d].min()]))
+        m.update()
+        daily.append(m.get_value_ptr(B.RUNOFF_DEPTH)[0])
+    np.testing.assert_allclose(hourly.sum(1), daily, rtol=1e-12, atol=0)
+    assert np.all(hourly[:, :23] == hourly[:, :1])  # carry-over part spread evenly
+
+
+def test_camels_sample_daily(staged, tmp_path):
+    real = staged / "camels_sample"
+    geo = tmp_path / "cat.geojson"
+    geo.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "id": "01022500",
+         "properties": {"areasqkm": 587.676, "toid": "nex-01022500"}}]}))
+    res = R.replay(real / "realization.json", geo, output_root=tmp_path / "out")
+    r = res["catchments"]["01022500"]
+    assert res["interval"] == 86400 and len(res["times"]) == 731
+    for name, v in r["outputs"].items():
+        assert np.all(np.isfinite(v)) and np.all(v >= 0), name
+    q_mm = r["main_m"] * 1e3
+    assert 0.1 < q_mm.mean() < 20  # mm/day, a sane range even for random weights
+    np.testing.assert_allclose(r["flow_m3s_interval"], r["outputs"][B.RUNOFF_FLUX], rtol=1e-12)
+    # ngen's hard-coded /3600 overstates daily-interval nexus flow 24-fold
+    np.testing.assert_allclose(r["flow_m3s"], 24 * r["flow_m3s_interval"], rtol=1e-12)
+    assert (tmp_path / "out" / "01022500.csv").is_file()
+
+
+def test_units_and_errors(staged, tmp_path):
+    assert R.convert(1.0, "mm s-1", "mm h-1") == 3600.0
+    assert R.convert(1.0, "mm s-1", "mm d-1") == 86400.0
+    assert R.convert(273.15, "K", "degC") == 0.0
+    assert R.convert(2.0, "m", "mm") == 2000.0
+    with pytest.raises(R.ReplayError, match="no unit conversion from 'W m-2' to 'degC'"):
+        R.convert(1.0, "W m-2", "degC")
+    with pytest.raises(R.ReplayError, match="unknown BMI time units"):
+        R.time_units_seconds("fortnights")
+    real = staged / "ngen_example"
+    bad = json.loads((real / "realization.json").read_text())
+    bad["global"]["formulations"][0]["params"]["init_config"] = "./nowhere/{{id}}.yaml"
+    (real / "bad.json").write_text(json.dumps(bad))
+    with pytest.raises(R.ReplayError, match="init_config .* is not a readable file"):
+        R.replay(real / "bad.json", real / "catchment_data.geojson", write=False)
+    bad = json.loads((real / "realization.json").read_text())
+    bad["global"]["formulations"][0]["params"]["variables_names_map"][B.TEMP] = "DSWRF_surface"
+    (real / "bad2.json").write_text(json.dumps(bad))
+    with pytest.raises(R.ReplayError, match="DSWRF_surface -> land_surface_air__temperature"):
+        R.replay(real / "bad2.json", real / "catchment_data.geojson", ids=["cat-27"],
+                 write=False)
+
+
+def test_cli_help(capsys):
+    with pytest.raises(SystemExit):
+        R.main(["--help"])
+    assert "realization" in capsys.readouterr().out
+
+
+def test_realization_cli(tmp_path, capsys):
+    from bmi_dhbv import realization
+
+    table = tmp_path / "attrs.csv"
+    from delta_core.config import RunConfig
+    from delta_core.data.camels import CamelsDataset
+
+    need = RunConfig().data.attributes
+    attrs = CamelsDataset().attributes(["03439000"], need)
+    import csv
+    with open(table, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "lat", "area_km2", *need])
+        w.writerow(["cat-1", 35.2, 10.5, *(attrs[a][0] for a in need)])
+    out = tmp_path / "r"
+    assert realization.main(["--table", str(table), "--out", str(out), "--start",
+                             "2015-12-01 00:00:00", "--end", "2015-12-02 23:00:00"]) == 0
+    real = json.loads((out / "realization.json").read_text())
+    params = real["global"]["formulations"][0]["params"]
+    assert params["python_type"] == "bmi_dhbv.BmiDHBV"
+    assert params["variables_names_map"] == {B.PRECIP: "precip_rate", B.TEMP: "TMP_2maboveground"}
+    cfg = yaml.safe_load((out / "config" / "cat-1.yaml").read_text())
+    assert cfg["area_km2"] == 10.5 and cfg["latitude"] == 35.2 and len(cfg["attributes"]) == 35
+    with pytest.raises(SystemExit):
+        realization.main(["--help"])
