@@ -86,11 +86,13 @@ class NumpyLSTM:
         n_f = w_in.shape[1] - x_attr.shape[0]
         self.w_in_f = np.ascontiguousarray(w_in[:, :n_f])
         self.b_in = b_in + w_in[:, n_f:] @ x_attr
-        self.w_gates = np.ascontiguousarray(np.concatenate([sd["lstm.weight_ih_l0"],
-                                                            sd["lstm.weight_hh_l0"]], axis=1))
-        self.b_gates = sd["lstm.bias_ih_l0"] + sd["lstm.bias_hh_l0"]
+        self.hidden = H = self.w_in_f.shape[0]
+        # torch gate order (i, f, g, o) -> (i, f, o, g): one sigmoid over 3H rows, one tanh
+        order = np.r_[0:2 * H, 3 * H:4 * H, 2 * H:3 * H]
+        w = np.concatenate([sd["lstm.weight_ih_l0"], sd["lstm.weight_hh_l0"]], axis=1)
+        self.w_gates = np.ascontiguousarray(w[order])
+        self.b_gates = (sd["lstm.bias_ih_l0"] + sd["lstm.bias_hh_l0"])[order]
         self.w_head, self.b_head = sd["head.weight"], sd["head.bias"]
-        self.hidden = self.w_in_f.shape[0]
         self.h = np.zeros(self.hidden)
         self.c = np.zeros(self.hidden)
         self._zh = np.zeros(2 * self.hidden)
@@ -104,12 +106,14 @@ class NumpyLSTM:
         zh[H:] = self.h
         g = self.w_gates @ zh
         g += self.b_gates
-        i = 1.0 / (1.0 + np.exp(-g[:H]))
-        f = 1.0 / (1.0 + np.exp(-g[H:2 * H]))
-        gg = np.tanh(g[2 * H:3 * H])
-        o = 1.0 / (1.0 + np.exp(-g[3 * H:]))
-        self.c = f * self.c + i * gg
-        self.h = o * np.tanh(self.c)
+        s = g[:3 * H]
+        np.negative(s, out=s)
+        np.exp(s, out=s)
+        s += 1.0
+        np.reciprocal(s, out=s)  # sigmoid of i, f, o
+        gg = np.tanh(g[3 * H:])
+        self.c = s[H:2 * H] * self.c + s[:H] * gg
+        self.h = s[2 * H:] * np.tanh(self.c)
         out = self.w_head @ self.h
         out += self.b_head
         return 1.0 / (1.0 + np.exp(-out))
