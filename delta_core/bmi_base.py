@@ -263,6 +263,9 @@ class LumpedBmi(Bmi):
 
     def get_value_at_indices(self, name: str, dest: np.ndarray, inds: np.ndarray) -> np.ndarray:
         src = self._array(name)
+        if src.size == 1 and len(inds) == 1 and dest.size == 1 and inds[0] == 0:  # ngen's call
+            dest[0] = src[0]
+            return dest
         inds = np.asarray(inds, dtype=np.intp).reshape(-1)
         if inds.size and (inds.min() < 0 or inds.max() >= src.size):
             raise BmiError(f"get_value_at_indices({name!r}): indices {inds.tolist()} outside "
@@ -274,8 +277,20 @@ class LumpedBmi(Bmi):
         return dest
 
     def set_value(self, name: str, src: np.ndarray) -> None:
-        spec = self._spec(name)
+        spec = self._specs.get(name) or self._spec(name)
         arr = self._values[name]
+        if arr.size == 1 and isinstance(src, np.ndarray) and src.size == 1:  # fast path (ngen)
+            x = src.item()
+            if spec.role == "input":
+                x = float(x)
+                if spec.finite and not math.isfinite(x):
+                    raise BmiError(f"{spec.name} ({spec.description or 'input'}) must be "
+                                   f"finite, got {x}")
+                if spec.min_value is not None and x < spec.min_value:
+                    raise BmiError(f"{spec.name} ({spec.description or 'input'}) must be >= "
+                                   f"{spec.min_value} {spec.units}, got {x}")
+            arr[0] = x
+            return
         values = np.asarray(src, dtype=arr.dtype).reshape(-1)
         if values.size != arr.size:
             raise BmiError(f"set_value({name!r}): got {values.size} item(s), the variable has "
