@@ -19,8 +19,6 @@ pytest.importorskip("bmi_tester", reason="bmi-tester is not installed "
 
 from test_bmi import make_random_bundle  # noqa: E402  (tests/ is on sys.path under pytest)
 
-REPO = Path(__file__).resolve().parent.parent
-
 
 @pytest.mark.parametrize("mode", [
     {"time_step_seconds": 3600},
@@ -44,7 +42,11 @@ def test_bmi_tester(tmp_path, mode):
            "start_time": "2015-12-01 00:00:00", **mode}
     (stage / "config.yaml").write_text(yaml.safe_dump(cfg))
     exe = shutil.which("bmi-test") or str(Path(sys.executable).parent / "bmi-test")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    import bmi_dhbv
+
+    # the folder bmi_dhbv was imported from here (site-packages when installed, else the repo)
+    pkg_root = str(Path(bmi_dhbv.__file__).resolve().parent.parent)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([pkg_root, os.environ.get("PYTHONPATH", "")]))
     res = subprocess.run([exe, "bmi_dhbv:BmiDHBV", "--root-dir", str(stage), "--config-file",
                           "config.yaml"], cwd=stage, env=env, capture_output=True, text=True,
                          timeout=300)
