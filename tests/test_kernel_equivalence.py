@@ -307,10 +307,12 @@ def test_api_errors_and_dtypes(forcing):
         kernel.run(p, t, pet, {k: v for k, v in par.items() if k != "FC"}, s0, backend="cpp")
     r = kernel.run(p, t, pet, par, s0, keep_storages=False, backend="cpp")
     assert r.storages == {} and set(r.fluxes) == set(hbv.FLUX_NAMES)
-    # forcing float64 + float32 parameters: promoted like torch (float64 result)
     r32 = kernel.run(p.float(), t.float(), pet.float(), {k: v.float() for k, v in par.items()},
                      s0.float(), backend="cpp")
     assert r32.final_states.dtype == torch.float32
+    # float64 forcing + float32 parameters: promoted as torch would (float64 result)
+    rmix = kernel.run(p, t, pet, {k: v.float() for k, v in par.items()}, s0.float(), backend="cpp")
+    assert rmix.final_states.dtype == torch.float64
     with pytest.raises(TypeError):
         kernel.step_numpy(np.zeros((5, 2), dtype=np.int64), 1.0, 1.0, 1.0, np.zeros((13, 2)))
     with pytest.raises(ValueError):

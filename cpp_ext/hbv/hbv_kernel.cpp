@@ -31,7 +31,9 @@ template <typename T>
 inline T minimum(T a, T b) { return b < a ? b : a; }
 
 // Forward of one component-day, same operations in the same order as hbv.step.
-template <typename T>
+// kFast (forward only): skips a power whose value cannot change the outputs (infiltration 0, or
+// base >= 1 so the clamped value is 1); the skipped intermediates are then not valid for adjoint().
+template <typename T, bool kFast = false>
 inline void compute(Internals<T>& s, T sp0, T mw0, T sm0, T uz0, T lz0, T p, T t, T pet,
                     const T* par) {
   const T tt = par[TT], fc = par[FC], cfmax = par[CFMAX];
@@ -58,8 +60,12 @@ inline void compute(Internals<T>& s, T sp0, T mw0, T sm0, T uz0, T lz0, T p, T t
   // 5. recharge
   s.infil = s.rain + s.tosoil;
   s.x = sm0 / fc;
-  s.pw = std::pow(s.x, par[BETA]);
-  s.wet = clamp01(s.pw);
+  if (kFast && (s.infil == T(0) || (s.x >= T(1) && par[BETA] > T(0)))) {
+    s.pw = s.wet = (s.x >= T(1) && par[BETA] > T(0)) ? T(1) : T(0);
+  } else {
+    s.pw = std::pow(s.x, par[BETA]);
+    s.wet = clamp01(s.pw);
+  }
   s.recharge = s.infil * s.wet;
   s.sm1 = sm0 + s.infil - s.recharge;
   // 6. excess
@@ -69,8 +75,12 @@ inline void compute(Internals<T>& s, T sp0, T mw0, T sm0, T uz0, T lz0, T p, T t
   // 7. ET (water-conserving)
   s.den = par[LP] * fc;
   s.y = s.sm2 / s.den;
-  s.pe = std::pow(s.y, par[BETAET]);
-  s.ef = clamp01(s.pe);
+  if (kFast && s.y >= T(1) && par[BETAET] > T(0)) {
+    s.pe = s.ef = T(1);
+  } else {
+    s.pe = std::pow(s.y, par[BETAET]);
+    s.ef = clamp01(s.pe);
+  }
   s.ea = pet * s.ef;
   s.braw = s.sm2 - T(1e-5);
   s.eb = clamp_min0(s.braw);
@@ -297,8 +307,8 @@ void forward(const ForwardArgs<T>& a, int n_threads) {
         for (std::size_t c = 0; c < C; ++c) {
           const std::size_t i = base + c;
           for (int k = 0; k < kNumParams; ++k) par[k] = pk[k][i];
-          compute(s, st[i], st[BC + i], st[2 * BC + i], st[3 * BC + i], st[4 * BC + i], p, t, pet,
-                  par);
+          compute<T, true>(s, st[i], st[BC + i], st[2 * BC + i], st[3 * BC + i], st[4 * BC + i], p,
+                           t, pet, par);
           st[i] = s.sp3;
           st[BC + i] = s.mw3;
           st[2 * BC + i] = s.sm3;
@@ -381,7 +391,7 @@ void step(T* states, std::size_t n_comps, T p, T t, T pet, const T* params, T* f
   T f[kNumFluxes];
   for (std::size_t c = 0; c < C; ++c) {
     for (int k = 0; k < kNumParams; ++k) par[k] = params[k * C + c];
-    compute(s, states[c], states[C + c], states[2 * C + c], states[3 * C + c], states[4 * C + c],
+    compute<T, true>(s, states[c], states[C + c], states[2 * C + c], states[3 * C + c], states[4 * C + c],
             p, t, pet, par);
     states[c] = s.sp3;
     states[C + c] = s.mw3;
