@@ -31,7 +31,7 @@ except ImportError as exc:  # pragma: no cover - depends on the build
 #: Valid values of ``backend``.
 BACKENDS: tuple[str, ...] = ("torch", "cpp")
 
-_N_THREADS = 0  # 0: hardware concurrency
+_N_THREADS = 0  # 0: follow torch.get_num_threads(), capped at the hardware threads
 
 
 def cpp_available() -> bool:
@@ -50,7 +50,8 @@ def _require_core():
 def compiled_threads(n: int | None = None) -> int:
     """Get (``n=None``) or set the number of threads of the C++ kernel; returns the value in force.
 
-    ``0`` means one per hardware thread. Small problems run on one thread regardless (thread
+    ``0`` (default) follows ``torch.get_num_threads()`` (capped at the hardware threads), so one
+    knob (``torch.set_num_threads``, or ``training.threads`` of a run config) sets both. Small problems run on one thread regardless (thread
     start-up would cost more than it saves).
     """
     global _N_THREADS
@@ -60,7 +61,7 @@ def compiled_threads(n: int | None = None) -> int:
             raise ValueError(f"n_threads must be >= 0, got {n}")
         _N_THREADS = n
     if _N_THREADS == 0 and _core is not None:
-        return int(_core.hardware_threads())
+        return max(1, min(int(_core.hardware_threads()), torch.get_num_threads()))
     return _N_THREADS if _N_THREADS > 0 else 1
 
 
@@ -150,7 +151,7 @@ def _run_cpp(p, t, pet, params, states0, keep_storages):
             raise ValueError(f"parameter {name} must be [B, C] or [T, B, C], got {tuple(v.shape)}")
         plist.append(v.contiguous())
     fl, st, fin = HBVFunction.apply(prep(p).detach(), prep(t).detach(), prep(pet).detach(),
-                                    prep(states0).contiguous(), _N_THREADS, *plist)
+                                    prep(states0).contiguous(), compiled_threads(), *plist)
     if device != cpu:
         fl, st, fin = fl.to(device), st.to(device), fin.to(device)
     fluxes = {n: fl[i] for i, n in enumerate(hbv.FLUX_NAMES)}
