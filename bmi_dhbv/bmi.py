@@ -180,7 +180,8 @@ class BmiDHBV(LumpedBmi):
         self._setup(cfg, where=str(path))
 
     def _setup(self, cfg: dict, where: str = "config") -> None:
-        from delta_core.evaluation import default_bundle_path, load_model
+        from bmi_dhbv.model import DEFAULT_BUNDLE
+        from delta_core.evaluation import load_model
 
         unknown = sorted(set(cfg) - set(CONFIG_KEYS))
         if unknown:
@@ -234,7 +235,7 @@ class BmiDHBV(LumpedBmi):
 
         # -- model -------------------------------------------------------------------------------
         bundle_path = cfg.get("bundle")
-        bundle_path = default_bundle_path() if bundle_path is None else self._path(bundle_path)
+        bundle_path = DEFAULT_BUNDLE if bundle_path is None else self._path(bundle_path)
         model, norm, bundle = load_model(bundle_path, dtype=torch.float64)  # BundleError names it
         if bundle["model"] != "dhbv":
             raise BmiError(f"bundle {bundle_path} holds model {bundle['model']!r}, not 'dhbv'")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from delta_core import cli
-from delta_core.evaluation import default_bundle_path
+from bmi_dhbv.model import DEFAULT_BUNDLE
 
 
 def train_main(argv: list[str] | None = None) -> None:
@@ -10,8 +10,8 @@ def train_main(argv: list[str] | None = None) -> None:
 
 
 def eval_main(argv: list[str] | None = None) -> None:
-    cli.run(cli.eval_command, argv, "dhbv-eval", default_bundle_path())
+    cli.run(cli.eval_command, argv, "dhbv-eval", DEFAULT_BUNDLE)
 
 
 def demo_main(argv: list[str] | None = None) -> None:
-    cli.run(cli.demo_command, argv, "dhbv-demo", default_bundle_path())
+    cli.run(cli.demo_command, argv, "dhbv-demo", DEFAULT_BUNDLE)

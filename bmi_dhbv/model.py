@@ -7,12 +7,17 @@ the static ones once and step the LSTM one day at a time.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
 from bmi_dhbv import hbv
 from delta_core.networks import LSTMNet, MLP
 from delta_core.routing import ROUTING_RANGES, UH_LENGTH, gamma_unit_hydrograph, route
+
+#: The pretrained δn(γt,βt) bundle shipped with the package (trained on all 447 pack basins).
+DEFAULT_BUNDLE = Path(__file__).resolve().parent / "weights" / "dhbv_dynamic.pt"
 
 #: Forcing variables the model reads, in order: P [mm/day], T [degC], PET [mm/day].
 FORCING_NAMES = ("prcp", "tmean", "pet")

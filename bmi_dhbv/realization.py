@@ -45,9 +45,9 @@ def needed_attributes(bundle: str | Path | None) -> list[str]:
     """Attributes the bundle needs (the 35 CAMELS attributes if no bundle is available)."""
     from delta_core.bundle import load_bundle
     from delta_core.config import CAMELS_ATTRIBUTES
-    from delta_core.evaluation import default_bundle_path
+    from bmi_dhbv.model import DEFAULT_BUNDLE
 
-    path = Path(bundle) if bundle else default_bundle_path()
+    path = Path(bundle) if bundle else DEFAULT_BUNDLE
     if bundle is None and not path.is_file():
         return list(CAMELS_ATTRIBUTES)
     return list(load_bundle(path)["normalization"]["attributes"]["names"])

@@ -18,11 +18,6 @@ from delta_core.metrics import all_metrics
 from delta_core.registry import model_module
 
 
-def default_bundle_path() -> Path:
-    """The pretrained dHBV bundle shipped with the package."""
-    return Path(__file__).resolve().parent.parent / "bmi_dhbv" / "weights" / "dhbv_dynamic.pt"
-
-
 def load_model(bundle: str | Path | dict, dtype: torch.dtype = torch.float32):
     """Model, normalisation and bundle dict from a bundle file (or an already loaded bundle)."""
     b = bundle if isinstance(bundle, dict) else load_bundle(bundle)

@@ -198,14 +198,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from bmi_dhbv import kernel
     from delta_core.data.camels import CamelsDataset
-    from delta_core.evaluation import default_bundle_path
+    from bmi_dhbv.model import DEFAULT_BUNDLE
 
     torch.set_num_threads(1)
     tmp = Path(tempfile.mkdtemp(prefix="bench_bmi_"))
     if args.bundle:
         bundle, kind = Path(args.bundle), "given"
-    elif default_bundle_path().is_file():
-        bundle, kind = default_bundle_path(), "shipped"
+    elif DEFAULT_BUNDLE.is_file():
+        bundle, kind = DEFAULT_BUNDLE, "shipped"
     else:
         bundle, kind = random_bundle(tmp / "random.pt"), "random (default architecture)"
     ts = CamelsDataset().load([GAUGE], start="1990-10-01", end="2000-09-30")

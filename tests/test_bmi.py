@@ -485,10 +485,10 @@ def test_config_errors(make, bundle, basin, tmp_path):
 
 
 def test_shipped_bundle_initializes(basin, tmp_path):
-    from delta_core.evaluation import default_bundle_path
+    from bmi_dhbv.model import DEFAULT_BUNDLE
 
-    if not default_bundle_path().is_file():
-        pytest.skip(f"shipped bundle {default_bundle_path()} not present yet")
+    if not DEFAULT_BUNDLE.is_file():
+        pytest.skip(f"shipped bundle {DEFAULT_BUNDLE} not present yet")
     cfg = tmp_path / "c.yaml"
     cfg.write_text(yaml.safe_dump({"attributes": basin["attrs"], "latitude": basin["lat"],
                                    "area_km2": basin["area"], "start_time": "2000-01-01"}))

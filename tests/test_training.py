@@ -20,7 +20,7 @@ TINY = {
     "physics": {"n_components": 2},
     "network": {"static_hidden": 16, "dynamic_hidden": 8},
     "training": {"epochs": 2, "batch_basins": 3, "window_days": 60, "warmup_days": 30,
-                 "backend": "torch", "optimizer": "adam", "learning_rate": 0.01},
+                 "backend": "cpp", "optimizer": "adam", "learning_rate": 0.01},
 }
 
 
