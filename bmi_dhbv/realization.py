@@ -7,16 +7,50 @@ Catchment rows (id, latitude, area, attributes) come from one of:
   areasqkm, area_gages2) and every attribute the bundle needs; ``--catchments`` may supply
   missing areas/latitudes from a hydrofabric geojson;
 * ``--camels ID ...``: basins of a CAMELS-format data directory (``--camels-root``, default the
-  shipped sample); ``--write-forcing`` also writes daily forcing CSVs for start..end and
-  ``--spinup-start`` daily spin-up CSVs up to the day before start;
+  shipped sample). Also writes ``<out>/catchment_data.geojson`` and ``<out>/nexus_data.geojson``
+  (see below); ``--write-forcing`` writes forcing CSVs for start..end (hourly or daily, see
+  below) and ``--spinup-start`` daily spin-up CSVs up to the day before start;
 * ``--catchments GEOJSON --stand-in GAUGE``: the geojson's catchments (areasqkm; latitude of the
   polygon's vertex mean) with the attributes of CAMELS basin GAUGE as a documented stand-in.
 
 Writes ``<out>/config/<id>.yaml`` and ``<out>/realization.json`` (``python_type:
 bmi_dhbv.BmiDHBV``, main output ``land_surface_water__runoff_depth``). Hourly mode maps the BMI
 inputs to ngen's AORC forcing columns (``precip_rate``, ``TMP_2maboveground``); daily mode to the
-columns of the CSVs ``--write-forcing`` writes (``prcp [mm d-1]``, ``tmean``/``tmax``/``tmin``
+columns of the daily CSVs ``--write-forcing`` writes (``prcp [mm d-1]``, ``tmean``/``tmax``/``tmin``
 ``[degC]``). ``--map NAME=COLUMN`` overrides single entries.
+
+**CAMELS forcing CSVs** (``--camels --write-forcing``), from the basin's daily Daymet series:
+
+* ``--time-step 86400``: one row per day, ``time,prcp [mm d-1],tmean [degC],tmax [degC],
+  tmin [degC]`` (for the replay driver; ngen's CsvPerFeature reader assumes hourly rows).
+* ``--time-step 3600``: an hourly AORC-style CSV, ``time,precip_rate,TMP_2maboveground`` in
+  ngen's default units (mm s-1, K), 24 rows per day (``YYYY-MM-DD HH:00:00``, hours 0..23). This
+  is a **synthetic stand-in for real hourly forcing**, built so that the BMI in hourly mode sees
+  exactly the daily forcing of the daily model:
+
+  - precipitation is spread evenly over the day: ``precip_rate = P_day / 86400`` mm s-1 every
+    hour (ngen converts to mm h-1; the BMI sums the 24 hours back to ``P_day``);
+  - temperature follows a cosine diurnal cycle,
+    ``T(h) = tmean + a * cos(2 pi (h - 15) / 24) + 273.15`` K with ``a = max(tmax - tmin, 0)/2``:
+    maximum ``tmean + a`` at hour 15, minimum ``tmean - a`` at hour 3, and the 24-sample mean of
+    the cosine is 0. The BMI's hourly mode takes the day's temperature as the mean of the 24
+    hourly values (= ``tmean``) and the Hargreaves max/min as their max/min (``tmean +- a``), and
+    Hargreaves uses only ``(max + min)/2`` (= ``tmean``) and ``max - min`` (= ``tmax - tmin``).
+    Since Daymet ``tmean = (tmax + tmin)/2``, the hourly max/min are exactly the Daymet
+    ``tmax``/``tmin``, and the hourly run reproduces the daily model day by day (each day's 24
+    hourly runoff depths sum to the daily value, to rounding). On the rare days with
+    ``tmin > tmax`` in the data, ``a = 0`` (a flat day at ``tmean``); Hargreaves PET is then 0 in
+    both modes (the daily model clips the range at 0 too).
+
+  The true within-day timing of rain and temperature is unknown here; replace the file with real
+  hourly forcing (e.g. AORC) for anything beyond checking the set-up.
+
+**CAMELS geojson** (``--camels``): ``catchment_data.geojson`` with one feature per basin, id =
+the gauge id (ngen's ``{{id}}``), properties ``areasqkm`` (``area_forcing_header_km2``) and
+``toid`` ``nex-<id>``, and a **placeholder** geometry: a small square (``PLACEHOLDER_HALF_SIDE_DEG``
+around the gauge); the basin outline is not in the data pack, and ngen needs only the ids, areas
+and links. ``nexus_data.geojson`` holds the terminal nexus ``nex-<id>`` (a Point at the gauge,
+``toid`` empty: nothing downstream).
 """
 from __future__ import annotations
 
@@ -122,10 +156,35 @@ def _value(s):
         return str(s).strip()
 
 
+#: Half side [degrees] of the placeholder square written as a CAMELS basin's geometry.
+PLACEHOLDER_HALF_SIDE_DEG = 0.01
+#: Hour of the day of the synthetic diurnal temperature maximum (the minimum is 12 h earlier).
+DIURNAL_PEAK_HOUR = 15
+
+
+def hourly_from_daily(prcp, tmean, tmax, tmin) -> tuple[np.ndarray, np.ndarray]:
+    """Synthetic hourly forcing ``[n_days, 24]`` from daily series (see the module docstring):
+    ``precip_rate`` [mm s-1] = P/86400 every hour and ``TMP_2maboveground`` [K] = ``tmean +
+    a cos(2 pi (h - 15)/24) + 273.15`` with ``a = max(tmax - tmin, 0)/2``."""
+    prcp, tmean, tmax, tmin = (np.asarray(x, dtype=float).reshape(-1, 1)
+                               for x in (prcp, tmean, tmax, tmin))
+    h = np.arange(24)
+    cos = np.cos(2.0 * np.pi * (h - DIURNAL_PEAK_HOUR) / 24.0)
+    cos[DIURNAL_PEAK_HOUR] = 1.0  # exact extremes (cos(0), cos(-pi))
+    cos[(DIURNAL_PEAK_HOUR + 12) % 24] = -1.0
+    amp = 0.5 * np.maximum(tmax - tmin, 0.0)
+    rate = np.broadcast_to(prcp / 86400.0, (prcp.shape[0], 24))
+    return rate.copy(), tmean + amp * cos + 273.15
+
+
 def write_camels_csvs(gauge: str, root, start: str, end: str, forcing_path: Path | None,
-                      spinup_start: str | None, spinup_path: Path | None) -> None:
-    """Daily forcing CSV (``time,prcp [mm d-1],tmean,tmax,tmin [degC]``) for start..end and a
-    spin-up CSV (``date,prcp_mm_day,tmax_c,tmin_c``) from ``spinup_start`` to the day before."""
+                      spinup_start: str | None, spinup_path: Path | None,
+                      time_step: int = 86400) -> None:
+    """Forcing CSV for the days start..end and a daily spin-up CSV (``date,prcp_mm_day,tmax_c,
+    tmin_c``) from ``spinup_start`` to the day before start. The forcing CSV is daily
+    (``time,prcp [mm d-1],tmean,tmax,tmin [degC]``) for ``time_step`` 86400 and the synthetic
+    hourly AORC-style ``time,precip_rate,TMP_2maboveground`` (mm s-1, K; :func:`hourly_from_daily`)
+    for 3600."""
     from delta_core.data.camels import CamelsDataset
 
     ds = CamelsDataset(root)
@@ -134,11 +193,21 @@ def write_camels_csvs(gauge: str, root, start: str, end: str, forcing_path: Path
         forcing_path.parent.mkdir(parents=True, exist_ok=True)
         with open(forcing_path, "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["time", "prcp [mm d-1]", "tmean [degC]", "tmax [degC]", "tmin [degC]"])
-            for i, d in enumerate(ts.dates):
-                w.writerow([f"{d} 00:00:00", repr(float(ts.prcp[i, 0])),
-                            repr(float(ts.tmean[i, 0])), repr(float(ts.tmax[i, 0])),
-                            repr(float(ts.tmin[i, 0]))])
+            if time_step == 3600:
+                rate, temp = hourly_from_daily(ts.prcp[:, 0], ts.tmean[:, 0], ts.tmax[:, 0],
+                                               ts.tmin[:, 0])
+                w.writerow(["time", "precip_rate", "TMP_2maboveground"])
+                for i, d in enumerate(ts.dates):
+                    for h in range(24):
+                        w.writerow([f"{d} {h:02d}:00:00", repr(float(rate[i, h])),
+                                    repr(float(temp[i, h]))])
+            else:
+                w.writerow(["time", "prcp [mm d-1]", "tmean [degC]", "tmax [degC]",
+                            "tmin [degC]"])
+                for i, d in enumerate(ts.dates):
+                    w.writerow([f"{d} 00:00:00", repr(float(ts.prcp[i, 0])),
+                                repr(float(ts.tmean[i, 0])), repr(float(ts.tmax[i, 0])),
+                                repr(float(ts.tmin[i, 0]))])
     if spinup_start is not None and spinup_path is not None:
         last = str(np.datetime64(start[:10]) - np.timedelta64(1, "D"))
         ts = ds.load([gauge], start=spinup_start, end=last)
@@ -149,6 +218,39 @@ def write_camels_csvs(gauge: str, root, start: str, end: str, forcing_path: Path
             for i, d in enumerate(ts.dates):
                 w.writerow([str(d), repr(float(ts.prcp[i, 0])), repr(float(ts.tmax[i, 0])),
                             repr(float(ts.tmin[i, 0]))])
+
+
+def write_camels_geojson(out: Path, ids, root) -> tuple[Path, Path]:
+    """``out/catchment_data.geojson`` and ``out/nexus_data.geojson`` for CAMELS basins (see the
+    module docstring: placeholder square geometry, terminal nexus ``nex-<id>`` at the gauge)."""
+    from delta_core.data.camels import CamelsDataset
+
+    ds = CamelsDataset(root)
+    ds.check_basins(ids)
+    crs = {"type": "name", "properties": {"name": "urn:ogc:def:crs:OGC:1.3:CRS84"}}
+    cats, nexus = [], []
+    r = PLACEHOLDER_HALF_SIDE_DEG
+    for gid in ids:
+        b = ds.basins[gid]
+        lon, lat = float(b["gauge_lon"]), float(b["gauge_lat"])
+        ring = [[round(x, 8), round(y, 8)] for x, y in
+                ((lon - r, lat - r), (lon + r, lat - r), (lon + r, lat + r), (lon - r, lat + r),
+                 (lon - r, lat - r))]
+        cats.append({"type": "Feature", "id": gid,
+                     "properties": {"areasqkm": float(b["area_forcing_header_km2"]),
+                                    "toid": f"nex-{gid}"},
+                     "geometry": {"type": "MultiPolygon", "coordinates": [[ring]]}})
+        nexus.append({"type": "Feature", "id": f"nex-{gid}", "properties": {"toid": ""},
+                      "geometry": {"type": "Point", "coordinates": [lon, lat]}})
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, feats in (("catchment_data", cats), ("nexus_data", nexus)):
+        path = out / f"{name}.geojson"
+        body = ",\n".join(json.dumps(f) for f in feats)
+        path.write_text(f'{{\n"type": "FeatureCollection",\n"name": "{name}",\n'
+                        f'"crs": {json.dumps(crs)},\n"features": [\n{body}\n]\n}}\n')
+        paths.append(path)
+    return paths[0], paths[1]
 
 
 def write_realization(out: Path, rows: list[dict], *, start: str, end: str, time_step: int,
@@ -237,7 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--map", action="append", default=[], metavar="BMI_NAME=COLUMN",
                     help="override a variables_names_map entry (repeatable)")
     ap.add_argument("--write-forcing", action="store_true",
-                    help="--camels: write daily forcing CSVs <out>/forcing/<id>.csv")
+                    help="--camels: write forcing CSVs <out>/forcing/<id>.csv (hourly AORC-style "
+                         "for --time-step 3600, daily for 86400)")
     ap.add_argument("--spinup-start", help="--camels: write spin-up CSVs <out>/spinup/<id>.csv "
                     "from this date to the day before --start and use them")
     ap.add_argument("--spinup-forcing", help="existing daily spin-up CSV (date,prcp_mm_day,"
@@ -269,9 +372,11 @@ def main(argv: list[str] | None = None) -> int:
             sp = out / "spinup" / f"{r['id']}.csv" if args.spinup_start else None
             write_camels_csvs(r["id"], args.camels_root, args.start[:10], args.end[:10],
                               out / "forcing" / f"{r['id']}.csv" if args.write_forcing else None,
-                              args.spinup_start, sp)
+                              args.spinup_start, sp, time_step=args.time_step)
             if sp is not None:
                 spinup[r["id"]] = f"../spinup/{r['id']}.csv"
+    if args.camels:
+        write_camels_geojson(out, args.camels, args.camels_root)
     path = write_realization(out, rows, start=args.start, end=args.end,
                              time_step=args.time_step, output_interval=args.output_interval,
                              bundle=args.bundle, backend=args.backend, pet_source=args.pet_source,

@@ -87,23 +87,68 @@ def test_hourly_replay_conserves_daily_water(staged):
     assert np.all(hourly[:, :23] == hourly[:, :1])  # carry-over part spread evenly
 
 
-def test_camels_sample_daily(staged, tmp_path):
+def test_camels_sample_hourly(staged, tmp_path):
+    """The hourly CAMELS realization (synthetic hourly forcing from Daymet) replays to finite
+    outputs, and each day's 24 hourly runoff depths sum to the daily-mode run of the same basin
+    and days on the Daymet daily forcing (same spin-up)."""
+    from delta_core.data.camels import CamelsDataset
+
+    gid, n_days = "01022500", 60
     real = staged / "camels_sample"
-    geo = tmp_path / "cat.geojson"
-    geo.write_text(json.dumps({"type": "FeatureCollection", "features": [
-        {"type": "Feature", "id": "01022500",
-         "properties": {"areasqkm": 587.676, "toid": "nex-01022500"}}]}))
-    res = R.replay(real / "realization.json", geo, output_root=tmp_path / "out")
-    r = res["catchments"]["01022500"]
-    assert res["interval"] == 86400 and len(res["times"]) == 731
+    rj = json.loads((real / "realization.json").read_text())
+    assert rj["time"]["output_interval"] == 3600
+    start = np.datetime64(rj["time"]["start_time"].replace(" ", "T"))
+    last = start + np.timedelta64(n_days * 24 - 1, "h")
+    rj["time"]["end_time"] = str(last).replace("T", " ")  # replay the first 60 days only
+    (real / "short.json").write_text(json.dumps(rj))
+    res = R.replay(real / "short.json", real / "catchment_data.geojson",
+                   output_root=tmp_path / "out")
+    r = res["catchments"][gid]
+    assert res["interval"] == 3600 and len(res["times"]) == n_days * 24
     for name, v in r["outputs"].items():
         assert np.all(np.isfinite(v)) and np.all(v >= 0), name
-    q_mm = r["main_m"] * 1e3
-    assert 0.1 < q_mm.mean() < 20  # mm/day, a sane range even for random weights
-    np.testing.assert_allclose(r["flow_m3s_interval"], r["outputs"][B.RUNOFF_FLUX], rtol=1e-12)
-    # ngen's hard-coded /3600 overstates daily-interval nexus flow 24-fold
-    np.testing.assert_allclose(r["flow_m3s"], 24 * r["flow_m3s_interval"], rtol=1e-12)
-    assert (tmp_path / "out" / "01022500.csv").is_file()
+    assert r["main_m"].sum() > 0
+    # hourly: ngen's nexus flow (/3600) equals the BMI's own volume flux
+    np.testing.assert_allclose(r["flow_m3s"], r["outputs"][B.RUNOFF_FLUX], rtol=1e-12)
+    np.testing.assert_allclose(res["nexus"][f"nex-{gid}"], r["flow_m3s"])
+    assert (tmp_path / "out" / f"{gid}.csv").is_file()
+    assert (tmp_path / "out" / f"nex-{gid}_output.csv").is_file()
+    nex = json.loads((real / "nexus_data.geojson").read_text())
+    assert [f["id"] for f in nex["features"]] == [f"nex-{gid}"]
+
+    # the daily model on the Daymet daily forcing of the same days, same spin-up
+    cfg = yaml.safe_load((real / "config" / f"{gid}.yaml").read_text())
+    cfg["time_step_seconds"] = 86400
+    cfg["spinup_forcing"] = str((real / "config" / cfg["spinup_forcing"]).resolve())
+    path = tmp_path / "daily.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    d0 = str(start.astype("datetime64[D]"))
+    ts = CamelsDataset().load([gid], start=d0, end=str(last.astype("datetime64[D]")))
+    assert str(ts.dates[0]) == d0 and len(ts.dates) == n_days
+    # the synthetic hourly forcing holds the Daymet day: sum of P, mean/max/min of T
+    f = R.CsvForcing(real / "forcing" / f"{gid}.csv")
+    assert f.row_seconds == 3600 and f.times[0] == start
+    p_h = R.convert(f.columns["precip_rate"], "mm s-1", "mm h-1")[:n_days * 24].reshape(-1, 24)
+    t_h = R.convert(f.columns["TMP_2maboveground"], "K", "degC")[:n_days * 24].reshape(-1, 24)
+    np.testing.assert_allclose(p_h.sum(1), ts.prcp[:, 0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(t_h.mean(1), ts.tmean[:, 0], rtol=0, atol=1e-9)
+    ok = ts.tmax[:, 0] >= ts.tmin[:, 0]
+    np.testing.assert_allclose(t_h.max(1)[ok], ts.tmax[ok, 0], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(t_h.min(1)[ok], ts.tmin[ok, 0], rtol=0, atol=1e-9)
+    assert np.all(t_h.argmax(1)[ts.tmax[:, 0] > ts.tmin[:, 0]] == 15)
+    m = BmiDHBV()
+    m.initialize(str(path))
+    daily = []
+    for d in range(n_days):
+        m.set_value(B.PRECIP, np.array([ts.prcp[d, 0]]))
+        m.set_value(B.TEMP, np.array([ts.tmean[d, 0]]))
+        m.set_value(B.TMAX, np.array([ts.tmax[d, 0]]))
+        m.set_value(B.TMIN, np.array([ts.tmin[d, 0]]))
+        m.update()
+        daily.append(m.get_value_ptr(B.RUNOFF_DEPTH)[0])
+    hourly = r["main_m"].reshape(n_days, 24).sum(1)
+    assert np.all(np.asarray(daily) > 0)
+    np.testing.assert_allclose(hourly, daily, rtol=1e-9, atol=0)
 
 
 def test_units_and_errors(staged, tmp_path):
