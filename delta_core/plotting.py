@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 
 def plot_hydrographs(sim: dict, rows: list[dict], path: str | Path, last_days: int = 730) -> Path:
     """One panel per basin: observed vs simulated streamflow (last ``last_days`` days) with
@@ -15,6 +13,7 @@ def plot_hydrographs(sim: dict, rows: list[dict], path: str | Path, last_days: i
     import matplotlib.pyplot as plt
 
     ids = sim["gauge_ids"]
+    period = f"{sim['dates'][0]}..{sim['dates'][-1]}"
     dates = sim["dates"][-last_days:].astype("datetime64[D]").astype(object)
     fig, axes = plt.subplots(len(ids), 1, figsize=(11, 2.4 * len(ids)), squeeze=False,
                              sharex=True)
@@ -25,7 +24,8 @@ def plot_hydrographs(sim: dict, rows: list[dict], path: str | Path, last_days: i
         ax.plot(dates, sim["qobs"][-last_days:, b], color="k", lw=0.8, label="observed")
         ax.plot(dates, q, color="tab:blue", lw=0.8, label="simulated")
         ax.set_ylabel("Q [mm/day]")
-        ax.set_title(f"{gid}: NSE {rows[b]['nse']:.2f}, KGE {rows[b]['kge']:.2f}", fontsize=9)
+        ax.set_title(f"{gid}: NSE {rows[b]['nse']:.2f}, KGE {rows[b]['kge']:.2f} over {period} "
+                     f"(last {last_days} days shown)", fontsize=9)
         ax.set_ylim(bottom=0)
     axes[0, 0].legend(loc="upper right", fontsize=8)
     fig.tight_layout()
@@ -33,7 +33,3 @@ def plot_hydrographs(sim: dict, rows: list[dict], path: str | Path, last_days: i
     plt.close(fig)
     return Path(path)
 
-
-def median_or_nan(values) -> float:
-    a = np.asarray(values, dtype=float)
-    return float(np.nanmedian(a)) if np.isfinite(a).any() else float("nan")
