@@ -140,6 +140,7 @@ def train(cfg: RunConfig, progress: bool = True, max_epochs: int | None = None) 
     ckpt_path = run_dir / "checkpoint.pt"
     if ckpt_path.exists():
         ckpt = torch.load(ckpt_path, weights_only=False)
+        _check_resumable(ckpt.get("config"), cfg, ckpt_path)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         rng.bit_generator.state = ckpt["numpy_rng"]
@@ -176,7 +177,8 @@ def train(cfg: RunConfig, progress: bool = True, max_epochs: int | None = None) 
                                          "optimizer": optimizer.state_dict(),
                                          "numpy_rng": rng.bit_generator.state,
                                          "torch_rng": torch.get_rng_state(),
-                                         "history": history, "epoch": epoch})
+                                         "history": history, "epoch": epoch,
+                                         "config": cfg.to_dict()})
     if stop < tc.epochs:
         return ckpt_path
 
@@ -200,6 +202,31 @@ def train(cfg: RunConfig, progress: bool = True, max_epochs: int | None = None) 
           f"{metrics['median_nse']:.3f}, median KGE {metrics['median_kge']:.3f} "
           f"over {metrics['n_basins']} basins; bundle {bundle_path}")
     return bundle_path
+
+
+#: Config keys that may change between an interrupted run and its resumption.
+RESUMABLE_CHANGES = {"run_dir", "training.epochs", "training.threads", "training.checkpoint_every"}
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and k != "physics":
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _check_resumable(saved: dict | None, cfg: RunConfig, path: Path) -> None:
+    """Refuse to resume a checkpoint written under a different configuration."""
+    if saved is None:
+        return
+    a, b = _flatten(saved), _flatten(cfg.to_dict())
+    diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k not in RESUMABLE_CHANGES)
+    if diff:
+        raise ValueError(f"{path} was written with a different configuration ({', '.join(diff)} "
+                         f"differ); use a new run_dir or restore the original settings")
 
 
 def _bad(what: str, value, valid) -> None:

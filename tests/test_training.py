@@ -109,6 +109,16 @@ def test_interrupted_run_resumes_exactly(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_resume_with_a_different_config_is_refused(tmp_path):
+    cfg = tiny_config(tmp_path, "r")
+    train(cfg, progress=False, max_epochs=1)
+    changed = tiny_config(tmp_path, "r", learning_rate=0.1)
+    with pytest.raises(ValueError, match="training.learning_rate"):
+        train(changed, progress=False)
+    more = tiny_config(tmp_path, "r", epochs=3)  # more epochs: allowed
+    assert train(more, progress=False, max_epochs=1).name == "checkpoint.pt"
+
+
 def test_evaluation_writes_metrics_and_netcdf(tiny_bundle, tmp_path):
     ds = CamelsDataset()
     res = evaluate_model(tiny_bundle, ds, ["01022500", "12010000"], "2000-10-01", "2001-09-30",
