@@ -18,6 +18,8 @@ import yaml
 
 from bmi_dhbv import hbv
 from delta_core.bmi_base import BmiError, LumpedBmi, VarSpec
+from delta_core.networks import LSTMStepper
+from delta_core.pet import hargreaves_from_ra
 from delta_core.pet import extraterrestrial_radiation
 
 # -- variable names ----------------------------------------------------------------------------
@@ -70,53 +72,6 @@ STATE_VERSION = 1
 
 #: Plausible air temperature range [degC]; values outside are almost surely in K or garbage.
 T_PLAUSIBLE = (-90.0, 70.0)
-
-
-class NumpyLSTM:
-    """The dHBV LSTM (:class:`delta_core.networks.LSTMNet`) stepped one day at a time in numpy.
-
-    ``step(x_forcing_normalised[3])`` returns the unit-interval outputs ``[n_out]`` (before
-    scaling) and carries ``h``, ``c``. The attribute part of the input layer is constant, so it is
-    folded into the bias once. Equal to the torch module within rounding (float64: ~1e-15).
-    """
-
-    def __init__(self, net, x_attr: np.ndarray):
-        sd = {k: v.detach().to(torch.float64).numpy().copy() for k, v in net.state_dict().items()}
-        w_in, b_in = sd["inp.weight"], sd["inp.bias"]
-        n_f = w_in.shape[1] - x_attr.shape[0]
-        self.w_in_f = np.ascontiguousarray(w_in[:, :n_f])
-        self.b_in = b_in + w_in[:, n_f:] @ x_attr
-        self.hidden = H = self.w_in_f.shape[0]
-        # torch gate order (i, f, g, o) -> (i, f, o, g): one sigmoid over 3H rows, one tanh
-        order = np.r_[0:2 * H, 3 * H:4 * H, 2 * H:3 * H]
-        w = np.concatenate([sd["lstm.weight_ih_l0"], sd["lstm.weight_hh_l0"]], axis=1)
-        self.w_gates = np.ascontiguousarray(w[order])
-        self.b_gates = (sd["lstm.bias_ih_l0"] + sd["lstm.bias_hh_l0"])[order]
-        self.w_head, self.b_head = sd["head.weight"], sd["head.bias"]
-        self.h = np.zeros(self.hidden)
-        self.c = np.zeros(self.hidden)
-        self._zh = np.zeros(2 * self.hidden)
-
-    def step(self, xf: np.ndarray) -> np.ndarray:
-        H = self.hidden
-        zh = self._zh
-        z = self.w_in_f @ xf
-        z += self.b_in
-        np.maximum(z, 0.0, out=zh[:H])
-        zh[H:] = self.h
-        g = self.w_gates @ zh
-        g += self.b_gates
-        s = g[:3 * H]
-        np.negative(s, out=s)
-        np.exp(s, out=s)
-        s += 1.0
-        np.reciprocal(s, out=s)  # sigmoid of i, f, o
-        gg = np.tanh(g[3 * H:])
-        self.c = s[H:2 * H] * self.c + s[:H] * gg
-        self.h = s[2 * H:] * np.tanh(self.c)
-        out = self.w_head @ self.h
-        out += self.b_head
-        return 1.0 / (1.0 + np.exp(-out))
 
 
 class BmiDHBV(LumpedBmi):
@@ -260,9 +215,7 @@ class BmiDHBV(LumpedBmi):
         fn = norm.forcing
         if list(fn.names) != ["prcp", "tmean", "pet"]:
             raise BmiError(f"bundle forcing variables {fn.names} are not (prcp, tmean, pet)")
-        self._f_mean = list(map(float, fn.mean))
-        self._f_std = list(map(float, fn.std))
-        self._f_log = [n in fn.log_vars for n in fn.names]
+        self._forcing_norm = fn
 
         with torch.no_grad():
             xa = torch.as_tensor(x_attr, dtype=torch.float64)
@@ -280,7 +233,7 @@ class BmiDHBV(LumpedBmi):
         self._uh = uh[0].numpy().copy()
         self._uh0 = float(self._uh[0])
         self._uh_tail = self._uh[1:].copy()
-        self._lstm = (NumpyLSTM(model.dynamic_net, x_attr[0]) if model.dynamic_net is not None
+        self._lstm = (LSTMStepper(model.dynamic_net, x_attr[0]) if model.dynamic_net is not None
                       else None)
 
         # -- variables ---------------------------------------------------------------------------
@@ -378,8 +331,7 @@ class BmiDHBV(LumpedBmi):
     def _reset_states(self) -> None:
         self._states = np.full((len(hbv.STATE_NAMES), self._n_comp), hbv.COLD_START_MM)
         if self._lstm is not None:
-            self._lstm.h = np.zeros(self._lstm.hidden)
-            self._lstm.c = np.zeros(self._lstm.hidden)
+            self._lstm.reset()
         self._qhist = np.zeros((3, len(self._uh) - 1))  # unrouted q0,q1,q2 at lags 1..14
         self._carry = np.zeros(3)  # B_d per component [mm/day]
         self._acc = [0.0, 0.0, -math.inf, math.inf, 0.0]  # P sum, T sum, T max, T min, PET sum
@@ -394,19 +346,11 @@ class BmiDHBV(LumpedBmi):
         """One model day. Returns the new part ``uh[0] * Q_d`` of the routed q0, q1, q2 [mm/day]
         (the carry-over part ``B_d`` is ``self._carry`` before the call; after it, ``_carry``
         holds ``B_{d+1}``)."""
-        if pet is None:  # Hargreaves (delta_core.pet.hargreaves, scalar form)
-            ra = self._ra[doy - 1]
-            pet = 0.0023 * 0.408 * ra * (0.5 * (tmax + tmin) + 17.8) * math.sqrt(
-                max(tmax - tmin, 0.0))
-            pet = max(pet, 0.0)
+        if pet is None:
+            pet = hargreaves_from_ra(tmax, tmin, self._ra[doy - 1])
         if self._lstm is not None:
-            m, s, lg = self._f_mean, self._f_std, self._f_log
-            xf = np.empty(3)
-            for i, x in enumerate((p, t, pet)):
-                if lg[i]:
-                    x = math.log10(math.sqrt(max(x, 0.0)) + 0.1)
-                xf[i] = (x - m[i]) / s[i]
-            unit = self._lstm.step(xf)
+            raw = self._lstm.step(self._forcing_norm.transform_day((p, t, pet)))
+            unit = 1.0 / (1.0 + np.exp(-raw))
             dyn = self._dyn_lo + unit * self._dyn_span
             self._params[self._dyn_rows] = dyn.reshape(len(self._dyn_rows), self._n_comp)
         if self._step_numpy is not None:

@@ -5,6 +5,7 @@ they travel inside a weight bundle.
 """
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -122,6 +123,16 @@ class ForcingNormalizer:
     def transform(self, x: np.ndarray) -> np.ndarray:
         z = self._pre(x, self.names, self.log_vars)
         return (z - np.array(self.mean)) / np.array(self.std)
+
+    def transform_day(self, values) -> np.ndarray:
+        """Normalise one day's values ``[F]`` (scalar fast path for BMI time steps); equal to
+        :meth:`transform` on a one-element series."""
+        out = np.empty(len(self.names))
+        for i, x in enumerate(values):
+            if self.names[i] in self.log_vars:
+                x = math.log10(math.sqrt(max(x, 0.0)) + 0.1)
+            out[i] = (x - self.mean[i]) / self.std[i]
+        return out
 
     def to_dict(self) -> dict:
         return {"names": self.names, "mean": self.mean, "std": self.std, "log_vars": self.log_vars}

@@ -1,6 +1,8 @@
 """Potential evapotranspiration: Hargreaves (1994) with FAO-56 extraterrestrial radiation."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 SOLAR_CONSTANT = 0.0820  # MJ m-2 min-1
@@ -29,6 +31,18 @@ def extraterrestrial_radiation(lat_deg: np.ndarray | float, doy: np.ndarray) -> 
             * (ws * np.sin(phi) * np.sin(delta) + np.cos(phi) * np.cos(delta) * np.sin(ws)))
 
 
+def hargreaves_from_ra(tmax, tmin, ra):
+    """Hargreaves PET [mm/day] from tmax, tmin [degC] and Ra [MJ m-2 day-1]; scalars or arrays.
+
+    ``0.0023 * 0.408 * Ra * ((tmax + tmin)/2 + 17.8) * sqrt(max(tmax - tmin, 0))``, clipped at 0.
+    """
+    if np.ndim(tmax) == 0:  # scalar fast path (BMI time step)
+        pet = 0.0023 * 0.408 * ra * (0.5 * (tmax + tmin) + 17.8) * math.sqrt(max(tmax - tmin, 0.0))
+        return max(pet, 0.0)
+    pet = 0.0023 * 0.408 * ra * (0.5 * (tmax + tmin) + 17.8) * np.sqrt(np.clip(tmax - tmin, 0.0, None))
+    return np.clip(pet, 0.0, None)
+
+
 def hargreaves(tmax: np.ndarray, tmin: np.ndarray, lat_deg: np.ndarray | float,
                doy: np.ndarray) -> np.ndarray:
     """Hargreaves PET [mm/day], clipped at 0.
@@ -49,7 +63,4 @@ def hargreaves(tmax: np.ndarray, tmin: np.ndarray, lat_deg: np.ndarray | float,
     tmin = np.asarray(tmin, dtype=np.float64)
     if tmax.ndim == 1:
         tmax, tmin = tmax[:, None], tmin[:, None]
-    ra = extraterrestrial_radiation(lat_deg, doy)
-    tmean = 0.5 * (tmax + tmin)
-    pet = 0.0023 * 0.408 * ra * (tmean + 17.8) * np.sqrt(np.clip(tmax - tmin, 0.0, None))
-    return np.clip(pet, 0.0, None)
+    return hargreaves_from_ra(tmax, tmin, extraterrestrial_radiation(lat_deg, doy))

@@ -16,6 +16,7 @@ from bmi_dhbv import BmiDHBV
 from bmi_dhbv import bmi as B
 from bmi_dhbv import kernel
 from delta_core.bmi_base import BmiError
+from delta_core.networks import LSTMStepper
 from delta_core.bundle import BundleError, save_bundle
 from delta_core.config import RunConfig
 from delta_core.data.camels import CamelsDataset
@@ -314,9 +315,9 @@ def test_numpy_lstm_equals_torch(bundle, basin):
     xa = torch.as_tensor(x_attr)
     with torch.no_grad():
         seq, _ = model.dynamic_parameters(model.lstm_inputs(torch.as_tensor(xf), xa))
-    lstm = B.NumpyLSTM(model.dynamic_net, x_attr[0])
+    lstm = LSTMStepper(model.dynamic_net, x_attr[0])
     for d in range(xf.shape[0]):
-        unit = lstm.step(xf[d, 0]).reshape(len(model.dynamic_names), -1)
+        unit = (1 / (1 + np.exp(-lstm.step(xf[d, 0])))).reshape(len(model.dynamic_names), -1)
         for j, name in enumerate(model.dynamic_names):
             lo, hi, _ = B.hbv.PARAMETER_RANGES[name]
             np.testing.assert_allclose(lo + unit[j] * (hi - lo), seq[name][d, 0].numpy(),
