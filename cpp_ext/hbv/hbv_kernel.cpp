@@ -3,8 +3,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <thread>
 #include <vector>
+
+#ifdef HBV_USE_LIBMVEC
+#include <dlfcn.h>
+#include <emmintrin.h>
+#endif
 
 namespace hbv {
 namespace {
@@ -32,7 +38,7 @@ inline T minimum(T a, T b) { return b < a ? b : a; }
 
 // Forward of one component-day, same operations in the same order as hbv.step.
 // kFast (forward only): skips a power whose value cannot change the outputs (infiltration 0, or
-// base >= 1 so the clamped value is 1); the skipped intermediates are then not valid for adjoint().
+// base >= 1 so the clamped value is 1); the skipped intermediates are then not valid for an adjoint.
 template <typename T, bool kFast = false>
 inline void compute(Internals<T>& s, T sp0, T mw0, T sm0, T uz0, T lz0, T p, T t, T pet,
                     const T* par) {
@@ -110,132 +116,394 @@ inline void fluxes_of(const Internals<T>& s, T* f) {
   f[F_RECHARGE] = s.recharge; f[F_EXCESS] = s.excess; f[F_PERC] = s.perc;
 }
 
-// Adjoint of minimum(a, b) (torch: 0.5/0.5 on ties).
+// ---------------------------------------------------------------------------------------------
+// Vectorised block path used by forward() and backward(): the components of one basin-day are
+// processed as arrays (structure of arrays), in loops GCC can auto-vectorise (SSE2 baseline);
+// the element-wise operations are exactly those of the scalar compute() above (used by step())
+// and of the reverse-mode adjoint of the reference (selects instead of branches, same operands,
+// same order; subgradients: clamp passes where min <= x <= max, minimum splits 0.5/0.5 on ties,
+// torch's pow_backward conventions). Only pow and log are evaluated by vector routines (glibc
+// libmvec, <= 4 ULP) where available.
+// ---------------------------------------------------------------------------------------------
+
+#if defined(_OPENMP) || defined(HBV_OMP_SIMD)
+#define HBV_SIMD _Pragma("omp simd")
+#else
+#define HBV_SIMD
+#endif
+
+constexpr std::size_t kBlock = 32;  // components per block (a basin with more is split)
+
+#ifdef HBV_USE_LIBMVEC
+// Vector variants of powf/logf/pow/log from glibc's libmvec (x86_64 vector ABI, SSE2 'b'
+// variants, resolved by the library to its best implementation for the CPU). Looked up at run
+// time, so the module has no link-time dependency on libmvec; absent it, scalar std::pow/log.
+struct Mvec {
+  using PowF = __m128 (*)(__m128, __m128);
+  using LogF = __m128 (*)(__m128);
+  using PowD = __m128d (*)(__m128d, __m128d);
+  using LogD = __m128d (*)(__m128d);
+  PowF powf = nullptr;
+  LogF logf = nullptr;
+  PowD pow = nullptr;
+  LogD log = nullptr;
+  Mvec() {
+    if (const char* e = std::getenv("HBV_NO_LIBMVEC"))
+      if (e[0] && e[0] != '0') return;
+    void* h = dlopen("libmvec.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!h) return;
+    auto pf = reinterpret_cast<PowF>(dlsym(h, "_ZGVbN4vv_powf"));
+    auto lf = reinterpret_cast<LogF>(dlsym(h, "_ZGVbN4v_logf"));
+    auto pd = reinterpret_cast<PowD>(dlsym(h, "_ZGVbN2vv_pow"));
+    auto ld = reinterpret_cast<LogD>(dlsym(h, "_ZGVbN2v_log"));
+    if (pf && lf && pd && ld) {
+      powf = pf; logf = lf; pow = pd; log = ld;
+    }
+  }
+};
+const Mvec& mvec() {
+  static const Mvec m;
+  return m;
+}
+
+inline void vpow(const float* x, const float* e, float* out, std::size_t n) {
+  const auto f = mvec().powf;
+  if (!f) {
+    for (std::size_t i = 0; i < n; ++i) out[i] = std::pow(x[i], e[i]);
+    return;
+  }
+  std::size_t i = 0;
+  for (; i + 4 <= n; i += 4)
+    _mm_storeu_ps(out + i, f(_mm_loadu_ps(x + i), _mm_loadu_ps(e + i)));
+  if (i < n) {
+    alignas(16) float xb[4] = {1, 1, 1, 1}, eb[4] = {1, 1, 1, 1}, ob[4];
+    for (std::size_t j = i; j < n; ++j) { xb[j - i] = x[j]; eb[j - i] = e[j]; }
+    _mm_store_ps(ob, f(_mm_load_ps(xb), _mm_load_ps(eb)));
+    for (std::size_t j = i; j < n; ++j) out[j] = ob[j - i];
+  }
+}
+inline void vpow(const double* x, const double* e, double* out, std::size_t n) {
+  const auto f = mvec().pow;
+  if (!f) {
+    for (std::size_t i = 0; i < n; ++i) out[i] = std::pow(x[i], e[i]);
+    return;
+  }
+  std::size_t i = 0;
+  for (; i + 2 <= n; i += 2)
+    _mm_storeu_pd(out + i, f(_mm_loadu_pd(x + i), _mm_loadu_pd(e + i)));
+  if (i < n) {
+    const __m128d r = f(_mm_set_pd(1.0, x[i]), _mm_set_pd(1.0, e[i]));
+    out[i] = _mm_cvtsd_f64(r);
+  }
+}
+inline void vlog(const float* x, float* out, std::size_t n) {
+  const auto f = mvec().logf;
+  if (!f) {
+    for (std::size_t i = 0; i < n; ++i) out[i] = std::log(x[i]);
+    return;
+  }
+  std::size_t i = 0;
+  for (; i + 4 <= n; i += 4) _mm_storeu_ps(out + i, f(_mm_loadu_ps(x + i)));
+  if (i < n) {
+    alignas(16) float xb[4] = {1, 1, 1, 1}, ob[4];
+    for (std::size_t j = i; j < n; ++j) xb[j - i] = x[j];
+    _mm_store_ps(ob, f(_mm_load_ps(xb)));
+    for (std::size_t j = i; j < n; ++j) out[j] = ob[j - i];
+  }
+}
+inline void vlog(const double* x, double* out, std::size_t n) {
+  const auto f = mvec().log;
+  if (!f) {
+    for (std::size_t i = 0; i < n; ++i) out[i] = std::log(x[i]);
+    return;
+  }
+  std::size_t i = 0;
+  for (; i + 2 <= n; i += 2) _mm_storeu_pd(out + i, f(_mm_loadu_pd(x + i)));
+  if (i < n) out[i] = _mm_cvtsd_f64(f(_mm_set_pd(1.0, x[i])));
+}
+#else
 template <typename T>
-inline void min_adj(T a, T b, T g, T& ga, T& gb) {
-  if (a < b) {
-    ga += g;
-  } else if (b < a) {
-    gb += g;
-  } else {
-    const T h = g * T(0.5);
-    ga += h;
-    gb += h;
+inline void vpow(const T* x, const T* e, T* out, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) out[i] = std::pow(x[i], e[i]);
+}
+template <typename T>
+inline void vlog(const T* x, T* out, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) out[i] = std::log(x[i]);
+}
+#endif
+
+// Intermediates of up to kBlock component-days (structure of arrays).
+template <typename T>
+struct Block {
+  alignas(64) T rain[kBlock], snow[kBlock], sp1[kBlock], mraw[kBlock], mpot[kBlock], melt[kBlock],
+      mw1[kBlock], rfraw[kBlock], rfpot[kBlock], refreeze[kBlock], sp3[kBlock], tsraw[kBlock],
+      tosoil[kBlock], mw3[kBlock], infil[kBlock], x[kBlock], pw[kBlock], wet[kBlock],
+      recharge[kBlock], exraw[kBlock], excess[kBlock], sm2[kBlock], den[kBlock], y[kBlock],
+      pe[kBlock], ea[kBlock], braw[kBlock], eb[kBlock], et[kBlock], sm3[kBlock], uz1[kBlock],
+      perc[kBlock], uz3[kBlock], q0raw[kBlock], q0c[kBlock], q0[kBlock], q1[kBlock], uz4[kBlock],
+      lz1[kBlock], q2[kBlock], lz2[kBlock];
+  alignas(64) T sm0[kBlock];
+  alignas(64) T lx[kBlock], ly[kBlock];  // backward: log(x), log(y)
+  alignas(64) T dx[kBlock], dy[kBlock];  // backward: pow(x, BETA - 1), pow(y, BETAET - 1) where x, y <= 0
+};
+
+// Forward of n (<= kBlock) components: states s0..s4 (pointers to element 0 of each state),
+// parameter pointers par[k] (element 0), shared forcing p, t, pet. Fills b.
+template <typename T>
+inline void compute_block(Block<T>& b, std::size_t n, const T* sp0, const T* mw0, const T* sm0,
+                          const T* uz0, const T* lz0, T p, T t, T pet, const T* const* par) {
+  const T* __restrict tt_ = par[TT];
+  const T* __restrict fc_ = par[FC];
+  const T* __restrict cfmax_ = par[CFMAX];
+  const T* __restrict cfr_ = par[CFR];
+  const T* __restrict cwh_ = par[CWH];
+  HBV_SIMD
+  for (std::size_t c = 0; c < n; ++c) {
+    const T tt = tt_[c], fc = fc_[c], cfmax = cfmax_[c];
+    const T rain = (t >= tt) ? p : T(0);
+    const T snow = p - rain;
+    const T sp1 = sp0[c] + snow;
+    const T mraw = cfmax * (t - tt);
+    const T mpot = clamp_min0(mraw);
+    const T melt = minimum(mpot, sp1);
+    const T mw1 = mw0[c] + melt;
+    const T sp2 = sp1 - melt;
+    const T rfraw = (cfr_[c] * cfmax) * (tt - t);
+    const T rfpot = clamp_min0(rfraw);
+    const T refreeze = minimum(rfpot, mw1);
+    const T sp3 = sp2 + refreeze;
+    const T mw2 = mw1 - refreeze;
+    const T tsraw = mw2 - cwh_[c] * sp3;
+    const T tosoil = clamp_min0(tsraw);
+    b.rain[c] = rain; b.snow[c] = snow; b.sp1[c] = sp1; b.mraw[c] = mraw; b.mpot[c] = mpot;
+    b.melt[c] = melt; b.mw1[c] = mw1; b.rfraw[c] = rfraw; b.rfpot[c] = rfpot;
+    b.refreeze[c] = refreeze; b.sp3[c] = sp3; b.tsraw[c] = tsraw; b.tosoil[c] = tosoil;
+    b.mw3[c] = mw2 - tosoil;
+    b.infil[c] = rain + tosoil;
+    b.sm0[c] = sm0[c];
+    b.x[c] = sm0[c] / fc;
+  }
+  vpow(b.x, par[BETA], b.pw, n);
+  const T* __restrict lp_ = par[LP];
+  HBV_SIMD
+  for (std::size_t c = 0; c < n; ++c) {
+    const T fc = fc_[c];
+    const T wet = clamp01(b.pw[c]);
+    const T recharge = b.infil[c] * wet;
+    const T sm1 = b.sm0[c] + b.infil[c] - recharge;
+    const T exraw = sm1 - fc;
+    const T excess = clamp_min0(exraw);
+    const T sm2 = sm1 - excess;
+    const T den = lp_[c] * fc;
+    b.wet[c] = wet; b.recharge[c] = recharge; b.exraw[c] = exraw; b.excess[c] = excess;
+    b.sm2[c] = sm2; b.den[c] = den;
+    b.y[c] = sm2 / den;
+  }
+  vpow(b.y, par[BETAET], b.pe, n);
+  const T* __restrict perc_ = par[PERC];
+  const T* __restrict uzl_ = par[UZL];
+  const T* __restrict k0_ = par[K0];
+  const T* __restrict k1_ = par[K1];
+  const T* __restrict k2_ = par[K2];
+  HBV_SIMD
+  for (std::size_t c = 0; c < n; ++c) {
+    const T ef = clamp01(b.pe[c]);
+    const T ea = pet * ef;
+    const T sm2 = b.sm2[c];
+    const T braw = sm2 - T(1e-5);
+    const T eb = clamp_min0(braw);
+    const T et = minimum(ea, eb);
+    const T uz1 = uz0[c] + b.recharge[c] + b.excess[c];
+    const T perc = minimum(uz1, perc_[c]);
+    const T uz2 = uz1 - perc;
+    const T q0raw = uz2 - uzl_[c];
+    const T q0c = clamp_min0(q0raw);
+    const T q0 = k0_[c] * q0c;
+    const T uz3 = uz2 - q0;
+    const T q1 = k1_[c] * uz3;
+    const T lz1 = lz0[c] + perc;
+    const T q2 = k2_[c] * lz1;
+    b.ea[c] = ea; b.braw[c] = braw; b.eb[c] = eb; b.et[c] = et; b.sm3[c] = sm2 - et;
+    b.uz1[c] = uz1; b.perc[c] = perc; b.q0raw[c] = q0raw; b.q0c[c] = q0c; b.q0[c] = q0;
+    b.uz3[c] = uz3; b.q1[c] = q1; b.uz4[c] = uz3 - q1; b.lz1[c] = lz1; b.q2[c] = q2;
+    b.lz2[c] = lz1 - q2;
   }
 }
 
-// Adjoint of pe = x ** e given the upstream gradient g (torch's pow_backward conventions).
+// Branch-free adjoint of minimum(a, b) (torch: 0.5/0.5 on ties).
 template <typename T>
-inline void pow_adj(T x, T e, T pe, T g, T& gx, T& ge) {
-  if (e != T(0)) {
-    const T d = (x > T(0)) ? pe / x : std::pow(x, e - T(1));
-    gx += g * (e * d);
-  }
-  if (!(x == T(0) && e >= T(0))) ge += g * (pe * std::log(x));
+inline void min_adj_sel(T a, T b, T g, T& ga, T& gb) {
+  const T h = g * T(0.5);
+  ga = (a < b) ? ga + g : ((b < a) ? ga : ga + h);
+  gb = (b < a) ? gb + g : ((a < b) ? gb : gb + h);
 }
 
-// Adjoint of one component-day. a[5]: in = adjoint of the new states, out = of the old states.
-// fg[12]: adjoint of this component's fluxes. gp[13]: parameter adjoints (accumulated).
+// Whether min_adj_sel(a, b, g, ga, gb) with ga == 0 leaves ga != 0, as a conjunction of masks
+// (a select of booleans does not vectorise).
 template <typename T>
-inline void adjoint(const Internals<T>& s, T t, T pet, const T* par, T* a, const T* fg, T* gp) {
-  T a_sp3 = a[0];
-  const T a_mw3 = a[1], a_sm3 = a[2], a_uz4 = a[3], a_lz2 = a[4];
-  T a_fc = 0;
-  // 10. lz2 = lz1 - q2; q2 = K2 * lz1; lz1 = lz0 + perc
-  const T a_q2 = fg[F_Q2] - a_lz2;
-  gp[K2] += a_q2 * s.lz1;
-  const T a_lz1 = a_lz2 + a_q2 * par[K2];
-  const T a_lz0 = a_lz1;
-  T a_perc = fg[F_PERC] + a_lz1;
-  // 9. uz4 = uz3 - q1; q1 = K1 * uz3; uz3 = uz2 - q0; q0 = K0 * clamp(uz2 - UZL)
-  const T a_q1 = fg[F_Q1] - a_uz4;
-  gp[K1] += a_q1 * s.uz3;
-  const T a_uz3 = a_uz4 + a_q1 * par[K1];
-  const T a_q0 = fg[F_Q0] - a_uz3;
-  gp[K0] += a_q0 * s.q0c;
-  const T a_q0raw = (s.q0raw >= T(0)) ? a_q0 * par[K0] : T(0);
-  gp[UZL] -= a_q0raw;
-  const T a_uz2 = a_uz3 + a_q0raw;
-  // 8. uz2 = uz1 - perc; perc = min(uz1, PERC); uz1 = uz0 + recharge + excess
-  T a_uz1 = a_uz2;
-  a_perc -= a_uz2;
-  min_adj(s.uz1, par[PERC], a_perc, a_uz1, gp[PERC]);
-  const T a_uz0 = a_uz1;
-  T a_recharge = fg[F_RECHARGE] + a_uz1;
-  T a_excess = fg[F_EXCESS] + a_uz1;
-  // 7. sm3 = sm2 - et; et = min(pet * ef, clamp(sm2 - 1e-5)); ef = clamp01((sm2 / (LP FC))^BETAET)
-  T a_sm2 = a_sm3;
-  const T a_et = fg[F_ET] - a_sm3;
-  T a_ea = 0, a_eb = 0;
-  min_adj(s.ea, s.eb, a_et, a_ea, a_eb);
-  if (s.braw >= T(0)) a_sm2 += a_eb;
-  const T a_pe = (s.pe >= T(0) && s.pe <= T(1)) ? a_ea * pet : T(0);
-  if (a_pe != T(0)) {
-    T a_y = 0;
-    pow_adj(s.y, par[BETAET], s.pe, a_pe, a_y, gp[BETAET]);
-    a_sm2 += a_y / s.den;
-    const T a_den = -(a_y * s.y / s.den);
-    gp[LP] += a_den * par[FC];
-    a_fc += a_den * par[LP];
+inline bool min_adj_a_nonzero(T a, T b, T g) {
+  return (!(b < a)) & (((a < b) & (g != T(0))) | ((!(a < b)) & (g * T(0.5) != T(0))));
+}
+
+// Adjoint of n components (branches as selects). s: compute_block of
+// the day, with lx/ly = log(x)/log(y) and dx/dy = pow(x, BETA - 1)/pow(y, BETAET - 1) wherever
+// x/y is not > 0. adj[5]: adjoint states (in: of the new states, out: of the old), sg[5] added
+// to them first; fg[12]: flux adjoints of the basin-day; gk[13]: parameter gradients (+=).
+template <typename T>
+inline void adjoint_block(const Block<T>& s, std::size_t n, T t, T pet, const T* const* par,
+                          T* const* adj, const T* sg, const T* fg, T* const* gk) {
+  const T* __restrict K0_ = par[K0]; const T* __restrict K1_ = par[K1];
+  const T* __restrict K2_ = par[K2]; const T* __restrict PERC_ = par[PERC];
+  const T* __restrict BETAET_ = par[BETAET]; const T* __restrict BETA_ = par[BETA];
+  const T* __restrict FC_ = par[FC]; const T* __restrict LP_ = par[LP];
+  const T* __restrict CWH_ = par[CWH]; const T* __restrict TT_ = par[TT];
+  const T* __restrict CFR_ = par[CFR]; const T* __restrict CFMAX_ = par[CFMAX];
+  T* __restrict a0 = adj[0]; T* __restrict a1 = adj[1]; T* __restrict a2 = adj[2];
+  T* __restrict a3 = adj[3]; T* __restrict a4 = adj[4];
+  T* __restrict gBETA_ = gk[BETA]; T* __restrict gFC_ = gk[FC]; T* __restrict gK0_ = gk[K0];
+  T* __restrict gK1_ = gk[K1]; T* __restrict gK2_ = gk[K2]; T* __restrict gLP_ = gk[LP];
+  T* __restrict gPERC_ = gk[PERC]; T* __restrict gUZL_ = gk[UZL]; T* __restrict gTT_ = gk[TT];
+  T* __restrict gCFMAX_ = gk[CFMAX]; T* __restrict gCFR_ = gk[CFR];
+  T* __restrict gCWH_ = gk[CWH]; T* __restrict gBETAET_ = gk[BETAET];
+  const T fq0 = fg[F_Q0], fq1 = fg[F_Q1], fq2 = fg[F_Q2], fet = fg[F_ET], fmelt = fg[F_MELT],
+          frefreeze = fg[F_REFREEZE], ftosoil = fg[F_TOSOIL], frecharge = fg[F_RECHARGE],
+          fexcess = fg[F_EXCESS], fperc = fg[F_PERC];
+  const T sg0 = sg[0], sg1 = sg[1], sg2 = sg[2], sg3 = sg[3], sg4 = sg[4];
+  HBV_SIMD
+  for (std::size_t c = 0; c < n; ++c) {
+    // All loads unconditional (conditional loads defeat if-conversion).
+    const T v_braw = s.braw[c];
+    const T v_den = s.den[c];
+    const T v_dx = s.dx[c];
+    const T v_dy = s.dy[c];
+    const T v_ea = s.ea[c];
+    const T v_eb = s.eb[c];
+    const T v_exraw = s.exraw[c];
+    const T v_infil = s.infil[c];
+    const T v_lx = s.lx[c];
+    const T v_ly = s.ly[c];
+    const T v_lz1 = s.lz1[c];
+    const T v_mpot = s.mpot[c];
+    const T v_mraw = s.mraw[c];
+    const T v_mw1 = s.mw1[c];
+    const T v_pe = s.pe[c];
+    const T v_pw = s.pw[c];
+    const T v_q0c = s.q0c[c];
+    const T v_q0raw = s.q0raw[c];
+    const T v_rfpot = s.rfpot[c];
+    const T v_rfraw = s.rfraw[c];
+    const T v_sp1 = s.sp1[c];
+    const T v_sp3 = s.sp3[c];
+    const T v_tsraw = s.tsraw[c];
+    const T v_uz1 = s.uz1[c];
+    const T v_uz3 = s.uz3[c];
+    const T v_wet = s.wet[c];
+    const T v_x = s.x[c];
+    const T v_y = s.y[c];
+    T gBETA = 0, gFC = 0, gK0 = 0, gK1 = 0, gK2 = 0, gLP = 0, gPERC = 0, gUZL = 0, gTT = 0,
+      gCFMAX = 0, gCFR = 0, gCWH = 0, gBETAET = 0;
+    const T k0 = K0_[c], k1 = K1_[c], k2 = K2_[c], fc = FC_[c], lp = LP_[c], cwh = CWH_[c],
+            tt = TT_[c], cfr = CFR_[c], cfmax = CFMAX_[c];
+    T a_sp3 = a0[c] + sg0;
+    const T a_mw3 = a1[c] + sg1, a_sm3 = a2[c] + sg2, a_uz4 = a3[c] + sg3, a_lz2 = a4[c] + sg4;
+    T a_fc = 0;
+    // 10.
+    const T a_q2 = fq2 - a_lz2;
+    gK2 += a_q2 * v_lz1;
+    const T a_lz1 = a_lz2 + a_q2 * k2;
+    const T a_lz0 = a_lz1;
+    T a_perc = fperc + a_lz1;
+    // 9.
+    const T a_q1 = fq1 - a_uz4;
+    gK1 += a_q1 * v_uz3;
+    const T a_uz3 = a_uz4 + a_q1 * k1;
+    const T a_q0 = fq0 - a_uz3;
+    gK0 += a_q0 * v_q0c;
+    const T a_q0raw = (v_q0raw >= T(0)) ? a_q0 * k0 : T(0);
+    gUZL -= a_q0raw;
+    const T a_uz2 = a_uz3 + a_q0raw;
+    // 8.
+    T a_uz1 = a_uz2;
+    a_perc -= a_uz2;
+    min_adj_sel(v_uz1, PERC_[c], a_perc, a_uz1, gPERC);
+    const T a_uz0 = a_uz1;
+    T a_recharge = frecharge + a_uz1;
+    T a_excess = fexcess + a_uz1;
+    // 7.
+    T a_sm2 = a_sm3;
+    const T a_et = fet - a_sm3;
+    T a_ea = 0, a_eb = 0;
+    min_adj_sel(v_ea, v_eb, a_et, a_ea, a_eb);
+    a_sm2 = (v_braw >= T(0)) ? a_sm2 + a_eb : a_sm2;
+    {
+      const T pe = v_pe, y = v_y, e = BETAET_[c], den = v_den;
+      // a_pe != 0, as a plain conjunction of masks (a select of booleans does not vectorise)
+      const T a_pe0 = a_ea * pet;
+      const T a_pe = ((pe >= T(0)) & (pe <= T(1))) ? a_pe0 : T(0);
+      const T d = (y > T(0)) ? pe / y : v_dy;
+      const T a_y = (e != T(0)) ? T(0) + a_pe * (e * d) : T(0);
+      gBETAET = (((pe >= T(0)) & (pe <= T(1)) & (a_pe0 != T(0))) & ((y != T(0)) | !(e >= T(0)))) ? gBETAET + a_pe * (pe * v_ly) : gBETAET;
+      a_sm2 = ((pe >= T(0)) & (pe <= T(1)) & (a_pe0 != T(0))) ? a_sm2 + a_y / den : a_sm2;
+      const T a_den = -(a_y * y / den);
+      gLP = ((pe >= T(0)) & (pe <= T(1)) & (a_pe0 != T(0))) ? gLP + a_den * fc : gLP;
+      a_fc = ((pe >= T(0)) & (pe <= T(1)) & (a_pe0 != T(0))) ? a_fc + a_den * lp : a_fc;
+    }
+    // 6.
+    T a_sm1 = a_sm2;
+    a_excess -= a_sm2;
+    a_sm1 = (v_exraw >= T(0)) ? a_sm1 + a_excess : a_sm1;
+    a_fc = (v_exraw >= T(0)) ? a_fc - a_excess : a_fc;
+    // 5.
+    T a_sm0 = a_sm1;
+    T a_infil = a_sm1;
+    a_recharge -= a_sm1;
+    a_infil += a_recharge * v_wet;
+    {
+      const T pw = v_pw, x = v_x, e = BETA_[c];
+      const T a_pw0 = a_recharge * v_infil;
+      const T a_pw = ((pw >= T(0)) & (pw <= T(1))) ? a_pw0 : T(0);
+      const T d = (x > T(0)) ? pw / x : v_dx;
+      const T a_x = (e != T(0)) ? T(0) + a_pw * (e * d) : T(0);
+      gBETA = (((pw >= T(0)) & (pw <= T(1)) & (a_pw0 != T(0))) & ((x != T(0)) | !(e >= T(0)))) ? gBETA + a_pw * (pw * v_lx) : gBETA;
+      a_sm0 = ((pw >= T(0)) & (pw <= T(1)) & (a_pw0 != T(0))) ? a_sm0 + a_x / fc : a_sm0;
+      a_fc = ((pw >= T(0)) & (pw <= T(1)) & (a_pw0 != T(0))) ? a_fc - a_x * x / fc : a_fc;
+    }
+    T a_tosoil = ftosoil + a_infil;
+    // 4.
+    T a_mw2 = a_mw3;
+    a_tosoil -= a_mw3;
+    a_mw2 = (v_tsraw >= T(0)) ? a_mw2 + a_tosoil : a_mw2;
+    gCWH = (v_tsraw >= T(0)) ? gCWH - a_tosoil * v_sp3 : gCWH;
+    a_sp3 = (v_tsraw >= T(0)) ? a_sp3 - a_tosoil * cwh : a_sp3;
+    // 3.
+    const T a_sp2 = a_sp3;
+    const T a_refreeze = frefreeze + a_sp3 - a_mw2;
+    T a_mw1 = a_mw2;
+    T a_rfpot = 0;
+    min_adj_sel(v_rfpot, v_mw1, a_refreeze, a_rfpot, a_mw1);
+    {
+      const T dtt = tt - t;
+      const T a_c = a_rfpot * dtt;
+      gCFR = ((v_rfraw >= T(0)) & min_adj_a_nonzero(v_rfpot, v_mw1, a_refreeze)) ? gCFR + a_c * cfmax : gCFR;
+      gCFMAX = ((v_rfraw >= T(0)) & min_adj_a_nonzero(v_rfpot, v_mw1, a_refreeze)) ? gCFMAX + a_c * cfr : gCFMAX;
+      gTT = ((v_rfraw >= T(0)) & min_adj_a_nonzero(v_rfpot, v_mw1, a_refreeze)) ? gTT + a_rfpot * (cfr * cfmax) : gTT;
+    }
+    // 2.
+    const T a_mw0 = a_mw1;
+    const T a_melt = fmelt + a_mw1 - a_sp2;
+    T a_sp1 = a_sp2;
+    T a_mpot = 0;
+    min_adj_sel(v_mpot, v_sp1, a_melt, a_mpot, a_sp1);
+    {
+      gCFMAX = ((v_mraw >= T(0)) & min_adj_a_nonzero(v_mpot, v_sp1, a_melt)) ? gCFMAX + a_mpot * (t - tt) : gCFMAX;
+      gTT = ((v_mraw >= T(0)) & min_adj_a_nonzero(v_mpot, v_sp1, a_melt)) ? gTT - a_mpot * cfmax : gTT;
+    }
+    gFC += a_fc;
+    a0[c] = a_sp1; a1[c] = a_mw0; a2[c] = a_sm0; a3[c] = a_uz0; a4[c] = a_lz0;
+    gBETA_[c] += gBETA; gFC_[c] += gFC; gK0_[c] += gK0; gK1_[c] += gK1; gK2_[c] += gK2;
+    gLP_[c] += gLP; gPERC_[c] += gPERC; gUZL_[c] += gUZL; gTT_[c] += gTT;
+    gCFMAX_[c] += gCFMAX; gCFR_[c] += gCFR; gCWH_[c] += gCWH; gBETAET_[c] += gBETAET;
   }
-  // 6. sm2 = sm1 - excess; excess = clamp(sm1 - FC)
-  T a_sm1 = a_sm2;
-  a_excess -= a_sm2;
-  if (s.exraw >= T(0)) {
-    a_sm1 += a_excess;
-    a_fc -= a_excess;
-  }
-  // 5. sm1 = sm0 + infil - recharge; recharge = infil * clamp01((sm0 / FC)^BETA)
-  T a_sm0 = a_sm1;
-  T a_infil = a_sm1;
-  a_recharge -= a_sm1;
-  a_infil += a_recharge * s.wet;
-  const T a_pw = (s.pw >= T(0) && s.pw <= T(1)) ? a_recharge * s.infil : T(0);
-  if (a_pw != T(0)) {
-    T a_x = 0;
-    pow_adj(s.x, par[BETA], s.pw, a_pw, a_x, gp[BETA]);
-    a_sm0 += a_x / par[FC];
-    a_fc -= a_x * s.x / par[FC];
-  }
-  // infil = rain + tosoil (rain has no parameter dependence)
-  T a_tosoil = fg[F_TOSOIL] + a_infil;
-  // 4. mw3 = mw2 - tosoil; tosoil = clamp(mw2 - CWH * sp3)
-  T a_mw2 = a_mw3;
-  a_tosoil -= a_mw3;
-  if (s.tsraw >= T(0)) {
-    a_mw2 += a_tosoil;
-    gp[CWH] -= a_tosoil * s.sp3;
-    a_sp3 -= a_tosoil * par[CWH];
-  }
-  // 3. sp3 = sp2 + refreeze; mw2 = mw1 - refreeze; refreeze = min(clamp(CFR CFMAX (TT - t)), mw1)
-  const T a_sp2 = a_sp3;
-  const T a_refreeze = fg[F_REFREEZE] + a_sp3 - a_mw2;
-  T a_mw1 = a_mw2;
-  T a_rfpot = 0;
-  min_adj(s.rfpot, s.mw1, a_refreeze, a_rfpot, a_mw1);
-  if (s.rfraw >= T(0) && a_rfpot != T(0)) {
-    const T dtt = par[TT] - t;
-    const T a_c = a_rfpot * dtt;
-    gp[CFR] += a_c * par[CFMAX];
-    gp[CFMAX] += a_c * par[CFR];
-    gp[TT] += a_rfpot * (par[CFR] * par[CFMAX]);
-  }
-  // 2. mw1 = mw0 + melt; sp2 = sp1 - melt; melt = min(clamp(CFMAX (t - TT)), sp1); sp1 = sp0 + snow
-  const T a_mw0 = a_mw1;
-  const T a_melt = fg[F_MELT] + a_mw1 - a_sp2;
-  T a_sp1 = a_sp2;
-  T a_mpot = 0;
-  min_adj(s.mpot, s.sp1, a_melt, a_mpot, a_sp1);
-  if (s.mraw >= T(0) && a_mpot != T(0)) {
-    gp[CFMAX] += a_mpot * (t - par[TT]);
-    gp[TT] -= a_mpot * par[CFMAX];
-  }
-  gp[FC] += a_fc;
-  a[0] = a_sp1;
-  a[1] = a_mw0;
-  a[2] = a_sm0;
-  a[3] = a_uz0;
-  a[4] = a_lz0;
 }
 
 template <typename Fn>
@@ -292,8 +560,7 @@ void forward(const ForwardArgs<T>& a, int n_threads) {
           std::copy(a.states0 + k * BC + b * C, a.states0 + k * BC + (b + 1) * C,
                     a.saved + k * BC + b * C);
     }
-    Internals<T> s;
-    T par[kNumParams];
+    Block<T> s;
     T fsum[kNumFluxes];
     T ssum[kNumStates];
     for (std::size_t d = 0; d < nT; ++d) {
@@ -304,21 +571,28 @@ void forward(const ForwardArgs<T>& a, int n_threads) {
         for (int k = 0; k < kNumFluxes; ++k) fsum[k] = 0;
         for (int k = 0; k < kNumStates; ++k) ssum[k] = 0;
         const std::size_t base = b * C;
-        for (std::size_t c = 0; c < C; ++c) {
-          const std::size_t i = base + c;
-          for (int k = 0; k < kNumParams; ++k) par[k] = pk[k][i];
-          compute<T, true>(s, st[i], st[BC + i], st[2 * BC + i], st[3 * BC + i], st[4 * BC + i], p,
-                           t, pet, par);
-          st[i] = s.sp3;
-          st[BC + i] = s.mw3;
-          st[2 * BC + i] = s.sm3;
-          st[3 * BC + i] = s.uz4;
-          st[4 * BC + i] = s.lz2;
-          fsum[F_Q0] += s.q0; fsum[F_Q1] += s.q1; fsum[F_Q2] += s.q2; fsum[F_ET] += s.et;
-          fsum[F_RAIN] += s.rain; fsum[F_SNOW] += s.snow; fsum[F_MELT] += s.melt;
-          fsum[F_REFREEZE] += s.refreeze; fsum[F_TOSOIL] += s.tosoil;
-          fsum[F_RECHARGE] += s.recharge; fsum[F_EXCESS] += s.excess; fsum[F_PERC] += s.perc;
-          ssum[0] += s.sp3; ssum[1] += s.mw3; ssum[2] += s.sm3; ssum[3] += s.uz4; ssum[4] += s.lz2;
+        for (std::size_t c0 = 0; c0 < C; c0 += kBlock) {
+          const std::size_t n = std::min(kBlock, C - c0), i0 = base + c0;
+          const T* pp[kNumParams];
+          for (int k = 0; k < kNumParams; ++k) pp[k] = pk[k] + i0;
+          T* s0 = st + i0; T* s1 = st + BC + i0; T* s2 = st + 2 * BC + i0;
+          T* s3 = st + 3 * BC + i0; T* s4 = st + 4 * BC + i0;
+          compute_block(s, n, s0, s1, s2, s3, s4, p, t, pet, pp);
+          HBV_SIMD
+          for (std::size_t c = 0; c < n; ++c) {
+            s0[c] = s.sp3[c]; s1[c] = s.mw3[c]; s2[c] = s.sm3[c]; s3[c] = s.uz4[c];
+            s4[c] = s.lz2[c];
+          }
+          // Component sums in component order (as the scalar loop).
+          for (std::size_t c = 0; c < n; ++c) {
+            fsum[F_Q0] += s.q0[c]; fsum[F_Q1] += s.q1[c]; fsum[F_Q2] += s.q2[c];
+            fsum[F_ET] += s.et[c]; fsum[F_RAIN] += s.rain[c]; fsum[F_SNOW] += s.snow[c];
+            fsum[F_MELT] += s.melt[c]; fsum[F_REFREEZE] += s.refreeze[c];
+            fsum[F_TOSOIL] += s.tosoil[c]; fsum[F_RECHARGE] += s.recharge[c];
+            fsum[F_EXCESS] += s.excess[c]; fsum[F_PERC] += s.perc[c];
+            ssum[0] += s.sp3[c]; ssum[1] += s.mw3[c]; ssum[2] += s.sm3[c]; ssum[3] += s.uz4[c];
+            ssum[4] += s.lz2[c];
+          }
         }
         for (int k = 0; k < kNumFluxes; ++k) a.fluxes[(k * nT + d) * B + b] = fsum[k] / Cd;
         if (a.storages)
@@ -347,8 +621,8 @@ void backward(const BackwardArgs<T>& a, int n_threads) {
           const std::size_t i = k * BC + b * C + c;
           adj[i] = a.g_final ? a.g_final[i] : T(0);
         }
-    Internals<T> s;
-    T par[kNumParams], gp[kNumParams], fg[kNumFluxes], sg[kNumStates], av[kNumStates];
+    Block<T> s;
+    T fg[kNumFluxes], sg[kNumStates];
     for (std::size_t dd = nT; dd-- > 0;) {
       const T* pk[kNumParams];
       T* gk[kNumParams];
@@ -364,18 +638,25 @@ void backward(const BackwardArgs<T>& a, int n_threads) {
         for (int k = 0; k < kNumStates; ++k)
           sg[k] = a.g_storages ? a.g_storages[(k * nT + dd) * B + b] / Cd : T(0);
         const std::size_t base = b * C;
-        for (std::size_t c = 0; c < C; ++c) {
-          const std::size_t i = base + c;
+        for (std::size_t c0 = 0; c0 < C; c0 += kBlock) {
+          const std::size_t n = std::min(kBlock, C - c0), i0 = base + c0;
+          const T* pp[kNumParams];
+          T* gp[kNumParams];
           for (int k = 0; k < kNumParams; ++k) {
-            par[k] = pk[k][i];
-            gp[k] = 0;
+            pp[k] = pk[k] + i0;
+            gp[k] = gk[k] + i0;
           }
-          compute(s, st[i], st[BC + i], st[2 * BC + i], st[3 * BC + i], st[4 * BC + i], p, t, pet,
-                  par);
-          for (int k = 0; k < kNumStates; ++k) av[k] = adj[k * BC + i] + sg[k];
-          adjoint(s, t, pet, par, av, fg, gp);
-          for (int k = 0; k < kNumStates; ++k) adj[k * BC + i] = av[k];
-          for (int k = 0; k < kNumParams; ++k) gk[k][i] += gp[k];
+          compute_block(s, n, st + i0, st + BC + i0, st + 2 * BC + i0, st + 3 * BC + i0,
+                        st + 4 * BC + i0, p, t, pet, pp);
+          vlog(s.x, s.lx, n);
+          vlog(s.y, s.ly, n);
+          for (std::size_t c = 0; c < n; ++c) {
+            if (!(s.x[c] > T(0))) s.dx[c] = std::pow(s.x[c], pp[BETA][c] - T(1));
+            if (!(s.y[c] > T(0))) s.dy[c] = std::pow(s.y[c], pp[BETAET][c] - T(1));
+          }
+          T* av[kNumStates] = {adj + i0, adj + BC + i0, adj + 2 * BC + i0, adj + 3 * BC + i0,
+                               adj + 4 * BC + i0};
+          adjoint_block(s, n, t, pet, pp, av, sg, fg, gp);
         }
       }
     }
