@@ -16,7 +16,8 @@ import csv
 
 import numpy as np
 
-PAPER = {"δ1": (0.640, 0.560), "δn": (0.714, 0.739), "δn(γt,βt)": (0.732, 0.760)}
+PAPER = {"δ1": (0.640, 0.560), "δn": (0.714, 0.739), "δn(βt)": (0.729, 0.725),
+         "δn(γt)": (0.716, 0.731), "δn(γt,βt)": (0.732, 0.760)}
 
 
 def read_metrics(path: str) -> dict[str, dict[str, float]]:
