@@ -66,12 +66,10 @@ std::vector<Arr<T>> convert_params(const py::sequence& params, const Dims& d, bo
   return out;
 }
 
-template <typename T>
-py::tuple forward(const Arr<T>& p, const Arr<T>& t, const Arr<T>& pet, const py::sequence& params,
-                  const Arr<T>& states0, bool save_states, bool keep_storages, int n_threads) {
-  const Dims d = forcing_dims<T>(p, t, pet, states0);
-  hbv::ForwardArgs<T> a;
-  auto pars = convert_params<T>(params, d, a.dynamic);
+// Sizes, forcing and parameter pointers common to forward and backward.
+template <typename T, typename P>
+void fill_problem(hbv::ProblemArgs<T>& a, const Dims& d, const Arr<T>& p, const Arr<T>& t,
+                  const Arr<T>& pet, const P& pars) {
   a.n_days = d.T;
   a.n_basins = d.B;
   a.n_comps = d.C;
@@ -79,6 +77,15 @@ py::tuple forward(const Arr<T>& p, const Arr<T>& t, const Arr<T>& pet, const py:
   a.t = t.data();
   a.pet = pet.data();
   for (int k = 0; k < hbv::kNumParams; ++k) a.params[k] = pars[k].data();
+}
+
+template <typename T>
+py::tuple forward(const Arr<T>& p, const Arr<T>& t, const Arr<T>& pet, const py::sequence& params,
+                  const Arr<T>& states0, bool save_states, bool keep_storages, int n_threads) {
+  const Dims d = forcing_dims<T>(p, t, pet, states0);
+  hbv::ForwardArgs<T> a;
+  auto pars = convert_params<T>(params, d, a.dynamic);
+  fill_problem<T>(a, d, p, t, pet, pars);
   a.states0 = states0.data();
   py::array_t<T> fluxes({py::ssize_t(hbv::kNumFluxes), d.T, d.B});
   py::array_t<T> final_states({py::ssize_t(hbv::kNumStates), d.B, d.C});
@@ -114,14 +121,8 @@ py::tuple backward(const Arr<T>& p, const Arr<T>& t, const Arr<T>& pet, const py
   check_shape<T>(pet, {d.T, d.B}, "pet");
   hbv::BackwardArgs<T> a;
   auto pars = convert_params<T>(params, d, a.dynamic);
-  a.n_days = d.T;
-  a.n_basins = d.B;
-  a.n_comps = d.C;
-  a.p = p.data();
-  a.t = t.data();
-  a.pet = pet.data();
+  fill_problem<T>(a, d, p, t, pet, pars);
   a.saved = saved.data();
-  for (int k = 0; k < hbv::kNumParams; ++k) a.params[k] = pars[k].data();
   Arr<T> gf, gs, gfin;
   if (!g_fluxes.is_none()) {
     gf = Arr<T>::ensure(g_fluxes);

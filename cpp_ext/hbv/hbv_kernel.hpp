@@ -29,14 +29,20 @@ enum Param : int { BETA, FC, K0, K1, K2, LP, PERC, UZL, TT, CFMAX, CFR, CWH, BET
 enum Flux : int { F_Q0, F_Q1, F_Q2, F_ET, F_RAIN, F_SNOW, F_MELT, F_REFREEZE, F_TOSOIL,
                   F_RECHARGE, F_EXCESS, F_PERC };
 
+// Problem inputs shared by forward and backward: sizes, forcing [T, B], parameters
+// (each [B, C], or [T, B, C] where dynamic[k]).
 template <typename T>
-struct ForwardArgs {
+struct ProblemArgs {
   std::size_t n_days = 0, n_basins = 0, n_comps = 0;
   const T* p = nullptr;
   const T* t = nullptr;
   const T* pet = nullptr;
   const T* params[kNumParams] = {};
   bool dynamic[kNumParams] = {};
+};
+
+template <typename T>
+struct ForwardArgs : ProblemArgs<T> {
   const T* states0 = nullptr;   // [5, B, C]
   T* fluxes = nullptr;          // [12, T, B], required
   T* storages = nullptr;        // [5, T, B], optional
@@ -45,13 +51,7 @@ struct ForwardArgs {
 };
 
 template <typename T>
-struct BackwardArgs {
-  std::size_t n_days = 0, n_basins = 0, n_comps = 0;
-  const T* p = nullptr;
-  const T* t = nullptr;
-  const T* pet = nullptr;
-  const T* params[kNumParams] = {};
-  bool dynamic[kNumParams] = {};
+struct BackwardArgs : ProblemArgs<T> {
   const T* saved = nullptr;       // [T + 1, 5, B, C] from forward
   const T* g_fluxes = nullptr;    // [12, T, B] or null (zero)
   const T* g_storages = nullptr;  // [5, T, B] or null (zero)
