@@ -17,6 +17,7 @@ import torch
 import yaml
 
 from bmi_dhbv import hbv
+from bmi_dhbv.model import FORCING_NAMES
 from delta_core.bmi_base import BmiError, LumpedBmi, VarSpec
 from delta_core.networks import LSTMStepper
 from delta_core.pet import hargreaves_from_ra
@@ -213,8 +214,8 @@ class BmiDHBV(LumpedBmi):
         except ValueError as exc:
             raise BmiError(f"bad attribute value: {exc}") from exc
         fn = norm.forcing
-        if list(fn.names) != ["prcp", "tmean", "pet"]:
-            raise BmiError(f"bundle forcing variables {fn.names} are not (prcp, tmean, pet)")
+        if tuple(fn.names) != FORCING_NAMES:
+            raise BmiError(f"bundle forcing variables {fn.names} are not {FORCING_NAMES}")
         self._forcing_norm = fn
 
         with torch.no_grad():

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from bmi_dhbv import hbv
+from delta_core.inputs import FORCING_COLUMNS
 from delta_core.networks import LSTMNet, MLP
 from delta_core.routing import ROUTING_RANGES, UH_LENGTH, gamma_unit_hydrograph, route
 
@@ -20,7 +21,7 @@ from delta_core.routing import ROUTING_RANGES, UH_LENGTH, gamma_unit_hydrograph,
 DEFAULT_BUNDLE = Path(__file__).resolve().parent / "weights" / "dhbv_dynamic.pt"
 
 #: Forcing variables the model reads, in order: P [mm/day], T [degC], PET [mm/day].
-FORCING_NAMES = ("prcp", "tmean", "pet")
+FORCING_NAMES = FORCING_COLUMNS
 
 #: Output series of :meth:`DHBV.forward` with units and long names (all [T, B], basin means).
 OUTPUTS: dict[str, tuple[str, str]] = {

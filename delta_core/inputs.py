@@ -8,6 +8,9 @@ import numpy as np
 from delta_core.data.camels import BasinTimeseries, CamelsDataset
 from delta_core.normalization import AttributeEncoder, ForcingNormalizer
 
+#: Names of the columns of :meth:`BasinTimeseries.forcing` (P, T, PET).
+FORCING_COLUMNS = ("prcp", "tmean", "pet")
+
 
 @dataclass
 class Normalization:
@@ -20,7 +23,7 @@ class Normalization:
     def fit(cls, dataset: CamelsDataset, ids: list[str], attribute_names: list[str],
             ts_train: BasinTimeseries) -> "Normalization":
         enc = AttributeEncoder.fit(dataset.attributes(ids, attribute_names))
-        norm = ForcingNormalizer.fit(ts_train.forcing(), ["prcp", "tmean", "pet"])
+        norm = ForcingNormalizer.fit(ts_train.forcing(), list(FORCING_COLUMNS))
         return cls(enc, norm)
 
     def to_dict(self) -> dict:
