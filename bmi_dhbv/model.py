@@ -7,39 +7,51 @@ the static ones once and step the LSTM one day at a time.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from bmi_dhbv import hbv
-from delta_core.inputs import FORCING_COLUMNS
 from delta_core.networks import LSTMNet, MLP
 from delta_core.routing import ROUTING_RANGES, UH_LENGTH, gamma_unit_hydrograph, route
+from delta_core.spec import Batch, Engine, ModelSpec, ParameterSpec, StateSpec, Variable
 
 #: The pretrained δn(γt,βt) bundle shipped with the package (trained on all 447 pack basins).
 DEFAULT_BUNDLE = Path(__file__).resolve().parent / "weights" / "dhbv_dynamic.pt"
 
 #: Forcing variables the model reads, in order: P [mm/day], T [degC], PET [mm/day].
-FORCING_NAMES = FORCING_COLUMNS
+FORCING_NAMES: tuple[str, ...] = ("prcp", "tmean", "pet")
 
-#: Output series of :meth:`DHBV.forward` with units and long names (all [T, B], basin means).
-OUTPUTS: dict[str, tuple[str, str]] = {
-    "streamflow": ("mm d-1", "routed streamflow"),
-    "surface_flow": ("mm d-1", "routed fast flow Q0 from the upper zone above UZL"),
-    "interflow": ("mm d-1", "routed interflow Q1 from the upper zone"),
-    "baseflow": ("mm d-1", "routed baseflow Q2 from the lower zone"),
-    "streamflow_unrouted": ("mm d-1", "component-mean Q0+Q1+Q2 before routing"),
-    "et": ("mm d-1", "actual evapotranspiration"),
-    "pet": ("mm d-1", "potential evapotranspiration (Hargreaves)"),
-    "swe": ("mm", "snow water equivalent (snowpack + liquid water in snow)"),
-    "soil_moisture": ("mm", "soil moisture storage"),
-    "upper_zone": ("mm", "upper groundwater zone storage"),
-    "lower_zone": ("mm", "lower groundwater zone storage"),
-    "recharge": ("mm d-1", "recharge from soil to the upper zone (incl. excess)"),
-    "percolation": ("mm d-1", "percolation from upper to lower zone"),
-    "melt": ("mm d-1", "snowmelt"),
-}
+#: Output series of :meth:`DHBV.forward` (all [T, B], basin means).
+OUTPUTS: tuple[Variable, ...] = tuple(Variable(*row) for row in (
+    ("streamflow", "mm d-1", "routed streamflow"),
+    ("surface_flow", "mm d-1", "routed fast flow Q0 from the upper zone above UZL"),
+    ("interflow", "mm d-1", "routed interflow Q1 from the upper zone"),
+    ("baseflow", "mm d-1", "routed baseflow Q2 from the lower zone"),
+    ("streamflow_unrouted", "mm d-1", "component-mean Q0+Q1+Q2 before routing"),
+    ("et", "mm d-1", "actual evapotranspiration"),
+    ("pet", "mm d-1", "potential evapotranspiration (Hargreaves)"),
+    ("swe", "mm", "snow water equivalent (snowpack + liquid water in snow)"),
+    ("soil_moisture", "mm", "soil moisture storage"),
+    ("upper_zone", "mm", "upper groundwater zone storage"),
+    ("lower_zone", "mm", "lower groundwater zone storage"),
+    ("recharge", "mm d-1", "recharge from soil to the upper zone (incl. excess)"),
+    ("percolation", "mm d-1", "percolation from upper to lower zone"),
+    ("melt", "mm d-1", "snowmelt"),
+    *((n, "1", f"daily component mean of dynamic parameter {n}") for n in hbv.DYNAMIC_CAPABLE),
+))
+
+
+@dataclass
+class NetworkConfig:
+    """Sizes of dHBV's parameter networks (the ``network`` section of a run config)."""
+
+    static_hidden: int = 256
+    static_layers: int = 2
+    dynamic_hidden: int = 64
+    dropout: float = 0.0
 
 
 class RechargeNet(nn.Module):
@@ -75,10 +87,12 @@ class DHBV(nn.Module):
     model_name = "dhbv"
 
     def __init__(self, options: hbv.HBVOptions, n_attributes: int, static_hidden: int = 256,
-                 static_layers: int = 2, dynamic_hidden: int = 64, dropout: float = 0.0):
+                 static_layers: int = 2, dynamic_hidden: int = 64, dropout: float = 0.0,
+                 engine: Engine | None = None):
         super().__init__()
         self.options = options
         self.n_attributes = n_attributes
+        self.engine = engine or Engine()
         c = options.n_components
         self.static_names = options.static
         self.dynamic_names = options.dynamic
@@ -124,32 +138,29 @@ class DHBV(nn.Module):
         return hbv.scale_parameters(unit, self.dynamic_names), state
 
     # -- simulation ------------------------------------------------------------------------
-    def forward(self, forcing: torch.Tensor, x_attr: torch.Tensor, x_forcing: torch.Tensor,
-                warmup_days: int = 0, backend: str = "cpp", keep_storages: bool = True,
-                ) -> dict[str, torch.Tensor]:
-        """Simulate; the first ``warmup_days`` only spin up states (no gradient, not returned).
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Simulate; the first ``batch["warmup"]`` days only spin up states (no gradient, not
+        returned).
 
         Parameters
         ----------
-        forcing : Tensor [T, B, 3]
-            Raw P [mm/day], T [degC], PET [mm/day].
-        x_attr : Tensor [B, n_attributes]
-            Normalised attributes.
-        x_forcing : Tensor [T, B, 3]
-            Normalised forcing (LSTM input).
-        warmup_days : int
-            Leading days used only to spin up HBV states and the routing buffer.
-        backend : {"cpp", "torch"}
-            HBV engine.
+        batch : dict
+            ``forcing`` [T, B, 3] raw P [mm/day], T [degC], PET [mm/day]; ``x_forcing`` the same
+            normalised (LSTM input); ``x_attr`` [B, n_attributes]; ``warmup`` (days, default 0).
+            The HBV engine is ``self.engine.backend``. In training mode (``model.train()``) the
+            daily stores are not collected (faster; the loss needs streamflow only).
 
         Returns
         -------
         dict
-            :data:`OUTPUTS` series ``[T - warmup_days, B]``, daily dynamic-parameter component
-            means (``"BETA"``, ``"BETAET"`` if dynamic), and ``"final_states"`` ``[5, B, C]``.
+            :data:`OUTPUTS` series ``[T - warmup, B]`` (dynamic parameters only if dynamic) and
+            ``"final_states"`` ``[5, B, C]``.
         """
         from bmi_dhbv.kernel import run as run_physics
 
+        forcing, x_attr, x_forcing = batch["forcing"], batch["x_attr"], batch["x_forcing"]
+        warmup = int(batch.get("warmup", 0))
+        backend = self.engine.backend
         dtype = forcing.dtype
         n_basins = forcing.shape[1]
         static, uh = self.static_parameters(x_attr)
@@ -158,18 +169,18 @@ class DHBV(nn.Module):
         states = hbv.cold_states(n_basins, self.options.n_components, dtype)
         p, t, pet = forcing.unbind(-1)
         history = None
-        if warmup_days > 0:
+        if warmup > 0:
             with torch.no_grad():
-                warm = run_physics(p[:warmup_days], t[:warmup_days], pet[:warmup_days],
-                                   _slice(params, 0, warmup_days), states, self.recharge_net,
+                warm = run_physics(p[:warmup], t[:warmup], pet[:warmup],
+                                   _slice(params, 0, warmup), states, self.recharge_net,
                                    keep_storages=False, backend=backend)
             states = warm.final_states.detach()
             history = {k: _tail(warm.fluxes[k].detach(), UH_LENGTH - 1) for k in ("q0", "q1", "q2")}
-        res = run_physics(p[warmup_days:], t[warmup_days:], pet[warmup_days:],
-                          _slice(params, warmup_days, None), states, self.recharge_net,
-                          keep_storages=keep_storages, backend=backend)
-        return collect_outputs(res, uh, history, pet[warmup_days:],
-                               {k: v[warmup_days:] for k, v in dynamic.items()})
+        res = run_physics(p[warmup:], t[warmup:], pet[warmup:], _slice(params, warmup, None),
+                          states, self.recharge_net, keep_storages=not self.training,
+                          backend=backend)
+        return collect_outputs(res, uh, history, pet[warmup:],
+                               {k: v[warmup:] for k, v in dynamic.items()})
 
 
 def collect_outputs(res: hbv.HBVResult, uh: torch.Tensor, history: dict | None,
@@ -210,15 +221,26 @@ def _slice(params: dict[str, torch.Tensor], i0: int, i1: int | None) -> dict[str
     return {k: (v[i0:i1] if v.dim() == 3 else v) for k, v in params.items()}
 
 
-def build_model(physics: dict, network: dict, n_attributes: int) -> DHBV:
-    """Build a :class:`DHBV` from the ``physics`` and ``network`` sections of a run config.
+def build_model(physics: hbv.HBVOptions, network: NetworkConfig, n_attributes: int,
+                engine: Engine) -> DHBV:
+    """Build a :class:`DHBV` from validated ``physics`` and ``network`` config sections."""
+    return DHBV(physics, n_attributes, network.static_hidden, network.static_layers,
+                network.dynamic_hidden, network.dropout, engine)
 
-    Raises ``ValueError`` naming unknown physics keys.
-    """
-    valid = {"n_components", "dynamic", "nn_recharge"}
-    unknown = sorted(set(physics) - valid)
-    if unknown:
-        raise ValueError(f"unknown dhbv physics option(s) {unknown}; valid: {sorted(valid)}")
-    options = hbv.HBVOptions(**physics)
-    return DHBV(options, n_attributes, network["static_hidden"], network["static_layers"],
-                network["dynamic_hidden"], network["dropout"])
+
+#: dHBV's declaration to the shared machinery (registered as "dhbv").
+SPEC = ModelSpec(
+    name="dhbv",
+    description="differentiable HBV: 16 components, LSTM-dynamic BETA/BETAET, gamma routing",
+    forcings=FORCING_NAMES,
+    step_seconds=86400,
+    outputs=OUTPUTS,
+    parameters=tuple(ParameterSpec(n, lo, hi, u, n in hbv.DYNAMIC_CAPABLE)
+                     for n, (lo, hi, u) in hbv.PARAMETER_RANGES.items()),
+    states=tuple(StateSpec(n, "mm", hbv.COLD_START_MM) for n in hbv.STATE_NAMES),
+    network_config=NetworkConfig,
+    physics_config=hbv.HBVOptions,
+    build=build_model,
+    flow_components=("surface_flow", "interflow", "baseflow"),
+    default_bundle=DEFAULT_BUNDLE,
+)

@@ -1,389 +1,45 @@
-"""Write NextGen realizations and per-catchment BMI configs for dHBV (``dhbv-realization``).
-
-Catchment rows (id, latitude, area, attributes) come from one of:
-
-* ``--table CSV``: one row per catchment with an id column (``--id-column``, default: the first
-  of id, catchment_id, divide_id, gauge_id), latitude (lat, latitude, gauge_lat), area (area_km2,
-  areasqkm, area_gages2) and every attribute the bundle needs; ``--catchments`` may supply
-  missing areas/latitudes from a hydrofabric geojson;
-* ``--camels ID ...``: basins of a CAMELS-format data directory (``--camels-root``, default the
-  shipped sample). Also writes ``<out>/catchment_data.geojson`` and ``<out>/nexus_data.geojson``
-  (see below); ``--write-forcing`` writes forcing CSVs for start..end (hourly or daily, see
-  below) and ``--spinup-start`` daily spin-up CSVs up to the day before start;
-* ``--catchments GEOJSON --stand-in GAUGE``: the geojson's catchments (areasqkm; latitude of the
-  polygon's vertex mean) with the attributes of CAMELS basin GAUGE as a documented stand-in.
-
-Writes ``<out>/config/<id>.yaml`` and ``<out>/realization.json`` (``python_type:
-bmi_dhbv.BmiDHBV``, main output ``land_surface_water__runoff_depth``). Hourly mode maps the BMI
-inputs to ngen's AORC forcing columns (``precip_rate``, ``TMP_2maboveground``); daily mode to the
-columns of the daily CSVs ``--write-forcing`` writes (``prcp [mm d-1]``, ``tmean``/``tmax``/``tmin``
-``[degC]``). ``--map NAME=COLUMN`` overrides single entries.
-
-**CAMELS forcing CSVs** (``--camels --write-forcing``), from the basin's daily Daymet series:
-
-* ``--time-step 86400``: one row per day, ``time,prcp [mm d-1],tmean [degC],tmax [degC],
-  tmin [degC]`` (for the replay driver; ngen's CsvPerFeature reader assumes hourly rows).
-* ``--time-step 3600``: an hourly AORC-style CSV, ``time,precip_rate,TMP_2maboveground`` in
-  ngen's default units (mm s-1, K), 24 rows per day (``YYYY-MM-DD HH:00:00``, hours 0..23). This
-  is a **synthetic stand-in for real hourly forcing**, built so that the BMI in hourly mode sees
-  exactly the daily forcing of the daily model:
-
-  - precipitation is spread evenly over the day: ``precip_rate = P_day / 86400`` mm s-1 every
-    hour (ngen converts to mm h-1; the BMI sums the 24 hours back to ``P_day``);
-  - temperature follows a cosine diurnal cycle,
-    ``T(h) = tmean + a * cos(2 pi (h - 15) / 24) + 273.15`` K with ``a = max(tmax - tmin, 0)/2``:
-    maximum ``tmean + a`` at hour 15, minimum ``tmean - a`` at hour 3, and the 24-sample mean of
-    the cosine is 0. The BMI's hourly mode takes the day's temperature as the mean of the 24
-    hourly values (= ``tmean``) and the Hargreaves max/min as their max/min (``tmean +- a``), and
-    Hargreaves uses only ``(max + min)/2`` (= ``tmean``) and ``max - min`` (= ``tmax - tmin``).
-    Since Daymet ``tmean = (tmax + tmin)/2``, the hourly max/min are exactly the Daymet
-    ``tmax``/``tmin``, and the hourly run reproduces the daily model day by day (each day's 24
-    hourly runoff depths sum to the daily value, to rounding). On the rare days with
-    ``tmin > tmax`` in the data, ``a = 0`` (a flat day at ``tmean``); Hargreaves PET is then 0 in
-    both modes (the daily model clips the range at 0 too).
-
-  The true within-day timing of rain and temperature is unknown here; replace the file with real
-  hourly forcing (e.g. AORC) for anything beyond checking the set-up.
-
-**CAMELS geojson** (``--camels``): ``catchment_data.geojson`` with one feature per basin, id =
-the gauge id (ngen's ``{{id}}``), properties ``areasqkm`` (``area_forcing_header_km2``) and
-``toid`` ``nex-<id>``, and a **placeholder** geometry: a small square (``PLACEHOLDER_HALF_SIDE_DEG``
-around the gauge); the basin outline is not in the data pack, and ngen needs only the ids, areas
-and links. ``nexus_data.geojson`` holds the terminal nexus ``nex-<id>`` (a Point at the gauge,
-``toid`` empty: nothing downstream).
-"""
+"""``dhbv-realization``: NextGen realizations and per-catchment configs for dHBV (the generic
+writer of :mod:`delta_core.ngen.realization` bound to dHBV's BMI names and options)."""
 from __future__ import annotations
 
 import argparse
-import csv
-import json
-from pathlib import Path
 
-import numpy as np
-import yaml
+from bmi_dhbv.bmi import BmiDHBV
+from delta_core.ngen import crosswalk as X
+from delta_core.ngen.realization import DAILY_MAP, HOURLY_MAP, ModelBinding, main as _main
 
-from bmi_dhbv import bmi as B
-
-HOURLY_MAP = {B.PRECIP: "precip_rate", B.TEMP: "TMP_2maboveground"}
-DAILY_MAP = {B.PRECIP: "prcp", B.TEMP: "tmean", B.TMAX: "tmax", B.TMIN: "tmin"}
-OUTPUTS = [(B.RUNOFF_DEPTH, "runoff_depth_m"), (B.RUNOFF_FLUX, "runoff_m3_s"),
-           (B.ET, "et_rate"), (B.SWE, "swe_mm"), (B.SOIL, "soil_moisture_mm"),
-           (B.BASEFLOW, "baseflow_rate")]
-
-ID_COLUMNS = ("id", "catchment_id", "divide_id", "gauge_id")
-LAT_COLUMNS = ("latitude", "lat", "gauge_lat")
-AREA_COLUMNS = ("area_km2", "areasqkm", "area_gages2")
+#: Outputs written to the per-catchment CSVs: (BMI name, CSV header).
+OUTPUTS = [(X.RUNOFF_DEPTH, "runoff_depth_m"), (X.RUNOFF_FLUX, "runoff_m3_s"),
+           (X.ET, "et_rate"), (X.SWE, "swe_mm"), (X.SOIL, "soil_moisture_mm"),
+           (X.BASEFLOW, "baseflow_rate")]
 
 
-def needed_attributes(bundle: str | Path | None) -> list[str]:
-    """Attributes the bundle needs (the 35 CAMELS attributes if no bundle is available)."""
-    from delta_core.bundle import load_bundle
-    from delta_core.config import CAMELS_ATTRIBUTES
-    from bmi_dhbv.model import DEFAULT_BUNDLE
-
-    path = Path(bundle) if bundle else DEFAULT_BUNDLE
-    if bundle is None and not path.is_file():
-        return list(CAMELS_ATTRIBUTES)
-    return list(load_bundle(path)["normalization"]["attributes"]["names"])
+def _inputs(time_step: int, args: argparse.Namespace) -> dict[str, str]:
+    names = dict(HOURLY_MAP if time_step == 3600 else DAILY_MAP)
+    if getattr(args, "pet_source", None) == "input":
+        names.pop(X.TMAX, None)
+        names.pop(X.TMIN, None)
+        names[X.PET] = "pet"
+    return names
 
 
-def geojson_catchments(path: str | Path) -> dict[str, dict]:
-    """``{id: {"area_km2", "latitude", "toid"}}`` from a catchment geojson."""
-    d = json.loads(Path(path).read_text())
-    out = {}
-    for f in d["features"]:
-        props = f.get("properties", {})
-        cid = f.get("id") or props.get("id")
-        coords = np.array(_flatten(f.get("geometry", {}).get("coordinates", [])), dtype=float)
-        lat = float(coords[:, 1].mean()) if coords.size else None
-        out[cid] = {"area_km2": props.get("areasqkm"), "latitude": lat, "toid": props.get("toid")}
-    return out
+def _add_arguments(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--pet-source", choices=("hargreaves", "input"),
+                    help="PET from Hargreaves (default) or an input column 'pet'")
 
 
-def _flatten(c):
-    if len(c) and isinstance(c[0], (int, float)):
-        return [c[:2]]
-    return [p for x in c for p in _flatten(x)]
-
-
-def _pick(row: dict, names, what: str, cid: str):
-    for n in names:
-        if row.get(n) not in (None, ""):
-            return row[n]
-    raise SystemExit(f"catchment {cid}: no {what} (looked for columns {list(names)})")
-
-
-def rows_from_table(path, id_column, need, geo) -> list[dict]:
-    with open(path, newline="") as f:
-        table = list(csv.DictReader(f))
-    if not table:
-        raise SystemExit(f"{path} has no rows")
-    idc = id_column or next((c for c in ID_COLUMNS if c in table[0]), None)
-    if idc is None:
-        raise SystemExit(f"{path}: no id column (looked for {list(ID_COLUMNS)}; use --id-column)")
-    missing = [a for a in need if a not in table[0]]
-    if missing:
-        raise SystemExit(f"{path} lacks attribute column(s) {missing} the bundle needs")
-    rows = []
-    for r in table:
-        cid = r[idc].strip()
-        g = (geo or {}).get(cid, {})
-        lat = r.get(next((c for c in LAT_COLUMNS if r.get(c)), ""), None) or g.get("latitude")
-        area = r.get(next((c for c in AREA_COLUMNS if r.get(c)), ""), None) or g.get("area_km2")
-        if lat is None or area is None:
-            raise SystemExit(f"catchment {cid}: latitude/area missing from {path} and geojson")
-        rows.append({"id": cid, "latitude": float(lat), "area_km2": float(area),
-                     "attributes": {a: _value(r[a]) for a in need}})
-    return rows
-
-
-def rows_from_camels(ids, root, need) -> list[dict]:
-    from delta_core.data.camels import CamelsDataset
-
-    ds = CamelsDataset(root)
-    ds.check_basins(ids)
-    attrs = ds.attributes(ids, need)
-    return [{"id": gid, "latitude": float(ds.basins[gid]["gauge_lat"]),
-             "area_km2": float(ds.basins[gid]["area_forcing_header_km2"]),
-             "attributes": {a: _value(attrs[a][i]) for a in need}}
-            for i, gid in enumerate(ids)]
-
-
-def _value(s):
-    try:
-        return float(s)
-    except (TypeError, ValueError):
-        return str(s).strip()
-
-
-#: Half side [degrees] of the placeholder square written as a CAMELS basin's geometry.
-PLACEHOLDER_HALF_SIDE_DEG = 0.01
-#: Hour of the day of the synthetic diurnal temperature maximum (the minimum is 12 h earlier).
-DIURNAL_PEAK_HOUR = 15
-
-
-def hourly_from_daily(prcp, tmean, tmax, tmin) -> tuple[np.ndarray, np.ndarray]:
-    """Synthetic hourly forcing ``[n_days, 24]`` from daily series (see the module docstring):
-    ``precip_rate`` [mm s-1] = P/86400 every hour and ``TMP_2maboveground`` [K] = ``tmean +
-    a cos(2 pi (h - 15)/24) + 273.15`` with ``a = max(tmax - tmin, 0)/2``."""
-    prcp, tmean, tmax, tmin = (np.asarray(x, dtype=float).reshape(-1, 1)
-                               for x in (prcp, tmean, tmax, tmin))
-    h = np.arange(24)
-    cos = np.cos(2.0 * np.pi * (h - DIURNAL_PEAK_HOUR) / 24.0)
-    cos[DIURNAL_PEAK_HOUR] = 1.0  # exact extremes (cos(0), cos(-pi))
-    cos[(DIURNAL_PEAK_HOUR + 12) % 24] = -1.0
-    amp = 0.5 * np.maximum(tmax - tmin, 0.0)
-    rate = np.broadcast_to(prcp / 86400.0, (prcp.shape[0], 24))
-    return rate.copy(), tmean + amp * cos + 273.15
-
-
-def write_camels_csvs(gauge: str, root, start: str, end: str, forcing_path: Path | None,
-                      spinup_start: str | None, spinup_path: Path | None,
-                      time_step: int = 86400) -> None:
-    """Forcing CSV for the days start..end and a daily spin-up CSV (``date,prcp_mm_day,tmax_c,
-    tmin_c``) from ``spinup_start`` to the day before start. The forcing CSV is daily
-    (``time,prcp [mm d-1],tmean,tmax,tmin [degC]``) for ``time_step`` 86400 and the synthetic
-    hourly AORC-style ``time,precip_rate,TMP_2maboveground`` (mm s-1, K; :func:`hourly_from_daily`)
-    for 3600."""
-    from delta_core.data.camels import CamelsDataset
-
-    ds = CamelsDataset(root)
-    if forcing_path is not None:
-        ts = ds.load([gauge], start=start, end=end)
-        forcing_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(forcing_path, "w", newline="") as f:
-            w = csv.writer(f)
-            if time_step == 3600:
-                rate, temp = hourly_from_daily(ts.prcp[:, 0], ts.tmean[:, 0], ts.tmax[:, 0],
-                                               ts.tmin[:, 0])
-                w.writerow(["time", "precip_rate", "TMP_2maboveground"])
-                for i, d in enumerate(ts.dates):
-                    for h in range(24):
-                        w.writerow([f"{d} {h:02d}:00:00", repr(float(rate[i, h])),
-                                    repr(float(temp[i, h]))])
-            else:
-                w.writerow(["time", "prcp [mm d-1]", "tmean [degC]", "tmax [degC]",
-                            "tmin [degC]"])
-                for i, d in enumerate(ts.dates):
-                    w.writerow([f"{d} 00:00:00", repr(float(ts.prcp[i, 0])),
-                                repr(float(ts.tmean[i, 0])), repr(float(ts.tmax[i, 0])),
-                                repr(float(ts.tmin[i, 0]))])
-    if spinup_start is not None and spinup_path is not None:
-        last = str(np.datetime64(start[:10]) - np.timedelta64(1, "D"))
-        ts = ds.load([gauge], start=spinup_start, end=last)
-        spinup_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(spinup_path, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["date", "prcp_mm_day", "tmax_c", "tmin_c"])
-            for i, d in enumerate(ts.dates):
-                w.writerow([str(d), repr(float(ts.prcp[i, 0])), repr(float(ts.tmax[i, 0])),
-                            repr(float(ts.tmin[i, 0]))])
-
-
-def write_camels_geojson(out: Path, ids, root) -> tuple[Path, Path]:
-    """``out/catchment_data.geojson`` and ``out/nexus_data.geojson`` for CAMELS basins (see the
-    module docstring: placeholder square geometry, terminal nexus ``nex-<id>`` at the gauge)."""
-    from delta_core.data.camels import CamelsDataset
-
-    ds = CamelsDataset(root)
-    ds.check_basins(ids)
-    crs = {"type": "name", "properties": {"name": "urn:ogc:def:crs:OGC:1.3:CRS84"}}
-    cats, nexus = [], []
-    r = PLACEHOLDER_HALF_SIDE_DEG
-    for gid in ids:
-        b = ds.basins[gid]
-        lon, lat = float(b["gauge_lon"]), float(b["gauge_lat"])
-        ring = [[round(x, 8), round(y, 8)] for x, y in
-                ((lon - r, lat - r), (lon + r, lat - r), (lon + r, lat + r), (lon - r, lat + r),
-                 (lon - r, lat - r))]
-        cats.append({"type": "Feature", "id": gid,
-                     "properties": {"areasqkm": float(b["area_forcing_header_km2"]),
-                                    "toid": f"nex-{gid}"},
-                     "geometry": {"type": "MultiPolygon", "coordinates": [[ring]]}})
-        nexus.append({"type": "Feature", "id": f"nex-{gid}", "properties": {"toid": ""},
-                      "geometry": {"type": "Point", "coordinates": [lon, lat]}})
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, feats in (("catchment_data", cats), ("nexus_data", nexus)):
-        path = out / f"{name}.geojson"
-        body = ",\n".join(json.dumps(f) for f in feats)
-        path.write_text(f'{{\n"type": "FeatureCollection",\n"name": "{name}",\n'
-                        f'"crs": {json.dumps(crs)},\n"features": [\n{body}\n]\n}}\n')
-        paths.append(path)
-    return paths[0], paths[1]
-
-
-def write_realization(out: Path, rows: list[dict], *, start: str, end: str, time_step: int,
-                      output_interval: int | None = None, bundle: str | None = None,
-                      backend: str | None = None, pet_source: str | None = None,
-                      forcing_path: str = "./forcing/", file_pattern: str = ".*{{id}}.*.csv",
-                      names_map: dict | None = None, spinup: dict | None = None,
-                      note: str | None = None) -> Path:
-    """Write ``out/config/<id>.yaml`` per row and ``out/realization.json``; return the latter."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config").mkdir(exist_ok=True)
-    for r in rows:
-        cfg = {"attributes": r["attributes"], "latitude": r["latitude"],
-               "area_km2": r["area_km2"], "time_step_seconds": int(time_step),
-               "start_time": start}
-        if bundle:
-            cfg["bundle"] = str(bundle)
-        if backend:
-            cfg["backend"] = backend
-        if pet_source:
-            cfg["pet_source"] = pet_source
-        if spinup and r["id"] in spinup:
-            cfg["spinup_forcing"] = spinup[r["id"]]
-        text = yaml.safe_dump(cfg, sort_keys=False)
-        if note:
-            text = "".join(f"# {line}\n" for line in note.splitlines()) + text
-        (out / "config" / f"{r['id']}.yaml").write_text(text)
-    base = dict(HOURLY_MAP if time_step == 3600 else DAILY_MAP)
-    if pet_source == "input":
-        base.pop(B.TMAX, None)
-        base.pop(B.TMIN, None)
-        base[B.PET] = "pet"
-    base.update(names_map or {})
-    realization = {
-        "global": {
-            "formulations": [{"name": "bmi_python", "params": {
-                "model_type_name": "dHBV",
-                "python_type": "bmi_dhbv.BmiDHBV",
-                "init_config": "./config/{{id}}.yaml",
-                "main_output_variable": B.RUNOFF_DEPTH,
-                "uses_forcing_file": False,
-                "allow_exceed_end_time": True,
-                "variables_names_map": base,
-                "output_variables": [n for n, _ in OUTPUTS],
-                "output_header_fields": [h for _, h in OUTPUTS]}}],
-            "forcing": {"file_pattern": file_pattern, "path": forcing_path,
-                        "provider": "CsvPerFeature"}},
-        "time": {"start_time": start, "end_time": end,
-                 "output_interval": int(output_interval or time_step)},
-        "output": {"root": "./output/"},
-    }
-    path = out / "realization.json"
-    path.write_text(json.dumps(realization, indent=2) + "\n")
-    return path
+BINDING = ModelBinding(
+    model="dhbv", prog="dhbv-realization", model_type_name="dHBV",
+    python_type="bmi_dhbv.BmiDHBV",
+    inputs=_inputs, outputs=OUTPUTS,
+    spinup_columns={c: f for c, f in BmiDHBV.SPINUP_COLUMNS.items() if f != "pet"},
+    add_arguments=_add_arguments,
+    config_extras=lambda args: {"pet_source": args.pet_source} if args.pet_source else {},
+)
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="dhbv-realization",
-        description="Write per-catchment dHBV BMI configs (config/<id>.yaml) and a NextGen "
-                    "realization.json (bmi_python, python_type bmi_dhbv.BmiDHBV).")
-    src = ap.add_mutually_exclusive_group(required=True)
-    src.add_argument("--table", help="CSV: one row per catchment (id, lat, area, attributes)")
-    src.add_argument("--camels", nargs="+", metavar="GAUGE_ID",
-                     help="basins of a CAMELS-format data directory")
-    src.add_argument("--stand-in", metavar="GAUGE_ID",
-                     help="with --catchments: use this CAMELS basin's attributes for every "
-                          "catchment (documented stand-in when attributes are unknown)")
-    ap.add_argument("--catchments", help="hydrofabric catchment geojson (areasqkm, geometry)")
-    ap.add_argument("--id-column", help="id column of --table")
-    ap.add_argument("--camels-root", help="CAMELS-format data directory (default: the sample)")
-    ap.add_argument("--out", required=True, help="output folder")
-    ap.add_argument("--start", required=True, help="simulation start, e.g. '2015-12-01 00:00:00'")
-    ap.add_argument("--end", required=True, help="simulation end (start of the last interval)")
-    ap.add_argument("--time-step", type=int, choices=(3600, 86400), default=3600,
-                    help="BMI time step [s] (default 3600)")
-    ap.add_argument("--output-interval", type=int, help="ngen output interval [s] "
-                    "(default: the time step)")
-    ap.add_argument("--bundle", help="weight bundle written into the configs (default: shipped)")
-    ap.add_argument("--backend", choices=("cpp", "torch"), help="HBV backend (default cpp)")
-    ap.add_argument("--pet-source", choices=("hargreaves", "input"),
-                    help="PET from Hargreaves (default) or an input column 'pet'")
-    ap.add_argument("--forcing-path", default="./forcing/", help="realization forcing.path")
-    ap.add_argument("--file-pattern", default=".*{{id}}.*.csv",
-                    help="realization forcing.file_pattern")
-    ap.add_argument("--map", action="append", default=[], metavar="BMI_NAME=COLUMN",
-                    help="override a variables_names_map entry (repeatable)")
-    ap.add_argument("--write-forcing", action="store_true",
-                    help="--camels: write forcing CSVs <out>/forcing/<id>.csv (hourly AORC-style "
-                         "for --time-step 3600, daily for 86400)")
-    ap.add_argument("--spinup-start", help="--camels: write spin-up CSVs <out>/spinup/<id>.csv "
-                    "from this date to the day before --start and use them")
-    ap.add_argument("--spinup-forcing", help="existing daily spin-up CSV (date,prcp_mm_day,"
-                    "tmax_c,tmin_c) written into every config (path relative to config/)")
-    args = ap.parse_args(argv)
-
-    need = needed_attributes(args.bundle)
-    geo = geojson_catchments(args.catchments) if args.catchments else None
-    note = None
-    if args.table:
-        rows = rows_from_table(args.table, args.id_column, need, geo)
-    elif args.camels:
-        rows = rows_from_camels(args.camels, args.camels_root, need)
-    else:
-        if geo is None:
-            raise SystemExit("--stand-in needs --catchments")
-        proxy = rows_from_camels([args.stand_in], args.camels_root, need)[0]
-        rows = [{"id": cid, "latitude": g["latitude"], "area_km2": float(g["area_km2"]),
-                 "attributes": dict(proxy["attributes"])} for cid, g in sorted(geo.items())]
-        note = (f"Catchment attributes are a STAND-IN: those of CAMELS basin {args.stand_in}; "
-                f"the catchment's own\nattributes were not available. Latitude: mean of the "
-                f"polygon vertices; area: areasqkm.")
-    names_map = dict(kv.split("=", 1) for kv in args.map)
-    out = Path(args.out)
-    spinup = {r["id"]: args.spinup_forcing for r in rows} if args.spinup_forcing else None
-    if args.camels and (args.write_forcing or args.spinup_start):
-        spinup = {}
-        for r in rows:
-            sp = out / "spinup" / f"{r['id']}.csv" if args.spinup_start else None
-            write_camels_csvs(r["id"], args.camels_root, args.start[:10], args.end[:10],
-                              out / "forcing" / f"{r['id']}.csv" if args.write_forcing else None,
-                              args.spinup_start, sp, time_step=args.time_step)
-            if sp is not None:
-                spinup[r["id"]] = f"../spinup/{r['id']}.csv"
-    if args.camels:
-        write_camels_geojson(out, args.camels, args.camels_root)
-    path = write_realization(out, rows, start=args.start, end=args.end,
-                             time_step=args.time_step, output_interval=args.output_interval,
-                             bundle=args.bundle, backend=args.backend, pet_source=args.pet_source,
-                             forcing_path=args.forcing_path, file_pattern=args.file_pattern,
-                             names_map=names_map, spinup=spinup, note=note)
-    print(f"wrote {len(rows)} config(s) in {out / 'config'} and {path}")
-    return 0
+    return _main(argv, BINDING)
 
 
 if __name__ == "__main__":

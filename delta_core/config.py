@@ -1,13 +1,15 @@
 """Typed run configuration, read from YAML with every key validated.
 
-Unknown keys are rejected with the list of valid ones; the ``physics`` section is model-specific
-and is validated by the model's options class. The resolved config is written, with the package
-version and git commit, into every run directory.
+Unknown keys are rejected with the list of valid ones. The ``network`` and ``physics`` sections are
+model-specific: they are validated by the dataclasses the model's spec declares
+(:attr:`delta_core.spec.ModelSpec.network_config`, ``physics_config``). The resolved config is
+written, with the package version and code provenance, into every run directory.
 """
 from __future__ import annotations
 
 import dataclasses
-import subprocess
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,22 +37,26 @@ class DataConfig:
     """Which data, basins and periods (ISO dates, inclusive)."""
 
     root: str | None = None  # None: the sample shipped with the package
-    basins: str | list[str] | None = None  # None: all; a file of ids; a list; or a subset name
+    basins: str | list[str] | None = None  # None: all; ids, a file of ids, or a subset name
     train_start: str = "1980-10-01"
     train_end: str = "1995-09-30"
     test_start: str = "1995-10-01"
     test_end: str = "2010-09-30"
     attributes: list[str] = field(default_factory=lambda: list(CAMELS_ATTRIBUTES))
 
-
-@dataclass
-class NetworkConfig:
-    """Sizes of the parameter networks."""
-
-    static_hidden: int = 256
-    static_layers: int = 2
-    dynamic_hidden: int = 64
-    dropout: float = 0.0
+    def __post_init__(self) -> None:
+        if isinstance(self.basins, list):
+            ints = [b for b in self.basins if isinstance(b, int) and not isinstance(b, bool)]
+            if ints:
+                raise ConfigError(f"data.basins holds number(s) {ints[:5]}: gauge ids are strings "
+                                  f"with leading zeros; quote them in YAML, e.g. ['01022500'] "
+                                  f"(an unquoted 01022500 is read as the octal number 271680)")
+        for key in ("train_start", "train_end", "test_start", "test_end"):
+            _check_date(getattr(self, key), f"data.{key}")
+        for a, b in (("train_start", "train_end"), ("test_start", "test_end")):
+            if getattr(self, a) > getattr(self, b):
+                raise ConfigError(f"data.{a} {getattr(self, a)} is after data.{b} "
+                                  f"{getattr(self, b)}")
 
 
 @dataclass
@@ -70,26 +76,53 @@ class TrainingConfig:
     dtype: str = "float32"
     checkpoint_every: int = 1
     grad_clip: float | None = 1.0
-    threads: int | None = None  # torch intra-op threads; None: torch default
+    threads: int | None = None  # torch intra-op and kernel threads; None: torch default
 
 
 @dataclass
 class RunConfig:
-    """A whole training run."""
+    """A whole training run.
+
+    ``network`` is the model's network-config dataclass (a dict is validated into it);
+    ``physics`` stays the mapping given (what bundles store), validated by the model's
+    physics-config dataclass.
+    """
 
     model: str = "dhbv"
     run_dir: str = "runs/dhbv"
     data: DataConfig = field(default_factory=DataConfig)
     physics: dict[str, Any] = field(default_factory=dict)
-    network: NetworkConfig = field(default_factory=NetworkConfig)
+    network: Any = None
     training: TrainingConfig = field(default_factory=TrainingConfig)
+
+    def __post_init__(self) -> None:
+        from delta_core.registry import model_spec
+
+        try:
+            spec = model_spec(self.model)
+        except ValueError as exc:
+            raise ConfigError(f"config.model: {exc}") from None
+        if not isinstance(self.physics, dict):
+            raise ConfigError(f"config.physics must be a mapping, got {self.physics!r}")
+        section(spec.physics_config, self.physics, "config.physics")  # validates
+        if self.network is None:
+            self.network = spec.network_config()
+        elif not isinstance(self.network, spec.network_config):
+            self.network = section(spec.network_config, self.network, "config.network")
+
+    @property
+    def spec(self):
+        """The :class:`~delta_core.spec.ModelSpec` of :attr:`model`."""
+        from delta_core.registry import model_spec
+
+        return model_spec(self.model)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
-        return _build(cls, d, "config")
+        return section(cls, d, "config")
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "RunConfig":
@@ -102,48 +135,70 @@ class RunConfig:
         return cls.from_dict(d)
 
 
-def _build(cls, d: dict, where: str):
+def section(cls: type, d: Any, where: str):
+    """Instance of dataclass ``cls`` from mapping ``d`` (or ``d`` itself if already one).
+
+    Unknown keys raise :class:`ConfigError` listing the valid ones; values are type-checked
+    against the field annotations; nested dataclass fields are built recursively.
+    """
+    if isinstance(d, cls):
+        return d
     if not isinstance(d, dict):
         raise ConfigError(f"{where} must be a mapping, got {d!r}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(d) - set(fields))
     if unknown:
         raise ConfigError(f"unknown key(s) {unknown} in {where}; valid: {sorted(fields)}")
+    hints = typing.get_type_hints(cls)
     kwargs = {}
     for name, value in d.items():
-        ftype = fields[name].type
-        sub = {"DataConfig": DataConfig, "NetworkConfig": NetworkConfig,
-               "TrainingConfig": TrainingConfig}.get(ftype if isinstance(ftype, str) else "")
-        if sub is not None:
-            kwargs[name] = _build(sub, value, f"{where}.{name}")
+        ftype = hints[name]
+        if dataclasses.is_dataclass(ftype):
+            kwargs[name] = section(ftype, value, f"{where}.{name}")
         else:
             kwargs[name] = _check_type(value, ftype, f"{where}.{name}")
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
-def _check_type(value, ftype: str, where: str):
+def _check_type(value, ftype, where: str):
+    """Check (and lightly coerce) ``value`` against annotation ``ftype``."""
+    args = typing.get_args(ftype)
+    optional = type(None) in args
     if value is None:
-        if "None" in ftype:
+        if optional or ftype is Any:
             return None
         raise ConfigError(f"{where} must not be empty")
-    base = ftype.split("|")[0].strip()
-    if base == "int" and not (isinstance(value, int) and not isinstance(value, bool)):
+    if ftype is Any:
+        return value
+    is_union = typing.get_origin(ftype) in (typing.Union, types.UnionType)
+    base = [a for a in args if a is not type(None)] if is_union else [ftype]
+    first = typing.get_origin(base[0]) or base[0]
+    if first is int and not (isinstance(value, int) and not isinstance(value, bool)):
         raise ConfigError(f"{where} must be an integer, got {value!r}")
-    if base == "float":
+    if first is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where} must be a number, got {value!r}")
         return float(value)
-    if base == "str" and "list" not in ftype and not isinstance(value, str):
+    if first is bool and not isinstance(value, bool):
+        raise ConfigError(f"{where} must be true or false, got {value!r}")
+    if first is str and not any((typing.get_origin(b) or b) in (list, tuple) for b in base):
+        if isinstance(value, (list, dict)):
+            raise ConfigError(f"{where} must be a single value, got {value!r}")
         return str(value)  # YAML reads dates as date objects
+    if first in (list, tuple) and not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{where} must be a list, got {value!r}")
     return value
 
 
-def git_commit(path: str | Path | None = None) -> str:
-    """Commit hash of the source tree holding ``path`` (or 'unknown')."""
-    here = Path(path or __file__).resolve().parent
+def _check_date(value: str, where: str) -> None:
+    import datetime as dt
+
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
-                             text=True, timeout=5)
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise ConfigError(f"{where} must be an ISO date YYYY-MM-DD, got {value!r}") from None

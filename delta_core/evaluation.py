@@ -6,6 +6,7 @@ start), then the model runs through the evaluation period; metrics use that peri
 from __future__ import annotations
 
 import csv
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,45 +16,46 @@ from delta_core.bundle import load_bundle
 from delta_core.data.camels import CamelsDataset, date_index
 from delta_core.inputs import Normalization, build_inputs
 from delta_core.metrics import all_metrics
-from delta_core.registry import model_module
+from delta_core.registry import model_spec
+from delta_core.spec import Engine
 
 
-def load_model(bundle: str | Path | dict, dtype: torch.dtype = torch.float32):
-    """Model, normalisation and bundle dict from a bundle file (or an already loaded bundle)."""
+def load_model(bundle: str | Path | dict, dtype: torch.dtype = torch.float32,
+               backend: str = "cpp"):
+    """Model (in eval mode), normalisation and bundle dict from a bundle file (or a loaded
+    bundle); the physics runs on ``backend``."""
     b = bundle if isinstance(bundle, dict) else load_bundle(bundle)
-    module = model_module(b["model"])
+    spec = model_spec(b["model"])
     cfg = b["config"]
     norm = Normalization.from_dict(b["normalization"])
-    model = module.build_model(cfg["physics"], cfg["network"], len(norm.attributes.feature_names))
+    model = spec.build_model(cfg["physics"], cfg["network"], len(norm.attributes.feature_names),
+                             Engine(backend))
     model.load_state_dict(b["state_dict"])
     return model.to(dtype).eval(), norm, b
 
 
 def simulate(model, norm: Normalization, dataset: CamelsDataset, ids: list[str], start: str,
-             end: str, backend: str = "cpp", batch_basins: int = 64, dtype=torch.float32,
+             end: str, batch_basins: int = 64, dtype=torch.float32,
              progress: bool = False) -> dict:
     """Run the model from the first day of data to ``end``; return ``start..end``.
 
     Returns
     -------
     dict with ``dates`` [T], ``gauge_ids``, ``qobs`` [T, B], ``area_km2``, ``lat`` and
-    ``outputs`` {name: ndarray [T, B]} in the units of the model's ``OUTPUTS``.
+    ``outputs`` {name: ndarray [T, B]} in the units of the model spec's ``outputs``.
     """
     from tqdm import tqdm
 
-    ts = dataset.load(ids, end=end)
-    i0 = date_index(ts.dates, start)
-    attr_names = norm.attributes.names
-    raw = dataset.attributes(ids, attr_names)
+    ts = dataset.load(ids, end=end, forcings=norm.forcing.names, progress=progress)
+    i0 = date_index(ts.dates, start, "start date")
+    raw = dataset.attributes(ids, norm.attributes.names)
     inputs = build_inputs(ts, raw, norm)
     outputs: dict[str, list[np.ndarray]] = {}
-    chunks = range(0, len(ids), batch_basins)
-    for b0 in tqdm(chunks, desc="simulating", disable=not progress):
-        sl = slice(b0, b0 + batch_basins)
-        to = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=dtype)  # noqa: E731
+    steps = np.arange(len(ts.dates))
+    for b0 in tqdm(range(0, len(ids), batch_basins), desc="simulating", disable=not progress):
+        basins = np.arange(b0, min(b0 + batch_basins, len(ids)))
         with torch.no_grad():
-            out = model(to(inputs.forcing[:, sl]), to(inputs.x_attr[sl]),
-                        to(inputs.x_forcing[:, sl]), warmup_days=i0, backend=backend)
+            out = model(inputs.batch(steps, basins, i0, dtype))
         for k, v in out.items():
             if k != "final_states":
                 outputs.setdefault(k, []).append(v.numpy())
@@ -62,14 +64,16 @@ def simulate(model, norm: Normalization, dataset: CamelsDataset, ids: list[str],
             "outputs": {k: np.concatenate(v, axis=1) for k, v in outputs.items()}}
 
 
-def basin_metrics(sim: dict) -> list[dict]:
-    """One row per basin: gauge_id, NSE, KGE, FHV, FLV, ..., simulated baseflow index."""
+def basin_metrics(sim: dict, baseflow: str | None = "baseflow") -> list[dict]:
+    """One row per basin: gauge_id, NSE, KGE, FHV, FLV, ..., and the simulated baseflow index
+    (``baseflow`` output / streamflow) when the model has a ``baseflow`` output."""
     rows = []
     out = sim["outputs"]
     for b, gid in enumerate(sim["gauge_ids"]):
         q, o = out["streamflow"][:, b], sim["qobs"][:, b]
         row = {"gauge_id": gid, **all_metrics(q, o)}
-        row["bfi_sim"] = float(out["baseflow"][:, b].sum() / max(q.sum(), 1e-12))
+        if baseflow is not None and baseflow in out:
+            row["bfi_sim"] = float(out[baseflow][:, b].sum() / max(q.sum(), 1e-12))
         row["q_mean_sim"] = float(np.mean(q))
         row["q_mean_obs"] = float(np.nanmean(o)) if np.isfinite(o).any() else np.nan
         row["n_obs"] = int(np.isfinite(o).sum())
@@ -94,25 +98,41 @@ def write_metrics_csv(path: str | Path, rows: list[dict]) -> None:
             w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
 
 
+def check_overlap(bundle: dict, start: str, end: str) -> None:
+    """Warn when ``start..end`` overlaps the bundle's training period (optimistic scores)."""
+    period = bundle["provenance"].get("train_period")
+    if period and str(start) <= str(period[1]) and str(period[0]) <= str(end):
+        warnings.warn(f"evaluation period {start}..{end} overlaps the bundle's training period "
+                      f"{period[0]}..{period[1]}: scores there are not out-of-sample",
+                      stacklevel=3)
+
+
 def evaluate_model(bundle: str | Path | dict, dataset: CamelsDataset, ids: list[str],
                    start: str, end: str, backend: str = "cpp", out_dir: str | Path | None = None,
-                   progress: bool = False) -> dict:
+                   progress: bool = False, warn_overlap: bool = True) -> dict:
     """Simulate, score and (with ``out_dir``) write metrics.csv and simulation.nc.
 
-    Returns the summary of :func:`summarize` plus ``rows`` (per-basin metrics).
+    Returns the summary of :func:`summarize` plus ``rows`` (per-basin metrics) and
+    ``simulation`` (see :func:`simulate`).
     """
     from delta_core.netcdf_io import write_simulation
 
-    model, norm, b = load_model(bundle)
-    sim = simulate(model, norm, dataset, ids, start, end, backend=backend, progress=progress)
-    rows = basin_metrics(sim)
+    if str(end) < str(start):
+        raise ValueError(f"end {end} is before start {start}")
+    model, norm, b = load_model(bundle, backend=backend)
+    if warn_overlap:
+        check_overlap(b, start, end)
+    spec = model_spec(b["model"])
+    sim = simulate(model, norm, dataset, ids, start, end, progress=progress)
+    rows = basin_metrics(sim, spec.baseflow_output)
     summary = summarize(rows)
     if out_dir is not None:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         write_metrics_csv(out_dir / "metrics.csv", rows)
-        units = model_module(b["model"]).OUTPUTS
-        write_simulation(out_dir / "simulation.nc", sim, units,
+        write_simulation(out_dir / "simulation.nc", sim, spec.output_units,
+                         step_seconds=spec.step_seconds,
                          attrs={"model": b["model"], "backend": backend,
+                                "bundle_checksum": b["checksum"],
                                 "bundle_commit": b["provenance"].get("git_commit", "unknown")})
     return {**summary, "rows": rows, "simulation": sim}

@@ -4,26 +4,29 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
-from delta_core.data.camels import BasinTimeseries, CamelsDataset
+from delta_core.data.camels import FORCING_VARIABLES, BasinTimeseries, CamelsDataset
 from delta_core.normalization import AttributeEncoder, ForcingNormalizer
-
-#: Names of the columns of :meth:`BasinTimeseries.forcing` (P, T, PET).
-FORCING_COLUMNS = ("prcp", "tmean", "pet")
 
 
 @dataclass
 class Normalization:
-    """Attribute encoder and forcing normaliser fitted on the training basins and period."""
+    """Attribute encoder and forcing normaliser fitted on the training basins and period.
+
+    ``forcing.names`` are the model's forcing variables in order (its spec's ``forcings``).
+    """
 
     attributes: AttributeEncoder
     forcing: ForcingNormalizer
 
     @classmethod
     def fit(cls, dataset: CamelsDataset, ids: list[str], attribute_names: list[str],
-            ts_train: BasinTimeseries) -> "Normalization":
+            ts_train: BasinTimeseries, forcing_names) -> "Normalization":
+        names = list(forcing_names)
         enc = AttributeEncoder.fit(dataset.attributes(ids, attribute_names))
-        norm = ForcingNormalizer.fit(ts_train.forcing(), list(FORCING_COLUMNS))
+        skewed = [n for n in names if FORCING_VARIABLES[n].skewed]
+        norm = ForcingNormalizer.fit(ts_train.forcing(names), names, log_vars=skewed)
         return cls(enc, norm)
 
     def to_dict(self) -> dict:
@@ -36,13 +39,13 @@ class Normalization:
 
 @dataclass
 class ModelInputs:
-    """Arrays for B basins over T days.
+    """Arrays for B basins over T steps.
 
     Attributes
     ----------
-    forcing : ndarray [T, B, 3]
-        P [mm/day], T [degC], PET [mm/day].
-    x_forcing : ndarray [T, B, 3]
+    forcing : ndarray [T, B, F]
+        Raw forcing, the normaliser's variables in order, in their catalogue units.
+    x_forcing : ndarray [T, B, F]
         Normalised forcing.
     x_attr : ndarray [B, n_features]
         Encoded attributes.
@@ -55,10 +58,21 @@ class ModelInputs:
     x_attr: np.ndarray
     qobs: np.ndarray
 
+    def batch(self, steps, basins, warmup: int, dtype: torch.dtype) -> dict:
+        """A model :class:`~delta_core.spec.Batch` of the given steps ``[T]`` or ``[T, B]``
+        (indices) and basins ``[B]``."""
+        to = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=dtype)  # noqa: E731
+        basins = np.asarray(basins)
+        steps = np.asarray(steps)
+        rows = steps if steps.ndim == 2 else steps[:, None]
+        idx = (rows, basins[None, :])
+        return {"forcing": to(self.forcing[idx]), "x_forcing": to(self.x_forcing[idx]),
+                "x_attr": to(self.x_attr[basins]), "warmup": int(warmup)}
+
 
 def build_inputs(ts: BasinTimeseries, raw_attributes: dict[str, list[str]],
                  norm: Normalization) -> ModelInputs:
     """Assemble :class:`ModelInputs` from a loaded timeseries and raw attributes."""
-    forcing = ts.forcing()
+    forcing = ts.forcing(norm.forcing.names)
     return ModelInputs(forcing, norm.forcing.transform(forcing),
                        norm.attributes.transform(raw_attributes, ts.gauge_ids), ts.qobs)

@@ -20,30 +20,16 @@ import numpy as np
 import torch
 import yaml
 
-from delta_core import __version__
 from delta_core.bundle import save_bundle
-from delta_core.config import RunConfig, git_commit
-from delta_core.data.camels import CamelsDataset, date_index, read_basin_list
+from delta_core.config import RunConfig
+from delta_core.data.camels import CamelsDataset, date_index
 from delta_core.inputs import ModelInputs, Normalization, build_inputs
 from delta_core.losses import get_loss
-from delta_core.registry import model_module
+from delta_core.provenance import code_provenance
+from delta_core.spec import Engine
 
 OPTIMIZERS = {"adadelta": torch.optim.Adadelta, "adam": torch.optim.Adam}
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-
-def resolve_basins(dataset: CamelsDataset, spec: str | list[str] | None) -> list[str]:
-    """Gauge ids from a config ``basins`` entry: None (all), a subset name, a file, or a list."""
-    if spec is None:
-        ids = dataset.basin_ids()
-    elif isinstance(spec, list):
-        ids = [str(s) for s in spec]
-    elif spec in ("all", "531_clean", "no_area_mismatch"):
-        ids = dataset.basin_ids(spec)
-    else:
-        ids = read_basin_list(spec)
-    dataset.check_basins(ids)
-    return ids
 
 
 @dataclass
@@ -57,14 +43,17 @@ class TrainingData:
     last_target: int  # index of the last training day
 
 
-def prepare_training_data(cfg: RunConfig) -> tuple[CamelsDataset, TrainingData]:
+def prepare_training_data(cfg: RunConfig, progress: bool = False
+                          ) -> tuple[CamelsDataset, TrainingData]:
     """Load the training basins and fit normalisation on the training period only."""
+    spec = cfg.spec
     dataset = CamelsDataset(cfg.data.root)
-    ids = resolve_basins(dataset, cfg.data.basins)
-    ts = dataset.load(ids, end=cfg.data.train_end)
-    i_start = date_index(ts.dates, cfg.data.train_start)
+    ids = dataset.resolve_basins(cfg.data.basins)
+    ts = dataset.load(ids, end=cfg.data.train_end, forcings=spec.forcings, progress=progress)
+    i_start = date_index(ts.dates, cfg.data.train_start, "data.train_start")
     norm = Normalization.fit(dataset, ids, cfg.data.attributes,
-                             ts.slice_dates(cfg.data.train_start, cfg.data.train_end))
+                             ts.slice_dates(cfg.data.train_start, cfg.data.train_end),
+                             spec.forcings)
     inputs = build_inputs(ts, dataset.attributes(ids, cfg.data.attributes), norm)
     first = max(i_start, cfg.training.warmup_days)
     last = len(ts.dates) - 1
@@ -82,18 +71,17 @@ def iterations_per_epoch(cfg: RunConfig, data: TrainingData) -> int:
 
 
 def sample_batch(cfg: RunConfig, data: TrainingData, rng: np.random.Generator, dtype
-                 ) -> tuple[torch.Tensor, ...]:
-    """Random basins and per-basin windows: (forcing, x_attr, x_forcing, qobs) tensors."""
+                 ) -> tuple[dict, torch.Tensor]:
+    """Random basins and per-basin windows: a model batch and the observed streamflow
+    ``[window, B]``."""
     tc = cfg.training
     n_batch = min(tc.batch_basins, len(data.ids))
     basins = rng.choice(len(data.ids), n_batch, replace=False)
     starts = rng.integers(data.first_target, data.last_target - tc.window_days + 2, n_batch)
     days = (starts - tc.warmup_days)[None, :] + np.arange(tc.warmup_days + tc.window_days)[:, None]
-    cols = basins[None, :]
-    inp = data.inputs
-    to = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=dtype)  # noqa: E731
-    return (to(inp.forcing[days, cols]), to(inp.x_attr[basins]), to(inp.x_forcing[days, cols]),
-            to(inp.qobs[days[tc.warmup_days:], cols]))
+    qobs = data.inputs.qobs[days[tc.warmup_days:], basins[None, :]]
+    return (data.inputs.batch(days, basins, tc.warmup_days, dtype),
+            torch.as_tensor(np.ascontiguousarray(qobs), dtype=dtype))
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
@@ -114,10 +102,6 @@ def train(cfg: RunConfig, progress: bool = True, max_epochs: int | None = None) 
     max_epochs : int, optional
         Stop after this many epochs in this call (for tests of resume); the run stays resumable.
     """
-    from tqdm import tqdm
-
-    from delta_core.evaluation import evaluate_model
-
     tc = cfg.training
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -127,11 +111,12 @@ def train(cfg: RunConfig, progress: bool = True, max_epochs: int | None = None) 
     dtype = DTYPES[tc.dtype] if tc.dtype in DTYPES else _bad("dtype", tc.dtype, DTYPES)
     opt_cls = OPTIMIZERS.get(tc.optimizer) or _bad("optimizer", tc.optimizer, OPTIMIZERS)
     loss_fn = get_loss(tc.loss)
-    module = model_module(cfg.model)
+    engine = Engine(tc.backend)
 
     torch.manual_seed(tc.seed)
-    dataset, data = prepare_training_data(cfg)
-    model = module.build_model(cfg.physics, cfg.network.__dict__, data.inputs.x_attr.shape[1])
+    dataset, data = prepare_training_data(cfg, progress)
+    _warn_overlap(cfg)
+    model = cfg.spec.build_model(cfg.physics, cfg.network, data.inputs.x_attr.shape[1], engine)
     model = model.to(dtype)
     optimizer = opt_cls(model.parameters(), lr=tc.learning_rate)
     rng = np.random.default_rng(tc.seed)
@@ -150,15 +135,36 @@ def train(cfg: RunConfig, progress: bool = True, max_epochs: int | None = None) 
 
     n_iter = iterations_per_epoch(cfg, data)
     stop = tc.epochs if max_epochs is None else min(tc.epochs, epoch0 + max_epochs)
+    try:
+        _epochs(cfg, data, model, optimizer, loss_fn, rng, history, epoch0, stop, n_iter, dtype,
+                ckpt_path, progress)
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(
+            f"interrupted: rerun the same command to resume from the last checkpoint "
+            f"({ckpt_path}, written after every {tc.checkpoint_every} epoch(s))") from None
+    if stop < tc.epochs:
+        return ckpt_path
+    return _finish(cfg, dataset, data, model, history, run_dir)
+
+
+class TrainingInterrupted(RuntimeError):
+    """Raised (with a resume hint) when training is interrupted by Ctrl-C."""
+
+
+def _epochs(cfg, data, model, optimizer, loss_fn, rng, history, epoch0, stop, n_iter, dtype,
+            ckpt_path, progress) -> None:
+    from tqdm import tqdm
+
+    tc = cfg.training
+    run_dir = Path(cfg.run_dir)
     for epoch in range(epoch0 + 1, stop + 1):
         model.train()
         t0, losses = time.time(), []
         bar = tqdm(range(n_iter), desc=f"epoch {epoch}/{tc.epochs}", disable=not progress,
                    leave=False)
         for _ in bar:
-            forcing, x_attr, x_forcing, qobs = sample_batch(cfg, data, rng, dtype)
-            out = model(forcing, x_attr, x_forcing, warmup_days=tc.warmup_days,
-                        backend=tc.backend, keep_storages=False)
+            batch, qobs = sample_batch(cfg, data, rng, dtype)
+            out = model(batch)
             loss = loss_fn(out["streamflow"], qobs, tc.loss_alpha)
             optimizer.zero_grad()
             loss.backward()
@@ -179,10 +185,15 @@ def train(cfg: RunConfig, progress: bool = True, max_epochs: int | None = None) 
                                          "torch_rng": torch.get_rng_state(),
                                          "history": history, "epoch": epoch,
                                          "config": cfg.to_dict()})
-    if stop < tc.epochs:
-        return ckpt_path
 
-    provenance = {"package_version": __version__, "git_commit": git_commit(),
+
+def _finish(cfg: RunConfig, dataset: CamelsDataset, data: TrainingData, model, history: list,
+            run_dir: Path) -> Path:
+    """Write the bundle, score it on the test period, record the metrics in it."""
+    from delta_core.evaluation import evaluate_model
+
+    tc = cfg.training
+    provenance = {**code_provenance(),
                   "data_root": str(dataset.root), "basins": data.ids,
                   "train_period": [cfg.data.train_start, cfg.data.train_end],
                   "epochs": tc.epochs, "history": history,
@@ -192,7 +203,7 @@ def train(cfg: RunConfig, progress: bool = True, max_epochs: int | None = None) 
                 normalization=data.norm.to_dict(), provenance=provenance)
     model.eval()
     metrics = evaluate_model(bundle_path, dataset, data.ids, cfg.data.test_start,
-                             cfg.data.test_end, backend=tc.backend)
+                             cfg.data.test_end, backend=tc.backend, warn_overlap=False)
     save_bundle(bundle_path, model=cfg.model, state_dict=model.state_dict(), config=cfg.to_dict(),
                 normalization=data.norm.to_dict(), provenance=provenance,
                 metrics={"test_period": [cfg.data.test_start, cfg.data.test_end],
@@ -201,7 +212,25 @@ def train(cfg: RunConfig, progress: bool = True, max_epochs: int | None = None) 
     print(f"test {cfg.data.test_start}..{cfg.data.test_end}: median NSE "
           f"{metrics['median_nse']:.3f}, median KGE {metrics['median_kge']:.3f} "
           f"over {metrics['n_basins']} basins; bundle {bundle_path}")
+    from delta_core.bundle import load_bundle
+
+    info_path = run_dir / "run_info.yaml"
+    info = yaml.safe_load(info_path.read_text()) if info_path.exists() else {}
+    info.update(finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                bundle=str(bundle_path), bundle_checksum=load_bundle(bundle_path)["checksum"])
+    info_path.write_text(yaml.safe_dump(info, sort_keys=False))
     return bundle_path
+
+
+def _warn_overlap(cfg: RunConfig) -> None:
+    """Warn when the test period overlaps the training period (scores would be optimistic)."""
+    d = cfg.data
+    if d.test_start <= d.train_end and d.train_start <= d.test_end:
+        import warnings
+
+        warnings.warn(f"test period {d.test_start}..{d.test_end} overlaps the training period "
+                      f"{d.train_start}..{d.train_end}: test scores will be optimistic",
+                      stacklevel=3)
 
 
 #: Config keys that may change between an interrupted run and its resumption.
@@ -236,8 +265,7 @@ def _bad(what: str, value, valid) -> None:
 def _write_run_config(cfg: RunConfig, run_dir: Path) -> None:
     """config.yaml (reusable as --config) and run_info.yaml (package version, git commit)."""
     (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    info = {"package_version": __version__, "git_commit": git_commit(),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    info = {**code_provenance(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     (run_dir / "run_info.yaml").write_text(yaml.safe_dump(info, sort_keys=False))
 
 

@@ -23,12 +23,57 @@ from delta_core.pet import hargreaves
 #: The 5-basin sample shipped with the package (full 1980-2010 series).
 SAMPLE_DIR = Path(__file__).resolve().parent / "camels_sample"
 
-FORCING_COLUMNS = ("prcp_mm_day", "tmax_c", "tmin_c")
+#: Daily forcing columns of the timeseries files that every load reads and checks.
+FILE_COLUMNS = ("prcp_mm_day", "tmax_c", "tmin_c")
 Q_COLUMN = "qobs_mm_day"
+
+#: Basin subsets :meth:`CamelsDataset.basin_ids` knows by name.
+SUBSETS = ("all", "531_clean", "no_area_mismatch")
+
+
+@dataclass(frozen=True)
+class ForcingVariable:
+    """A forcing variable the reader can serve to a model.
+
+    Attributes
+    ----------
+    units, long_name : str
+    column : str or None
+        Timeseries-file column, or None for a derived variable.
+    skewed : bool
+        Normalised after ``log10(sqrt(x) + 0.1)`` (precipitation-like variables).
+    """
+
+    units: str
+    long_name: str
+    column: str | None = None
+    skewed: bool = False
+
+
+#: Catalogue of daily forcing variables (names a model's spec lists in ``forcings``).
+FORCING_VARIABLES: dict[str, ForcingVariable] = {
+    "prcp": ForcingVariable("mm d-1", "precipitation (Daymet)", "prcp_mm_day", skewed=True),
+    "tmax": ForcingVariable("degC", "daily maximum air temperature (Daymet)", "tmax_c"),
+    "tmin": ForcingVariable("degC", "daily minimum air temperature (Daymet)", "tmin_c"),
+    "tmean": ForcingVariable("degC", "daily mean air temperature, (tmax + tmin) / 2"),
+    "pet": ForcingVariable("mm d-1", "potential evapotranspiration (Hargreaves, from tmax, tmin, "
+                           "latitude)", skewed=True),
+    "srad": ForcingVariable("W m-2", "daylight-average shortwave radiation (Daymet)", "srad_w_m2"),
+    "vp": ForcingVariable("Pa", "water vapour pressure (Daymet)", "vp_pa"),
+    "dayl": ForcingVariable("s", "day length (Daymet)", "dayl_s"),
+}
 
 
 class DataError(ValueError):
     """Raised for missing, malformed or physically impossible input data."""
+
+
+def check_forcing_names(names) -> None:
+    """Raise :class:`DataError` for a name not in :data:`FORCING_VARIABLES`."""
+    unknown = [n for n in names if n not in FORCING_VARIABLES]
+    if unknown:
+        raise DataError(f"unknown forcing variable(s) {unknown}; the CAMELS reader serves "
+                        f"{sorted(FORCING_VARIABLES)}")
 
 
 @dataclass
@@ -39,9 +84,8 @@ class BasinTimeseries:
     ----------
     gauge_ids : list of str
     dates : ndarray [T] of datetime64[D]
-    prcp : precipitation [mm/day]
-    tmean : mean air temperature (tmax + tmin) / 2 [degC]
-    pet : Hargreaves potential evapotranspiration [mm/day]
+    series : dict name -> ndarray [T, B]
+        Forcing variables of :data:`FORCING_VARIABLES` (at least prcp, tmax, tmin, tmean, pet).
     qobs : observed streamflow [mm/day], NaN where missing
     lat : latitude [degrees north], [B]
     area_km2 : catchment area used for mm <-> m3/s (forcing-header area) [km2], [B]
@@ -49,34 +93,46 @@ class BasinTimeseries:
 
     gauge_ids: list[str]
     dates: np.ndarray
-    prcp: np.ndarray
-    tmean: np.ndarray
-    pet: np.ndarray
-    qobs: np.ndarray
+    series: dict[str, np.ndarray] = field(repr=False)
+    qobs: np.ndarray = field(repr=False)
     lat: np.ndarray
     area_km2: np.ndarray
-    tmax: np.ndarray = field(repr=False, default=None)
-    tmin: np.ndarray = field(repr=False, default=None)
 
-    def forcing(self) -> np.ndarray:
-        """Model forcing ``[T, B, 3]``: P [mm/day], T [degC], PET [mm/day]."""
-        return np.stack([self.prcp, self.tmean, self.pet], axis=-1)
+    def __getitem__(self, name: str) -> np.ndarray:
+        try:
+            return self.series[name]
+        except KeyError:
+            check_forcing_names([name])
+            raise DataError(f"forcing {name!r} was not loaded; pass it in forcings=") from None
+
+    # the Daymet basics, for convenience
+    prcp = property(lambda self: self.series["prcp"], doc="precipitation [mm/day]")
+    tmax = property(lambda self: self.series["tmax"], doc="maximum air temperature [degC]")
+    tmin = property(lambda self: self.series["tmin"], doc="minimum air temperature [degC]")
+    tmean = property(lambda self: self.series["tmean"], doc="(tmax + tmin) / 2 [degC]")
+    pet = property(lambda self: self.series["pet"], doc="Hargreaves PET [mm/day]")
+
+    def forcing(self, names) -> np.ndarray:
+        """Stacked forcing ``[T, B, F]`` of variables ``names`` in order."""
+        return np.stack([self[n] for n in names], axis=-1)
 
     def slice_dates(self, start: str, end: str) -> "BasinTimeseries":
         """Sub-period from ``start`` to ``end`` inclusive (ISO dates)."""
-        i0, i1 = date_index(self.dates, start), date_index(self.dates, end) + 1
-        sl = slice(i0, i1)
-        return BasinTimeseries(self.gauge_ids, self.dates[sl], self.prcp[sl], self.tmean[sl],
-                               self.pet[sl], self.qobs[sl], self.lat, self.area_km2,
-                               None if self.tmax is None else self.tmax[sl],
-                               None if self.tmin is None else self.tmin[sl])
+        sl = slice(date_index(self.dates, start), date_index(self.dates, end) + 1)
+        return BasinTimeseries(self.gauge_ids, self.dates[sl],
+                               {k: v[sl] for k, v in self.series.items()}, self.qobs[sl],
+                               self.lat, self.area_km2)
 
 
-def date_index(dates: np.ndarray, day: str) -> int:
-    """Index of ISO date ``day`` in ``dates``; error if outside."""
-    d = np.datetime64(day, "D")
+def date_index(dates: np.ndarray, day: str, what: str = "date") -> int:
+    """Index of ISO date ``day`` in ``dates``; :class:`DataError` naming the data period if
+    outside."""
+    try:
+        d = np.datetime64(str(day), "D")
+    except ValueError:
+        raise DataError(f"{what} {day!r} is not an ISO date YYYY-MM-DD") from None
     if d < dates[0] or d > dates[-1]:
-        raise DataError(f"date {day} outside the data period {dates[0]}..{dates[-1]}")
+        raise DataError(f"{what} {d} is outside the data period {dates[0]}..{dates[-1]}")
     return int((d - dates[0]).astype(int))
 
 
@@ -136,7 +192,30 @@ class CamelsDataset:
                     and not flag(i, "area_mismatch_gt10pct")]
         if subset == "no_area_mismatch":
             return [i for i in ids if not flag(i, "area_mismatch_gt10pct")]
-        raise DataError(f"unknown basin subset {subset!r}; valid: all, 531_clean, no_area_mismatch")
+        raise DataError(f"unknown basin subset {subset!r}; valid: {', '.join(SUBSETS)}")
+
+    def resolve_basins(self, spec: str | list[str] | None) -> list[str]:
+        """Gauge ids from a user's basin selection, checked against this directory.
+
+        ``spec`` is None (all), a subset name (:data:`SUBSETS`), a list of ids, a comma-separated
+        string of ids (``"01022500,01333000"``), a single id, or the path of a file of ids.
+        """
+        if spec is None or spec in SUBSETS:
+            return self.basin_ids(spec)
+        if isinstance(spec, (list, tuple)):
+            ids = [str(s).strip() for s in spec]
+        elif Path(spec).is_file():
+            ids = read_basin_list(spec)
+        else:
+            ids = [s.strip() for s in str(spec).split(",") if s.strip()]
+            unknown = [i for i in ids if i not in self.basins]
+            if unknown and len(ids) == 1:
+                raise DataError(f"--basins {spec!r} is neither a subset ({', '.join(SUBSETS)}), "
+                                f"a file of gauge ids, nor a gauge id with data in {self.root}")
+        if not ids:
+            raise DataError(f"basin selection {spec!r} holds no gauge ids")
+        self.check_basins(ids)
+        return ids
 
     def check_basins(self, ids: list[str]) -> None:
         """Raise :class:`DataError` naming any gauge id without data here."""
@@ -159,16 +238,24 @@ class CamelsDataset:
         return {n: [rows[i][n].strip() for i in ids] for n in names}
 
     def load(self, ids: list[str], start: str | None = None, end: str | None = None,
-             ) -> BasinTimeseries:
-        """Load forcing and streamflow of ``ids``, computing Hargreaves PET.
+             forcings=(), progress: bool = False) -> BasinTimeseries:
+        """Load forcing and streamflow of ``ids`` from ``start`` to ``end`` (inclusive).
 
-        Raises :class:`DataError` for an unknown basin, and for NaN or negative precipitation or
-        NaN temperature inside [start, end] (naming basin and date).
+        Always provides prcp, tmax, tmin, tmean and Hargreaves pet; ``forcings`` names further
+        variables of :data:`FORCING_VARIABLES` to read. Raises :class:`DataError` for an unknown
+        basin or date, and for NaN or negative precipitation or NaN temperature inside
+        [start, end] (naming basin and date). ``progress`` shows a bar over the basins.
         """
+        from tqdm import tqdm
+
         self.check_basins(ids)
-        cols = {c: [] for c in FORCING_COLUMNS + (Q_COLUMN,)}
+        check_forcing_names(forcings)
+        extra = [FORCING_VARIABLES[n].column for n in forcings
+                 if FORCING_VARIABLES[n].column and FORCING_VARIABLES[n].column not in FILE_COLUMNS]
+        cols = {c: [] for c in (*FILE_COLUMNS, *extra, Q_COLUMN)}
         dates = None
-        for gid in ids:
+        for gid in tqdm(ids, desc=f"loading {len(ids)} basins", disable=not progress,
+                        leave=False):
             d, values = _read_timeseries(self.root / "timeseries" / f"{gid}.csv.gz", cols)
             if dates is None:
                 dates = d
@@ -179,16 +266,18 @@ class CamelsDataset:
         arr = {c: np.stack(v, axis=1) for c, v in cols.items()}
         lat = np.array([float(self.basins[i]["gauge_lat"]) for i in ids])
         area = np.array([float(self.basins[i]["area_forcing_header_km2"]) for i in ids])
-        i0 = 0 if start is None else date_index(dates, start)
-        i1 = len(dates) if end is None else date_index(dates, end) + 1
+        i0 = 0 if start is None else date_index(dates, start, "start date")
+        i1 = len(dates) if end is None else date_index(dates, end, "end date") + 1
+        if i1 <= i0:
+            raise DataError(f"end date {end} is before start date {start}")
         sl = slice(i0, i1)
         dates = dates[sl]
-        prcp, tmax, tmin = arr["prcp_mm_day"][sl], arr["tmax_c"][sl], arr["tmin_c"][sl]
-        _check_forcing(ids, dates, prcp, tmax, tmin)
+        series = {n: arr[v.column][sl] for n, v in FORCING_VARIABLES.items() if v.column in arr}
+        _check_forcing(ids, dates, series["prcp"], series["tmax"], series["tmin"])
         doy = (dates - dates.astype("datetime64[Y]")).astype(int) + 1
-        pet = hargreaves(tmax, tmin, lat, doy)
-        return BasinTimeseries(list(ids), dates, prcp, 0.5 * (tmax + tmin), pet,
-                               arr[Q_COLUMN][sl], lat, area, tmax, tmin)
+        series["tmean"] = 0.5 * (series["tmax"] + series["tmin"])
+        series["pet"] = hargreaves(series["tmax"], series["tmin"], lat, doy)
+        return BasinTimeseries(list(ids), dates, series, arr[Q_COLUMN][sl], lat, area)
 
 
 def _read_timeseries(path: Path, cols: dict) -> tuple[np.ndarray, dict[str, np.ndarray]]:

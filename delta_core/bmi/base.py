@@ -12,9 +12,11 @@ A model declares its variables as a table of :class:`VarSpec` rows and subclasse
   itself reads and writes; ``set_value`` copies into it and never replaces it);
 * time (units ``"s"``, start 0, ``update_until`` in whole steps, end-time guard).
 
-The subclass provides ``initialize``, ``_advance`` (one model step) and ``finalize``. Unknown
-variable names and wrongly sized arrays raise :class:`BmiError` naming the problem; input values
-are checked against their spec (finite, lower bound) on ``set_value``.
+The subclass provides ``initialize`` and ``_advance`` (one time step); ``finalize`` releases the
+model (subclass hook ``_release``). Unknown variable names, setting an output, wrongly sized
+arrays and calls out of order (before ``initialize``, after ``finalize``) raise :class:`BmiError`
+naming the problem; input values are checked against their spec (finite, lower bound) on
+``set_value``.
 
 Everything on the per-step path is a dict lookup plus a small numpy copy: ngen makes about 50 of
 these calls per step.
@@ -120,6 +122,7 @@ class LumpedBmi(Bmi):
         self._end_time = math.inf
         self._allow_exceed_end_time = False
         self._initialized = False
+        self._finalized = False
 
     # -- variable table ----------------------------------------------------------------------
     def _declare_variables(self, specs: list[VarSpec]) -> None:
@@ -214,10 +217,23 @@ class LumpedBmi(Bmi):
         """Advance the model by one time step (subclass)."""
         raise NotImplementedError
 
+    def _require_running(self, what: str) -> None:
+        if not self._initialized:
+            raise BmiError(f"{what} called after finalize" if self._finalized
+                           else f"{what} called before initialize")
+
+    def _release(self) -> None:
+        """Free the model's resources (subclass hook of :meth:`finalize`)."""
+
+    def finalize(self) -> None:
+        """End the run; later updates are errors."""
+        self._release()
+        self._initialized = False
+        self._finalized = True
+
     def update(self) -> None:
         """Advance one time step; error past the end time unless exceeding it is allowed."""
-        if not self._initialized:
-            raise BmiError("update called before initialize")
+        self._require_running("update")
         new_time = self._time + self._time_step
         if new_time > self._end_time * (1 + 1e-12) and not self._allow_exceed_end_time:
             raise BmiError(f"cannot update to time {new_time} s: past the end time "
@@ -228,8 +244,7 @@ class LumpedBmi(Bmi):
 
     def update_until(self, time: float) -> None:
         """Advance to model time ``time`` [s], a whole number of steps ahead of now."""
-        if not self._initialized:
-            raise BmiError("update_until called before initialize")
+        self._require_running("update_until")
         time = float(time)
         if not math.isfinite(time):
             raise BmiError(f"update_until: time must be finite, got {time}")
@@ -276,31 +291,35 @@ class LumpedBmi(Bmi):
         dest[:] = src[inds]
         return dest
 
-    def set_value(self, name: str, src: np.ndarray) -> None:
+    def _settable(self, name: str) -> VarSpec:
         spec = self._specs.get(name) or self._spec(name)
+        if spec.role != "input":
+            raise BmiError(f"{name} is an output variable and cannot be set; inputs: "
+                           f"{list(self._input_names)}")
+        return spec
+
+    def set_value(self, name: str, src: np.ndarray) -> None:
+        spec = self._settable(name)
         arr = self._values[name]
         if arr.size == 1 and isinstance(src, np.ndarray) and src.size == 1:  # fast path (ngen)
-            x = src.item()
-            if spec.role == "input":
-                x = float(x)
-                if spec.finite and not math.isfinite(x):
-                    raise BmiError(f"{spec.name} ({spec.description or 'input'}) must be "
-                                   f"finite, got {x}")
-                if spec.min_value is not None and x < spec.min_value:
-                    raise BmiError(f"{spec.name} ({spec.description or 'input'}) must be >= "
-                                   f"{spec.min_value} {spec.units}, got {x}")
+            x = float(src.item())
+            if spec.finite and not math.isfinite(x):
+                raise BmiError(f"{spec.name} ({spec.description or 'input'}) must be "
+                               f"finite, got {x}")
+            if spec.min_value is not None and x < spec.min_value:
+                raise BmiError(f"{spec.name} ({spec.description or 'input'}) must be >= "
+                               f"{spec.min_value} {spec.units}, got {x}")
             arr[0] = x
             return
         values = np.asarray(src, dtype=arr.dtype).reshape(-1)
         if values.size != arr.size:
             raise BmiError(f"set_value({name!r}): got {values.size} item(s), the variable has "
                            f"{arr.size} (one per catchment)")
-        if spec.role == "input":
-            self._check_input_values(spec, values)
+        self._check_input_values(spec, values)
         arr[:] = values
 
     def set_value_at_indices(self, name: str, inds: np.ndarray, src: np.ndarray) -> None:
-        spec = self._spec(name)
+        spec = self._settable(name)
         arr = self._values[name]
         inds = np.asarray(inds, dtype=np.intp).reshape(-1)
         values = np.asarray(src, dtype=arr.dtype).reshape(-1)
@@ -310,8 +329,7 @@ class LumpedBmi(Bmi):
         if inds.size and (inds.min() < 0 or inds.max() >= arr.size):
             raise BmiError(f"set_value_at_indices({name!r}): indices {inds.tolist()} outside "
                            f"0..{arr.size - 1}")
-        if spec.role == "input":
-            self._check_input_values(spec, values)
+        self._check_input_values(spec, values)
         arr[inds] = values
 
     # -- grid (one lumped node) --------------------------------------------------------------

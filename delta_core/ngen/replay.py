@@ -1,7 +1,7 @@
 """Replay the NextGen engine's (ngen's) call sequence on a Python BMI model, without ngen.
 
 Reads a realization JSON, and for each catchment does what ngen 0.3 does with a ``bmi_python``
-formulation (``shared/reference/ngen/NGEN_BMI.md`` "What ngen calls, in order"):
+formulation (observed on NOAA-OWP/ngen 0.3.0 and read from its Python adapter):
 
 1. constructs ``python_type`` with no arguments (``module_path`` added to ``sys.path``),
    ``initialize(init_config)`` with ``{{id}}`` replaced by the catchment id, then
@@ -21,8 +21,8 @@ Forcing comes from CsvPerFeature files (``forcing.path`` + ``file_pattern``). Co
 short name (``precip_rate``, ``TMP_2maboveground``...) or CSDMS standard name; a header
 ``name [units]`` overrides the default unit. Rows within an output interval are averaged (summed
 for ``APCP_surface``, an amount per row). Unit conversion uses the explicit table
-:data:`CONVERSIONS`; an unknown conversion is an error here (ngen only warns and passes the raw
-value through, which silently corrupts results).
+:data:`delta_core.ngen.crosswalk.CONVERSIONS`; an unknown conversion is an error here (ngen only
+warns and passes the raw value through, which silently corrupts results).
 
 The main output is converted to metres and turned into nexus flow as ngen does,
 ``value_m * areasqkm * 1e6 / 3600`` m3 s-1 (ngen's constant 3600 is right for hourly output
@@ -46,90 +46,8 @@ from pathlib import Path
 
 import numpy as np
 
-
-class ReplayError(ValueError):
-    """Raised for an unsupported or inconsistent realization, forcing or unit."""
-
-
-# -- units ---------------------------------------------------------------------------------------
-_WATER_RATE = {"mm s-1": 1.0, "mm h-1": 1.0 / 3600.0, "mm d-1": 1.0 / 86400.0,
-               "m s-1": 1e3, "kg m-2 s-1": 1.0}  # -> mm s-1
-_LENGTH = {"m": 1.0, "mm": 1e-3, "cm": 1e-2, "kg m-2": 1e-3}  # -> m (kg m-2 of water = mm)
-_TIME = {"s": 1.0, "sec": 1.0, "seconds": 1.0, "min": 60.0, "minutes": 60.0, "h": 3600.0,
-         "hr": 3600.0, "hours": 3600.0, "d": 86400.0, "day": 86400.0, "days": 86400.0}
-_ALIASES = {"mm/s": "mm s-1", "mm/h": "mm h-1", "mm/hr": "mm h-1", "mm h^-1": "mm h-1",
-            "mm/d": "mm d-1", "mm/day": "mm d-1", "mm day-1": "mm d-1", "m/s": "m s-1",
-            "kelvin": "K", "k": "K", "celsius": "degC", "deg_c": "degC", "°c": "degC",
-            "c": "degC", "kg/m2": "kg m-2", "kg m^-2": "kg m-2", "w m-2": "W m-2",
-            "w/m2": "W m-2", "m3/s": "m3 s-1", "m^3 s^-1": "m3 s-1"}
-
-
-def normalize_units(u: str) -> str:
-    u = " ".join(str(u).strip().split())
-    return _ALIASES.get(u.lower(), u)
-
-
-def _table() -> dict[tuple[str, str], object]:
-    t: dict[tuple[str, str], object] = {("K", "degC"): lambda x: x - 273.15,
-                                        ("degC", "K"): lambda x: x + 273.15}
-    for a, fa in _WATER_RATE.items():
-        for b, fb in _WATER_RATE.items():
-            if a != b:
-                t[(a, b)] = (lambda f: lambda x: x * f)(fa / fb)
-    for a, fa in _LENGTH.items():
-        for b, fb in _LENGTH.items():
-            if a != b:
-                t[(a, b)] = (lambda f: lambda x: x * f)(fa / fb)
-    return t
-
-
-#: Explicit unit conversions ``(from, to) -> function``; identity when the units are equal.
-CONVERSIONS = _table()
-
-
-def convert(value, from_units: str, to_units: str, what: str = "value"):
-    """Convert ``value`` between udunits strings via :data:`CONVERSIONS`; error if unknown."""
-    a, b = normalize_units(from_units), normalize_units(to_units)
-    if a == b:
-        return value
-    try:
-        return CONVERSIONS[(a, b)](value)
-    except KeyError:
-        raise ReplayError(f"no unit conversion from {from_units!r} to {to_units!r} for {what} "
-                          f"(known: {sorted(set(k[0] for k in CONVERSIONS))}); ngen would only "
-                          f"warn and pass the raw value") from None
-
-
-def time_units_seconds(u: str) -> float:
-    try:
-        return _TIME[str(u).strip().lower()]
-    except KeyError:
-        raise ReplayError(f"unknown BMI time units {u!r}; known: {sorted(_TIME)}") from None
-
-
-# -- forcing -------------------------------------------------------------------------------------
-#: CsvPerFeature columns: short name -> (CSDMS standard name, default units).
-FORCING_COLUMNS: dict[str, tuple[str, str]] = {
-    "precip_rate": ("atmosphere_water__liquid_equivalent_precipitation_rate", "mm s-1"),
-    "APCP_surface": ("atmosphere_water__rainfall_volume_flux", "kg m-2"),
-    "TMP_2maboveground": ("land_surface_air__temperature", "K"),
-    "SPFH_2maboveground": ("atmosphere_air_water~vapor__relative_saturation", "kg kg-1"),
-    "PRES_surface": ("land_surface_air__pressure", "Pa"),
-    "DLWRF_surface": ("land_surface_radiation~incoming~longwave__energy_flux", "W m-2"),
-    "DSWRF_surface": ("land_surface_radiation~incoming~shortwave__energy_flux", "W m-2"),
-    "UGRD_10maboveground": ("land_surface_wind__x_component_of_velocity", "m s-1"),
-    "VGRD_10maboveground": ("land_surface_wind__y_component_of_velocity", "m s-1"),
-    "RAINRATE": ("atmosphere_water__liquid_equivalent_precipitation_rate", "mm s-1"),
-    "T2D": ("land_surface_air__temperature", "K"),
-    "Q2D": ("atmosphere_air_water~vapor__relative_saturation", "kg kg-1"),
-    "U2D": ("land_surface_wind__x_component_of_velocity", "m s-1"),
-    "V2D": ("land_surface_wind__y_component_of_velocity", "m s-1"),
-    "PSFC": ("land_surface_air__pressure", "Pa"),
-    "SWDOWN": ("land_surface_radiation~incoming~shortwave__energy_flux", "W m-2"),
-    "LWDOWN": ("land_surface_radiation~incoming~longwave__energy_flux", "W m-2"),
-}
-#: Columns holding an amount per row (summed over an interval, not averaged).
-SUM_COLUMNS = ("APCP_surface",)
+from delta_core.ngen.crosswalk import (NGEN_FORCINGS, SUM_COLUMNS, ReplayError, convert,
+                                     time_units_seconds)
 
 
 class CsvForcing:
@@ -158,7 +76,7 @@ class CsvForcing:
             m = re.fullmatch(r"(.+?)\s*\[(.*)\]", h)
             name, units = (m.group(1).strip(), m.group(2).strip()) if m else (h, None)
             if units is None:
-                units = FORCING_COLUMNS.get(name, (None, ""))[1]
+                units = NGEN_FORCINGS.get(name, (None, ""))[1]
             self.columns[name] = np.array([float(r[i]) if r[i].strip() else np.nan
                                            for r in rows[1:]])
             self.units[name] = units
@@ -167,7 +85,7 @@ class CsvForcing:
         """Column holding ``framework_name`` (a short name or a CSDMS standard name)."""
         if framework_name in self.columns:
             return framework_name
-        for short, (std, _) in FORCING_COLUMNS.items():
+        for short, (std, _) in NGEN_FORCINGS.items():
             if std == framework_name and short in self.columns:
                 return short
         raise ReplayError(f"forcing file {self.path} cannot provide {framework_name!r}; "

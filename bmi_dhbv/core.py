@@ -1,0 +1,166 @@
+"""dHBV for one catchment, stepped one day at a time in numpy (the core the BMI wraps).
+
+Static HBV parameters and the 15-day gamma unit hydrograph come from the bundle's attribute MLP,
+computed once; the daily-dynamic parameters (BETA, BETAET) from the LSTM, stepped one day at a
+time in numpy (carrying ``h``, ``c``); every HBV component advances one day on the C++ kernel
+(or the PyTorch reference); the component-mean q0, q1, q2 are routed with the unit hydrograph:
+routed(d) = sum_k uh[k] Q(d - k), k = 0..14, with the last 14 days of unrouted flow kept.
+The routed flow of day d is the carry-over ``B_d = sum_{k>=1} uh[k] Q(d - k)``, known before the
+day, plus the new part ``uh[0] Q(d)`` (:class:`~delta_core.bmi.core.LumpedCore` contract).
+
+Knows nothing of BMI: no configuration files, names or units beyond mm and mm/day.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import torch
+
+from bmi_dhbv import hbv, kernel
+from delta_core.bmi.core import LumpedCore
+from delta_core.networks import LSTMStepper
+from delta_core.pet import extraterrestrial_radiation, hargreaves_from_ra
+
+
+class HBVCore(LumpedCore):
+    """One catchment of a trained :class:`~bmi_dhbv.model.DHBV` (float64).
+
+    Parameters
+    ----------
+    model : DHBV
+        Trained model (float64, eval mode).
+    norm : Normalization
+        The bundle's normalisation (forcing statistics for the LSTM input).
+    x_attr : ndarray [A]
+        Encoded attributes of the catchment.
+    latitude : float
+        Degrees north (Hargreaves PET).
+    backend : {"cpp", "torch"}
+        HBV engine for the daily step.
+    """
+
+    step_seconds = 86400
+    #: Day's precipitation [mm], mean temperature [degC], max/min temperature [degC], PET [mm].
+    fields = ("prcp", "tmean", "tmax", "tmin", "pet")
+    optional_fields = frozenset({"tmean", "tmax", "tmin", "pet"})
+    flows = ("surface_flow", "interflow", "baseflow")
+    rates = ("et", "pet")
+
+    def __init__(self, model, norm, x_attr: np.ndarray, latitude: float, backend: str = "cpp"):
+        self.dynamic_names = tuple(model.dynamic_names)
+        self.levels = ("swe", "soil_moisture", "upper_zone", "lower_zone", *self.dynamic_names)
+        super().__init__()
+        if backend not in kernel.BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; valid: {list(kernel.BACKENDS)}")
+        self.backend = backend
+        self._model = model
+        self._forcing_norm = norm.forcing
+        self._ra = extraterrestrial_radiation(latitude, np.arange(1, 367))[:, 0].tolist()
+        with torch.no_grad():
+            static, uh = model.static_parameters(torch.as_tensor(x_attr[None], dtype=torch.float64))
+        self.n_components = c = model.options.n_components
+        self._static = np.zeros((len(hbv.PARAMETER_NAMES), c))
+        for name, v in static.items():
+            self._static[hbv.PARAMETER_NAMES.index(name)] = v[0].numpy()
+        self._dyn_rows = [hbv.PARAMETER_NAMES.index(n) for n in self.dynamic_names]
+        self._dyn_lo = np.repeat([hbv.PARAMETER_RANGES[n][0] for n in self.dynamic_names], c)
+        self._dyn_span = np.repeat([hbv.PARAMETER_RANGES[n][1] - hbv.PARAMETER_RANGES[n][0]
+                                    for n in self.dynamic_names], c)
+        self.unit_hydrograph = uh[0].numpy().copy()
+        self._uh0 = float(self.unit_hydrograph[0])
+        self._uh_tail = self.unit_hydrograph[1:].copy()
+        self._lstm = (LSTMStepper(model.dynamic_net, x_attr) if model.dynamic_net is not None
+                      else None)
+        self._step_numpy = kernel.step_numpy if backend == "cpp" else None
+        self._fluxes = np.zeros(len(hbv.FLUX_NAMES))
+        self.reset()
+
+    # -- LumpedCore --------------------------------------------------------------------------
+    def reset(self) -> None:
+        self.states = np.full((len(hbv.STATE_NAMES), self.n_components), hbv.COLD_START_MM)
+        self.params = self._static.copy()
+        if self._lstm is not None:
+            self._lstm.reset()
+        self._qhist = np.zeros((3, len(self.unit_hydrograph) - 1))  # q0,q1,q2 at lags 1..14
+        self.flow_new = np.zeros(3)
+        self.flow_carry = np.zeros(3)
+        self.rate_values = np.zeros(2)
+        self.level_values = np.zeros(len(self.levels))
+        self._write_levels(dynamic=False)
+
+    def step(self, forcing: list, start: dt.datetime) -> None:
+        """One day: ``forcing`` = [P, T mean (None: (max+min)/2), T max, T min, PET (None:
+        Hargreaves)] of the day starting at ``start``."""
+        p, t, tmax, tmin, pet = forcing
+        if t is None:
+            t = 0.5 * (tmax + tmin)
+        if pet is None:
+            if tmax is None or tmin is None:
+                raise ValueError("dHBV needs PET or the day's max and min temperature")
+            pet = hargreaves_from_ra(tmax, tmin, self._ra[start.timetuple().tm_yday - 1])
+        if self._lstm is not None:
+            raw = self._lstm.step(self._forcing_norm.transform_day((p, t, pet)))
+            unit = 1.0 / (1.0 + np.exp(-raw))
+            dyn = self._dyn_lo + unit * self._dyn_span
+            self.params[self._dyn_rows] = dyn.reshape(len(self._dyn_rows), self.n_components)
+        if self._step_numpy is not None:
+            fl = self._step_numpy(self.states, p, t, pet, self.params, self._fluxes)
+        else:
+            fl = self._torch_step(p, t, pet)
+        q = fl[:3]
+        uh0 = self._uh0
+        self.flow_new = np.array([uh0 * float(q[0]), uh0 * float(q[1]), uh0 * float(q[2])])
+        hist = self._qhist
+        hist[:, 1:] = hist[:, :-1].copy()
+        hist[:, 0] = q
+        self.flow_carry = hist @ self._uh_tail
+        self.rate_values = np.array([float(fl[3]), pet])
+        self._write_levels(dynamic=True)
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        st = {"states": self.states, "params": self.params, "qhist": self._qhist,
+              "flow_carry": self.flow_carry, "rate_values": self.rate_values,
+              "level_values": self.level_values}
+        if self._lstm is not None:
+            st.update(h=self._lstm.h, c=self._lstm.c)
+        return {k: np.array(v, copy=True) for k, v in st.items()}
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        for key, arr in (("states", self.states), ("params", self.params),
+                         ("qhist", self._qhist)):
+            if key not in state or state[key].shape != arr.shape:
+                raise ValueError(f"state lacks {key!r} of shape {arr.shape} (another model "
+                                 f"configuration?)")
+            arr[...] = state[key]
+        self.flow_carry = state["flow_carry"].copy()
+        self.rate_values = state["rate_values"].copy()
+        self.level_values = state["level_values"].copy()
+        if self._lstm is not None:
+            self._lstm.h = state["h"].copy()
+            self._lstm.c = state["c"].copy()
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _write_levels(self, dynamic: bool) -> None:
+        s = self.states.mean(axis=1)
+        lv = self.level_values
+        lv[0] = s[0] + s[1]
+        lv[1] = s[2]
+        lv[2] = s[3]
+        lv[3] = s[4]
+        if dynamic:
+            for i, row in enumerate(self._dyn_rows):
+                lv[4 + i] = self.params[row].mean()
+
+    def _torch_step(self, p: float, t: float, pet: float) -> np.ndarray:
+        st = tuple(torch.from_numpy(self.states[i:i + 1]) for i in range(self.states.shape[0]))
+        par = {n: torch.from_numpy(self.params[i:i + 1])
+               for i, n in enumerate(hbv.PARAMETER_NAMES)}
+        f = lambda x: torch.tensor([[x]], dtype=torch.float64)  # noqa: E731
+        with torch.no_grad():
+            new, fluxes = hbv.step(st, f(p), f(t), f(pet), par, self._model.recharge_net)
+        for i, s in enumerate(new):
+            self.states[i] = s[0].numpy()
+        for i, x in enumerate(fluxes):
+            self._fluxes[i] = float(x.mean())
+        return self._fluxes

@@ -1,0 +1,589 @@
+"""A generic NextGen BMI component over a :class:`~delta_core.bmi.core.LumpedCore`.
+
+:class:`NgenBmi` does everything ngen-facing that does not depend on the model: the per-catchment
+YAML configuration (common keys, unknown keys rejected), model time, the catchment (latitude,
+area), the weight bundle and the catchment attributes it needs, the BMI variable table, input
+checks, aggregation between the host's step and the model's step, the derived runoff outputs,
+state files and spin-up. A model binds it in a short subclass that names its registry entry,
+builds its core (:meth:`NgenBmi._make_core`) and declares its variables
+(:meth:`NgenBmi._inputs`, :meth:`NgenBmi._outputs`).
+
+**Host step vs model step.** With ``time_step_seconds`` = the core's step, one ``update`` is one
+model step. With a shorter host step (``n`` = model step / host step host steps per model step,
+e.g. hourly ngen forcing for a daily model), inputs are accumulated over the model step (each
+input field by its rule: sum, mean, max or min) and the core steps at the ``n``-th host step;
+routed flows release the carry-over part known at the start of the model step evenly (``1/n`` per
+host step) and the new part at the ``n``-th, so the ``n`` host values of a model step sum exactly
+to the model's value; rates are held at ``1/n`` of the last completed step's value and levels at
+that step's value. With a longer host step (``k`` model steps per host step), the core steps
+``k`` times with the host step's forcing (amounts split evenly, other fields held); flows and
+rates are summed, levels are the last.
+
+Units: inputs and rate outputs are per host step (``mm h-1`` for hourly, ``mm d-1`` for daily);
+the main output ``land_surface_water__runoff_depth`` is the depth [m] over the host step (what
+ngen turns into nexus flow), ``land_surface_water__runoff_volume_flux`` the same as m3 s-1.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from delta_core.bmi.base import BmiError, LumpedBmi, VarSpec
+from delta_core.bmi.core import LumpedCore
+
+#: Unit strings of a water rate per host step.
+RATE_UNITS = {3600: "mm h-1", 86400: "mm d-1"}
+
+#: Aggregation rules of input fields over a model step.
+AGGREGATIONS = ("sum", "mean", "max", "min")
+
+#: Configuration keys every model has: name -> description.
+COMMON_KEYS: dict[str, str] = {
+    "bundle": "weight bundle path (default: the model's shipped bundle)",
+    "attributes": "mapping of every catchment attribute the bundle needs to its value",
+    "latitude": "catchment latitude [degrees north]",
+    "area_km2": "catchment area [km2] (runoff volume flux)",
+    "time_step_seconds": "host time step [s] (see the model's valid values)",
+    "start_time": "ISO datetime of model time 0 (model steps start at this time of day)",
+    "end_time": "ISO datetime of the end time (optional; default: no end)",
+    "n_steps": "number of time steps to the end time (optional; alternative to end_time)",
+    "allow_exceed_end_time": "true: updating past the end time is allowed (default false)",
+    "backend": "physics engine: cpp (compiled kernel, default) or torch",
+    "initial_state": "cold (default) or the path of a state file written by save_state",
+    "spinup_forcing": "optional CSV of forcing at the model's step run before start_time to "
+                      "warm the states",
+}
+REQUIRED_KEYS = ("attributes", "latitude", "area_km2", "start_time")
+
+STATE_VERSION = 2
+
+
+@dataclass(frozen=True)
+class InputVar:
+    """A BMI input and the core fields it feeds.
+
+    Attributes
+    ----------
+    name, units, description : str
+        BMI name, udunits units (per host step for rates), long name.
+    feeds : tuple of (field, rule)
+        Core forcing fields filled from this input and their aggregation rule over a model step
+        (``sum`` for amounts, ``mean``/``max``/``min`` for states such as temperature).
+    min_value : float or None
+        Values below are rejected.
+    plausible : (low, high) or None
+        Values outside are rejected with a hint (e.g. temperature in K given as degC).
+    """
+
+    name: str
+    units: str
+    description: str
+    feeds: tuple[tuple[str, str], ...]
+    min_value: float | None = None
+    plausible: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
+class OutputVar:
+    """A BMI output: one of the core's flows, rates or levels, or a derived runoff.
+
+    ``source`` is a core output name, or ``"runoff_depth"``/``"runoff_flux"`` for the sum of
+    the core's flows as depth [m] over the host step / volume flux [m3 s-1].
+    """
+
+    name: str
+    units: str
+    description: str
+    source: str
+
+
+class NgenBmi(LumpedBmi):
+    """Generic BMI for a lumped δ model under ngen; see the module docstring.
+
+    Subclasses set :attr:`MODEL` (registry name), :attr:`HOST_STEPS`, :attr:`EXTRA_KEYS`,
+    :attr:`SPINUP_COLUMNS` and implement :meth:`_make_core`, :meth:`_inputs`, :meth:`_outputs`.
+    """
+
+    #: Registry name of the model.
+    MODEL: str = ""
+    #: Valid ``time_step_seconds`` (the first is the default).
+    HOST_STEPS: tuple[int, ...] = (3600, 86400)
+    #: Model-specific configuration keys: name -> description.
+    EXTRA_KEYS: dict[str, str] = {}
+    #: Spin-up CSV columns -> core fields (a ``date`` or ``time`` column is required too);
+    #: columns of optional fields may be absent or empty.
+    SPINUP_COLUMNS: dict[str, str] = {}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._config: dict = {}
+        self._config_dir = Path(".")
+        self._core: LumpedCore | None = None
+
+    # ==========================================================================================
+    # subclass hooks
+    # ==========================================================================================
+    def _make_core(self, model, norm, x_attr: np.ndarray, cfg: dict) -> LumpedCore:
+        """Build the core for this catchment (``x_attr``: encoded attributes [A])."""
+        raise NotImplementedError
+
+    def _inputs(self) -> list[InputVar]:
+        """Input variables for this configuration (``self._time_step`` is set)."""
+        raise NotImplementedError
+
+    def _outputs(self) -> list[OutputVar]:
+        """Output variables for this configuration."""
+        raise NotImplementedError
+
+    def _state_signature(self) -> dict:
+        """Configuration a state file must match besides bundle, step and start (subclass)."""
+        return {}
+
+    # ==========================================================================================
+    # initialize
+    # ==========================================================================================
+    @classmethod
+    def config_keys(cls) -> dict[str, str]:
+        """All valid configuration keys with descriptions."""
+        return {**COMMON_KEYS, **cls.EXTRA_KEYS}
+
+    def initialize(self, config_file: str | None = None) -> None:
+        if config_file is None:
+            raise BmiError("initialize needs the path of a YAML configuration file "
+                           f"(keys: {sorted(self.config_keys())})")
+        path = Path(config_file)
+        try:
+            cfg = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise BmiError(f"cannot read BMI config {path}: {exc}") from exc
+        if not isinstance(cfg, dict):
+            raise BmiError(f"BMI config {path} must be a YAML mapping, got {type(cfg).__name__}")
+        self._config_dir = path.resolve().parent
+        self._setup(cfg, where=str(path))
+
+    def _setup(self, cfg: dict, where: str = "config") -> None:
+        keys = self.config_keys()
+        unknown = sorted(set(cfg) - set(keys))
+        if unknown:
+            raise BmiError(f"unknown key(s) {unknown} in {where}; valid keys: {sorted(keys)}")
+        missing = [k for k in REQUIRED_KEYS if cfg.get(k) is None]
+        if missing:
+            raise BmiError(f"missing required key(s) {missing} in {where} "
+                           f"({'; '.join(f'{k}: {keys[k]}' for k in missing)})")
+        self._config = dict(cfg)
+        self._finalized = False
+        self._setup_time(cfg)
+        self._lat = _number(cfg["latitude"], "latitude")
+        if not -90.0 <= self._lat <= 90.0:
+            raise BmiError(f"latitude must be in [-90, 90] degrees north, got {self._lat}")
+        self._area_km2 = _number(cfg["area_km2"], "area_km2")
+        if not self._area_km2 > 0:
+            raise BmiError(f"area_km2 must be > 0, got {self._area_km2}")
+        backend = cfg.get("backend")
+        if backend is not None and backend not in ("cpp", "torch"):
+            raise BmiError(f"backend must be 'cpp' or 'torch', got {backend!r}")
+
+        model, norm, bundle = self._load_bundle(cfg.get("bundle"))
+        x_attr = self._encode_attributes(cfg["attributes"], norm)
+        core = self._make_core(model, norm, x_attr, cfg)
+        self._core = core
+        self._wire(core)
+
+        self._reset()
+        init = cfg.get("initial_state", "cold")
+        spin = cfg.get("spinup_forcing")
+        if init not in (None, "cold") and spin is not None:
+            raise BmiError("give initial_state (a state file) or spinup_forcing, not both")
+        self._initialized = True
+        if spin is not None:
+            self._spinup(self._path(spin))
+        if init not in (None, "cold"):
+            self._load_state_file(self._path(init), as_initial=True)
+
+    def _setup_time(self, cfg: dict) -> None:
+        step = _number(cfg.get("time_step_seconds", self.HOST_STEPS[0]), "time_step_seconds")
+        if step not in self.HOST_STEPS:
+            raise BmiError(f"time_step_seconds must be one of {list(self.HOST_STEPS)}, got "
+                           f"{cfg.get('time_step_seconds')!r}")
+        self._time_step = step
+        self._start = _parse_time(cfg["start_time"], "start_time")
+        if cfg.get("end_time") is not None and cfg.get("n_steps") is not None:
+            raise BmiError("give end_time or n_steps, not both")
+        if cfg.get("end_time") is not None:
+            end = _parse_time(cfg["end_time"], "end_time")
+            self._end_time = (end - self._start).total_seconds()
+            if self._end_time < 0:
+                raise BmiError(f"end_time {end} is before start_time {self._start}")
+        elif cfg.get("n_steps") is not None:
+            n = cfg["n_steps"]
+            if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+                raise BmiError(f"n_steps must be a non-negative integer, got {n!r}")
+            self._end_time = n * step
+        else:
+            self._end_time = 1e18  # no end: ngen runs with allow_exceed_end_time anyway
+        self._allow_exceed_end_time = bool(cfg.get("allow_exceed_end_time", False))
+        self._time = 0.0
+
+    def _load_bundle(self, bundle_path):
+        import torch
+
+        from delta_core.evaluation import load_model
+        from delta_core.registry import model_spec
+
+        spec = model_spec(self.MODEL)
+        path = spec.default_bundle if bundle_path is None else self._path(bundle_path)
+        if path is None:
+            raise BmiError(f"model {self.MODEL} ships no bundle: give the key 'bundle'")
+        model, norm, bundle = load_model(path, dtype=torch.float64)  # BundleError names it
+        if bundle["model"] != self.MODEL:
+            raise BmiError(f"bundle {path} holds model {bundle['model']!r}, not {self.MODEL!r}")
+        if tuple(norm.forcing.names) != tuple(spec.forcings):
+            raise BmiError(f"bundle {path}: forcing variables {norm.forcing.names} are not "
+                           f"{list(spec.forcings)}")
+        self._bundle_path = str(path)
+        self._bundle_checksum = bundle["checksum"]
+        return model, norm, bundle
+
+    def _encode_attributes(self, attrs, norm) -> np.ndarray:
+        if not isinstance(attrs, dict):
+            raise BmiError(f"attributes must be a mapping {{name: value}}, got {attrs!r}")
+        need = norm.attributes.names
+        lacking = [n for n in need if n not in attrs]
+        if lacking:
+            raise BmiError(f"attributes lacks {len(lacking)} attribute(s) the bundle needs: "
+                           f"{lacking} (the bundle needs: {need})")
+        raw = {n: ["" if attrs[n] is None else str(attrs[n])] for n in need}
+        try:
+            return norm.attributes.transform(raw, ["catchment"])[0]
+        except ValueError as exc:
+            raise BmiError(f"bad attribute value: {exc}") from exc
+
+    def _path(self, p) -> Path:
+        p = Path(str(p)).expanduser()
+        return p if p.is_absolute() else self._config_dir / p
+
+    # ==========================================================================================
+    # variables and their wiring to the core
+    # ==========================================================================================
+    def _wire(self, core: LumpedCore) -> None:
+        """Declare the variables and precompute the per-step plumbing."""
+        host, model = int(self._time_step), int(core.step_seconds)
+        if model % host and host % model:
+            raise BmiError(f"time_step_seconds {host} and the model step {model} s must divide "
+                           f"one another")
+        self._n_sub = max(1, model // host)  # host steps per model step
+        self._n_rep = max(1, host // model)  # model steps per host step
+        inputs, outputs = self._inputs(), self._outputs()
+        specs = [VarSpec(i.name, i.units, "input", i.description, min_value=i.min_value)
+                 for i in inputs]
+        specs += [VarSpec(o.name, o.units, "output", o.description) for o in outputs]
+        self._declare_variables(specs)
+        v = self._values
+        fields = core.fields
+        self._in = []  # (array, InputVar, [(field index, rule)])
+        fed: set[str] = set()
+        for i in inputs:
+            feeds = []
+            for f, rule in i.feeds:
+                if f not in fields or rule not in AGGREGATIONS:
+                    raise ValueError(f"input {i.name}: feeds unknown field {f!r} or rule {rule!r}")
+                feeds.append((fields.index(f), rule))
+                fed.add(f)
+            self._in.append((v[i.name], i, feeds))
+        lacking = [f for f in fields if f not in fed and f not in core.optional_fields]
+        if lacking:
+            raise ValueError(f"{type(self).__name__}: no input feeds core field(s) {lacking}")
+        self._rules = [_rule_of(f, inputs) for f in fields]
+        self._flow_out, self._rate_out, self._level_out = [], [], []
+        self._runoff_depth = self._runoff_flux = None
+        for o in outputs:
+            arr = v[o.name]
+            if o.source == "runoff_depth":
+                self._runoff_depth = arr
+            elif o.source == "runoff_flux":
+                self._runoff_flux = arr
+            elif o.source in core.flows:
+                self._flow_out.append((arr, core.flows.index(o.source)))
+            elif o.source in core.rates:
+                self._rate_out.append((arr, core.rates.index(o.source)))
+            elif o.source in core.levels:
+                self._level_out.append((arr, core.levels.index(o.source)))
+            else:
+                raise ValueError(f"output {o.name}: unknown core output {o.source!r}")
+        self._flux_m3s = self._area_km2 * 1e6 / self._time_step * 1e-3  # mm/step -> m3 s-1
+
+    # ==========================================================================================
+    # stepping
+    # ==========================================================================================
+    def _reset(self) -> None:
+        core = self._core
+        core.reset()
+        self._carry = core.flow_carry.copy()
+        self._new_acc()
+        self._n_in_step = 0
+        self._model_steps = 0  # completed model steps since time 0
+        self._write_held()
+
+    def _new_acc(self) -> None:
+        self._acc = [(-math.inf if r == "max" else math.inf if r == "min" else 0.0)
+                     if r is not None else None for r in self._rules]
+
+    def _check_inputs(self) -> None:
+        for arr, spec, _ in self._in:
+            x = float(arr[0])
+            ok = math.isfinite(x) and (spec.min_value is None or x >= spec.min_value)
+            if ok and spec.plausible is not None:
+                ok = spec.plausible[0] <= x <= spec.plausible[1]
+            if not ok:
+                hint = (f" or outside the plausible range {spec.plausible} {spec.units}"
+                        if spec.plausible else "")
+                lo = "" if spec.min_value is None else f" and >= {spec.min_value}"
+                raise BmiError(f"{spec.name} = {x} {spec.units} at model time {self._time} s: "
+                               f"must be finite{lo} ({spec.description}){hint}")
+
+    def _advance(self) -> None:
+        self._check_inputs()
+        if self._n_rep > 1:
+            self._advance_repeated()
+            return
+        acc = self._acc
+        for arr, _, feeds in self._in:
+            x = float(arr[0])
+            for k, rule in feeds:
+                if rule == "sum" or rule == "mean":
+                    acc[k] += x
+                elif rule == "max":
+                    if x > acc[k]:
+                        acc[k] = x
+                elif x < acc[k]:
+                    acc[k] = x
+        self._n_in_step += 1
+        n = self._n_sub
+        c = self._carry
+        if self._n_in_step < n:
+            for arr, j in self._flow_out:
+                arr[0] = c[j] / n
+            self._write_runoff()
+            return
+        forcing = [a / n if r == "mean" else a for a, r in zip(acc, self._rules)]
+        core = self._core
+        core.step(forcing, self._step_start())
+        new = core.flow_new
+        for arr, j in self._flow_out:
+            arr[0] = c[j] / n + new[j]
+        self._write_runoff()
+        self._carry = core.flow_carry.copy()
+        self._model_steps += 1
+        self._write_held()
+        self._new_acc()
+        self._n_in_step = 0
+
+    def _advance_repeated(self) -> None:
+        """Host step = k model steps: amounts split evenly, other fields held."""
+        k = self._n_rep
+        forcing = [None] * len(self._rules)
+        for arr, _, feeds in self._in:
+            x = float(arr[0])
+            for i, rule in feeds:
+                forcing[i] = x / k if rule == "sum" else x
+        core = self._core
+        flows = np.zeros(len(core.flows))
+        rates = np.zeros(len(core.rates))
+        for _ in range(k):
+            c = self._carry
+            core.step(forcing, self._step_start())
+            flows += c + core.flow_new
+            rates += core.rate_values
+            self._carry = core.flow_carry.copy()
+            self._model_steps += 1
+        for arr, j in self._flow_out:
+            arr[0] = flows[j]
+        self._write_runoff()
+        for arr, j in self._rate_out:
+            arr[0] = rates[j]
+        for arr, j in self._level_out:
+            arr[0] = core.level_values[j]
+
+    def _step_start(self) -> dt.datetime:
+        return self._start + dt.timedelta(seconds=self._model_steps * self._core.step_seconds)
+
+    def _write_runoff(self) -> None:
+        total = 0.0
+        for arr, _ in self._flow_out:
+            total += arr[0]
+        if self._runoff_depth is not None:
+            self._runoff_depth[0] = total * 1e-3
+        if self._runoff_flux is not None:
+            self._runoff_flux[0] = total * self._flux_m3s
+
+    def _write_held(self) -> None:
+        """Rates (per host step) and levels of the last completed model step."""
+        core = self._core
+        n = self._n_sub
+        for arr, j in self._rate_out:
+            arr[0] = core.rate_values[j] / n
+        for arr, j in self._level_out:
+            arr[0] = core.level_values[j]
+
+    def _release(self) -> None:
+        self._core = None
+
+    # ==========================================================================================
+    # spin-up and state files
+    # ==========================================================================================
+    def _spinup(self, path: Path) -> None:
+        """Run the core over a CSV of forcing at the model's step ending before time 0."""
+        core = self._core
+        try:
+            with open(path, newline="") as f:
+                rows = list(csv.DictReader(f))
+        except OSError as exc:
+            raise BmiError(f"cannot read spinup_forcing {path}: {exc}") from exc
+        cols = self.SPINUP_COLUMNS
+        need = [c for c, f in cols.items() if f not in core.optional_fields]
+        tcol = next((c for c in ("date", "time") if rows and c in rows[0]), None)
+        if not rows or tcol is None or any(c not in rows[0] for c in need):
+            raise BmiError(f"spinup_forcing {path} must have a date column and columns {need} "
+                           f"(optional: {[c for c in cols if c not in need]}) and at least one "
+                           f"row")
+        step = dt.timedelta(seconds=core.step_seconds)
+        prev = None
+        for i, row in enumerate(rows, start=2):
+            try:
+                when = _parse_time(row[tcol], tcol)
+                values = {f: (float(row[c]) if row.get(c) not in (None, "") else None)
+                          for c, f in cols.items()}
+            except (ValueError, BmiError) as exc:
+                raise BmiError(f"spinup_forcing {path} line {i}: {exc}") from exc
+            if prev is not None and when - prev != step:
+                raise BmiError(f"spinup_forcing {path} line {i}: {when} does not follow {prev} "
+                               f"by one model step ({core.step_seconds} s)")
+            bad = [f for f, x in values.items() if x is not None and not math.isfinite(x)
+                   or f not in core.optional_fields and x is None]
+            if bad:
+                raise BmiError(f"spinup_forcing {path} line {i}: {bad} missing or not finite")
+            prev = when
+            core.step([values.get(f) for f in core.fields], when)
+        self._carry = core.flow_carry.copy()
+        self._write_held()
+
+    def save_state(self, path: str | Path) -> None:
+        """Write everything needed to continue this run bit for bit to ``path`` (npz)."""
+        self._require_running("save_state")
+        meta = {"format": f"{self.MODEL}/state", "version": STATE_VERSION,
+                "bundle_checksum": self._bundle_checksum, "time_step": self._time_step,
+                "start_time": self._start.isoformat(), "time": self._time,
+                "model_steps": self._model_steps, "n_in_step": self._n_in_step,
+                "signature": self._state_signature(),
+                "datetime": (self._start + dt.timedelta(seconds=self._time)).isoformat()}
+        arrays = {"core:" + k: v for k, v in self._core.get_state().items()}
+        arrays.update(carry=self._carry,
+                      acc=np.array([np.nan if a is None else a for a in self._acc]),
+                      meta=np.array(json.dumps(meta)))
+        for name, arr in self._values.items():
+            arrays["var:" + name] = arr
+        with open(path, "wb") as f:
+            np.savez(f, **arrays)
+
+    def load_state(self, path: str | Path) -> None:
+        """Restore a state written by :meth:`save_state`, including the model time; the run then
+        continues bit for bit as the saved one would have. The configuration must match
+        (bundle, time step, start time, model options)."""
+        self._require_running("load_state")
+        self._load_state_file(Path(path), as_initial=False)
+
+    def _load_state_file(self, path: Path, as_initial: bool) -> None:
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                data = {k: z[k] for k in z.files}
+            meta = json.loads(str(data["meta"]))
+        except (OSError, ValueError, KeyError) as exc:
+            raise BmiError(f"cannot read {self.MODEL} state file {path}: {exc}") from exc
+        fmt = f"{self.MODEL}/state"
+        if meta.get("format") != fmt or meta.get("version") != STATE_VERSION:
+            raise BmiError(f"{path} is not a {fmt} v{STATE_VERSION} file (format "
+                           f"{meta.get('format')!r} v{meta.get('version')})")
+        if meta["bundle_checksum"] != self._bundle_checksum:
+            raise BmiError(f"state file {path} was written with a different bundle than "
+                           f"{self._bundle_path}")
+        if meta["signature"] != self._state_signature():
+            raise BmiError(f"state file {path} was written with model options "
+                           f"{meta['signature']}, this run has {self._state_signature()}")
+        if as_initial:
+            if meta["n_in_step"] != 0:
+                raise BmiError(f"state file {path} was saved in the middle of a model step "
+                               f"(host step {meta['n_in_step']} of {self._n_sub}); an "
+                               f"initial_state must be saved at a model-step boundary")
+            saved_at = dt.datetime.fromisoformat(meta["datetime"])
+            if saved_at != self._start:
+                raise BmiError(f"initial_state {path} holds the state at {saved_at}, but "
+                               f"start_time is {self._start}")
+        elif meta["time_step"] != self._time_step or meta["start_time"] != self._start.isoformat():
+            raise BmiError(f"state file {path} (time step {meta['time_step']} s, start "
+                           f"{meta['start_time']}) does not match this configuration (time step "
+                           f"{self._time_step} s, start {self._start.isoformat()})")
+        self._core.set_state({k[5:]: v for k, v in data.items() if k.startswith("core:")})
+        self._carry = data["carry"].copy()
+        if as_initial:
+            self._time, self._model_steps, self._n_in_step = 0.0, 0, 0
+            self._new_acc()
+            for arr, _ in self._flow_out:
+                arr[0] = 0.0
+            self._write_runoff()
+            self._write_held()
+            return
+        self._time = float(meta["time"])
+        self._model_steps, self._n_in_step = int(meta["model_steps"]), int(meta["n_in_step"])
+        self._acc = [None if r is None else float(a) for a, r in zip(data["acc"], self._rules)]
+        for name, arr in self._values.items():
+            key = "var:" + name
+            if key not in data or data[key].shape != arr.shape:
+                raise BmiError(f"state file {path} lacks variable {name}")
+            arr[...] = data[key]
+
+    # ==========================================================================================
+    # extras
+    # ==========================================================================================
+    @property
+    def core(self) -> LumpedCore:
+        """The model core (its states and parameters, for inspection)."""
+        if self._core is None:
+            raise BmiError("the model is not initialized")
+        return self._core
+
+
+def _rule_of(field: str, inputs: list[InputVar]) -> str | None:
+    rules = {r for i in inputs for f, r in i.feeds if f == field}
+    if len(rules) > 1:
+        raise ValueError(f"core field {field!r} is fed with different rules {sorted(rules)}")
+    return rules.pop() if rules else None
+
+
+def _number(x, key: str) -> float:
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        try:
+            return float(str(x))
+        except ValueError:
+            raise BmiError(f"{key} must be a number, got {x!r}") from None
+    return float(x)
+
+
+def _parse_time(x, key: str) -> dt.datetime:
+    if isinstance(x, dt.datetime):
+        t = x
+    elif isinstance(x, dt.date):
+        t = dt.datetime(x.year, x.month, x.day)
+    else:
+        try:
+            t = dt.datetime.fromisoformat(str(x).strip())
+        except ValueError:
+            raise BmiError(f"{key} must be an ISO datetime like '2015-12-01 00:00:00', "
+                           f"got {x!r}") from None
+    return t.replace(tzinfo=None)

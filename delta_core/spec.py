@@ -1,0 +1,188 @@
+"""What a δ model declares about itself, as data: the one contract between a model package and
+the shared machinery.
+
+A model package (``bmi_dhbv``, ...) defines one :class:`ModelSpec` and registers it by name in
+:data:`delta_core.registry.MODELS`. Everything shared reads the spec and nothing else:
+
+* the data reader serves the forcing variables the spec names (:attr:`ModelSpec.forcings`,
+  names of :data:`delta_core.data.camels.FORCING_VARIABLES`), and the normaliser is fitted on them;
+* the training loop and evaluation build the model with :attr:`ModelSpec.build` and call it with a
+  :class:`Batch`-shaped dict; the loss reads ``out["streamflow"]``;
+* evaluation, netCDF output and plots use :attr:`ModelSpec.outputs` (units, long names),
+  :attr:`ModelSpec.step_seconds` (netCDF time units) and :attr:`ModelSpec.flow_components`
+  (the flows shaded in hydrographs; the first one named ``baseflow``, if any, gives the simulated
+  baseflow index);
+* the run config validates its ``network`` section with :attr:`ModelSpec.network_config` and its
+  ``physics`` section with :attr:`ModelSpec.physics_config` (unknown keys rejected).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, TypedDict
+
+import torch
+
+#: Valid physics engines: the PyTorch reference or the model's compiled kernel.
+BACKENDS: tuple[str, ...] = ("cpp", "torch")
+
+
+@dataclass(frozen=True)
+class Variable:
+    """A named series with udunits units and a long name."""
+
+    name: str
+    units: str
+    long_name: str
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """A physical parameter learned by the network: ``low + s * (high - low)`` for s in (0, 1).
+
+    ``dynamic_capable`` marks parameters that may vary in time (one value per model step from a
+    sequence network).
+    """
+
+    name: str
+    low: float
+    high: float
+    units: str
+    dynamic_capable: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.high > self.low:
+            raise ValueError(f"parameter {self.name}: high {self.high} must exceed low {self.low}")
+
+
+@dataclass(frozen=True)
+class StateSpec:
+    """A store of the process model with its cold-start value."""
+
+    name: str
+    units: str
+    initial: float
+    long_name: str = ""
+
+
+@dataclass(frozen=True)
+class Engine:
+    """How the physics runs, bound when a model is built.
+
+    Attributes
+    ----------
+    backend : {"cpp", "torch"}
+        The compiled kernel or the PyTorch reference.
+    """
+
+    backend: str = "cpp"
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown backend {self.backend!r}; valid: {list(BACKENDS)}")
+
+
+class Batch(TypedDict, total=False):
+    """The model input dict (tensors of one dtype).
+
+    forcing : Tensor [T, B, F]
+        Raw forcing, the spec's :attr:`~ModelSpec.forcings` in order, in their units.
+    x_forcing : Tensor [T, B, F]
+        The same, normalised (network input).
+    x_attr : Tensor [B, A]
+        Encoded catchment attributes.
+    warmup : int
+        Leading steps that only spin up the states (no gradient, not returned).
+    """
+
+    forcing: torch.Tensor
+    x_forcing: torch.Tensor
+    x_attr: torch.Tensor
+    warmup: int
+
+
+#: ``build(physics, network, n_attributes, engine) -> torch.nn.Module`` with ``module(batch)``
+#: returning ``{output name: Tensor [T - warmup, B]}``; ``physics`` and ``network`` are instances
+#: of the spec's config dataclasses.
+Builder = Callable[[Any, Any, int, Engine], torch.nn.Module]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything the shared machinery needs to know about one δ model.
+
+    Attributes
+    ----------
+    name : str
+        Registry name (``"dhbv"``); stored in every bundle.
+    description : str
+        One line for listings and help texts.
+    forcings : tuple of str
+        Forcing variables the model reads, in order (names of the data reader's catalogue).
+    step_seconds : int
+        Native time step of the process model [s].
+    outputs : tuple of Variable
+        Output series of ``module(batch)``; must contain ``streamflow``.
+    parameters : tuple of ParameterSpec
+        Learned physical parameters with their ranges.
+    states : tuple of StateSpec
+        Stores with units and cold-start values.
+    network_config, physics_config : dataclass types
+        Typed ``network`` and ``physics`` sections of a run config (defaults = the paper's).
+    build : Builder
+        Model constructor.
+    flow_components : tuple of str
+        Outputs that add up to ``streamflow`` (plots; ``baseflow`` gives the baseflow index).
+    default_bundle : Path or None
+        The pretrained bundle shipped with the model package.
+    """
+
+    name: str
+    description: str
+    forcings: tuple[str, ...]
+    step_seconds: int
+    outputs: tuple[Variable, ...]
+    parameters: tuple[ParameterSpec, ...]
+    states: tuple[StateSpec, ...]
+    network_config: type
+    physics_config: type
+    build: Builder
+    flow_components: tuple[str, ...] = ()
+    default_bundle: Path | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        names = [o.name for o in self.outputs]
+        if "streamflow" not in names:
+            raise ValueError(f"model {self.name}: outputs must include 'streamflow'")
+        unknown = [c for c in self.flow_components if c not in names]
+        if unknown:
+            raise ValueError(f"model {self.name}: flow_components {unknown} are not outputs")
+        for cls in (self.network_config, self.physics_config):
+            if not dataclasses.is_dataclass(cls):
+                raise TypeError(f"model {self.name}: {cls!r} must be a dataclass")
+
+    @property
+    def output_units(self) -> dict[str, tuple[str, str]]:
+        """``{output name: (units, long name)}``."""
+        return {o.name: (o.units, o.long_name) for o in self.outputs}
+
+    @property
+    def parameter_ranges(self) -> dict[str, tuple[float, float, str]]:
+        """``{parameter name: (low, high, units)}``."""
+        return {p.name: (p.low, p.high, p.units) for p in self.parameters}
+
+    @property
+    def baseflow_output(self) -> str | None:
+        """The output holding baseflow, if the model has one."""
+        return "baseflow" if "baseflow" in self.flow_components else None
+
+    def build_model(self, physics: Mapping | Any, network: Mapping | Any, n_attributes: int,
+                    engine: Engine | None = None) -> torch.nn.Module:
+        """Build the model from config sections (dicts are validated into the dataclasses)."""
+        from delta_core.config import section
+
+        phys = section(self.physics_config, physics, f"{self.name} physics")
+        net = section(self.network_config, network, f"{self.name} network")
+        return self.build(phys, net, n_attributes, engine or Engine())
