@@ -243,4 +243,5 @@ SPEC = ModelSpec(
     build=build_model,
     flow_components=("surface_flow", "interflow", "baseflow"),
     default_bundle=DEFAULT_BUNDLE,
+    bmi_class="bmi_dhbv.BmiDHBV",
 )

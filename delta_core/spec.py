@@ -18,7 +18,7 @@ A model package (``bmi_dhbv``, ...) defines one :class:`ModelSpec` and registers
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, TypedDict
 
@@ -136,6 +136,8 @@ class ModelSpec:
         Outputs that add up to ``streamflow`` (plots; ``baseflow`` gives the baseflow index).
     default_bundle : Path or None
         The pretrained bundle shipped with the model package.
+    bmi_class : str or None
+        Its NextGen BMI component as ngen's ``python_type`` (``"bmi_dhbv.BmiDHBV"``).
     """
 
     name: str
@@ -150,7 +152,7 @@ class ModelSpec:
     build: Builder
     flow_components: tuple[str, ...] = ()
     default_bundle: Path | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    bmi_class: str | None = None
 
     def __post_init__(self) -> None:
         names = [o.name for o in self.outputs]
@@ -177,6 +179,15 @@ class ModelSpec:
     def baseflow_output(self) -> str | None:
         """The output holding baseflow, if the model has one."""
         return "baseflow" if "baseflow" in self.flow_components else None
+
+    def load_bmi_class(self) -> type:
+        """The BMI component class named by :attr:`bmi_class`."""
+        import importlib
+
+        if self.bmi_class is None:
+            raise ValueError(f"model {self.name} has no BMI component")
+        module, _, cls = self.bmi_class.rpartition(".")
+        return getattr(importlib.import_module(module), cls)
 
     def build_model(self, physics: Mapping | Any, network: Mapping | Any, n_attributes: int,
                     engine: Engine | None = None) -> torch.nn.Module:

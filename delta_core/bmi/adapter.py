@@ -368,17 +368,13 @@ class NgenBmi(LumpedBmi):
         n = self._n_sub
         c = self._carry
         if self._n_in_step < n:
-            for arr, j in self._flow_out:
-                arr[0] = c[j] / n
-            self._write_runoff()
+            self._emit([x / n for x in c])
             return
         forcing = [a / n if r == "mean" else a for a, r in zip(acc, self._rules)]
         core = self._core
         core.step(forcing, self._step_start())
         new = core.flow_new
-        for arr, j in self._flow_out:
-            arr[0] = c[j] / n + new[j]
-        self._write_runoff()
+        self._emit([c[j] / n + new[j] for j in range(len(c))])
         self._carry = core.flow_carry.copy()
         self._model_steps += 1
         self._write_held()
@@ -403,9 +399,7 @@ class NgenBmi(LumpedBmi):
             rates += core.rate_values
             self._carry = core.flow_carry.copy()
             self._model_steps += 1
-        for arr, j in self._flow_out:
-            arr[0] = flows[j]
-        self._write_runoff()
+        self._emit(flows.tolist())
         for arr, j in self._rate_out:
             arr[0] = rates[j]
         for arr, j in self._level_out:
@@ -414,10 +408,13 @@ class NgenBmi(LumpedBmi):
     def _step_start(self) -> dt.datetime:
         return self._start + dt.timedelta(seconds=self._model_steps * self._core.step_seconds)
 
-    def _write_runoff(self) -> None:
+    def _emit(self, flows: list[float]) -> None:
+        """Write this host step's flows [mm per host step] and the runoff (their sum)."""
+        for arr, j in self._flow_out:
+            arr[0] = flows[j]
         total = 0.0
-        for arr, _ in self._flow_out:
-            total += arr[0]
+        for x in flows:
+            total += x
         if self._runoff_depth is not None:
             self._runoff_depth[0] = total * 1e-3
         if self._runoff_flux is not None:
@@ -534,9 +531,7 @@ class NgenBmi(LumpedBmi):
         if as_initial:
             self._time, self._model_steps, self._n_in_step = 0.0, 0, 0
             self._new_acc()
-            for arr, _ in self._flow_out:
-                arr[0] = 0.0
-            self._write_runoff()
+            self._emit([0.0] * len(self._carry))
             self._write_held()
             return
         self._time = float(meta["time"])

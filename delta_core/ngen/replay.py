@@ -321,7 +321,7 @@ def _write_outputs(results: dict, real: dict, out_root: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
-        prog="python -m delta_core.ngen_replay",
+        prog="ngen-replay",
         description="Replay ngen's exact BMI call sequence over a realization JSON (bmi_python "
                     "formulations, CsvPerFeature forcing) without ngen; write per-catchment "
                     "and per-nexus output CSVs.")
@@ -334,9 +334,13 @@ def main(argv: list[str] | None = None) -> int:
                          "realization's folder, as if ngen were started there)")
     ap.add_argument("--out", default=None, help="output folder (default: realization output.root)")
     args = ap.parse_args(argv)
-    res = replay(args.realization, args.catchments,
-                 ids=args.ids.split(",") if args.ids else None, workdir=args.workdir,
-                 output_root=args.out)
+    try:
+        res = replay(args.realization, args.catchments,
+                     ids=args.ids.split(",") if args.ids else None, workdir=args.workdir,
+                     output_root=args.out)
+    except (ReplayError, OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     interval = res["interval"]
     print(f"{len(res['times'])} intervals of {interval:g} s from {res['times'][0]}; "
           f"outputs in {res['output_root']}")
