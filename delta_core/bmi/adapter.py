@@ -29,6 +29,7 @@ import csv
 import datetime as dt
 import json
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +44,7 @@ RATE_UNITS = {3600: "mm h-1", 86400: "mm d-1"}
 
 #: Aggregation rules of input fields over a model step.
 AGGREGATIONS = ("sum", "mean", "max", "min")
+_RULE_CODES = {"sum": 0, "mean": 0, "max": 1, "min": 2}
 
 #: Configuration keys every model has: name -> description.
 COMMON_KEYS: dict[str, str] = {
@@ -287,16 +289,21 @@ class NgenBmi(LumpedBmi):
         self._declare_variables(specs)
         v = self._values
         fields = core.fields
-        self._in = []  # (array, InputVar, [(field index, rule)])
+        self._in = []  # (array, InputVar, [(field index, rule)], low, high)
         fed: set[str] = set()
         for i in inputs:
             feeds = []
             for f, rule in i.feeds:
                 if f not in fields or rule not in AGGREGATIONS:
                     raise ValueError(f"input {i.name}: feeds unknown field {f!r} or rule {rule!r}")
-                feeds.append((fields.index(f), rule))
+                feeds.append((fields.index(f), _RULE_CODES[rule]))
                 fed.add(f)
-            self._in.append((v[i.name], i, feeds))
+            lo = max(-math.inf if i.min_value is None else i.min_value,
+                     -math.inf if i.plausible is None else i.plausible[0])
+            hi = math.inf if i.plausible is None else i.plausible[1]
+            # finite: lo <= x <= hi fails for NaN, and for +-inf unless a bound is infinite
+            self._in.append((v[i.name], i, feeds, max(lo, -sys.float_info.max),
+                             min(hi, sys.float_info.max)))
         lacking = [f for f in fields if f not in fed and f not in core.optional_fields]
         if lacking:
             raise ValueError(f"{type(self).__name__}: no input feeds core field(s) {lacking}")
@@ -325,7 +332,7 @@ class NgenBmi(LumpedBmi):
     def _reset(self) -> None:
         core = self._core
         core.reset()
-        self._carry = core.flow_carry.copy()
+        self._carry = core.flow_carry.tolist()
         self._new_acc()
         self._n_in_step = 0
         self._model_steps = 0  # completed model steps since time 0
@@ -335,34 +342,31 @@ class NgenBmi(LumpedBmi):
         self._acc = [(-math.inf if r == "max" else math.inf if r == "min" else 0.0)
                      if r is not None else None for r in self._rules]
 
-    def _check_inputs(self) -> None:
-        for arr, spec, _ in self._in:
-            x = float(arr[0])
-            ok = math.isfinite(x) and (spec.min_value is None or x >= spec.min_value)
-            if ok and spec.plausible is not None:
-                ok = spec.plausible[0] <= x <= spec.plausible[1]
-            if not ok:
-                hint = (f" or outside the plausible range {spec.plausible} {spec.units}"
-                        if spec.plausible else "")
-                lo = "" if spec.min_value is None else f" and >= {spec.min_value}"
-                raise BmiError(f"{spec.name} = {x} {spec.units} at model time {self._time} s: "
-                               f"must be finite{lo} ({spec.description}){hint}")
+    def _bad_input(self, spec: InputVar, x: float) -> BmiError:
+        hint = f" or outside the plausible range {spec.plausible} {spec.units}" \
+            if spec.plausible else ""
+        lo = "" if spec.min_value is None else f" and >= {spec.min_value}"
+        return BmiError(f"{spec.name} = {x} {spec.units} at model time {self._time} s: must be "
+                        f"finite{lo} ({spec.description}){hint}")
 
     def _advance(self) -> None:
-        self._check_inputs()
+        for arr, spec, _, lo, hi in self._in:  # finite and in range (NaN fails both)
+            x = arr[0]
+            if not lo <= x <= hi:
+                raise self._bad_input(spec, float(x))
         if self._n_rep > 1:
             self._advance_repeated()
             return
         acc = self._acc
-        for arr, _, feeds in self._in:
+        for arr, _, feeds, _, _ in self._in:
             x = float(arr[0])
-            for k, rule in feeds:
-                if rule == "sum" or rule == "mean":
+            for k, code in feeds:
+                if code == 0:  # sum or mean
                     acc[k] += x
-                elif rule == "max":
+                elif code == 1:  # max
                     if x > acc[k]:
                         acc[k] = x
-                elif x < acc[k]:
+                elif x < acc[k]:  # min
                     acc[k] = x
         self._n_in_step += 1
         n = self._n_sub
@@ -375,7 +379,7 @@ class NgenBmi(LumpedBmi):
         core.step(forcing, self._step_start())
         new = core.flow_new
         self._emit([c[j] / n + new[j] for j in range(len(c))])
-        self._carry = core.flow_carry.copy()
+        self._carry = core.flow_carry.tolist()
         self._model_steps += 1
         self._write_held()
         self._new_acc()
@@ -385,19 +389,19 @@ class NgenBmi(LumpedBmi):
         """Host step = k model steps: amounts split evenly, other fields held."""
         k = self._n_rep
         forcing = [None] * len(self._rules)
-        for arr, _, feeds in self._in:
+        for arr, _, feeds, _, _ in self._in:
             x = float(arr[0])
-            for i, rule in feeds:
-                forcing[i] = x / k if rule == "sum" else x
+            for i, _ in feeds:
+                forcing[i] = x / k if self._rules[i] == "sum" else x
         core = self._core
         flows = np.zeros(len(core.flows))
         rates = np.zeros(len(core.rates))
         for _ in range(k):
-            c = self._carry
+            c = np.array(self._carry)
             core.step(forcing, self._step_start())
             flows += c + core.flow_new
             rates += core.rate_values
-            self._carry = core.flow_carry.copy()
+            self._carry = core.flow_carry.tolist()
             self._model_steps += 1
         self._emit(flows.tolist())
         for arr, j in self._rate_out:
@@ -468,7 +472,7 @@ class NgenBmi(LumpedBmi):
                 raise BmiError(f"spinup_forcing {path} line {i}: {bad} missing or not finite")
             prev = when
             core.step([values.get(f) for f in core.fields], when)
-        self._carry = core.flow_carry.copy()
+        self._carry = core.flow_carry.tolist()
         self._write_held()
 
     def save_state(self, path: str | Path) -> None:
@@ -527,7 +531,7 @@ class NgenBmi(LumpedBmi):
                            f"{meta['start_time']}) does not match this configuration (time step "
                            f"{self._time_step} s, start {self._start.isoformat()})")
         self._core.set_state({k[5:]: v for k, v in data.items() if k.startswith("core:")})
-        self._carry = data["carry"].copy()
+        self._carry = data["carry"].tolist()
         if as_initial:
             self._time, self._model_steps, self._n_in_step = 0.0, 0, 0
             self._new_acc()
