@@ -29,9 +29,9 @@ def load_model(bundle: str | Path | dict, dtype: torch.dtype = torch.float32,
     cfg = b["config"]
     norm = Normalization.from_dict(b["normalization"])
     model = spec.build_model(cfg["physics"], cfg["network"], len(norm.attributes.feature_names),
-                             Engine(backend))
+                             Engine(backend, dtype))
     model.load_state_dict(b["state_dict"])
-    return model.to(dtype).eval(), norm, b
+    return model.eval(), norm, b
 
 
 def simulate(model, norm: Normalization, dataset: CamelsDataset, ids: list[str], start: str,

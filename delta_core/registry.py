@@ -36,8 +36,3 @@ def register(spec: ModelSpec, where: str | None = None) -> None:
     MODELS[spec.name] = where or f"<registered>:{spec.name}"
     _LOADED[spec.name] = spec
 
-
-def unregister(name: str) -> None:
-    """Remove model ``name`` (tests)."""
-    MODELS.pop(name, None)
-    _LOADED.pop(name, None)

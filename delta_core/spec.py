@@ -74,13 +74,18 @@ class Engine:
     ----------
     backend : {"cpp", "torch"}
         The compiled kernel or the PyTorch reference.
+    dtype : torch.dtype
+        Floating-point type of the networks and the physics (float32 or float64).
     """
 
     backend: str = "cpp"
+    dtype: torch.dtype = torch.float32
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown backend {self.backend!r}; valid: {list(BACKENDS)}")
+        if self.dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"dtype must be torch.float32 or torch.float64, got {self.dtype}")
 
 
 class Batch(TypedDict, total=False):
@@ -171,11 +176,6 @@ class ModelSpec:
         return {o.name: (o.units, o.long_name) for o in self.outputs}
 
     @property
-    def parameter_ranges(self) -> dict[str, tuple[float, float, str]]:
-        """``{parameter name: (low, high, units)}``."""
-        return {p.name: (p.low, p.high, p.units) for p in self.parameters}
-
-    @property
     def baseflow_output(self) -> str | None:
         """The output holding baseflow, if the model has one."""
         return "baseflow" if "baseflow" in self.flow_components else None
@@ -191,9 +191,11 @@ class ModelSpec:
 
     def build_model(self, physics: Mapping | Any, network: Mapping | Any, n_attributes: int,
                     engine: Engine | None = None) -> torch.nn.Module:
-        """Build the model from config sections (dicts are validated into the dataclasses)."""
+        """Build the model from config sections (dicts are validated into the dataclasses), in
+        the engine's dtype."""
         from delta_core.config import section
 
+        engine = engine or Engine()
         phys = section(self.physics_config, physics, f"{self.name} physics")
         net = section(self.network_config, network, f"{self.name} network")
-        return self.build(phys, net, n_attributes, engine or Engine())
+        return self.build(phys, net, n_attributes, engine).to(engine.dtype)

@@ -69,10 +69,11 @@ def small_network(name: str):
     return dataclasses.replace(cfg, **small)
 
 
-def random_model(name: str, n_attributes: int, seed: int = 0, backend: str = "torch"):
+def random_model(name: str, n_attributes: int, seed: int = 0, backend: str = "torch",
+                 dtype=torch.float32):
     spec = model_spec(name)
     torch.manual_seed(seed)
-    return spec.build_model({}, small_network(name), n_attributes, Engine(backend))
+    return spec.build_model({}, small_network(name), n_attributes, Engine(backend, dtype))
 
 
 @pytest.fixture(scope="session")
@@ -108,7 +109,7 @@ def sample_batch(sample):
         norm = Normalization.fit(sample, ids, ["p_mean", "aridity", "frac_snow",
                                                "geol_1st_class"], ts, spec.forcings)
         inputs = build_inputs(ts, sample.attributes(ids, norm.attributes.names), norm)
-        model = random_model(name, inputs.x_attr.shape[1]).to(dtype).eval()
+        model = random_model(name, inputs.x_attr.shape[1], dtype=dtype).eval()
         import numpy as np
 
         return model, inputs.batch(np.arange(len(ts.dates)), np.arange(3), 30, dtype)
