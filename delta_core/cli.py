@@ -35,21 +35,23 @@ def _set_threads(n: int) -> None:
     torch.set_num_threads(n)
 
 
-def train_command(argv: list[str] | None, prog: str, spec: ModelSpec) -> int:
-    """``<model>-train --config train.yaml``: train, checkpoint, resume, write a bundle."""
+def train_command(argv: list[str] | None, prog: str, spec: ModelSpec | None) -> int:
+    """``<model>-train --config train.yaml``: train, checkpoint, resume, write a bundle
+    (``spec`` None: the model the config names). Under ``torchrun``, data-parallel."""
     from delta_core.config import ConfigError, RunConfig
     from delta_core.training import train
 
+    what = f"{spec.name} ({spec.description})" if spec else "the model the config names"
     ap = argparse.ArgumentParser(prog=prog, description=(
-        f"Train {spec.name} ({spec.description}) with the protocol of Feng et al. (2022) by "
-        "default. Resumes from RUN_DIR/checkpoint.pt if present; writes RUN_DIR/bundle.pt with "
-        "test metrics."))
+        f"Train {what} with the protocol of Feng et al. (2022) by default. Resumes from "
+        "RUN_DIR/checkpoint.pt if present; writes RUN_DIR/bundle.pt with test metrics. Started "
+        "with torchrun --nproc_per_node N, trains data-parallel over N processes."))
     ap.add_argument("--config", required=True, help="YAML run configuration (unknown keys rejected)")
     ap.add_argument("--run-dir", help="override run_dir of the config")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
     cfg = RunConfig.from_yaml(args.config)
-    if cfg.model != spec.name:
+    if spec is not None and cfg.model != spec.name:
         raise ConfigError(f"{args.config} configures model {cfg.model!r}; {prog} trains "
                           f"{spec.name!r}")
     if args.run_dir:

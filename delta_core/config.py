@@ -77,6 +77,18 @@ class TrainingConfig:
     checkpoint_every: int = 1
     grad_clip: float | None = 1.0
     threads: int | None = None  # torch intra-op and kernel threads; None: torch default
+    device: str = "cpu"  # cpu | cuda | auto (networks and PyTorch physics; the kernel is CPU)
+
+    def __post_init__(self) -> None:
+        from delta_core.distributed import DEVICES
+        from delta_core.spec import BACKENDS
+
+        if self.device not in DEVICES:
+            raise ConfigError(f"training.device must be one of {list(DEVICES)}, got "
+                              f"{self.device!r}")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"training.backend must be one of {list(BACKENDS)}, got "
+                              f"{self.backend!r}")
 
 
 @dataclass

@@ -70,14 +70,16 @@ def iterations_per_epoch(cfg: RunConfig, data: TrainingData) -> int:
     return max(1, math.ceil(len(data.ids) * n_days / (n_batch * cfg.training.window_days)))
 
 
-def sample_batch(cfg: RunConfig, data: TrainingData, rng: np.random.Generator, dtype
-                 ) -> tuple[dict, torch.Tensor]:
+def sample_batch(cfg: RunConfig, data: TrainingData, rng: np.random.Generator, dtype,
+                 share: slice = slice(None)) -> tuple[dict, torch.Tensor]:
     """Random basins and per-basin windows: a model batch and the observed streamflow
-    ``[window, B]``."""
+    ``[window, B]``. The whole batch is drawn (same draws whatever ``share``); ``share`` keeps
+    this process's part of its basins (data-parallel training)."""
     tc = cfg.training
     n_batch = min(tc.batch_basins, len(data.ids))
     basins = rng.choice(len(data.ids), n_batch, replace=False)
     starts = rng.integers(data.first_target, data.last_target - tc.window_days + 2, n_batch)
+    basins, starts = basins[share], starts[share]
     days = (starts - tc.warmup_days)[None, :] + np.arange(tc.warmup_days + tc.window_days)[:, None]
     qobs = data.inputs.qobs[days[tc.warmup_days:], basins[None, :]]
     return (data.inputs.batch(days, basins, tc.warmup_days, dtype),
@@ -90,100 +92,157 @@ def _save_checkpoint(path: Path, state: dict) -> None:
     tmp.replace(path)
 
 
+class TrainingInterrupted(RuntimeError):
+    """Raised (with a resume hint) when training is interrupted by Ctrl-C."""
+
+
+@dataclass
+class _Run:
+    """What an epoch loop updates and a checkpoint holds."""
+
+    model: torch.nn.Module  # the model itself (unwrapped)
+    step_model: torch.nn.Module  # what the loop calls: the model, or its DDP wrapper
+    optimizer: torch.optim.Optimizer
+    rng: np.random.Generator
+    history: list
+    epoch: int = 0
+
+    def state(self, cfg: RunConfig) -> dict:
+        st = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+              "numpy_rng": self.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+              "history": self.history, "epoch": self.epoch, "config": cfg.to_dict()}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            st["cuda_rng"] = torch.cuda.get_rng_state_all()
+        return st
+
+    def restore(self, ckpt: dict) -> None:
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.rng.bit_generator.state = ckpt["numpy_rng"]
+        torch.set_rng_state(ckpt["torch_rng"])
+        if "cuda_rng" in ckpt and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
+        self.history, self.epoch = ckpt["history"], ckpt["epoch"]
+
+
 def train(cfg: RunConfig, progress: bool = True, max_epochs: int | None = None) -> Path:
     """Train (or resume) the run of ``cfg``; write the weight bundle and return its path.
+
+    Runs data-parallel when started by ``torchrun`` (see :mod:`delta_core.distributed`):
+    every process returns the same path; process 0 writes the files.
 
     Parameters
     ----------
     cfg : RunConfig
         Validated configuration.
     progress : bool
-        Show a progress bar.
+        Show a progress bar (process 0).
     max_epochs : int, optional
         Stop after this many epochs in this call (for tests of resume); the run stays resumable.
     """
+    from delta_core import distributed
+
+    tc = cfg.training
+    ctx = distributed.setup(tc.device)
+    try:
+        return _train(cfg, ctx, progress and ctx.is_main, max_epochs)
+    finally:
+        distributed.teardown(ctx)
+
+
+def _train(cfg: RunConfig, ctx, progress: bool, max_epochs: int | None) -> Path:
     tc = cfg.training
     run_dir = Path(cfg.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _write_run_config(cfg, run_dir)
+    if ctx.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _write_run_config(cfg, run_dir, ctx)
     if tc.threads:
         torch.set_num_threads(tc.threads)
     dtype = DTYPES[tc.dtype] if tc.dtype in DTYPES else _bad("dtype", tc.dtype, DTYPES)
     opt_cls = OPTIMIZERS.get(tc.optimizer) or _bad("optimizer", tc.optimizer, OPTIMIZERS)
     loss_fn = get_loss(tc.loss)
-    engine = Engine(tc.backend, dtype)
-
     torch.manual_seed(tc.seed)
     dataset, data = prepare_training_data(cfg, progress)
-    _warn_overlap(cfg)
-    model = cfg.spec.build_model(cfg.physics, cfg.network, data.inputs.x_attr.shape[1], engine)
-    optimizer = opt_cls(model.parameters(), lr=tc.learning_rate)
-    rng = np.random.default_rng(tc.seed)
-    history: list[dict] = []
-    epoch0 = 0
-    ckpt_path = run_dir / "checkpoint.pt"
-    if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, weights_only=False)
-        _check_resumable(ckpt.get("config"), cfg, ckpt_path)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        rng.bit_generator.state = ckpt["numpy_rng"]
-        torch.set_rng_state(ckpt["torch_rng"])
-        history, epoch0 = ckpt["history"], ckpt["epoch"]
-        print(f"resuming {run_dir} after epoch {epoch0}")
+    if min(tc.batch_basins, len(data.ids)) < ctx.world:
+        raise ValueError(f"a batch of {min(tc.batch_basins, len(data.ids))} basins cannot be "
+                         f"shared by {ctx.world} processes: every process needs basins")
+    if ctx.is_main:
+        _warn_overlap(cfg)
+    model = cfg.spec.build_model(cfg.physics, cfg.network, data.inputs.x_attr.shape[1],
+                                 Engine(tc.backend, dtype)).to(ctx.device)
+    step_model = model
+    if ctx.enabled:
+        from torch.nn.parallel import DistributedDataParallel
 
-    n_iter = iterations_per_epoch(cfg, data)
-    stop = tc.epochs if max_epochs is None else min(tc.epochs, epoch0 + max_epochs)
+        step_model = DistributedDataParallel(
+            model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+    run = _Run(model, step_model, opt_cls(model.parameters(), lr=tc.learning_rate),
+               np.random.default_rng(tc.seed), [])
+    ckpt_path = run_dir / "checkpoint.pt"
+    ctx.barrier()
+    if ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, weights_only=False, map_location="cpu")
+        _check_resumable(ckpt.get("config"), cfg, ckpt_path)
+        run.restore(ckpt)
+        if ctx.is_main:
+            print(f"resuming {run_dir} after epoch {run.epoch}")
+
+    stop = tc.epochs if max_epochs is None else min(tc.epochs, run.epoch + max_epochs)
     try:
-        _epochs(cfg, data, model, optimizer, loss_fn, rng, history, epoch0, stop, n_iter, dtype,
-                ckpt_path, progress)
+        _epochs(cfg, ctx, data, run, loss_fn, stop, dtype, ckpt_path, progress)
     except KeyboardInterrupt:
         raise TrainingInterrupted(
             f"interrupted: rerun the same command to resume from the last checkpoint "
             f"({ckpt_path}, written after every {tc.checkpoint_every} epoch(s))") from None
     if stop < tc.epochs:
         return ckpt_path
-    return _finish(cfg, dataset, data, model, history, run_dir)
+    bundle = run_dir / "bundle.pt"
+    if ctx.is_main:
+        model.to("cpu")
+        _finish(cfg, dataset, data, model, run.history, run_dir)
+    ctx.barrier()
+    return bundle
 
 
-class TrainingInterrupted(RuntimeError):
-    """Raised (with a resume hint) when training is interrupted by Ctrl-C."""
-
-
-def _epochs(cfg, data, model, optimizer, loss_fn, rng, history, epoch0, stop, n_iter, dtype,
-            ckpt_path, progress) -> None:
+def _epochs(cfg: RunConfig, ctx, data: TrainingData, run: _Run, loss_fn, stop: int, dtype,
+            ckpt_path: Path, progress: bool) -> None:
     from tqdm import tqdm
 
     tc = cfg.training
     run_dir = Path(cfg.run_dir)
-    for epoch in range(epoch0 + 1, stop + 1):
-        model.train()
+    n_iter = iterations_per_epoch(cfg, data)
+    share = ctx.share(min(tc.batch_basins, len(data.ids)))
+    params = list(run.model.parameters())
+    while run.epoch < stop:
+        epoch = run.epoch + 1
+        run.step_model.train()
         t0, losses = time.time(), []
         bar = tqdm(range(n_iter), desc=f"epoch {epoch}/{tc.epochs}", disable=not progress,
                    leave=False)
         for _ in bar:
-            batch, qobs = sample_batch(cfg, data, rng, dtype)
-            out = model(batch)
-            loss = loss_fn(out["streamflow"], qobs, tc.loss_alpha)
-            optimizer.zero_grad()
+            batch, qobs = sample_batch(cfg, data, run.rng, dtype, share)
+            batch = {k: v.to(ctx.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+            out = run.step_model(batch)
+            parts = ctx.all_sum(loss_fn.parts(out["streamflow"], qobs.to(ctx.device)))
+            loss = loss_fn.combine(parts, tc.loss_alpha)
+            run.optimizer.zero_grad()
             loss.backward()
             if tc.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-            optimizer.step()
+                torch.nn.utils.clip_grad_norm_(params, tc.grad_clip)
+            run.optimizer.step()
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses):.4f}")
-        history.append({"epoch": epoch, "loss": float(np.mean(losses)),
-                        "seconds": time.time() - t0, "iterations": n_iter})
-        print(f"epoch {epoch}: loss {history[-1]['loss']:.4f} ({history[-1]['seconds']:.0f} s)",
-              flush=True)
-        _write_history(run_dir / "training_log.csv", history)
-        if epoch % tc.checkpoint_every == 0 or epoch == tc.epochs:
-            _save_checkpoint(ckpt_path, {"model": model.state_dict(),
-                                         "optimizer": optimizer.state_dict(),
-                                         "numpy_rng": rng.bit_generator.state,
-                                         "torch_rng": torch.get_rng_state(),
-                                         "history": history, "epoch": epoch,
-                                         "config": cfg.to_dict()})
+        run.epoch = epoch
+        run.history.append({"epoch": epoch, "loss": float(np.mean(losses)),
+                            "seconds": time.time() - t0, "iterations": n_iter,
+                            "processes": ctx.world})
+        if ctx.is_main:
+            print(f"epoch {epoch}: loss {run.history[-1]['loss']:.4f} "
+                  f"({run.history[-1]['seconds']:.0f} s)", flush=True)
+            _write_history(run_dir / "training_log.csv", run.history)
+            if epoch % tc.checkpoint_every == 0 or epoch == tc.epochs:
+                _save_checkpoint(ckpt_path, run.state(cfg))
+        ctx.barrier()
 
 
 def _finish(cfg: RunConfig, dataset: CamelsDataset, data: TrainingData, model, history: list,
@@ -233,7 +292,8 @@ def _warn_overlap(cfg: RunConfig) -> None:
 
 
 #: Config keys that may change between an interrupted run and its resumption.
-RESUMABLE_CHANGES = {"run_dir", "training.epochs", "training.threads", "training.checkpoint_every"}
+RESUMABLE_CHANGES = {"run_dir", "training.epochs", "training.threads", "training.checkpoint_every",
+                     "training.device"}
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
@@ -261,10 +321,11 @@ def _bad(what: str, value, valid) -> None:
     raise ValueError(f"unknown {what} {value!r}; valid: {sorted(valid)}")
 
 
-def _write_run_config(cfg: RunConfig, run_dir: Path) -> None:
+def _write_run_config(cfg: RunConfig, run_dir: Path, ctx) -> None:
     """config.yaml (reusable as --config) and run_info.yaml (package version, git commit)."""
     (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    info = {**code_provenance(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    info = {**code_provenance(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "processes": ctx.world, "device": str(ctx.device)}
     (run_dir / "run_info.yaml").write_text(yaml.safe_dump(info, sort_keys=False))
 
 
@@ -273,3 +334,15 @@ def _write_history(path: Path, history: list[dict]) -> None:
         w = csv.DictWriter(f, fieldnames=list(history[0]))
         w.writeheader()
         w.writerows(history)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m delta_core.training --config C``: train the model the config names (the entry
+    point for ``torchrun --nproc_per_node N -m delta_core.training --config C``)."""
+    from delta_core import cli
+
+    cli.run(cli.train_command, argv, "python -m delta_core.training", None)
+
+
+if __name__ == "__main__":
+    main()

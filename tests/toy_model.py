@@ -125,3 +125,9 @@ class BmiToy(NgenBmi):
 
 
 register(SPEC, "toy_model:SPEC")
+
+
+if __name__ == "__main__":  # torchrun -m toy_model --config C: train with the toy registered
+    from delta_core.training import main
+
+    main()
