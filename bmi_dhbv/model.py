@@ -166,7 +166,7 @@ class DHBV(nn.Module):
         static, uh = self.static_parameters(x_attr)
         dynamic, _ = self.dynamic_parameters(self.lstm_inputs(x_forcing, x_attr))
         params = {**static, **dynamic}
-        states = hbv.cold_states(n_basins, self.options.n_components, dtype)
+        states = hbv.cold_states(n_basins, self.options.n_components, dtype, forcing.device)
         p, t, pet = forcing.unbind(-1)
         history = None
         if warmup > 0:
