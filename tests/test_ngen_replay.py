@@ -1,5 +1,5 @@
 """End-to-end replays of the shipped realizations with ngen's call sequence
-(delta_core.ngen_replay), on a random test bundle."""
+(delta_core.ngen.replay), on a random test bundle, and the dhbv-realization writer."""
 from __future__ import annotations
 
 import json
@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from bmi_dhbv import BmiDHBV
-from bmi_dhbv import bmi as B
-from delta_core import ngen_replay as R
-from test_bmi import make_random_bundle  # noqa: E402  (tests/ is on sys.path under pytest)
+from delta_core.ngen import crosswalk as B
+from delta_core.ngen import replay as R
+from dhbv_helpers import make_random_bundle
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -205,3 +205,29 @@ def test_realization_cli(tmp_path, capsys):
     assert cfg["area_km2"] == 10.5 and cfg["latitude"] == 35.2 and len(cfg["attributes"]) == 35
     with pytest.raises(SystemExit):
         realization.main(["--help"])
+
+
+def test_realization_cli_errors_are_one_line(tmp_path, capsys):
+    from bmi_dhbv import realization
+
+    with pytest.raises(SystemExit) as e:  # argparse error
+        realization.main(["--camels", "01022500", "--out", str(tmp_path / "a"), "--start",
+                          "2000-01-02", "--end", "2000-01-01"])
+    assert e.value.code == 2 and "--end 2000-01-01 is before --start" in capsys.readouterr().err
+    assert realization.main(["--camels", "99999999", "--out", str(tmp_path / "b"), "--start",
+                             "2000-01-01", "--end", "2000-01-02"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown basin(s) ['99999999']") and "Traceback" not in err
+
+
+def test_realization_pet_input_option(tmp_path):
+    from bmi_dhbv import realization
+
+    out = tmp_path / "p"
+    assert realization.main(["--camels", "01022500", "--out", str(out), "--start",
+                             "2000-01-01 00:00:00", "--end", "2000-01-02 23:00:00",
+                             "--pet-source", "input", "--time-step", "86400"]) == 0
+    params = json.loads((out / "realization.json").read_text())["global"]["formulations"][0]
+    names = params["params"]["variables_names_map"]
+    assert names[B.PET] == "pet" and B.TMAX not in names
+    assert yaml.safe_load((out / "config" / "01022500.yaml").read_text())["pet_source"] == "input"

@@ -44,15 +44,34 @@ def test_unknown_config_key_rejected(tmp_path):
         RunConfig.from_dict({"training": {"epochs": "many"}})
 
 
-def test_unknown_physics_option_rejected(tmp_path):
-    cfg = RunConfig.from_dict({**TINY, "run_dir": str(tmp_path / "x"),
-                               "physics": {"n_components": 2, "snow": True}})
-    with pytest.raises(ValueError, match=r"unknown dhbv physics option.*snow"):
-        train(cfg, progress=False)
+def test_unquoted_gauge_ids_in_yaml_get_a_hint(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("data:\n  basins: [01022500, 03439000]\n")
+    with pytest.raises(ConfigError, match="quote"):
+        RunConfig.from_yaml(f)
+    f.write_text("data:\n  basins: ['01022500']\n")
+    assert RunConfig.from_yaml(f).data.basins == ["01022500"]
+
+
+def test_bad_periods_are_named():
+    with pytest.raises(ConfigError, match="train_start .* is after"):
+        RunConfig.from_dict({"data": {"train_start": "1990-01-01", "train_end": "1985-01-01"}})
+    with pytest.raises(ConfigError, match="ISO date"):
+        RunConfig.from_dict({"data": {"test_end": "2010-13-40"}})
 
 
 def test_bundle_roundtrip_and_contents(tiny_bundle):
+    import yaml
+
     b = load_bundle(tiny_bundle)
+    info = yaml.safe_load((tiny_bundle.parent / "run_info.yaml").read_text())
+    assert info["package_version"] and info["bundle_checksum"] == b["checksum"]
+    # an installed package is no git checkout: it must not claim a commit of some clone
+    import delta_core
+    from delta_core.provenance import source_commit
+
+    if "site-packages" in delta_core.__file__:
+        assert source_commit() is None and info["git_commit"].startswith("none")
     assert b["model"] == "dhbv"
     assert b["provenance"]["train_period"] == ["1981-10-01", "1983-09-30"]
     assert b["provenance"]["basins"] == TINY["data"]["basins"]
@@ -109,6 +128,32 @@ def test_interrupted_run_resumes_exactly(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_ctrl_c_says_how_to_resume(tmp_path, monkeypatch):
+    """A KeyboardInterrupt in the second epoch becomes TrainingInterrupted with a resume hint,
+    and rerunning resumes from the checkpoint of epoch 1 to the uninterrupted result."""
+    import delta_core.training as T
+
+    full = train(tiny_config(tmp_path, "full"), progress=False)
+    calls = {"n": 0}
+    real = T.sample_batch
+
+    def interrupting(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == T.iterations_per_epoch(cfg, data) + 1:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    cfg = tiny_config(tmp_path, "split")
+    _, data = T.prepare_training_data(cfg)
+    monkeypatch.setattr(T, "sample_batch", interrupting)
+    with pytest.raises(T.TrainingInterrupted, match="rerun the same command to resume"):
+        train(cfg, progress=False)
+    monkeypatch.setattr(T, "sample_batch", real)
+    resumed = train(cfg, progress=False)
+    a, b = load_bundle(full)["state_dict"], load_bundle(resumed)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_resume_with_a_different_config_is_refused(tmp_path):
     cfg = tiny_config(tmp_path, "r")
     train(cfg, progress=False, max_epochs=1)
@@ -134,6 +179,14 @@ def test_evaluation_writes_metrics_and_netcdf(tiny_bundle, tmp_path):
                                    rtol=1e-6)
         for v in ("qobs", "et", "baseflow", "soil_moisture", "upper_zone", "lower_zone", "BETA"):
             assert v in nc.variables
+
+
+def test_overlapping_test_period_warns(tiny_bundle):
+    ds = CamelsDataset()
+    with pytest.warns(UserWarning, match="overlaps the bundle's training period"):
+        evaluate_model(tiny_bundle, ds, ["01022500"], "1983-01-01", "1983-12-31", backend="torch")
+    with pytest.raises(ValueError, match="before start"):
+        evaluate_model(tiny_bundle, ds, ["01022500"], "1990-01-01", "1989-12-31")
 
 
 def test_spinup_gives_same_result_as_longer_run(tiny_bundle):
@@ -163,6 +216,20 @@ def test_cli_eval_and_bad_bundle(tiny_bundle, tmp_path):
                    "--end", "2006-09-30", "--out", str(tmp_path / "ev"), "--backend", "torch"])
     assert e.value.code == 0
     assert len((tmp_path / "ev" / "metrics.csv").read_text().splitlines()) == 3
+    for basins, n in (("01022500", 1), ("01022500,12010000", 2)):
+        with pytest.raises(SystemExit) as e:
+            eval_main(["--bundle", str(tiny_bundle), "--basins", basins, "--start", "2005-10-01",
+                       "--end", "2005-12-31", "--out", str(tmp_path / basins), "--threads", "1"])
+        assert e.value.code == 0
+        assert len((tmp_path / basins / "metrics.csv").read_text().splitlines()) == n + 1
+    with pytest.raises(SystemExit) as e:
+        eval_main(["--bundle", str(tiny_bundle), "--basins", "99999999", "--out",
+                   str(tmp_path / "x")])
+    assert e.value.code == 2
+    with pytest.raises(SystemExit) as e:  # data end is 2010-09-30
+        eval_main(["--bundle", str(tiny_bundle), "--basins", "01022500", "--end", "2010-10-01",
+                   "--out", str(tmp_path / "y")])
+    assert e.value.code == 2
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a bundle")
     with pytest.raises(SystemExit) as e:

@@ -447,14 +447,11 @@ def _main(argv, binding: ModelBinding) -> int:
                 spinup[r["id"]] = f"../spinup/{r['id']}.csv"
     if args.camels:
         write_camels_geojson(out, args.camels, args.camels_root)
-    path = write_realization(out, rows, start=args.start, end=args.end,
+    path = write_realization(out, rows, binding, start=args.start, end=args.end,
                              time_step=args.time_step, output_interval=args.output_interval,
-                             bundle=args.bundle, backend=args.backend, pet_source=args.pet_source,
-                             forcing_path=args.forcing_path, file_pattern=args.file_pattern,
-                             names_map=names_map, spinup=spinup, note=note)
+                             bundle=args.bundle, backend=args.backend,
+                             extras=binding.config_extras(args), forcing_path=args.forcing_path,
+                             file_pattern=args.file_pattern, names_map=names_map,
+                             spinup=spinup, note=note)
     print(f"wrote {len(rows)} config(s) in {out / 'config'} and {path}")
     return 0
-
-
-if __name__ == "__main__":
-    raise ValueError(main())
