@@ -21,9 +21,30 @@ import torch
 
 from bmi_dhbv import hbv
 
+
+
+class KernelMismatchError(ImportError):
+    """The compiled kernel orders parameters, states or fluxes differently from hbv.py."""
+
+
+def check_names(core) -> None:
+    """Raise :class:`KernelMismatchError` unless the compiled module's name tuples equal the
+    Python spec's (:data:`hbv.PARAMETER_NAMES`, :data:`hbv.STATE_NAMES`, :data:`hbv.FLUX_NAMES`):
+    a stale or foreign build must not run with silently permuted parameters."""
+    for attr in ("PARAMETER_NAMES", "STATE_NAMES", "FLUX_NAMES"):
+        want, got = getattr(hbv, attr), tuple(getattr(core, attr, ()))
+        if got != want:
+            raise KernelMismatchError(
+                f"the compiled HBV kernel {getattr(core, '__file__', core)} has {attr} {got}, "
+                f"bmi_dhbv/hbv.py has {want}: rebuild the package (pip install .)")
+
+
 try:  # the compiled extension is optional at import time; cpp_available() tells
     from bmi_dhbv import _core
+    check_names(_core)
     _IMPORT_ERROR: Exception | None = None
+except KernelMismatchError:
+    raise
 except ImportError as exc:  # pragma: no cover - depends on the build
     _core = None
     _IMPORT_ERROR = exc

@@ -43,17 +43,17 @@ def random_bundle(path: Path) -> Path:
     from delta_core.config import RunConfig
     from delta_core.data.camels import CamelsDataset
     from delta_core.inputs import Normalization
-    from delta_core.registry import model_module
+    from delta_core.registry import model_spec
 
     cfg = RunConfig.from_dict({"physics": {"n_components": 16}})
     ds = CamelsDataset()
     ids = ds.basin_ids()
     ts = ds.load(ids, end="1985-09-30")
     norm = Normalization.fit(ds, ids, cfg.data.attributes,
-                             ts.slice_dates("1980-10-01", "1985-09-30"))
+                             ts.slice_dates("1980-10-01", "1985-09-30"), cfg.spec.forcings)
     torch.manual_seed(0)
-    model = model_module("dhbv").build_model(cfg.physics, cfg.to_dict()["network"],
-                                             len(norm.attributes.feature_names))
+    model = model_spec("dhbv").build_model(cfg.physics, cfg.network,
+                                           len(norm.attributes.feature_names))
     return save_bundle(path, model="dhbv", state_dict=model.state_dict(), config=cfg.to_dict(),
                        normalization=norm.to_dict(), provenance={"note": "random (benchmark)"})
 
@@ -85,7 +85,7 @@ def stats_us(ns: list[int]) -> dict:
 
 
 def bench_daily(m, ts, n: int) -> dict:
-    from bmi_dhbv import bmi as B
+    from delta_core.ngen import crosswalk as B
 
     p, t, tx, tn = ts.prcp[:, 0], ts.tmean[:, 0], ts.tmax[:, 0], ts.tmin[:, 0]
     arr = {k: np.zeros(1) for k in (B.PRECIP, B.TEMP, B.TMAX, B.TMIN)}
@@ -102,7 +102,7 @@ def bench_daily(m, ts, n: int) -> dict:
 
 
 def bench_hourly(m, n_days: int) -> tuple[dict, dict]:
-    from bmi_dhbv import bmi as B
+    from delta_core.ngen import crosswalk as B
 
     rng = np.random.default_rng(0)
     within, boundary = [], []
@@ -122,7 +122,7 @@ def bench_hourly(m, n_days: int) -> tuple[dict, dict]:
 
 def bench_ngen_interval(m, n: int) -> dict:
     """The BMI calls ngen makes per hourly output interval (NGEN_BMI.md)."""
-    from bmi_dhbv import bmi as B
+    from delta_core.ngen import crosswalk as B
 
     main = B.RUNOFF_DEPTH
     outs = [B.RUNOFF_DEPTH, B.RUNOFF_FLUX, B.ET, B.SWE, B.SOIL, B.BASEFLOW]
@@ -155,7 +155,7 @@ def bench_ngen_interval(m, n: int) -> dict:
 
 
 def bench_30_years(bundle, workdir, backend) -> dict:
-    from bmi_dhbv import bmi as B
+    from delta_core.ngen import crosswalk as B
     from delta_core.data.camels import CamelsDataset
 
     ts = CamelsDataset().load([GAUGE], start="1980-10-01", end="2010-09-30")

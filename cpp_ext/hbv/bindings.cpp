@@ -8,26 +8,15 @@
 #include <vector>
 
 #include "hbv_kernel.hpp"
+#include "pybind_helpers.hpp"
 
 namespace py = pybind11;
 
 namespace {
 
-template <typename T>
-using Arr = py::array_t<T, py::array::c_style | py::array::forcecast>;
-
-[[noreturn]] void fail(const std::string& msg) { throw py::value_error(msg); }
-
-template <typename T>
-void check_shape(const Arr<T>& a, std::vector<py::ssize_t> shape, const char* name) {
-  bool ok = a.ndim() == py::ssize_t(shape.size());
-  for (std::size_t i = 0; ok && i < shape.size(); ++i) ok = a.shape(i) == shape[i];
-  if (!ok) {
-    std::string want = "(";
-    for (std::size_t i = 0; i < shape.size(); ++i) want += (i ? ", " : "") + std::to_string(shape[i]);
-    fail(std::string(name) + ": expected shape " + want + ")");
-  }
-}
+using delta::Arr;
+using delta::check_shape;
+using delta::fail;
 
 struct Dims {
   py::ssize_t T, B, C;
@@ -212,4 +201,7 @@ PYBIND11_MODULE(_core, m) {
   m.attr("N_PARAMS") = hbv::kNumParams;
   m.attr("N_STATES") = hbv::kNumStates;
   m.attr("N_FLUXES") = hbv::kNumFluxes;
+  m.attr("PARAMETER_NAMES") = delta::names_tuple(hbv::kParamNames);
+  m.attr("STATE_NAMES") = delta::names_tuple(hbv::kStateNames);
+  m.attr("FLUX_NAMES") = delta::names_tuple(hbv::kFluxNames);
 }

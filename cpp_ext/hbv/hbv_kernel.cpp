@@ -3,14 +3,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
-#include <thread>
 #include <vector>
 
-#ifdef HBV_USE_LIBMVEC
-#include <dlfcn.h>
-#include <emmintrin.h>
-#endif
+#include "parallel.hpp"
+#include "vector_math.hpp"
 
 namespace hbv {
 namespace {
@@ -126,111 +122,11 @@ inline void fluxes_of(const Internals<T>& s, T* f) {
 // libmvec, <= 4 ULP) where available.
 // ---------------------------------------------------------------------------------------------
 
-#if defined(_OPENMP) || defined(HBV_OMP_SIMD)
-#define HBV_SIMD _Pragma("omp simd")
-#else
-#define HBV_SIMD
-#endif
 
 constexpr std::size_t kBlock = 32;  // components per block (a basin with more is split)
 
-#ifdef HBV_USE_LIBMVEC
-// Vector variants of powf/logf/pow/log from glibc's libmvec (x86_64 vector ABI, SSE2 'b'
-// variants, resolved by the library to its best implementation for the CPU). Looked up at run
-// time, so the module has no link-time dependency on libmvec; absent it, scalar std::pow/log.
-struct Mvec {
-  using PowF = __m128 (*)(__m128, __m128);
-  using LogF = __m128 (*)(__m128);
-  using PowD = __m128d (*)(__m128d, __m128d);
-  using LogD = __m128d (*)(__m128d);
-  PowF powf = nullptr;
-  LogF logf = nullptr;
-  PowD pow = nullptr;
-  LogD log = nullptr;
-  Mvec() {
-    if (const char* e = std::getenv("HBV_NO_LIBMVEC"))
-      if (e[0] && e[0] != '0') return;
-    void* h = dlopen("libmvec.so.1", RTLD_NOW | RTLD_LOCAL);
-    if (!h) return;
-    auto pf = reinterpret_cast<PowF>(dlsym(h, "_ZGVbN4vv_powf"));
-    auto lf = reinterpret_cast<LogF>(dlsym(h, "_ZGVbN4v_logf"));
-    auto pd = reinterpret_cast<PowD>(dlsym(h, "_ZGVbN2vv_pow"));
-    auto ld = reinterpret_cast<LogD>(dlsym(h, "_ZGVbN2v_log"));
-    if (pf && lf && pd && ld) {
-      powf = pf; logf = lf; pow = pd; log = ld;
-    }
-  }
-};
-const Mvec& mvec() {
-  static const Mvec m;
-  return m;
-}
-
-inline void vpow(const float* x, const float* e, float* out, std::size_t n) {
-  const auto f = mvec().powf;
-  if (!f) {
-    for (std::size_t i = 0; i < n; ++i) out[i] = std::pow(x[i], e[i]);
-    return;
-  }
-  std::size_t i = 0;
-  for (; i + 4 <= n; i += 4)
-    _mm_storeu_ps(out + i, f(_mm_loadu_ps(x + i), _mm_loadu_ps(e + i)));
-  if (i < n) {
-    alignas(16) float xb[4] = {1, 1, 1, 1}, eb[4] = {1, 1, 1, 1}, ob[4];
-    for (std::size_t j = i; j < n; ++j) { xb[j - i] = x[j]; eb[j - i] = e[j]; }
-    _mm_store_ps(ob, f(_mm_load_ps(xb), _mm_load_ps(eb)));
-    for (std::size_t j = i; j < n; ++j) out[j] = ob[j - i];
-  }
-}
-inline void vpow(const double* x, const double* e, double* out, std::size_t n) {
-  const auto f = mvec().pow;
-  if (!f) {
-    for (std::size_t i = 0; i < n; ++i) out[i] = std::pow(x[i], e[i]);
-    return;
-  }
-  std::size_t i = 0;
-  for (; i + 2 <= n; i += 2)
-    _mm_storeu_pd(out + i, f(_mm_loadu_pd(x + i), _mm_loadu_pd(e + i)));
-  if (i < n) {
-    const __m128d r = f(_mm_set_pd(1.0, x[i]), _mm_set_pd(1.0, e[i]));
-    out[i] = _mm_cvtsd_f64(r);
-  }
-}
-inline void vlog(const float* x, float* out, std::size_t n) {
-  const auto f = mvec().logf;
-  if (!f) {
-    for (std::size_t i = 0; i < n; ++i) out[i] = std::log(x[i]);
-    return;
-  }
-  std::size_t i = 0;
-  for (; i + 4 <= n; i += 4) _mm_storeu_ps(out + i, f(_mm_loadu_ps(x + i)));
-  if (i < n) {
-    alignas(16) float xb[4] = {1, 1, 1, 1}, ob[4];
-    for (std::size_t j = i; j < n; ++j) xb[j - i] = x[j];
-    _mm_store_ps(ob, f(_mm_load_ps(xb)));
-    for (std::size_t j = i; j < n; ++j) out[j] = ob[j - i];
-  }
-}
-inline void vlog(const double* x, double* out, std::size_t n) {
-  const auto f = mvec().log;
-  if (!f) {
-    for (std::size_t i = 0; i < n; ++i) out[i] = std::log(x[i]);
-    return;
-  }
-  std::size_t i = 0;
-  for (; i + 2 <= n; i += 2) _mm_storeu_pd(out + i, f(_mm_loadu_pd(x + i)));
-  if (i < n) out[i] = _mm_cvtsd_f64(f(_mm_set_pd(1.0, x[i])));
-}
-#else
-template <typename T>
-inline void vpow(const T* x, const T* e, T* out, std::size_t n) {
-  for (std::size_t i = 0; i < n; ++i) out[i] = std::pow(x[i], e[i]);
-}
-template <typename T>
-inline void vlog(const T* x, T* out, std::size_t n) {
-  for (std::size_t i = 0; i < n; ++i) out[i] = std::log(x[i]);
-}
-#endif
+using delta::vlog;
+using delta::vpow;
 
 // Intermediates of up to kBlock component-days (structure of arrays).
 template <typename T>
@@ -257,7 +153,7 @@ inline void compute_block(Block<T>& b, std::size_t n, const T* sp0, const T* mw0
   const T* __restrict cfmax_ = par[CFMAX];
   const T* __restrict cfr_ = par[CFR];
   const T* __restrict cwh_ = par[CWH];
-  HBV_SIMD
+  DELTA_SIMD
   for (std::size_t c = 0; c < n; ++c) {
     const T tt = tt_[c], fc = fc_[c], cfmax = cfmax_[c];
     const T rain = (t >= tt) ? p : T(0);
@@ -285,7 +181,7 @@ inline void compute_block(Block<T>& b, std::size_t n, const T* sp0, const T* mw0
   }
   vpow(b.x, par[BETA], b.pw, n);
   const T* __restrict lp_ = par[LP];
-  HBV_SIMD
+  DELTA_SIMD
   for (std::size_t c = 0; c < n; ++c) {
     const T fc = fc_[c];
     const T wet = clamp01(b.pw[c]);
@@ -305,7 +201,7 @@ inline void compute_block(Block<T>& b, std::size_t n, const T* sp0, const T* mw0
   const T* __restrict k0_ = par[K0];
   const T* __restrict k1_ = par[K1];
   const T* __restrict k2_ = par[K2];
-  HBV_SIMD
+  DELTA_SIMD
   for (std::size_t c = 0; c < n; ++c) {
     const T ef = clamp01(b.pe[c]);
     const T ea = pet * ef;
@@ -369,7 +265,7 @@ inline void adjoint_block(const Block<T>& s, std::size_t n, T t, T pet, const T*
           frefreeze = fg[F_REFREEZE], ftosoil = fg[F_TOSOIL], frecharge = fg[F_RECHARGE],
           fexcess = fg[F_EXCESS], fperc = fg[F_PERC];
   const T sg0 = sg[0], sg1 = sg[1], sg2 = sg[2], sg3 = sg[3], sg4 = sg[4];
-  HBV_SIMD
+  DELTA_SIMD
   for (std::size_t c = 0; c < n; ++c) {
     // All loads unconditional (conditional loads defeat if-conversion).
     const T v_braw = s.braw[c];
@@ -506,31 +402,9 @@ inline void adjoint_block(const Block<T>& s, std::size_t n, T t, T pet, const T*
   }
 }
 
-template <typename Fn>
-void parallel_basins(std::size_t n_basins, int n_threads, Fn&& fn) {
-  const std::size_t nt = std::min<std::size_t>(std::size_t(std::max(n_threads, 1)), n_basins);
-  if (nt <= 1) {
-    fn(std::size_t(0), n_basins);
-    return;
-  }
-  // Contiguous basin chunks; the calling thread takes the first one.
-  std::vector<std::size_t> bounds(nt + 1, 0);
-  for (std::size_t i = 0; i < nt; ++i)
-    bounds[i + 1] = bounds[i] + n_basins / nt + (i < n_basins % nt ? 1 : 0);
-  std::vector<std::thread> pool;
-  pool.reserve(nt - 1);
-  for (std::size_t i = 1; i < nt; ++i)
-    pool.emplace_back([&fn, &bounds, i] { fn(bounds[i], bounds[i + 1]); });
-  fn(bounds[0], bounds[1]);
-  for (auto& th : pool) th.join();
-}
-
 }  // namespace
 
-int hardware_threads() {
-  const unsigned n = std::thread::hardware_concurrency();
-  return n == 0 ? 1 : int(n);
-}
+int hardware_threads() { return delta::hardware_threads(); }
 
 int effective_threads(int requested, std::size_t n_days, std::size_t n_basins,
                       std::size_t n_comps) {
@@ -548,7 +422,7 @@ void forward(const ForwardArgs<T>& a, int n_threads) {
   const std::size_t nT = a.n_days, B = a.n_basins, C = a.n_comps, BC = B * C;
   const int nt = effective_threads(n_threads, nT, B, C);
   const T Cd = T(C);
-  parallel_basins(B, nt, [&](std::size_t b0, std::size_t b1) {
+  delta::parallel_chunks(B, nt, [&](std::size_t b0, std::size_t b1) {
     // Working states: final_states (this thread's basins only).
     T* st = a.final_states;
     for (int k = 0; k < kNumStates; ++k)
@@ -578,7 +452,7 @@ void forward(const ForwardArgs<T>& a, int n_threads) {
           T* s0 = st + i0; T* s1 = st + BC + i0; T* s2 = st + 2 * BC + i0;
           T* s3 = st + 3 * BC + i0; T* s4 = st + 4 * BC + i0;
           compute_block(s, n, s0, s1, s2, s3, s4, p, t, pet, pp);
-          HBV_SIMD
+          DELTA_SIMD
           for (std::size_t c = 0; c < n; ++c) {
             s0[c] = s.sp3[c]; s1[c] = s.mw3[c]; s2[c] = s.sm3[c]; s3[c] = s.uz4[c];
             s4[c] = s.lz2[c];
@@ -612,7 +486,7 @@ void backward(const BackwardArgs<T>& a, int n_threads) {
   const std::size_t nT = a.n_days, B = a.n_basins, C = a.n_comps, BC = B * C;
   const int nt = effective_threads(n_threads, nT, B, C);
   const T Cd = T(C);
-  parallel_basins(B, nt, [&](std::size_t b0, std::size_t b1) {
+  delta::parallel_chunks(B, nt, [&](std::size_t b0, std::size_t b1) {
     // Adjoint states of this thread's basins live in g_states0.
     T* adj = a.g_states0;
     for (int k = 0; k < kNumStates; ++k)

@@ -23,11 +23,21 @@ constexpr int kNumParams = 13;
 constexpr int kNumStates = 5;
 constexpr int kNumFluxes = 12;
 
-// Parameter order = bmi_dhbv.hbv.PARAMETER_NAMES.
+// Orders of parameters, states and fluxes. The module exports the name arrays below and
+// bmi_dhbv/kernel.py refuses to load unless they equal bmi_dhbv.hbv's PARAMETER_NAMES,
+// STATE_NAMES and FLUX_NAMES (the Python spec is the one place the order is defined).
 enum Param : int { BETA, FC, K0, K1, K2, LP, PERC, UZL, TT, CFMAX, CFR, CWH, BETAET };
-// Flux order = bmi_dhbv.hbv.FLUX_NAMES.
 enum Flux : int { F_Q0, F_Q1, F_Q2, F_ET, F_RAIN, F_SNOW, F_MELT, F_REFREEZE, F_TOSOIL,
                   F_RECHARGE, F_EXCESS, F_PERC };
+inline constexpr const char* kParamNames[] = {"BETA", "FC", "K0", "K1", "K2", "LP", "PERC",
+                                              "UZL", "TT", "CFMAX", "CFR", "CWH", "BETAET"};
+inline constexpr const char* kStateNames[] = {"snowpack", "meltwater", "soil_moisture",
+                                              "upper_zone", "lower_zone"};
+inline constexpr const char* kFluxNames[] = {"q0", "q1", "q2", "et", "rain", "snow", "melt",
+                                             "refreeze", "tosoil", "recharge", "excess", "perc"};
+static_assert(sizeof(kParamNames) / sizeof(*kParamNames) == kNumParams && BETAET + 1 == kNumParams);
+static_assert(sizeof(kStateNames) / sizeof(*kStateNames) == kNumStates);
+static_assert(sizeof(kFluxNames) / sizeof(*kFluxNames) == kNumFluxes && F_PERC + 1 == kNumFluxes);
 
 // Problem inputs shared by forward and backward: sizes, forcing [T, B], parameters
 // (each [B, C], or [T, B, C] where dynamic[k]).
