@@ -108,6 +108,7 @@ def sample_forcing():
     return (torch.tensor(ts.prcp), torch.tensor(ts.tmean), torch.tensor(ts.pet))
 
 
+@pytest.mark.slow
 def test_water_balance_closes_over_30_years(sample_forcing):
     p, t, pet = (x[: 365 * 30] for x in sample_forcing)
     par = random_params(p.shape[1], 16, n_days=p.shape[0])

@@ -125,6 +125,7 @@ def test_kinks_are_exercised(forcing):
     assert all(v > 50 for v in c.values()), c
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
 def test_outputs_and_gradients_match(forcing, dtype, tol):
     out = run_both(forcing, dtype, n_comps=4)

@@ -46,6 +46,7 @@ def test_demo_runs_on_the_shipped_sample(tmp_path, capsys):
         assert np.all(np.isfinite(nc["streamflow"][:]))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not PACK.is_dir(), reason=f"CAMELS pack not found at {PACK}")
 def test_eval_reproduces_recorded_metrics():
     b = load_bundle(DEFAULT_BUNDLE)
