@@ -109,13 +109,13 @@ class HBVCore(LumpedCore):
         else:
             fl = self._torch_step(p, t, pet)
         q = fl[:3]
-        uh0 = self._uh0
-        self.flow_new = np.array([uh0 * float(q[0]), uh0 * float(q[1]), uh0 * float(q[2])])
+        uh0, new = self._uh0, self.flow_new
+        new[0], new[1], new[2] = uh0 * float(q[0]), uh0 * float(q[1]), uh0 * float(q[2])
         hist = self._qhist
         hist[:, 1:] = hist[:, :-1].copy()
         hist[:, 0] = q
         self.flow_carry = hist @ self._uh_tail
-        self.rate_values = np.array([float(fl[3]), pet])
+        self.rate_values[0], self.rate_values[1] = float(fl[3]), pet
         self._write_levels(dynamic=True)
 
     def get_state(self) -> dict[str, np.ndarray]:
@@ -142,15 +142,16 @@ class HBVCore(LumpedCore):
 
     # -- helpers -----------------------------------------------------------------------------
     def _write_levels(self, dynamic: bool) -> None:
-        s = self.states.mean(axis=1)
+        # add.reduce / C is numpy's mean without its per-call overhead (same rounding)
+        c = self.n_components
+        s = np.add.reduce(self.states, axis=1) / c
         lv = self.level_values
         lv[0] = s[0] + s[1]
         lv[1] = s[2]
         lv[2] = s[3]
         lv[3] = s[4]
-        if dynamic:
-            for i, row in enumerate(self._dyn_rows):
-                lv[4 + i] = self.params[row].mean()
+        if dynamic and self._dyn_rows:
+            lv[4:] = np.add.reduce(self.params[self._dyn_rows], axis=1) / c
 
     def _torch_step(self, p: float, t: float, pet: float) -> np.ndarray:
         st = tuple(torch.from_numpy(self.states[i:i + 1]) for i in range(self.states.shape[0]))

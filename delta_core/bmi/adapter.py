@@ -280,6 +280,7 @@ class NgenBmi(LumpedBmi):
         if model % host and host % model:
             raise BmiError(f"time_step_seconds {host} and the model step {model} s must divide "
                            f"one another")
+        self._model_step = model
         self._n_sub = max(1, model // host)  # host steps per model step
         self._n_rep = max(1, host // model)  # model steps per host step
         inputs, outputs = self._inputs(), self._outputs()
@@ -308,6 +309,8 @@ class NgenBmi(LumpedBmi):
         if lacking:
             raise ValueError(f"{type(self).__name__}: no input feeds core field(s) {lacking}")
         self._rules = [_rule_of(f, inputs) for f in fields]
+        self._acc0 = tuple(None if r is None else -math.inf if r == "max" else
+                           math.inf if r == "min" else 0.0 for r in self._rules)
         self._flow_out, self._rate_out, self._level_out = [], [], []
         self._runoff_depth = self._runoff_flux = None
         for o in outputs:
@@ -339,8 +342,7 @@ class NgenBmi(LumpedBmi):
         self._write_held()
 
     def _new_acc(self) -> None:
-        self._acc = [(-math.inf if r == "max" else math.inf if r == "min" else 0.0)
-                     if r is not None else None for r in self._rules]
+        self._acc = list(self._acc0)
 
     def _bad_input(self, spec: InputVar, x: float) -> BmiError:
         hint = f" or outside the plausible range {spec.plausible} {spec.units}" \
@@ -410,7 +412,7 @@ class NgenBmi(LumpedBmi):
             arr[0] = core.level_values[j]
 
     def _step_start(self) -> dt.datetime:
-        return self._start + dt.timedelta(seconds=self._model_steps * self._core.step_seconds)
+        return self._start + dt.timedelta(seconds=self._model_steps * self._model_step)
 
     def _emit(self, flows: list[float]) -> None:
         """Write this host step's flows [mm per host step] and the runoff (their sum)."""
