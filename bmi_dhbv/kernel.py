@@ -99,6 +99,11 @@ def _np(x: torch.Tensor) -> np.ndarray:
     return x.detach().contiguous().numpy()
 
 
+def _np_nograd(x: torch.Tensor) -> np.ndarray:
+    """``_np`` for a contiguous CPU tensor (skips the detach unless it tracks gradients)."""
+    return (x.detach() if x.requires_grad else x).numpy()
+
+
 class HBVFunction(torch.autograd.Function):
     """Differentiable HBV over T days on the C++ kernel.
 
@@ -149,34 +154,48 @@ def _run_cpp(p, t, pet, params, states0, keep_storages):
     n_comps = states0.shape[2]
     device = states0.device
     dtype = states0.dtype
-    for x in (p, t, pet, *params.values()):
-        dtype = torch.promote_types(dtype, x.dtype)
+    for dt in {x.dtype for x in (p, t, pet, *params.values())}:
+        dtype = torch.promote_types(dtype, dt)
     if dtype not in (torch.float32, torch.float64):
         raise TypeError(f"the C++ kernel supports float32 and float64, not {dtype}")
     cpu = torch.device("cpu")
 
     def prep(x):
-        return x.to(device=cpu, dtype=dtype)
+        return x if x.dtype == dtype and x.device == cpu else x.to(device=cpu, dtype=dtype)
 
     plist = []
+    static_shape = torch.Size((n_basins, n_comps))
+    dynamic_shape = torch.Size((n_days, n_basins, n_comps))
     for name in hbv.PARAMETER_NAMES:
         v = prep(params[name])
-        if v.dim() == 3:
+        shape = v.shape
+        if shape == static_shape or shape == dynamic_shape:
+            pass
+        elif v.dim() == 3:
             if v.shape[0] != n_days:
                 raise ValueError(f"dynamic parameter {name} has {v.shape[0]} days, "
                                  f"forcing has {n_days}")
-            v = v.expand(n_days, n_basins, n_comps)
+            v = v.expand(dynamic_shape)
         elif v.dim() == 2:
-            v = v.expand(n_basins, n_comps)
+            v = v.expand(static_shape)
         else:
             raise ValueError(f"parameter {name} must be [B, C] or [T, B, C], got {tuple(v.shape)}")
-        plist.append(v.contiguous())
-    fl, st, fin = HBVFunction.apply(prep(p).detach(), prep(t).detach(), prep(pet).detach(),
-                                    prep(states0).contiguous(), compiled_threads(), *plist)
+        plist.append(v if v.is_contiguous() else v.contiguous())
+    s0 = prep(states0)
+    if torch.is_grad_enabled() and (s0.requires_grad or any(v.requires_grad for v in plist)):
+        fl, st, fin = HBVFunction.apply(prep(p).detach(), prep(t).detach(), prep(pet).detach(),
+                                        s0.contiguous(), compiled_threads(), *plist)
+    else:  # no gradient wanted: call the kernel directly (no autograd bookkeeping, no saves)
+        fl, st, fin, _ = _fns(dtype)[0](_np(prep(p)), _np(prep(t)), _np(prep(pet)),
+                                        [_np_nograd(v) for v in plist], _np(s0), False,
+                                        keep_storages, compiled_threads())
+        fl, fin = torch.from_numpy(fl), torch.from_numpy(fin)
+        st = torch.from_numpy(st) if st is not None else None
     if device != cpu:
-        fl, st, fin = fl.to(device), st.to(device), fin.to(device)
-    fluxes = {n: fl[i] for i, n in enumerate(hbv.FLUX_NAMES)}
-    storages = {n: st[i] for i, n in enumerate(hbv.STATE_NAMES)} if keep_storages else {}
+        fl, fin = fl.to(device), fin.to(device)
+        st = st.to(device) if st is not None else None
+    fluxes = dict(zip(hbv.FLUX_NAMES, fl.unbind(0)))
+    storages = dict(zip(hbv.STATE_NAMES, st.unbind(0))) if keep_storages else {}
     return hbv.HBVResult(fluxes, storages, fin)
 
 

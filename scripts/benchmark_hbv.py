@@ -66,6 +66,28 @@ def random_params(n_days, n_basins, n_comps, dtype, dynamic=(), seed=1):
     return par
 
 
+def machine_info(kernel_threads: int) -> dict:
+    """CPU model, core count, versions and the kernel's compiler and flags (printed with the
+    results: absolute figures hold for this machine only)."""
+    import os
+
+    from bmi_dhbv import _core
+
+    model = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    build = dict(getattr(_core, "BUILD_INFO", {}))
+    return {"cpu_model": model, "logical_cpus": os.cpu_count(), "python": sys.version.split()[0],
+            "torch": torch.__version__, "platform": platform.platform(),
+            "kernel_threads_multi": kernel_threads, "compiler": build.get("compiler", "?"),
+            "compile_flags": build.get("flags", "?")}
+
+
 def timeit(fn, repeat: int) -> float:
     """Best wall time of ``repeat`` calls [s] (after one warm-up call)."""
     fn()
@@ -154,7 +176,7 @@ def main(argv=None) -> int:
     ap.add_argument("--train-basins", type=int, default=100)
     ap.add_argument("--train-days", type=int, default=730)
     ap.add_argument("--threads", type=int, default=0,
-                    help="kernel threads for the multi-thread rows (0: all hardware threads)")
+                    help="kernel threads for the multi-thread row (0: all logical CPUs)")
     ap.add_argument("--repeat", type=int, default=3, help="timed repetitions (best is kept)")
     ap.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
     args = ap.parse_args(argv)
@@ -167,11 +189,11 @@ def main(argv=None) -> int:
     dtype = DTYPES[args.dtype]
     n_days = int(round(args.years * 365.25))
     C = args.components
-    hw = kernel.compiled_threads(args.threads)
+    import os
+
+    hw = args.threads or os.cpu_count() or 1  # threads of the multi-thread kernel row
     rows = []
-    res: dict = {"machine": {"python": sys.version.split()[0], "torch": torch.__version__,
-                             "platform": platform.platform(), "cpu": platform.processor(),
-                             "torch_threads": torch.get_num_threads(), "kernel_threads": hw}}
+    res: dict = {"machine": machine_info(hw)}
 
     def add(name, unit, torch_v, cpp_v, higher_is_better):
         ratio = (cpp_v / torch_v) if higher_is_better else (torch_v / cpp_v)
@@ -179,15 +201,16 @@ def main(argv=None) -> int:
                      "speedup_cpp_vs_torch": ratio})
 
     # forward throughput
-    fwd_t = bench_forward("torch", args.torch_days, args.basins, C, dtype, 1)
+    torch.set_num_threads(1)  # every "1 thread" row: torch and kernel on one thread
+    fwd_t = bench_forward("torch", args.torch_days, args.basins, C, dtype, args.repeat)
     kernel.compiled_threads(1)
     fwd_c1 = bench_forward("cpp", n_days, args.basins, C, dtype, args.repeat)
-    kernel.compiled_threads(args.threads)
+    kernel.compiled_threads(hw)
     fwd_cn = bench_forward("cpp", n_days, args.basins, C, dtype, args.repeat)
-    small_t = bench_forward("torch", args.torch_days, args.small_basins, C, dtype, 1)
+    small_t = bench_forward("torch", args.torch_days, args.small_basins, C, dtype, args.repeat)
     kernel.compiled_threads(1)
     small_c = bench_forward("cpp", n_days, args.small_basins, C, dtype, args.repeat)
-    kernel.compiled_threads(args.threads)
+    kernel.compiled_threads(hw)
     res["forward"] = {"torch": fwd_t, "cpp_1_thread": fwd_c1, f"cpp_{hw}_threads": fwd_cn,
                       "small_batch_torch": small_t, "small_batch_cpp_1_thread": small_c}
     add(f"forward {args.dtype}, cpp 1 thread", "basin-days/s", fwd_t["basin_days_per_s"],
@@ -199,12 +222,14 @@ def main(argv=None) -> int:
     add(f"forward {args.dtype}, {args.small_basins} basins, cpp 1 thread", "component-days/s",
         small_t["component_days_per_s"], small_c["component_days_per_s"], True)
     # training batch
-    tr_t = bench_train("torch", args.train_days, args.train_basins, C, torch.float32, 1)
+    kernel.compiled_threads(1)
+    tr_t = bench_train("torch", args.train_days, args.train_basins, C, torch.float32, args.repeat)
     tr_c = bench_train("cpp", args.train_days, args.train_basins, C, torch.float32, args.repeat)
     res["train_batch"] = {"torch": tr_t, "cpp": tr_c}
     add(f"forward+backward {args.train_basins}x{args.train_days}x{C} float32", "s",
         tr_t["seconds"], tr_c["seconds"], False)
     # single step
+    kernel.compiled_threads(hw)
     st_t = bench_step("torch", C, 300 if args.quick else 2000)
     st_c = bench_step("cpp", C, 3000 if args.quick else 100000)
     res["single_step"] = {"torch": st_t, "cpp": st_c}
@@ -218,8 +243,12 @@ def main(argv=None) -> int:
                      f"{r['speedup_cpp_vs_torch']:.1f}x |")
     table = "\n".join(lines)
     print(table)
-    print(f"(torch forward ran {fwd_t['n_days']} days, cpp {n_days} days; "
-          f"{args.basins} basins x {C} components; kernel threads: {hw})")
+    m = res["machine"]
+    print(f"(torch forward ran {fwd_t['n_days']} days, cpp {n_days} days; {args.basins} basins x "
+          f"{C} components; every row 1 thread (torch and kernel) except the {hw}-thread kernel "
+          f"row; best of {args.repeat} after one warm-up for both backends)\n"
+          f"machine: {m['cpu_model']}, {m['logical_cpus']} logical CPUs; kernel: {m['compiler']} "
+          f"{m['compile_flags']}")
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         if args.out.suffix.lower() == ".md":

@@ -36,4 +36,27 @@ py::tuple names_tuple(const char* const (&names)[N]) {
   return t;
 }
 
+// Compiler and optimisation flags of this module (benchmarks print them with their figures).
+inline py::dict build_info() {
+  py::dict d;
+#if defined(__GNUC__) && !defined(__clang__)
+  d["compiler"] = std::string("GCC ") + __VERSION__;
+#elif defined(__VERSION__)
+  d["compiler"] = std::string(__VERSION__);
+#else
+  d["compiler"] = "unknown";
+#endif
+#ifdef DELTA_COMPILE_FLAGS
+  d["flags"] = std::string(DELTA_COMPILE_FLAGS);
+#else
+  d["flags"] = "unknown";
+#endif
+#ifdef DELTA_USE_LIBMVEC
+  d["libmvec"] = true;
+#else
+  d["libmvec"] = false;
+#endif
+  return d;
+}
+
 }  // namespace delta

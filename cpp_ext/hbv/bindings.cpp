@@ -201,6 +201,7 @@ PYBIND11_MODULE(_core, m) {
   m.attr("N_PARAMS") = hbv::kNumParams;
   m.attr("N_STATES") = hbv::kNumStates;
   m.attr("N_FLUXES") = hbv::kNumFluxes;
+  m.attr("BUILD_INFO") = delta::build_info();
   m.attr("PARAMETER_NAMES") = delta::names_tuple(hbv::kParamNames);
   m.attr("STATE_NAMES") = delta::names_tuple(hbv::kStateNames);
   m.attr("FLUX_NAMES") = delta::names_tuple(hbv::kFluxNames);

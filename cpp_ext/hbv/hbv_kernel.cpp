@@ -145,7 +145,11 @@ struct Block {
 
 // Forward of n (<= kBlock) components: states s0..s4 (pointers to element 0 of each state),
 // parameter pointers par[k] (element 0), shared forcing p, t, pet. Fills b.
-template <typename T>
+// kFast (forward pass): when no component of the block receives water (infiltration 0, as on
+// most dry or frozen days), the recharge power is skipped: recharge = 0 * wet = 0 whatever its
+// value, so outputs are unchanged; pw and wet are then 0 and not valid for an adjoint (backward
+// recomputes its blocks with kFast = false).
+template <typename T, bool kFast = false>
 inline void compute_block(Block<T>& b, std::size_t n, const T* sp0, const T* mw0, const T* sm0,
                           const T* uz0, const T* lz0, T p, T t, T pet, const T* const* par) {
   const T* __restrict tt_ = par[TT];
@@ -179,7 +183,13 @@ inline void compute_block(Block<T>& b, std::size_t n, const T* sp0, const T* mw0
     b.sm0[c] = sm0[c];
     b.x[c] = sm0[c] / fc;
   }
-  vpow(b.x, par[BETA], b.pw, n);
+  bool wet_any = !kFast;
+  if (kFast)
+    for (std::size_t c = 0; c < n; ++c) wet_any |= b.infil[c] > T(0);
+  if (wet_any)
+    vpow(b.x, par[BETA], b.pw, n);
+  else
+    std::fill(b.pw, b.pw + n, T(0));
   const T* __restrict lp_ = par[LP];
   DELTA_SIMD
   for (std::size_t c = 0; c < n; ++c) {
@@ -451,7 +461,7 @@ void forward(const ForwardArgs<T>& a, int n_threads) {
           for (int k = 0; k < kNumParams; ++k) pp[k] = pk[k] + i0;
           T* s0 = st + i0; T* s1 = st + BC + i0; T* s2 = st + 2 * BC + i0;
           T* s3 = st + 3 * BC + i0; T* s4 = st + 4 * BC + i0;
-          compute_block(s, n, s0, s1, s2, s3, s4, p, t, pet, pp);
+          compute_block<T, true>(s, n, s0, s1, s2, s3, s4, p, t, pet, pp);
           DELTA_SIMD
           for (std::size_t c = 0; c < n; ++c) {
             s0[c] = s.sp3[c]; s1[c] = s.mw3[c]; s2[c] = s.sm3[c]; s3[c] = s.uz4[c];
