@@ -14,6 +14,7 @@
 """
 from __future__ import annotations
 
+import importlib
 from typing import Mapping
 
 import numpy as np
@@ -40,7 +41,7 @@ def check_names(core) -> None:
 
 
 try:  # the compiled extension is optional at import time; cpp_available() tells
-    from bmi_dhbv import _core
+    _core = importlib.import_module("bmi_dhbv._core")  # (names a missing module as such)
     check_names(_core)
     _IMPORT_ERROR: Exception | None = None
 except KernelMismatchError:

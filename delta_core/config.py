@@ -45,6 +45,11 @@ class DataConfig:
     attributes: list[str] = field(default_factory=lambda: list(CAMELS_ATTRIBUTES))
 
     def __post_init__(self) -> None:
+        if self.basins is not None and not isinstance(self.basins, (str, list)):
+            raise ConfigError(f"data.basins must be a subset name, a file, or a list of gauge "
+                              f"ids, got {self.basins!r}: quote gauge ids in YAML, e.g. "
+                              f"'01022500' (an unquoted 01022500 is read as the octal number "
+                              f"271680)")
         if isinstance(self.basins, list):
             ints = [b for b in self.basins if isinstance(b, int) and not isinstance(b, bool)]
             if ints:

@@ -7,6 +7,7 @@ Uses a small randomly initialised bundle (the shipped weights need not exist).
 """
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -15,9 +16,9 @@ import torch
 import yaml
 
 from bmi_dhbv import BmiDHBV, hbv
+from bmi_dhbv.bmi import LOWER, UPPER
 from bmi_dhbv.model import FORCING_NAMES
 from delta_core.bmi.base import BmiError
-from delta_core.bundle import BundleError
 from delta_core.config import RunConfig
 from delta_core.data.camels import CamelsDataset
 from delta_core.networks import LSTMStepper
@@ -101,8 +102,10 @@ def run_hourly(m, p, t, out=B.RUNOFF_DEPTH):
 
 
 # -- state files --------------------------------------------------------------------------------
-@pytest.mark.parametrize("step,split", [(86400, 17), (3600, 24 * 9 + 13), (3600, 24 * 8)])
+@pytest.mark.parametrize("step,split", [(86400, 17), (3600, 24 * 8)])
 def test_save_restore_bit_for_bit(make, tmp_path, step, split):
+    """Daily host steps, and an hourly state saved at a day boundary that also serves as
+    initial_state (the generic file covers hourly restores mid-day)."""
     n_days = 20
     p, t = hourly_forcing(n_days, seed=3)
     if step == 86400:
@@ -134,6 +137,10 @@ def test_save_restore_bit_for_bit(make, tmp_path, step, split):
     state = tmp_path / f"state_{step}_{split}.npz"
     b.save_state(state)
     b.finalize()
+    with np.load(state) as z:
+        meta = json.loads(str(z["meta"]))
+    assert (meta["format"], meta["version"]) == ("dhbv/state", 2)
+    assert meta["signature"] == {"pet_input": False, "n_components": 4}
     c = make(time_step_seconds=step)
     c.load_state(state)
     assert c.get_current_time() == split * step
@@ -167,6 +174,21 @@ def test_initial_state_errors(make, tmp_path):
         make(time_step_seconds=86400).load_state(state)
     with pytest.raises(BmiError, match="cannot read dhbv state file"):
         make().load_state(tmp_path / "missing.npz")
+    daily = make(time_step_seconds=86400)
+    daily.update()
+    daily.save_state(state)
+    with pytest.raises(BmiError, match="model options.*'pet_input': False"):
+        make(time_step_seconds=86400, pet_source="input").load_state(state)
+
+
+def test_cold_start_stores_at_initialize(make):
+    """Before the first update the store outputs hold the cold-start stores, not 0."""
+    for step in (3600, 86400):
+        m = make(time_step_seconds=step)
+        assert m.get_value_ptr(B.SWE)[0] == 2 * hbv.COLD_START_MM  # snowpack + meltwater
+        for name in (B.SOIL, UPPER, LOWER):
+            assert m.get_value_ptr(name)[0] == hbv.COLD_START_MM, name
+        assert m.get_value_ptr(B.RUNOFF_DEPTH)[0] == 0.0
 
 
 # -- the hourly scheme ---------------------------------------------------------------------------
@@ -327,59 +349,48 @@ def test_bad_inputs_named(make):
         m.update()
 
 
-def test_unknown_names_and_sizes(make):
-    m = make()
-    for call in (lambda: m.get_var_units("nope"), lambda: m.get_var_type("nope"),
-                 lambda: m.get_var_itemsize("nope"), lambda: m.get_value_ptr("nope"),
-                 lambda: m.get_value("nope", np.zeros(1)),
-                 lambda: m.get_value_at_indices("nope", np.zeros(1), [0]),
-                 lambda: m.set_value("nope", np.zeros(1))):
-        with pytest.raises(BmiError, match="unknown variable 'nope'.*inputs"):
-            call()
-    with pytest.raises(BmiError, match="got 2 item"):
-        m.set_value(B.PRECIP, np.zeros(2))
-    with pytest.raises(BmiError, match="destination has 3"):
-        m.get_value(B.RUNOFF_DEPTH, np.zeros(3))
-    with pytest.raises(BmiError, match="indices"):
-        m.get_value_at_indices(B.RUNOFF_DEPTH, np.zeros(1), [1])
-    with pytest.raises(BmiError, match="unknown grid 3"):
-        m.get_grid_size(3)
-    with pytest.raises(BmiError, match="not initialized"):
-        BmiDHBV().get_var_units(B.PRECIP)
+def test_dhbv_config_errors(make, tmp_path):
+    """dHBV's own keys: pet_source, and the backend of an NN-recharge bundle (torch only). The
+    common keys are checked for every model in test_generic_bmi.py."""
+    with pytest.raises(BmiError, match="pet_source must be 'hargreaves' or 'input'"):
+        make(pet_source="penman")
+    nnr = _nn_recharge_bundle(tmp_path / "nnr.pt")
+    with pytest.raises(BmiError, match="nn_recharge.*backend: torch"):
+        make(bundle=str(nnr), backend="cpp")
+    m = make(bundle=str(nnr))  # no backend key: torch is chosen for NN recharge
+    assert m.backend == "torch"
+    m.set_value(B.PRECIP, np.array([2.0]))
+    m.update_until(48 * 3600.0)
+    assert math.isfinite(m.get_value_ptr(B.RUNOFF_DEPTH)[0])
+    from bmi_dhbv import kernel
+
+    assert make().backend == ("cpp" if kernel.cpp_available() else "torch")  # default
 
 
-def test_config_errors(make, bundle, basin, tmp_path):
-    with pytest.raises(BmiError, match=r"unknown key\(s\) \['colour'\].*valid keys"):
-        make(colour="red")
-    with pytest.raises(BmiError, match=r"missing required key\(s\) \['latitude', 'area_km2'\]"):
-        make(latitude=None, area_km2=None)
-    attrs = dict(basin["attrs"])
-    del attrs["p_mean"], attrs["aridity"]
-    with pytest.raises(BmiError, match=r"lacks 2 attribute\(s\).*\['p_mean', 'aridity'\]"):
-        make(attributes=attrs)
-    with pytest.raises(BmiError, match="time_step_seconds must be one of"):
-        make(time_step_seconds=600)
-    with pytest.raises(BmiError, match="backend must be"):
-        make(backend="cuda")
-    with pytest.raises(BmiError, match="start_time must be an ISO datetime"):
-        make(start_time="yesterday")
-    with pytest.raises(BundleError, match="missing.pt"):
-        make(bundle=str(tmp_path / "missing.pt"))
-    broken = tmp_path / "broken.pt"
-    broken.write_bytes(bundle.read_bytes()[:1000])
-    with pytest.raises(BundleError, match="broken.pt"):
-        make(bundle=str(broken))
-    with pytest.raises(BmiError, match="cannot read BMI config"):
-        BmiDHBV().initialize(str(tmp_path / "nope.yaml"))
-    with pytest.raises(BmiError, match="before initialize"):
-        BmiDHBV().update()
+def _nn_recharge_bundle(path):
+    from bmi_dhbv.model import SPEC
+    from delta_core.bundle import save_bundle
+    from delta_core.inputs import Normalization
+    from delta_core.spec import Engine
+
+    cfg = RunConfig.from_dict({"physics": {"n_components": 2, "nn_recharge": True},
+                               "network": {"static_hidden": 16, "dynamic_hidden": 8}})
+    ds = CamelsDataset()
+    ids = ds.basin_ids()
+    ts = ds.load(ids, end="1985-09-30")
+    norm = Normalization.fit(ds, ids, cfg.data.attributes, ts, SPEC.forcings)
+    torch.manual_seed(0)
+    model = SPEC.build_model(cfg.physics, cfg.network, len(norm.attributes.feature_names),
+                             Engine("torch"))
+    return save_bundle(path, model="dhbv", state_dict=model.state_dict(), config=cfg.to_dict(),
+                       normalization=norm.to_dict(), provenance={})
 
 
 def test_shipped_bundle_initializes(basin, tmp_path):
+    """Without a bundle key the BMI runs the shipped default bundle."""
     from bmi_dhbv.model import DEFAULT_BUNDLE
+    from delta_core.bundle import load_bundle
 
-    if not DEFAULT_BUNDLE.is_file():
-        pytest.skip(f"shipped bundle {DEFAULT_BUNDLE} not present yet")
     cfg = tmp_path / "c.yaml"
     cfg.write_text(yaml.safe_dump({"attributes": basin["attrs"], "latitude": basin["lat"],
                                    "area_km2": basin["area"], "start_time": "2000-01-01"}))
@@ -388,3 +399,8 @@ def test_shipped_bundle_initializes(basin, tmp_path):
     m.set_value(B.PRECIP, np.array([1.0]))
     m.update_until(86400.0 * 3)
     assert m.get_value_ptr(B.RUNOFF_DEPTH)[0] >= 0
+    m.save_state(tmp_path / "s.npz")
+    with np.load(tmp_path / "s.npz") as z:
+        meta = json.loads(str(z["meta"]))
+    assert meta["bundle_checksum"] == load_bundle(DEFAULT_BUNDLE)["checksum"]
+    assert m.core.n_components == 16

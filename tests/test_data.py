@@ -1,4 +1,5 @@
-"""Data reader, PET and input encoding, including bad input."""
+"""Data reader (forcing series by name, basin selections), PET and input encoding, including
+bad input."""
 import gzip
 import shutil
 
@@ -18,6 +19,51 @@ def test_sample_loads_with_string_ids():
     assert ts.prcp.shape == (92, 5)
     assert str(ts.dates[0]) == "1995-10-01"
     assert np.all(ts.pet >= 0)
+
+
+def test_series_by_name_and_stacked_forcing():
+    from bmi_dhbv.model import FORCING_NAMES
+
+    ds = CamelsDataset()
+    ts = ds.load(["01022500", "03439000"], "1995-10-01", "1995-10-31")
+    for name in ("prcp", "tmax", "tmin", "tmean", "pet"):
+        assert ts[name] is ts.series[name] and ts[name] is getattr(ts, name)
+    np.testing.assert_array_equal(ts.tmean, 0.5 * (ts.tmax + ts.tmin))
+    x = ts.forcing(FORCING_NAMES)
+    assert x.shape == (31, 2, len(FORCING_NAMES))
+    for i, name in enumerate(FORCING_NAMES):
+        np.testing.assert_array_equal(x[..., i], ts[name])
+    with pytest.raises(DataError, match="'srad' was not loaded; pass it in forcings="):
+        ts["srad"]
+    with pytest.raises(DataError, match="unknown forcing variable.*'wind'"):
+        ts["wind"]
+    with pytest.raises(DataError, match="unknown forcing variable.*'wind'"):
+        ds.load(["01022500"], forcings=("wind",))
+    more = ds.load(["01022500", "03439000"], "1995-10-01", "1995-10-31", forcings=("srad",))
+    assert more["srad"].shape == (31, 2) and np.all(more["srad"] > 0)
+    assert more.slice_dates("1995-10-05", "1995-10-06")["srad"].shape == (2, 2)
+
+
+def test_resolve_basins_accepts_ids_lists_files_and_subsets(tmp_path):
+    ds = CamelsDataset()
+    assert ds.resolve_basins(None) == ds.basin_ids() == ds.resolve_basins("all")
+    assert ds.resolve_basins("01022500") == ["01022500"]
+    assert ds.resolve_basins("01022500,03439000") == ["01022500", "03439000"]
+    assert ds.resolve_basins(" 01022500 , 03439000 ") == ["01022500", "03439000"]
+    assert ds.resolve_basins(["03439000", "01022500"]) == ["03439000", "01022500"]
+    f = tmp_path / "ids.txt"
+    f.write_text("# my basins\n03439000\n\n01022500  # Maine\n")
+    assert ds.resolve_basins(str(f)) == ["03439000", "01022500"]
+    assert set(ds.resolve_basins("531_clean")) <= set(ds.basin_ids())
+    with pytest.raises(DataError, match="neither a subset.*nor a gauge id"):
+        ds.resolve_basins("1022500")
+    with pytest.raises(DataError, match=r"unknown basin\(s\) \['99999999'\].*leading zeros"):
+        ds.resolve_basins("01022500,99999999")
+    with pytest.raises(DataError, match="holds no gauge ids"):
+        ds.resolve_basins(",")
+    f.write_text("# nothing\n")
+    with pytest.raises(DataError, match="holds no gauge ids"):
+        ds.resolve_basins(str(f))
 
 
 def test_ra_matches_fao56_example():

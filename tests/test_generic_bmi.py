@@ -16,6 +16,7 @@ import yaml
 
 from conftest import GAUGE, REPO, TESTS
 from delta_core.bmi.base import BmiError
+from delta_core.bundle import BundleError
 from delta_core.ngen.crosswalk import PRECIP, RUNOFF_DEPTH, RUNOFF_FLUX, TEMP
 from delta_core.registry import model_spec
 
@@ -99,6 +100,24 @@ def test_misuse_is_named(model_name, make_bmi):
         fresh.update()
 
 
+def test_every_accessor_names_bad_names_sizes_and_indices(model_name, make_bmi):
+    m = make_bmi(model_name)
+    for call in (lambda: m.get_var_units("nope"), lambda: m.get_var_type("nope"),
+                 lambda: m.get_var_itemsize("nope"), lambda: m.get_value_ptr("nope"),
+                 lambda: m.get_value_at_indices("nope", np.zeros(1), [0]),
+                 lambda: m.set_value("nope", np.zeros(1))):
+        with pytest.raises(BmiError, match="unknown variable 'nope'.*inputs"):
+            call()
+    with pytest.raises(BmiError, match="destination has 3"):
+        m.get_value(RUNOFF_DEPTH, np.zeros(3))
+    with pytest.raises(BmiError, match="indices"):
+        m.get_value_at_indices(RUNOFF_DEPTH, np.zeros(1), [1])
+    with pytest.raises(BmiError, match="unknown grid 3"):
+        m.get_grid_size(3)
+    with pytest.raises(BmiError, match="not initialized"):
+        model_spec(model_name).load_bmi_class()().get_var_units(PRECIP)
+
+
 def test_time_control(model_name, make_bmi):
     m = make_bmi(model_name, n_steps=48)
     m.update_until(24 * 3600.0)
@@ -114,6 +133,9 @@ def test_time_control(model_name, make_bmi):
 
 def test_config_errors_name_the_key(model_name, make_bmi, random_bundle, tmp_path):
     for extra, msg in (({"colour": "red"}, "unknown key.*colour"),
+                       ({"latitude": None}, r"missing required key\(s\) \['latitude'\]"),
+                       ({"backend": "cuda"}, "backend must be"),
+                       ({"start_time": "yesterday"}, "start_time must be an ISO datetime"),
                        ({"time_step_seconds": 900}, "time_step_seconds"),
                        ({"latitude": 123.0}, "latitude"),
                        ({"area_km2": -1}, "area_km2"),
@@ -126,6 +148,14 @@ def test_config_errors_name_the_key(model_name, make_bmi, random_bundle, tmp_pat
     m = make_bmi(model_name, initialize=False, bundle=str(random_bundle(other)))
     with pytest.raises(BmiError, match=f"holds model '{other}'"):
         m.initialize(str(m.config_path))
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(random_bundle(model_name).read_bytes()[:1000])
+    for bad in (broken, tmp_path / "missing.pt"):
+        m = make_bmi(model_name, initialize=False, bundle=str(bad))
+        with pytest.raises(BundleError, match=bad.name):
+            m.initialize(str(m.config_path))
+    with pytest.raises(BmiError, match="cannot read BMI config"):
+        model_spec(model_name).load_bmi_class()().initialize(str(tmp_path / "nope.yaml"))
 
 
 @pytest.mark.parametrize("split", [24 * 3 + 13, 24 * 4])

@@ -88,20 +88,19 @@ def test_hourly_replay_conserves_daily_water(staged):
 
 
 def test_camels_sample_hourly(staged, tmp_path):
-    """The hourly CAMELS realization (synthetic hourly forcing from Daymet) replays to finite
-    outputs, and each day's 24 hourly runoff depths sum to the daily-mode run of the same basin
-    and days on the Daymet daily forcing (same spin-up)."""
+    """The shipped hourly CAMELS realization (water year 1997, synthetic hourly forcing from
+    Daymet) replays in full to finite outputs, and each day's 24 hourly runoff depths sum to the
+    daily-mode run of the same basin and days on the Daymet daily forcing (same spin-up)."""
     from delta_core.data.camels import CamelsDataset
 
-    gid, n_days = "01022500", 60
+    gid, n_days = "01022500", 365
     real = staged / "camels_sample"
     rj = json.loads((real / "realization.json").read_text())
     assert rj["time"]["output_interval"] == 3600
     start = np.datetime64(rj["time"]["start_time"].replace(" ", "T"))
     last = start + np.timedelta64(n_days * 24 - 1, "h")
-    rj["time"]["end_time"] = str(last).replace("T", " ")  # replay the first 60 days only
-    (real / "short.json").write_text(json.dumps(rj))
-    res = R.replay(real / "short.json", real / "catchment_data.geojson",
+    assert rj["time"]["end_time"] == str(last).replace("T", " ")  # one whole water year
+    res = R.replay(real / "realization.json", real / "catchment_data.geojson",
                    output_root=tmp_path / "out")
     r = res["catchments"][gid]
     assert res["interval"] == 3600 and len(res["times"]) == n_days * 24
