@@ -132,6 +132,22 @@ def bench_train(backend, n_days, n_basins, n_comps, dtype, repeat):
             "component_days_per_s": n_days * n_basins * n_comps / sec}
 
 
+def bench_call(backend, n_comps, n_calls):
+    """Median latency of one ``kernel.run`` call on 1 basin x 1 day without gradients: the
+    per-call overhead that small problems (BMI spin-up, single basins) pay."""
+    p, t, pet = (x.float() for x in synth_forcing(1, 1, seed=7))
+    par = random_params(1, 1, n_comps, torch.float32)
+    s0 = hbv.cold_states(1, n_comps, torch.float32)
+    times = []
+    with torch.no_grad():
+        for i in range(n_calls + 100):
+            t0 = time.perf_counter()
+            kernel.run(p, t, pet, par, s0, backend=backend)
+            if i >= 100:  # the first 100 calls warm up
+                times.append(time.perf_counter() - t0)
+    return {"n_comps": n_comps, "calls": n_calls, "latency_us": float(np.median(times)) * 1e6}
+
+
 def bench_step(backend, n_comps, n_calls):
     p, t, pet = (x[:, 0].tolist() for x in synth_forcing(n_calls, 1, seed=5))
     par = random_params(1, 1, n_comps, torch.float64)
@@ -233,6 +249,11 @@ def main(argv=None) -> int:
     st_t = bench_step("torch", C, 300 if args.quick else 2000)
     st_c = bench_step("cpp", C, 3000 if args.quick else 100000)
     res["single_step"] = {"torch": st_t, "cpp": st_c}
+    kernel.compiled_threads(1)
+    call_t, call_c = bench_call("torch", C, 2000), bench_call("cpp", C, 2000)
+    res["run_call"] = {"torch": call_t, "cpp": call_c}
+    add(f"kernel.run call, 1 basin x 1 day x {C}, no grad, median", "us/call",
+        call_t["latency_us"], call_c["latency_us"], False)
     add(f"single-basin step, {C} comps, float64", "us/call", st_t["latency_us"],
         st_c["latency_us"], False)
     res["table"] = rows
