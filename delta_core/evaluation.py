@@ -98,12 +98,12 @@ def write_metrics_csv(path: str | Path, rows: list[dict]) -> None:
             w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
 
 
-def check_overlap(bundle: dict, start: str, end: str) -> None:
-    """Warn when ``start..end`` overlaps the bundle's training period (optimistic scores)."""
-    period = bundle["provenance"].get("train_period")
-    if period and str(start) <= str(period[1]) and str(period[0]) <= str(end):
-        warnings.warn(f"evaluation period {start}..{end} overlaps the bundle's training period "
-                      f"{period[0]}..{period[1]}: scores there are not out-of-sample",
+def warn_if_overlap(train: list | tuple | None, start: str, end: str, what: str,
+                 whose: str = "the") -> None:
+    """Warn when ``start..end`` overlaps the training period ``train`` (optimistic scores)."""
+    if train and str(start) <= str(train[1]) and str(train[0]) <= str(end):
+        warnings.warn(f"{what} {start}..{end} overlaps {whose} training period "
+                      f"{train[0]}..{train[1]}: scores there are not out-of-sample",
                       stacklevel=3)
 
 
@@ -121,7 +121,8 @@ def evaluate_model(bundle: str | Path | dict, dataset: CamelsDataset, ids: list[
         raise ValueError(f"end {end} is before start {start}")
     model, norm, b = load_model(bundle, backend=backend)
     if warn_overlap:
-        check_overlap(b, start, end)
+        warn_if_overlap(b["provenance"].get("train_period"), start, end, "evaluation period",
+                     "the bundle's")
     spec = model_spec(b["model"])
     sim = simulate(model, norm, dataset, ids, start, end, progress=progress)
     rows = basin_metrics(sim, spec.baseflow_output)

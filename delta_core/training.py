@@ -167,7 +167,10 @@ def _train(cfg: RunConfig, ctx, progress: bool, max_epochs: int | None) -> Path:
         raise ValueError(f"a batch of {min(tc.batch_basins, len(data.ids))} basins cannot be "
                          f"shared by {ctx.world} processes: every process needs basins")
     if ctx.is_main:
-        _warn_overlap(cfg)
+        from delta_core.evaluation import warn_if_overlap
+
+        d = cfg.data
+        warn_if_overlap((d.train_start, d.train_end), d.test_start, d.test_end, "test period")
     model = cfg.spec.build_model(cfg.physics, cfg.network, data.inputs.x_attr.shape[1],
                                  Engine(tc.backend, dtype)).to(ctx.device)
     step_model = model
@@ -278,17 +281,6 @@ def _finish(cfg: RunConfig, dataset: CamelsDataset, data: TrainingData, model, h
                 bundle=str(bundle_path), bundle_checksum=load_bundle(bundle_path)["checksum"])
     info_path.write_text(yaml.safe_dump(info, sort_keys=False))
     return bundle_path
-
-
-def _warn_overlap(cfg: RunConfig) -> None:
-    """Warn when the test period overlaps the training period (scores would be optimistic)."""
-    d = cfg.data
-    if d.test_start <= d.train_end and d.train_start <= d.test_end:
-        import warnings
-
-        warnings.warn(f"test period {d.test_start}..{d.test_end} overlaps the training period "
-                      f"{d.train_start}..{d.train_end}: test scores will be optimistic",
-                      stacklevel=3)
 
 
 #: Config keys that may change between an interrupted run and its resumption.
