@@ -27,9 +27,10 @@ One step, in the C model's order:
 Known behaviours of the C model, reproduced in ``mass_conserving=False`` (the default, exact C
 behaviour) and corrected with ``mass_conserving=True``:
 
-* NOAA-OWP/cfe issue #77: percolation clipped at a full groundwater store is counted as runoff in
-  the C mass balance but goes nowhere (lost). Corrected: it flows to the outlet the same step
-  (output ``gw_overflow``, included in Q_OUT).
+* NOAA-OWP/cfe issue #77: percolation that does not fit into a full groundwater store stays in the
+  soil, while the C mass balance counts it as runoff that never reaches the outlet (and the lateral
+  flow of that step was already limited by the unclipped percolation). Corrected: it leaves the
+  soil and flows to the outlet the same step (output ``GW_OVERFLOW``, included in Q_OUT).
 * When the infiltration exceeds the soil deficit, the C code sets the soil to its maximum and then
   adds the (clipped) infiltration again, so the soil ends above porosity x depth. Corrected: the soil
   receives exactly the deficit.
@@ -241,9 +242,14 @@ def initial_state(p: CfeParameters, soil_fraction: Tensor | float, gw_fraction: 
 
 
 def _safe_pow(base: Tensor, exponent: Tensor, use: Tensor) -> Tensor:
-    """``base ** exponent`` where ``use``; 0 elsewhere, with finite gradients everywhere."""
-    return torch.where(use, torch.pow(torch.where(use, base, torch.ones_like(base)), exponent),
-                       torch.zeros_like(base))
+    """``base ** exponent`` where ``use`` (0 elsewhere), with finite gradients everywhere.
+
+    A zero base gives 0 (1 for a zero exponent, as C's pow); gradients there are taken as 0.
+    """
+    pos = use & (base > 0.0)
+    value = torch.pow(torch.where(pos, base, torch.ones_like(base)), exponent)
+    at_zero = torch.where(use & (base == 0.0), (exponent == 0.0).to(base.dtype), torch.zeros_like(base))
+    return torch.where(pos, value, at_zero)
 
 
 def schaake_partitioning(rain: Tensor, deficit: Tensor, kdt: Tensor) -> tuple[Tensor, Tensor]:
@@ -466,7 +472,7 @@ def step(state: CfeState, p: CfeParameters, c: SoilConstants, rain: Tensor, pet:
     overflow = torch.where(perc > gw_room, perc - gw_room, zero)
     perc = torch.where(perc > gw_room, gw_room, perc)
     gw = state.gw + perc
-    soil = soil - perc
+    soil = soil - (perc + overflow if options.mass_conserving else perc)
     soil = soil - lat
     soil_change = soil - soil_start
     baseflow = p.cgw * (torch.exp(p.expon_gw * gw / p.max_gw_storage) - 1.0)
@@ -485,11 +491,9 @@ def step(state: CfeState, p: CfeParameters, c: SoilConstants, rain: Tensor, pet:
         soil = soil + runon
         ponded = nash_surface.sum(-1)
     lateral, nash_lateral = nash_cascade_lateral(state.nash_lateral, lat, p.k_nash)
-    if not options.mass_conserving:
-        overflow_out = zero
-    else:
-        overflow_out = overflow
-    q_out = direct + lateral + baseflow + overflow_out
+    q_out = direct + lateral + baseflow
+    if options.mass_conserving:
+        q_out = q_out + overflow
     new = CfeState(soil=soil, gw=gw, giuh_queue=giuh_queue, nash_lateral=nash_lateral,
                    nash_surface=nash_surface, percolation=perc)
     out = {
