@@ -19,6 +19,8 @@ from typing import Callable, Mapping
 
 import torch
 
+from delta_core import snow as snow_routine
+
 #: Physical ranges of the HBV parameters, ``name: (low, high, units)``; a network output
 #: s in (0, 1) maps to ``low + s * (high - low)``.
 PARAMETER_RANGES: dict[str, tuple[float, float, str]] = {
@@ -30,10 +32,7 @@ PARAMETER_RANGES: dict[str, tuple[float, float, str]] = {
     "LP": (0.2, 1.0, "1"),
     "PERC": (0.0, 10.0, "mm d-1"),
     "UZL": (0.0, 100.0, "mm"),
-    "TT": (-2.5, 2.5, "degC"),
-    "CFMAX": (0.5, 10.0, "mm degC-1 d-1"),
-    "CFR": (0.0, 0.1, "1"),
-    "CWH": (0.0, 0.2, "1"),
+    **snow_routine.PARAMETER_RANGES,  # TT, CFMAX, CFR, CWH
     "BETAET": (0.3, 5.0, "1"),
 }
 PARAMETER_NAMES: tuple[str, ...] = tuple(PARAMETER_RANGES)
@@ -147,23 +146,11 @@ def step(
     fluxes : tuple of Tensor [B, C] in the order of :data:`FLUX_NAMES` (mm/day)
     """
     snowpack, meltwater, sm, suz, slz = states
-    tt, fc = par["TT"], par["FC"]
-    # 1. precipitation phase
-    is_rain = (t >= tt).to(p.dtype)
-    rain = p * is_rain
-    snow = p - rain
-    # 2. snow accumulation and melt
-    snowpack = snowpack + snow
-    melt = torch.minimum(torch.clamp(par["CFMAX"] * (t - tt), min=0.0), snowpack)
-    meltwater = meltwater + melt
-    snowpack = snowpack - melt
-    # 3. refreezing
-    refreeze = torch.minimum(torch.clamp(par["CFR"] * par["CFMAX"] * (tt - t), min=0.0), meltwater)
-    snowpack = snowpack + refreeze
-    meltwater = meltwater - refreeze
-    # 4. release of liquid water beyond the holding capacity
-    tosoil = torch.clamp(meltwater - par["CWH"] * snowpack, min=0.0)
-    meltwater = meltwater - tosoil
+    fc = par["FC"]
+    # 1-4. precipitation phase, snow accumulation, melt, refreezing, release (delta_core.snow)
+    sn = snow_routine.degree_day_step(snowpack, meltwater, p, t, par["TT"], par["CFMAX"],
+                                      par["CFR"], par["CWH"])
+    rain, snow, melt, refreeze, tosoil, snowpack, meltwater = sn
     # 5. soil recharge (effective rainfall)
     infil = rain + tosoil
     if recharge_net is None:

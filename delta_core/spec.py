@@ -18,6 +18,7 @@ A model package (``bmi_dhbv``, ...) defines one :class:`ModelSpec` and registers
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, TypedDict
@@ -39,7 +40,8 @@ class Variable:
 
 @dataclass(frozen=True)
 class ParameterSpec:
-    """A physical parameter learned by the network: ``low + s * (high - low)`` for s in (0, 1).
+    """A physical parameter learned by the network from s in (0, 1): ``low + s (high - low)``, or
+    ``low (high / low)^s`` with ``log_scale`` (for parameters spanning decades, e.g. conductivity).
 
     ``dynamic_capable`` marks parameters that may vary in time (one value per model step from a
     sequence network).
@@ -50,10 +52,19 @@ class ParameterSpec:
     high: float
     units: str
     dynamic_capable: bool = False
+    log_scale: bool = False
 
     def __post_init__(self) -> None:
         if not self.high > self.low:
             raise ValueError(f"parameter {self.name}: high {self.high} must exceed low {self.low}")
+        if self.log_scale and not self.low > 0:
+            raise ValueError(f"parameter {self.name}: a log-scaled range needs low > 0")
+
+    def from_unit(self, s: torch.Tensor) -> torch.Tensor:
+        """Physical value of network output ``s`` in (0, 1)."""
+        if self.log_scale:
+            return self.low * torch.exp(s * math.log(self.high / self.low))
+        return self.low + s * (self.high - self.low)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,267 @@
+"""dCFE: an MLP learns CFE's parameters from catchment attributes; CFE runs hourly inside the
+daily training contract.
+
+Per basin and day: a degree-day snow routine (:mod:`delta_core.snow`, the one dHBV uses) turns
+daily precipitation and temperature into liquid water (rain + release from the pack); that water
+and the daily PET are spread over the hours of the day (:mod:`delta_core.disaggregation`,
+configurable); CFE (:mod:`bmi_dcfe.physics`, the exact hourly NOAA-OWP model) steps every hour;
+its hourly outlet flow is summed to days for the loss. So the learned parameters are those of
+NextGen's hourly CFE, with its hourly constants (Cgw, K_lf, K_nash per hour).
+
+The trained model uses ``mass_conserving=True`` (see :mod:`bmi_dcfe.physics`): where the C model
+would lose or create water (full groundwater store, saturated soil), training would otherwise push
+parameters to exploit or avoid those branches; elsewhere both modes are identical.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from bmi_dcfe import physics
+from delta_core import snow as snow_routine
+from delta_core.disaggregation import HourlyScheme, daily_sums, to_hourly
+from delta_core.networks import MLP
+from delta_core.routing import gamma_unit_hydrograph
+from delta_core.spec import Batch, Engine, ModelSpec, ParameterSpec, StateSpec, Variable
+
+#: The pretrained bundle shipped with the package.
+DEFAULT_BUNDLE = Path(__file__).resolve().parent / "weights" / "dcfe_static.pt"
+
+#: Forcing variables: P [mm/day], mean T [degC], PET [mm/day] (daily, as the CAMELS pack).
+FORCING_NAMES: tuple[str, ...] = ("prcp", "tmean", "pet")
+
+#: Learned parameters: CFE's calibration set (NWM/ngen-cal ranges), the GIUH shape, the snow
+#: routine. ``name: (low, high, units, log_scale)``; CFE names as in :class:`physics.CfeParameters`.
+PARAMETER_RANGES: dict[str, tuple[float, float, str, bool]] = {
+    "bb": (2.0, 15.0, "1", False),
+    "smcmax": (0.2, 0.7, "m3 m-3", False),
+    "satdk": (1.0e-7, 1.0e-4, "m s-1", True),
+    "slop": (0.0, 1.0, "1", False),
+    "max_gw_storage": (0.01, 0.25, "m", False),
+    "expon_gw": (1.0, 8.0, "1", False),
+    "cgw": (1.8e-6, 1.8e-3, "m h-1", True),
+    "k_lf": (0.001, 0.5, "h-1", True),
+    "k_nash": (0.001, 0.9, "h-1", True),
+    "refkdt": (0.1, 4.0, "1", False),
+    "giuh_a": (0.0, 2.9, "1", False),
+    "giuh_b": (0.0, 12.0, "h", False),
+    **{k: (lo, hi, u, False) for k, (lo, hi, u) in snow_routine.PARAMETER_RANGES.items()},
+}
+PARAMETERS: tuple[ParameterSpec, ...] = tuple(
+    ParameterSpec(n, lo, hi, u, log_scale=log) for n, (lo, hi, u, log) in PARAMETER_RANGES.items())
+
+OUTPUTS: tuple[Variable, ...] = tuple(Variable(*row) for row in (
+    ("streamflow", "mm d-1", "CFE outlet flow Q_OUT summed over the day"),
+    ("surface_flow", "mm d-1", "direct (surface) runoff after GIUH routing"),
+    ("interflow", "mm d-1", "lateral subsurface flow after the Nash cascade"),
+    ("baseflow", "mm d-1", "flow from the groundwater reservoir"),
+    ("et", "mm d-1", "actual evapotranspiration"),
+    ("pet", "mm d-1", "potential evapotranspiration (Hargreaves)"),
+    ("melt", "mm d-1", "snowmelt"),
+    ("swe", "mm", "snow water equivalent at the end of the day"),
+    ("soil_moisture", "mm", "CFE soil reservoir storage at the end of the day"),
+    ("groundwater", "mm", "CFE groundwater storage at the end of the day"),
+))
+
+#: Hourly CFE outputs behind the daily outputs (daily sums, or end-of-day values for storages).
+_HOURLY = {"streamflow": "Q_OUT", "surface_flow": "DIRECT_RUNOFF", "interflow": "NASH_LATERAL_RUNOFF",
+           "baseflow": "DEEP_GW_TO_CHANNEL_FLUX", "et": "ACTUAL_ET"}
+_STORES = {"soil_moisture": "SOIL_STORAGE", "groundwater": "GW_STORAGE"}
+
+
+@dataclass
+class NetworkConfig:
+    """Size of the parameter network (the ``network`` section of a run config)."""
+
+    hidden: int = 256
+    layers: int = 2
+    dropout: float = 0.0
+
+
+@dataclass
+class PhysicsConfig:
+    """CFE options, fixed soil constants and the hourly disaggregation (``physics`` section).
+
+    Soil constants not learned are the NWM defaults of the shared reference configs.
+    """
+
+    partitioning: str = "schaake"
+    surface: str = "giuh"
+    mass_conserving: bool = True
+    giuh_hours: int = 48
+    n_nash_lateral: int = 2
+    soil_depth: float = 2.0
+    alpha_fc: float = 0.33
+    satpsi: float = 0.355
+    wltsmc: float = 0.066
+    initial_soil_fraction: float = 0.5
+    initial_gw_fraction: float = 0.5
+    rain_disaggregation: str = "block"
+    rain_start_hour: int = 12
+    rain_hours: int = 6
+    pet_disaggregation: str = "sine"
+
+    def __post_init__(self) -> None:
+        if self.surface != "giuh":
+            raise ValueError("dCFE learns GIUH routing; surface='nash_cascade' is available in "
+                             "bmi_dcfe.physics and BmiDCFE config-file mode only")
+        self.options()
+        self.scheme()
+
+    def options(self) -> physics.CfeOptions:
+        return physics.CfeOptions(partitioning=self.partitioning, surface=self.surface,
+                                  mass_conserving=self.mass_conserving)
+
+    def scheme(self) -> HourlyScheme:
+        return HourlyScheme(self.rain_disaggregation, self.rain_start_hour, self.rain_hours,
+                            self.pet_disaggregation)
+
+
+class DCFE(nn.Module):
+    """Parameter MLP + snow + hourly CFE.
+
+    Parameters
+    ----------
+    config : PhysicsConfig
+    n_attributes : int
+        Number of encoded attribute features.
+    network : NetworkConfig
+    engine : Engine
+        CFE backend ("cpp": :mod:`bmi_dcfe.kernel`; "torch": :mod:`bmi_dcfe.physics`) and dtype.
+    """
+
+    model_name = "dcfe"
+
+    def __init__(self, config: PhysicsConfig, n_attributes: int, network: NetworkConfig,
+                 engine: Engine | None = None):
+        super().__init__()
+        self.config = config
+        self.n_attributes = n_attributes
+        self.engine = engine or Engine()
+        self.net = MLP(n_attributes, len(PARAMETERS), network.hidden, network.layers,
+                       network.dropout)
+
+    def parameters_physical(self, x_attr: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Learned parameters ``{name: [B]}`` in physical units from encoded attributes."""
+        unit = torch.sigmoid(self.net(x_attr))
+        return {p.name: p.from_unit(unit[:, i]) for i, p in enumerate(PARAMETERS)}
+
+    def cfe_parameters(self, learned: dict[str, torch.Tensor]) -> physics.CfeParameters:
+        """Full CFE parameter set: learned values plus the configured constants."""
+        c = self.config
+        ref = learned["bb"]
+        const = lambda v: torch.full_like(ref, v)  # noqa: E731
+        giuh = gamma_unit_hydrograph(learned["giuh_a"], learned["giuh_b"], c.giuh_hours)
+        return physics.CfeParameters(
+            depth=const(c.soil_depth), bb=learned["bb"], satdk=learned["satdk"],
+            satpsi=const(c.satpsi), slop=learned["slop"], smcmax=learned["smcmax"],
+            wltsmc=const(c.wltsmc), expon_soil=const(1.0), expon_soil_secondary=const(1.0),
+            max_gw_storage=learned["max_gw_storage"], cgw=learned["cgw"],
+            expon_gw=learned["expon_gw"], alpha_fc=const(c.alpha_fc), refkdt=learned["refkdt"],
+            k_lf=learned["k_lf"], k_nash=learned["k_nash"], giuh_ordinates=giuh,
+            xaj_a=const(0.0), xaj_b=const(1.0), xaj_x=const(1.0), urban_fraction=const(0.0),
+            k_nash_surface=const(0.0), k_infiltration=const(0.0), retention_depth=const(0.0))
+
+    def initial_state(self, params: physics.CfeParameters) -> physics.CfeState:
+        c = self.config
+        return physics.initial_state(params, c.initial_soil_fraction, c.initial_gw_fraction,
+                                     n_lateral=c.n_nash_lateral)
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Simulate days; the first ``batch["warmup"]`` days only spin up the stores.
+
+        Parameters
+        ----------
+        batch : dict
+            ``forcing`` [D, B, 3]: P [mm/day], T [degC], PET [mm/day]; ``x_attr`` [B, A];
+            ``warmup`` (days). In training mode only the flows are collected.
+
+        Returns
+        -------
+        dict
+            :data:`OUTPUTS` series [D - warmup, B] (mm/day; stores in mm at the end of each day).
+        """
+        forcing, x_attr = batch["forcing"], batch["x_attr"]
+        warmup = int(batch.get("warmup", 0))
+        p, t, pet = forcing.unbind(-1)
+        learned = self.parameters_physical(x_attr)
+        params = self.cfe_parameters(learned)
+        liquid, melt, swe = snow_liquid_water(p, t, learned)
+        scheme = self.config.scheme()
+        rain_h = to_hourly(liquid, scheme.rain_weights()) / 1000.0
+        pet_h = to_hourly(pet, scheme.pet_weights()) / (1000.0 * physics.STEP_SECONDS)
+        keep = tuple(_HOURLY.values()) + (() if self.training else tuple(_STORES.values()))
+        state = self.initial_state(params)
+        w = 24 * warmup
+        if w:
+            with torch.no_grad():
+                state, _ = self._run(state, params, rain_h[:w], pet_h[:w], ("Q_OUT",))
+            state = state.map(torch.Tensor.detach)
+        _, hourly = self._run(state, params, rain_h[w:], pet_h[w:], keep)
+        out = {k: daily_sums(hourly[v]) * 1000.0 for k, v in _HOURLY.items()}
+        out["pet"] = pet[warmup:]
+        out["melt"] = melt[warmup:]
+        if not self.training:
+            out["swe"] = swe[warmup:]
+            for k, v in _STORES.items():
+                out[k] = hourly[v][23::24] * 1000.0
+        return out
+
+    def _run(self, state, params, rain, pet, keep):
+        if self.engine.backend == "torch":
+            return physics.run(state, params, rain, pet, self.config.options(), outputs=keep)
+        from bmi_dcfe import kernel
+
+        return kernel.run(state, params, rain, pet, self.config.options(), outputs=keep,
+                          backend=self.engine.backend)
+
+
+def snow_liquid_water(p: torch.Tensor, t: torch.Tensor, learned: dict[str, torch.Tensor]
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Run the degree-day snow routine daily (cold start: no snow).
+
+    Returns liquid water reaching the ground (rain + release) [mm/day], melt [mm/day] and SWE at
+    the end of each day [mm], each [D, B].
+    """
+    pack = torch.zeros_like(p[0])
+    water = torch.zeros_like(p[0])
+    liquid, melt, swe = [], [], []
+    for d in range(p.shape[0]):
+        s = snow_routine.degree_day_step(pack, water, p[d], t[d], learned["TT"], learned["CFMAX"],
+                                         learned["CFR"], learned["CWH"])
+        pack, water = s.snowpack, s.meltwater
+        liquid.append(s.rain + s.outflow)
+        melt.append(s.melt)
+        swe.append(pack + water)
+    return torch.stack(liquid), torch.stack(melt), torch.stack(swe)
+
+
+def build_model(physics_config: PhysicsConfig, network: NetworkConfig, n_attributes: int,
+                engine: Engine) -> DCFE:
+    """Build a :class:`DCFE` from validated config sections."""
+    return DCFE(physics_config, n_attributes, network, engine)
+
+
+#: dCFE's declaration to the shared machinery (registered as "dcfe").
+SPEC = ModelSpec(
+    name="dcfe",
+    description="differentiable CFE (NOAA-OWP, hourly) with degree-day snow; MLP-learned parameters",
+    forcings=FORCING_NAMES,
+    step_seconds=86400,
+    outputs=OUTPUTS,
+    parameters=PARAMETERS,
+    states=(StateSpec("snowpack", "mm", 0.0), StateSpec("meltwater", "mm", 0.0),
+            StateSpec("soil", "m", PhysicsConfig.initial_soil_fraction,
+                      "CFE soil storage (cold start: fraction of porosity x depth)"),
+            StateSpec("groundwater", "m", PhysicsConfig.initial_gw_fraction,
+                      "CFE groundwater storage (cold start: fraction of max_gw_storage)")),
+    network_config=NetworkConfig,
+    physics_config=PhysicsConfig,
+    build=build_model,
+    flow_components=("surface_flow", "interflow", "baseflow"),
+    default_bundle=DEFAULT_BUNDLE,
+    bmi_class=None,
+)
