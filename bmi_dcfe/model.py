@@ -263,5 +263,5 @@ SPEC = ModelSpec(
     build=build_model,
     flow_components=("surface_flow", "interflow", "baseflow"),
     default_bundle=DEFAULT_BUNDLE,
-    bmi_class=None,
+    bmi_class="bmi_dcfe.BmiDCFE",
 )
