@@ -1,0 +1,156 @@
+"""dCFE: the snow routine, the hourly disaggregation, the δ model's daily contract and the BMI's
+hourly stepping, each against an independent expectation."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from bmi_dcfe import physics
+from bmi_dcfe.model import PARAMETERS, PhysicsConfig
+from delta_core import snow
+from delta_core.disaggregation import HourlyScheme, daily_sums, to_hourly
+from delta_core.ngen.crosswalk import PET, PRECIP, RUNOFF_DEPTH, TEMP
+
+
+def test_snow_known_answers():
+    f = lambda *v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
+    # 10 mm at -5 degC with TT=0: all snow, no melt; refreezing limited by (zero) liquid water
+    s = snow.degree_day_step(f(0.0), f(0.0), f(10.0), f(-5.0), f(0.0), f(3.0), f(0.05), f(0.1))
+    assert s.snow.item() == 10.0 and s.rain.item() == 0.0 and s.melt.item() == 0.0
+    assert s.snowpack.item() == 10.0 and s.outflow.item() == 0.0
+    # 20 mm pack at +4 degC, CFMAX 3: melt 12 mm; the pack (8 mm) holds 0.1 x 8 = 0.8 mm
+    s = snow.degree_day_step(f(20.0), f(0.0), f(0.0), f(4.0), f(0.0), f(3.0), f(0.05), f(0.1))
+    assert s.melt.item() == pytest.approx(12.0) and s.snowpack.item() == pytest.approx(8.0)
+    assert s.meltwater.item() == pytest.approx(0.8) and s.outflow.item() == pytest.approx(11.2)
+
+
+@pytest.mark.parametrize("scheme", [HourlyScheme(), HourlyScheme("uniform", pet="uniform"),
+                                    HourlyScheme("block", 0, 24), HourlyScheme("block", 20, 4)])
+def test_disaggregation_conserves_daily_totals(scheme):
+    daily = torch.rand(30, 4, dtype=torch.float64) * 20
+    for w in (scheme.rain_weights(), scheme.pet_weights()):
+        assert w.sum().item() == pytest.approx(1.0, abs=1e-15) and (w >= 0).all()
+        torch.testing.assert_close(daily_sums(to_hourly(daily, w)), daily, rtol=1e-14, atol=0)
+    rain = scheme.rain_weights()
+    if scheme.rain == "block":
+        wet = torch.nonzero(rain).flatten().tolist()
+        assert wet == list(range(scheme.rain_start_hour, scheme.rain_start_hour + scheme.rain_hours))
+    pet = scheme.pet_weights()
+    if scheme.pet == "sine":
+        assert pet[:6].sum() == 0 and pet.argmax().item() == 12
+
+
+def test_disaggregation_errors():
+    with pytest.raises(ValueError, match="within one day"):
+        HourlyScheme("block", 20, 6)
+    with pytest.raises(ValueError, match="choose one of"):
+        HourlyScheme("gauss")
+
+
+def test_parameter_scaling_spans_the_ranges():
+    s = torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64)
+    for p in PARAMETERS:
+        v = p.from_unit(s)
+        assert v[0].item() == pytest.approx(p.low) and v[2].item() == pytest.approx(p.high)
+        mid = math.sqrt(p.low * p.high) if p.log_scale else 0.5 * (p.low + p.high)
+        assert v[1].item() == pytest.approx(mid)
+
+
+def test_daily_outputs_are_hourly_cfe_summed(sample_batch):
+    """The model's daily streamflow is CFE's hourly Q_OUT over the disaggregated forcing, summed."""
+    model, batch = sample_batch("dcfe")
+    with torch.no_grad():
+        out = model(batch)
+        forcing = batch["forcing"]
+        learned = model.parameters_physical(batch["x_attr"])
+        params = model.cfe_parameters(learned)
+        from bmi_dcfe.model import snow_liquid_water
+
+        liquid, _, _ = snow_liquid_water(forcing[..., 0], forcing[..., 1], learned)
+        sch = model.config.scheme()
+        rain = to_hourly(liquid, sch.rain_weights()) / 1000.0
+        pet = to_hourly(forcing[..., 2], sch.pet_weights()) / 3.6e6
+        _, hourly = physics.run(model.initial_state(params), params, rain, pet,
+                                model.config.options())
+    w = batch["warmup"]
+    q = daily_sums(hourly["Q_OUT"])[w:] * 1000.0
+    torch.testing.assert_close(out["streamflow"], q, rtol=1e-12, atol=1e-12)
+    total = out["surface_flow"] + out["interflow"] + out["baseflow"]
+    torch.testing.assert_close(out["streamflow"], total, rtol=1e-12, atol=1e-12)
+
+
+def test_model_water_balance(sample_batch):
+    """Precipitation = ET + streamflow + change in snow and every CFE store (mass_conserving)."""
+    from bmi_dcfe.model import snow_liquid_water
+
+    model, batch = sample_batch("dcfe")
+    batch = {**batch, "warmup": 0}
+    forcing = batch["forcing"]
+    with torch.no_grad():
+        out = model(batch)
+        learned = model.parameters_physical(batch["x_attr"])
+        params = model.cfe_parameters(learned)
+        liquid, _, swe = snow_liquid_water(forcing[..., 0], forcing[..., 1], learned)
+        sch = model.config.scheme()
+        s0 = model.initial_state(params)
+        s1, _ = physics.run(s0, params, to_hourly(liquid, sch.rain_weights()) / 1000.0,
+                            to_hourly(forcing[..., 2], sch.pet_weights()) / 3.6e6,
+                            model.config.options(), outputs=("Q_OUT",))
+    torch.testing.assert_close(out["swe"], swe)
+    change = out["swe"][-1] + (s1.total_water() - s0.total_water()) * 1000.0
+    resid = forcing[..., 0].sum(0) - out["et"].sum(0) - out["streamflow"].sum(0) - change
+    assert resid.abs().max().item() < 1e-9
+
+
+def test_bmi_steps_cfe_hourly(make_bmi):
+    """Above freezing with PET given, BmiDCFE's hourly runoff equals CFE run directly."""
+    m = make_bmi("dcfe", pet_source="input")
+    core = m.core
+    rng = np.random.default_rng(1)
+    hours = 96
+    prcp = np.where(rng.random(hours) < 0.2, rng.gamma(1.0, 3.0, hours), 0.0)
+    pet = 0.2 * np.clip(np.sin(np.pi * (np.arange(hours) % 24 - 6) / 12), 0, None)
+    runoff = []
+    for h in range(hours):
+        m.set_value(PRECIP, np.array([prcp[h]]))
+        m.set_value(TEMP, np.array([15.0]))
+        m.set_value(PET, np.array([pet[h]]))
+        m.update()
+        runoff.append(m.get_value(RUNOFF_DEPTH, np.zeros(1))[0])
+    params = core.params
+    s0 = core._model.initial_state(params)
+    _, out = physics.run(s0, params, torch.tensor(prcp / 1000.0)[:, None],
+                         torch.tensor(pet / 3.6e6)[:, None], core._model.config.options())
+    np.testing.assert_allclose(runoff, out["Q_OUT"][:, 0].numpy(), rtol=1e-12, atol=1e-15)
+
+
+def test_bmi_hargreaves_pet_and_snow(make_bmi):
+    """Hargreaves PET follows the day's sine weights; below freezing precipitation is stored."""
+    m = make_bmi("dcfe")
+    temps = 5.0 + 5.0 * np.sin(2 * np.pi * (np.arange(48) - 9) / 24)
+    pets = []
+    for h in range(48):
+        m.set_value(PRECIP, np.array([0.0]))
+        m.set_value(TEMP, np.array([temps[h]]))
+        m.update()
+        pets.append(m.get_value(PET, np.zeros(1))[0])
+    pets = np.array(pets[24:])
+    assert pets[:6].sum() == 0 and pets[12] == pets.max() and pets.sum() > 0.3
+    cold = make_bmi("dcfe")
+    for h in range(24):
+        cold.set_value(PRECIP, np.array([1.0]))
+        cold.set_value(TEMP, np.array([-10.0]))
+        cold.update()
+    from delta_core.ngen.crosswalk import SWE
+    assert cold.get_value(SWE, np.zeros(1))[0] == pytest.approx(24.0)
+    assert cold.get_value(RUNOFF_DEPTH, np.zeros(1))[0] < 1e-3
+
+
+def test_physics_config_errors():
+    with pytest.raises(ValueError, match="nash_cascade"):
+        PhysicsConfig(surface="nash_cascade")
+    with pytest.raises(ValueError, match="partitioning"):
+        PhysicsConfig(partitioning="green_ampt")
