@@ -154,3 +154,39 @@ def test_physics_config_errors():
         PhysicsConfig(surface="nash_cascade")
     with pytest.raises(ValueError, match="partitioning"):
         PhysicsConfig(partitioning="green_ampt")
+
+
+def test_exported_cfe_config_reproduces_the_engine(random_bundle, sample, tmp_path):
+    """A C CFE config written for a basin, read back, runs our hourly engine to the same output."""
+    import dataclasses
+
+    from bmi_dcfe.cfe_config import CfeConfig
+    from bmi_dcfe.export import export
+    from delta_core.evaluation import load_model
+
+    bundle = random_bundle("dcfe")
+    path = export(bundle, "01022500", tmp_path / "cfe.txt")
+    text = path.read_text()
+    assert text.startswith("# dCFE parameters of basin 01022500") and "CFMAX" in text
+    config = CfeConfig.read(path)
+    model, norm, _ = load_model(bundle, dtype=torch.float64)
+    x = norm.attributes.transform(sample.attributes(["01022500"], norm.attributes.names),
+                                  ["01022500"])
+    with torch.no_grad():
+        direct = model.cfe_parameters(model.parameters_physical(torch.as_tensor(x)))
+    from_file = config.parameters(torch.float64)
+    unused = {"xaj_a", "xaj_b", "xaj_x", "urban_fraction", "k_nash_surface", "k_infiltration",
+              "retention_depth"}  # not read by the Schaake/GIUH configuration dCFE learns
+    for f in dataclasses.fields(direct):
+        if f.name in unused:
+            continue
+        torch.testing.assert_close(getattr(from_file, f.name), getattr(direct, f.name),
+                                   rtol=0, atol=0)
+    g = torch.Generator().manual_seed(0)
+    rain = torch.rand(240, 1, generator=g, dtype=torch.float64) * 4e-3
+    pet = torch.full((240, 1), 5e-8, dtype=torch.float64)
+    opts = dataclasses.replace(config.options, mass_conserving=model.config.mass_conserving)
+    _, a = physics.run(config.initial_state(from_file), from_file, rain, pet, opts)
+    _, b = physics.run(model.initial_state(direct), direct, rain, pet, model.config.options())
+    for k in physics.OUTPUT_NAMES:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)

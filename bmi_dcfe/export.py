@@ -1,0 +1,91 @@
+"""Write a trained dCFE's parameters for one catchment as a NOAA-OWP C CFE config file.
+
+The static CFE parameters the bundle's network gives for the catchment's attributes, the fixed
+soil constants of the bundle's physics config and the cold-start storages are written in the
+C model's format (:class:`bmi_dcfe.cfe_config.CfeConfig`), each number as the shortest text that
+reads back as the same double. The C model has no snow routine and no ``mass_conserving`` switch:
+the file's comment lines record the snow parameters, and the C model differs from dCFE only where
+its water-balance quirks trigger (full groundwater store, saturated soil; see bmi_dcfe.physics).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bmi_dcfe.cfe_config import CfeConfig
+from bmi_dcfe.model import SPEC
+from delta_core import snow as snow_routine
+
+
+def cfe_config_for(model, x_attr: np.ndarray, forcing_file: str = "BMI") -> tuple[CfeConfig, dict]:
+    """The C CFE config of one catchment and its snow parameters.
+
+    Parameters
+    ----------
+    model : DCFE
+        Trained model (float64).
+    x_attr : ndarray [A]
+        Encoded attributes of the catchment.
+    """
+    with torch.no_grad():
+        learned = model.parameters_physical(torch.as_tensor(x_attr[None], dtype=torch.float64))
+        p = model.cfe_parameters(learned)
+    values = {name: float(getattr(p, name)[0]) for name in (
+        "depth", "bb", "satdk", "satpsi", "slop", "smcmax", "wltsmc", "expon_soil",
+        "expon_soil_secondary", "max_gw_storage", "cgw", "expon_gw", "alpha_fc", "refkdt", "k_lf",
+        "k_nash", "k_nash_surface", "k_infiltration", "retention_depth", "xaj_a", "xaj_b",
+        "xaj_x", "urban_fraction")}
+    c = model.config
+    values.update(soil_storage=c.initial_soil_fraction, gw_storage=c.initial_gw_fraction)
+    config = CfeConfig(values=values, options=dataclasses.replace(c.options(), mass_conserving=False),
+                       giuh_ordinates=[float(x) for x in p.giuh_ordinates[0]],
+                       nash_lateral=[0.0] * c.n_nash_lateral, forcing_file=forcing_file)
+    snow = {k: float(learned[k][0]) for k in snow_routine.PARAMETER_RANGES}
+    return config, snow
+
+
+def export(bundle: str | Path, gauge_id: str, out: str | Path, data: str | None = None,
+           forcing_file: str = "BMI") -> Path:
+    """Write ``out``: the C CFE config of CAMELS basin ``gauge_id`` under ``bundle``."""
+    from delta_core.data.camels import CamelsDataset
+    from delta_core.evaluation import load_model
+
+    model, norm, meta = load_model(bundle, dtype=torch.float64)
+    ds = CamelsDataset(data)
+    attrs = ds.attributes([gauge_id], norm.attributes.names)
+    x_attr = norm.attributes.transform(attrs, [gauge_id])[0]
+    config, snow = cfe_config_for(model, x_attr, forcing_file)
+    header = [f"# dCFE parameters of basin {gauge_id} from bundle {Path(bundle).name} "
+              f"(checksum {meta['checksum'][:16]})",
+              "# degree-day snow ahead of CFE in dCFE (not part of the C model): "
+              + ", ".join(f"{k} {v!r}" for k, v in snow.items())]
+    out = Path(out)
+    out.write_text("\n".join(header) + "\n" + config.to_text())
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    from delta_core import cli
+
+    def command(argv, prog, spec):
+        ap = argparse.ArgumentParser(prog=prog, description=(
+            "Write the learned CFE parameters of one basin as a config file of the NOAA-OWP C CFE "
+            "(readable by NextGen's CFE and by bmi_dcfe.cfe_config)."))
+        ap.add_argument("--basin", required=True, help="CAMELS gauge id (e.g. 01022500)")
+        ap.add_argument("--bundle", default=str(spec.default_bundle),
+                        help="weight bundle (default: the shipped one)")
+        ap.add_argument("--data", help="data directory in the CAMELS pack format "
+                                       "(default: shipped sample)")
+        ap.add_argument("--forcing-file", default="BMI",
+                        help="value of forcing_file in the config (default: BMI)")
+        ap.add_argument("--out", required=True, help="config file to write")
+        a = ap.parse_args(argv)
+        path = export(a.bundle, a.basin, a.out, a.data, a.forcing_file)
+        print(f"wrote {path}")
+        return 0
+
+    cli.run(command, argv, "dcfe-export-cfe-config", SPEC)
