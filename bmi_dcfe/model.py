@@ -90,6 +90,7 @@ class PhysicsConfig:
 
     partitioning: str = "schaake"
     surface: str = "giuh"
+    soil_scheme: str = "classic"
     mass_conserving: bool = True
     giuh_hours: int = 48
     n_nash_lateral: int = 2
@@ -113,6 +114,7 @@ class PhysicsConfig:
 
     def options(self) -> physics.CfeOptions:
         return physics.CfeOptions(partitioning=self.partitioning, surface=self.surface,
+                                  soil_scheme=self.soil_scheme,
                                   mass_conserving=self.mass_conserving)
 
     def scheme(self) -> HourlyScheme:

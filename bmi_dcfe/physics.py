@@ -49,6 +49,8 @@ from dataclasses import dataclass, fields
 
 import torch
 
+from bmi_dcfe import ode
+
 Tensor = torch.Tensor
 
 #: Fixed time step of the C model [s].
@@ -411,9 +413,7 @@ def step(state: CfeState, p: CfeParameters, c: SoilConstants, rain: Tensor, pet:
     (CfeState, dict)
         New state and the step's outputs (:data:`OUTPUT_NAMES` and :data:`EXTRA_OUTPUTS`, [B]).
     """
-    if options.soil_scheme == "ode":
-        from bmi_dcfe import ode
-        return ode.step(state, p, c, rain, pet, options)
+    ode_scheme = options.soil_scheme == "ode"
     zero = torch.zeros_like(rain)
     soil = state.soil
     soil_start = soil
@@ -438,6 +438,8 @@ def step(state: CfeState, p: CfeParameters, c: SoilConstants, rain: Tensor, pet:
     et_soil = torch.where(wet, torch.minimum(rpet, soil),
                           torch.where((soil > wp) & (soil < fc), torch.minimum(budyko * rpet, soil), zero))
     et_soil = torch.where((soil > wp) & (rpet > 0.0), et_soil, zero)
+    if ode_scheme:  # soil ET is part of the hour's ODE
+        et_soil = zero
     soil = soil - et_soil
     aet = et_rain + et_ret + et_soil
     deficit = p.smcmax * p.depth - soil
@@ -463,17 +465,28 @@ def step(state: CfeState, p: CfeParameters, c: SoilConstants, rain: Tensor, pet:
         excess = torch.where(prev, excess + (state.percolation - deficit), excess)
         infil = torch.where(prev, deficit, infil)
         deficit = torch.where(prev, zero, deficit)
-    soil = soil + infil
-    # 4. percolation and lateral flow above field capacity
-    perc = _nonlinear_outflow(soil, fc, c.storage_max, c.coeff_percolation, p.expon_soil, soil - fc)
-    lat = _nonlinear_outflow(soil, fc, c.storage_max, p.k_lf, p.expon_soil_secondary, soil - fc - perc)
-    # 5. groundwater
+    # 4. percolation and lateral flow above field capacity (CFE-ODE: with soil ET, simultaneous)
+    if ode_scheme:
+        span = c.storage_max - fc
+        soil, perc, lat, et_soil = ode.soil_hour(soil, infil, rpet, fc, wp,
+                                                 c.coeff_percolation / span, p.k_lf / span)
+        aet = et_rain + et_ret + et_soil
+    else:
+        soil = soil + infil
+        perc = _nonlinear_outflow(soil, fc, c.storage_max, c.coeff_percolation, p.expon_soil,
+                                  soil - fc)
+        lat = _nonlinear_outflow(soil, fc, c.storage_max, p.k_lf, p.expon_soil_secondary,
+                                 soil - fc - perc)
+    # 5. groundwater (what does not fit stays in the soil, or goes to the outlet if mass_conserving)
     gw_room = p.max_gw_storage - state.gw
     overflow = torch.where(perc > gw_room, perc - gw_room, zero)
     perc = torch.where(perc > gw_room, gw_room, perc)
     gw = state.gw + perc
-    soil = soil - (perc + overflow if options.mass_conserving else perc)
-    soil = soil - lat
+    if ode_scheme:
+        soil = soil if options.mass_conserving else soil + overflow
+    else:
+        soil = soil - (perc + overflow if options.mass_conserving else perc)
+        soil = soil - lat
     soil_change = soil - soil_start
     baseflow = p.cgw * (torch.exp(p.expon_gw * gw / p.max_gw_storage) - 1.0)
     baseflow = torch.where(baseflow > gw, gw, baseflow)
@@ -528,6 +541,10 @@ def run(state: CfeState, p: CfeParameters, rain: Tensor, pet: Tensor, options: C
     if rain.shape != pet.shape or rain.dim() != 2 or rain.shape[1] != p.n_basins:
         raise ValueError(f"rain {tuple(rain.shape)} and pet {tuple(pet.shape)} must both be "
                          f"[T, {p.n_basins}]")
+    if options.soil_scheme == "ode" and ((p.expon_soil != 1.0).any() or
+                                         (p.expon_soil_secondary != 1.0).any()):
+        raise ValueError("the CFE-ODE soil scheme has linear outflows: soil_params.expon and "
+                         "soil_params.expon_secondary must be 1")
     keep = outputs or OUTPUT_NAMES + EXTRA_OUTPUTS
     c = soil_constants(p)
     series: dict[str, list[Tensor]] = {k: [] for k in keep}
