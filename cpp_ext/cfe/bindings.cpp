@@ -1,0 +1,101 @@
+// pybind11 bindings of the CFE kernel: module bmi_dcfe._core.
+// Buffers are numpy arrays (C-contiguous float32 or float64); no torch dependency.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <string>
+
+#include "cfe_kernel.hpp"
+#include "pybind_helpers.hpp"
+
+namespace py = pybind11;
+
+namespace {
+
+using delta::Arr;
+using delta::check_shape;
+using delta::fail;
+
+template <typename T>
+cfe::Problem problem(const Arr<T>& params, const Arr<T>& state, const Arr<T>& rain,
+                     const Arr<T>& pet, bool mass_conserving, int n_threads) {
+  if (rain.ndim() != 2) fail("rain: expected [T, B]");
+  cfe::Problem pr;
+  pr.n_steps = rain.shape(0);
+  pr.n_basins = rain.shape(1);
+  if (state.ndim() != 2 || state.shape(0) < cfe::kNumScalarStates)
+    fail("state: expected [3 + n_nash, B]");
+  pr.n_nash = int(state.shape(0)) - cfe::kNumScalarStates;
+  check_shape<T>(pet, {pr.n_steps, pr.n_basins}, "pet");
+  check_shape<T>(params, {cfe::kNumParams, pr.n_basins}, "params");
+  check_shape<T>(state, {cfe::kNumScalarStates + pr.n_nash, pr.n_basins}, "state");
+  pr.options.mass_conserving = mass_conserving;
+  pr.n_threads = n_threads;
+  return pr;
+}
+
+template <typename T>
+py::tuple forward(const Arr<T>& params, const Arr<T>& state0, const Arr<T>& rain,
+                  const Arr<T>& pet, bool mass_conserving, bool save, int n_threads) {
+  const cfe::Problem pr = problem<T>(params, state0, rain, pet, mass_conserving, n_threads);
+  const py::ssize_t ns = state0.shape(0);
+  py::array_t<T> out({py::ssize_t(cfe::kNumOutputs), py::ssize_t(pr.n_steps), py::ssize_t(pr.n_basins)});
+  py::array_t<T> final_state({ns, py::ssize_t(pr.n_basins)});
+  py::object saved = py::none();
+  T* saved_ptr = nullptr;
+  if (save) {
+    py::array_t<T> s({py::ssize_t(pr.n_steps), ns, py::ssize_t(pr.n_basins)});
+    saved_ptr = s.mutable_data();
+    saved = s;
+  }
+  {
+    py::gil_scoped_release release;
+    cfe::forward<T>(pr, params.data(), state0.data(), rain.data(), pet.data(), out.mutable_data(),
+                    final_state.mutable_data(), saved_ptr);
+  }
+  return py::make_tuple(out, final_state, saved);
+}
+
+template <typename T>
+py::tuple backward(const Arr<T>& params, const Arr<T>& saved, const Arr<T>& rain,
+                   const Arr<T>& pet, const Arr<T>& grad_out, const Arr<T>& grad_final,
+                   bool mass_conserving, int n_threads) {
+  const cfe::Problem pr = problem<T>(params, grad_final, rain, pet, mass_conserving, n_threads);
+  const py::ssize_t ns = grad_final.shape(0), TT = pr.n_steps, B = pr.n_basins;
+  check_shape<T>(saved, {TT, ns, B}, "saved");
+  check_shape<T>(grad_out, {py::ssize_t(cfe::kNumGradOutputs), TT, B}, "grad_out");
+  py::array_t<T> gp({py::ssize_t(cfe::kNumParams), B});
+  py::array_t<T> gs({ns, B});
+  py::array_t<T> gr({TT, B});
+  py::array_t<T> ge({TT, B});
+  {
+    py::gil_scoped_release release;
+    cfe::backward<T>(pr, params.data(), saved.data(), rain.data(), pet.data(), grad_out.data(),
+                     grad_final.data(), gp.mutable_data(), gs.mutable_data(), gr.mutable_data(),
+                     ge.mutable_data());
+  }
+  return py::make_tuple(gp, gs, gr, ge);
+}
+
+template <typename T>
+void bind_dtype(py::module_& m, const char* suffix) {
+  m.def((std::string("forward_") + suffix).c_str(), &forward<T>, py::arg("params"),
+        py::arg("state0"), py::arg("rain"), py::arg("pet"), py::arg("mass_conserving"),
+        py::arg("save"), py::arg("n_threads") = 1);
+  m.def((std::string("backward_") + suffix).c_str(), &backward<T>, py::arg("params"),
+        py::arg("saved"), py::arg("rain"), py::arg("pet"), py::arg("grad_out"),
+        py::arg("grad_final"), py::arg("mass_conserving"), py::arg("n_threads") = 1);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "CFE kernel (classic soil scheme, Schaake, lateral Nash cascade): forward and adjoint";
+  m.attr("PARAMETER_NAMES") = delta::names_tuple(cfe::kParamNames);
+  m.attr("OUTPUT_NAMES") = delta::names_tuple(cfe::kOutputNames);
+  m.attr("STATE_NAMES") = delta::names_tuple(cfe::kStateNames);
+  m.attr("N_GRAD_OUTPUTS") = int(cfe::kNumGradOutputs);
+  m.attr("BUILD_INFO") = delta::build_info();
+  bind_dtype<double>(m, "f64");
+  bind_dtype<float>(m, "f32");
+}
