@@ -34,6 +34,13 @@ def load_model(bundle: str | Path | dict, dtype: torch.dtype = torch.float32,
     return model.eval(), norm, b
 
 
+def training_dtype(bundle: dict) -> torch.dtype:
+    """The dtype a bundle was trained in (its run config's training.dtype; float32 if absent):
+    evaluation runs in it, so a model trained in float64 is not evaluated in float32."""
+    name = bundle.get("config", {}).get("training", {}).get("dtype", "float32")
+    return torch.float64 if name == "float64" else torch.float32
+
+
 def simulate(model, norm: Normalization, dataset: CamelsDataset, ids: list[str], start: str,
              end: str, batch_basins: int = 64, dtype=torch.float32,
              progress: bool = False) -> dict:
@@ -119,12 +126,14 @@ def evaluate_model(bundle: str | Path | dict, dataset: CamelsDataset, ids: list[
 
     if str(end) < str(start):
         raise ValueError(f"end {end} is before start {start}")
-    model, norm, b = load_model(bundle, backend=backend)
+    b = bundle if isinstance(bundle, dict) else load_bundle(bundle)
+    dtype = training_dtype(b)
+    model, norm, b = load_model(b, dtype=dtype, backend=backend)
     if warn_overlap:
         warn_if_overlap(b["provenance"].get("train_period"), start, end, "evaluation period",
                      "the bundle's")
     spec = model_spec(b["model"])
-    sim = simulate(model, norm, dataset, ids, start, end, progress=progress)
+    sim = simulate(model, norm, dataset, ids, start, end, dtype=dtype, progress=progress)
     rows = basin_metrics(sim, spec.baseflow_output)
     summary = summarize(rows)
     if out_dir is not None:

@@ -28,7 +28,7 @@ FILE_COLUMNS = ("prcp_mm_day", "tmax_c", "tmin_c")
 Q_COLUMN = "qobs_mm_day"
 
 #: Basin subsets :meth:`CamelsDataset.basin_ids` knows by name.
-SUBSETS = ("all", "531_clean", "no_area_mismatch")
+SUBSETS = ("all", "531_clean", "no_area_mismatch", "arid", "humid")
 
 
 @dataclass(frozen=True)
@@ -182,7 +182,8 @@ class CamelsDataset:
 
     def basin_ids(self, subset: str | None = None) -> list[str]:
         """Gauge ids with data; ``subset='531_clean'`` keeps the 531-benchmark-list basins
-        without area mismatch, ``'no_area_mismatch'`` drops the 15 mismatched ones."""
+        without area mismatch, ``'no_area_mismatch'`` drops the 15 mismatched ones, ``'arid'``
+        keeps the basins with CAMELS aridity (PET/P) > 1 and ``'humid'`` the others."""
         ids = sorted(self.basins)
         if subset is None or subset == "all":
             return ids
@@ -192,6 +193,9 @@ class CamelsDataset:
                     and not flag(i, "area_mismatch_gt10pct")]
         if subset == "no_area_mismatch":
             return [i for i in ids if not flag(i, "area_mismatch_gt10pct")]
+        if subset in ("arid", "humid"):
+            arid = {i for i in ids if float(self._attribute_rows[i]["aridity"]) > 1.0}
+            return [i for i in ids if (i in arid) == (subset == "arid")]
         raise DataError(f"unknown basin subset {subset!r}; valid: {', '.join(SUBSETS)}")
 
     def resolve_basins(self, spec: str | list[str] | None) -> list[str]:

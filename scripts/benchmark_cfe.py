@@ -1,0 +1,152 @@
+#!/usr/bin/env python
+"""Benchmark the CFE backends: PyTorch reference ("torch") vs compiled kernel ("cpp").
+
+Measures, in one process, on random basins that cross CFE's thresholds (the batch of
+tests/test_cfe_kernel.py) with hourly rain and PET:
+
+* forward throughput (no gradients) in basin-hours/s;
+* forward + backward of a training-like batch (loss on Q_OUT, gradients to every parameter);
+  both backends run the same problem (default 100 basins x 30 days x 24 h: the torch reference is
+  a Python loop over hours and would take minutes for a 730-day window);
+* a full dCFE training iteration with the kernel (100 basins x 730 days after 365 days warm-up,
+  networks + snow + CFE, float64), for the scale of training.
+
+The same warm-up and best-of-N for every backend; torch and the kernel run on the number of
+threads given (one by default, set once for both). Prints a Markdown table with cpp/torch
+ratios and the machine; ``--out`` writes it.
+
+Example::
+
+    python scripts/benchmark_cfe.py --out benchmarks/cfe_kernel.md
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from bmi_dcfe import kernel, physics
+
+
+def machine_info() -> dict:
+    model = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    build = dict(getattr(kernel._core, "BUILD_INFO", {}))
+    return {"cpu_model": model, "logical_cpus": os.cpu_count(), "python": sys.version.split()[0],
+            "torch": torch.__version__, "compiler": build.get("compiler", "?"),
+            "compile_flags": build.get("flags", "?")}
+
+
+def best_of(fn, repeat: int) -> float:
+    """Best wall time of ``repeat`` calls after one warm-up call [s]."""
+    fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def problem(n_basins: int, hours: int):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from test_cfe_kernel import random_batch
+
+    return random_batch(n_basins, hours, seed=0)
+
+
+def forward(backend: str, n_basins: int, hours: int, repeat: int) -> float:
+    p, s0, rain, pet = problem(n_basins, hours)
+    opts = physics.CfeOptions(mass_conserving=True)
+
+    def go():
+        with torch.no_grad():
+            kernel.run(s0, p, rain, pet, opts, outputs=("Q_OUT",), backend=backend)
+    return n_basins * hours / best_of(go, repeat)
+
+
+def forward_backward(backend: str, n_basins: int, hours: int, repeat: int) -> float:
+    p, s0, rain, pet = problem(n_basins, hours)
+    opts = physics.CfeOptions(mass_conserving=True)
+    names = ("satdk", "smcmax", "bb", "cgw", "k_lf", "k_nash", "refkdt", "giuh_ordinates")
+
+    def go():
+        leaves = {n: getattr(p, n).clone().requires_grad_(True) for n in names}
+        pp = physics.CfeParameters(**{**p.__dict__, **leaves})
+        _, out = kernel.run(s0, pp, rain, pet, opts, outputs=("Q_OUT",), backend=backend)
+        out["Q_OUT"].sum().backward()
+    return best_of(go, repeat)
+
+
+def training_iteration(repeat: int) -> float:
+    from bmi_dcfe.model import SPEC
+    from delta_core.spec import Engine
+
+    torch.manual_seed(0)
+    model = SPEC.build_model({}, {}, 35, Engine("cpp", torch.float64)).train()
+    d, b = 730, 100
+    g = torch.Generator().manual_seed(0)
+    prcp = torch.rand(d, b, generator=g, dtype=torch.float64) * 12 * (torch.rand(d, b, generator=g) < 0.4)
+    temp = torch.randn(d, b, generator=g, dtype=torch.float64) * 8 + 8
+    pet = torch.rand(d, b, generator=g, dtype=torch.float64) * 4
+    f = torch.stack([prcp, temp, pet], -1)
+    batch = {"forcing": f, "x_forcing": f, "x_attr": torch.randn(b, 35, dtype=torch.float64),
+             "warmup": 365}
+
+    def go():
+        model.zero_grad()
+        model(batch)["streamflow"].sum().backward()
+    return best_of(go, repeat)
+
+
+def main(argv=None) -> str:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--threads", type=int, default=1, help="threads for torch and the kernel")
+    ap.add_argument("--basins", type=int, default=100)
+    ap.add_argument("--days", type=int, default=30, help="days of the compared problem")
+    ap.add_argument("--repeat", type=int, default=3, help="best of N (after one warm-up)")
+    ap.add_argument("--out", help="write the Markdown table here")
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    kernel.compiled_threads(a.threads)
+    hours = 24 * a.days
+    work = a.basins * hours
+    rows = []
+    fwd = {bk: forward(bk, a.basins, hours, a.repeat) for bk in ("torch", "cpp")}
+    rows.append(("forward, basin-hours/s", f"{fwd['torch']:.3g}", f"{fwd['cpp']:.3g}",
+                 f"{fwd['cpp'] / fwd['torch']:.0f}x"))
+    fb = {bk: forward_backward(bk, a.basins, hours, a.repeat) for bk in ("torch", "cpp")}
+    rows.append((f"forward+backward {a.basins} x {a.days} d x 24 h, s", f"{fb['torch']:.3f}",
+                 f"{fb['cpp']:.4f}", f"{fb['torch'] / fb['cpp']:.0f}x"))
+    rows.append(("forward+backward, basin-hours/s", f"{work / fb['torch']:.3g}",
+                 f"{work / fb['cpp']:.3g}", f"{fb['torch'] / fb['cpp']:.0f}x"))
+    it = training_iteration(max(1, a.repeat - 1))
+    info = machine_info()
+    lines = [f"CFE kernel benchmark ({a.threads} thread(s); best of {a.repeat} after a warm-up)", "",
+             f"machine: {info['cpu_model']}, {info['logical_cpus']} logical CPUs; python "
+             f"{info['python']}, torch {info['torch']}; {info['compiler']} "
+             f"`{info['compile_flags']}`", "",
+             "| measure | torch | cpp | cpp vs torch |", "|---|---|---|---|"]
+    lines += [f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} |" for r in rows]
+    lines += ["", f"dCFE training iteration (100 basins x 730 days hourly after 365 days warm-up, "
+                  f"networks + snow + kernel, float64, forward+backward): {it:.2f} s"]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if a.out:
+        Path(a.out).write_text(text)
+    return text
+
+
+if __name__ == "__main__":
+    main()
