@@ -270,7 +270,7 @@ def test_replay_of_a_realization_matches_direct_stepping(model_name, make_bmi, t
     from delta_core.ngen.replay import replay
 
     src = REPO / "realizations" / "camels_sample"
-    forcing = np.genfromtxt(src / "forcing" / f"{GAUGE}.csv", delimiter=",", names=True,
+    forcing = np.genfromtxt(src / "forcing" / f"cat-{GAUGE}.csv", delimiter=",", names=True,
                             dtype=None, encoding=None, max_rows=24 * 10)
     (tmp_path / "forcing").mkdir()
     np.savetxt(tmp_path / "forcing" / f"cat-{GAUGE}.csv",

@@ -94,6 +94,7 @@ def test_camels_sample_hourly(staged, tmp_path):
     from delta_core.data.camels import CamelsDataset
 
     gid, n_days = "01022500", 365
+    cid = f"cat-{gid}"  # ngen's catchment id of the gauge
     real = staged / "camels_sample"
     rj = json.loads((real / "realization.json").read_text())
     assert rj["time"]["output_interval"] == 3600
@@ -102,7 +103,7 @@ def test_camels_sample_hourly(staged, tmp_path):
     assert rj["time"]["end_time"] == str(last).replace("T", " ")  # one whole water year
     res = R.replay(real / "realization.json", real / "catchment_data.geojson",
                    output_root=tmp_path / "out")
-    r = res["catchments"][gid]
+    r = res["catchments"][cid]
     assert res["interval"] == 3600 and len(res["times"]) == n_days * 24
     for name, v in r["outputs"].items():
         assert np.all(np.isfinite(v)) and np.all(v >= 0), name
@@ -110,13 +111,13 @@ def test_camels_sample_hourly(staged, tmp_path):
     # hourly: ngen's nexus flow (/3600) equals the BMI's own volume flux
     np.testing.assert_allclose(r["flow_m3s"], r["outputs"][B.RUNOFF_FLUX], rtol=1e-12)
     np.testing.assert_allclose(res["nexus"][f"nex-{gid}"], r["flow_m3s"])
-    assert (tmp_path / "out" / f"{gid}.csv").is_file()
+    assert (tmp_path / "out" / f"{cid}.csv").is_file()
     assert (tmp_path / "out" / f"nex-{gid}_output.csv").is_file()
     nex = json.loads((real / "nexus_data.geojson").read_text())
     assert [f["id"] for f in nex["features"]] == [f"nex-{gid}"]
 
     # the daily model on the Daymet daily forcing of the same days, same spin-up
-    cfg = yaml.safe_load((real / "config" / f"{gid}.yaml").read_text())
+    cfg = yaml.safe_load((real / "config" / f"{cid}.yaml").read_text())
     cfg["time_step_seconds"] = 86400
     cfg["spinup_forcing"] = str((real / "config" / cfg["spinup_forcing"]).resolve())
     path = tmp_path / "daily.yaml"
@@ -125,7 +126,7 @@ def test_camels_sample_hourly(staged, tmp_path):
     ts = CamelsDataset().load([gid], start=d0, end=str(last.astype("datetime64[D]")))
     assert str(ts.dates[0]) == d0 and len(ts.dates) == n_days
     # the synthetic hourly forcing holds the Daymet day: sum of P, mean/max/min of T
-    f = R.CsvForcing(real / "forcing" / f"{gid}.csv")
+    f = R.CsvForcing(real / "forcing" / f"{cid}.csv")
     assert f.row_seconds == 3600 and f.times[0] == start
     p_h = R.convert(f.columns["precip_rate"], "mm s-1", "mm h-1")[:n_days * 24].reshape(-1, 24)
     t_h = R.convert(f.columns["TMP_2maboveground"], "K", "degC")[:n_days * 24].reshape(-1, 24)
@@ -171,6 +172,12 @@ def test_units_and_errors(staged, tmp_path):
     with pytest.raises(R.ReplayError, match="DSWRF_surface -> land_surface_air__temperature"):
         R.replay(real / "bad2.json", real / "catchment_data.geojson", ids=["cat-27"],
                  write=False)
+    # ngen skips catchment ids without cat-/wb-/agg- and aborts: so does the replay
+    geo = json.loads((real / "catchment_data.geojson").read_text())
+    geo["features"][0]["id"] = "27"
+    (real / "bare.geojson").write_text(json.dumps(geo))
+    with pytest.raises(R.ReplayError, match="'27' does not start with cat-, wb-, agg-"):
+        R.replay(real / "realization.json", real / "bare.geojson", write=False)
 
 
 def test_cli_help(capsys):
@@ -229,4 +236,4 @@ def test_realization_pet_input_option(tmp_path):
     params = json.loads((out / "realization.json").read_text())["global"]["formulations"][0]
     names = params["params"]["variables_names_map"]
     assert names[B.PET] == "pet" and B.TMAX not in names
-    assert yaml.safe_load((out / "config" / "01022500.yaml").read_text())["pet_source"] == "input"
+    assert yaml.safe_load((out / "config" / "cat-01022500.yaml").read_text())["pet_source"] == "input"

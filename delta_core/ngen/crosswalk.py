@@ -29,6 +29,20 @@ BASEFLOW = "groundwater__baseflow_volume_flux"
 #: Plausible air temperature range [degC]; values outside are almost surely in K or garbage.
 T_PLAUSIBLE = (-90.0, 70.0)
 
+#: Prefixes of the feature ids ngen treats as catchments (any other id is skipped, and the run
+#: aborts with request_from_empty_nexus); nexus ids start with ``nex-``.
+CATCHMENT_PREFIXES = ("cat-", "wb-", "agg-")
+
+
+def catchment_id(gauge_id: str) -> str:
+    """The ngen catchment id of a CAMELS gauge (``01022500`` -> ``cat-01022500``)."""
+    return f"cat-{gauge_id}"
+
+
+def is_catchment_id(cid: str) -> bool:
+    """Whether ngen treats ``cid`` as a catchment id."""
+    return str(cid).startswith(CATCHMENT_PREFIXES)
+
 # -- ngen forcing -------------------------------------------------------------------------------------
 #: CsvPerFeature columns: short name -> (CSDMS standard name, default units).
 NGEN_FORCINGS: dict[str, tuple[str, str]] = {

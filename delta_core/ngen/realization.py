@@ -47,9 +47,10 @@ the daily CSVs ``--write-forcing`` writes (``prcp [mm d-1]``, ``tmean``/``tmax``
   The true within-day timing of rain and temperature is unknown here; replace the file with real
   hourly forcing (e.g. AORC) for anything beyond checking the set-up.
 
-**CAMELS geojson** (``--camels``): ``catchment_data.geojson`` with one feature per basin, id =
-the gauge id (ngen's ``{{id}}``), properties ``areasqkm`` (``area_forcing_header_km2``) and
-``toid`` ``nex-<id>``, and a **placeholder** geometry: a small square (``PLACEHOLDER_HALF_SIDE_DEG``
+**CAMELS geojson** (``--camels``): ``catchment_data.geojson`` with one feature per basin, id
+``cat-<gauge id>`` (ngen's ``{{id}}``; ngen treats only ids starting with ``cat-``, ``wb-`` or
+``agg-`` as catchments), properties ``areasqkm`` (``area_forcing_header_km2``) and
+``toid`` ``nex-<gauge id>``, and a **placeholder** geometry: a small square (``PLACEHOLDER_HALF_SIDE_DEG``
 around the gauge); the basin outline is not in the data pack, and ngen needs only the ids, areas
 and links. ``nexus_data.geojson`` holds the terminal nexus ``nex-<id>`` (a Point at the gauge,
 ``toid`` empty: nothing downstream).
@@ -67,7 +68,7 @@ from typing import Callable
 import numpy as np
 import yaml
 
-from delta_core.ngen.crosswalk import PRECIP, RUNOFF_DEPTH, TEMP, TMAX, TMIN
+from delta_core.ngen.crosswalk import PRECIP, RUNOFF_DEPTH, TEMP, TMAX, TMIN, catchment_id
 
 #: BMI input -> forcing column: hourly (ngen's AORC columns) and daily (our daily CSVs).
 HOURLY_MAP = {PRECIP: "precip_rate", TEMP: "TMP_2maboveground"}
@@ -183,7 +184,8 @@ def rows_from_camels(ids, root, need) -> list[dict]:
     ds = CamelsDataset(root)
     ds.check_basins(ids)
     attrs = ds.attributes(ids, need)
-    return [{"id": gid, "latitude": float(ds.basins[gid]["gauge_lat"]),
+    return [{"id": catchment_id(gid), "gauge_id": gid,
+             "latitude": float(ds.basins[gid]["gauge_lat"]),
              "area_km2": float(ds.basins[gid]["area_forcing_header_km2"]),
              "attributes": {a: _value(attrs[a][i]) for a in need}}
             for i, gid in enumerate(ids)]
@@ -276,7 +278,7 @@ def write_camels_geojson(out: Path, ids, root) -> tuple[Path, Path]:
         ring = [[round(x, 8), round(y, 8)] for x, y in
                 ((lon - r, lat - r), (lon + r, lat - r), (lon + r, lat + r), (lon - r, lat + r),
                  (lon - r, lat - r))]
-        cats.append({"type": "Feature", "id": gid,
+        cats.append({"type": "Feature", "id": catchment_id(gid),
                      "properties": {"areasqkm": float(b["area_forcing_header_km2"]),
                                     "toid": f"nex-{gid}"},
                      "geometry": {"type": "MultiPolygon", "coordinates": [[ring]]}})
@@ -439,7 +441,7 @@ def _main(argv, binding: ModelBinding) -> int:
         spinup = {}
         for r in rows:
             sp = out / "spinup" / f"{r['id']}.csv" if args.spinup_start else None
-            write_camels_csvs(r["id"], args.camels_root, args.start[:10], args.end[:10],
+            write_camels_csvs(r["gauge_id"], args.camels_root, args.start[:10], args.end[:10],
                               out / "forcing" / f"{r['id']}.csv" if args.write_forcing else None,
                               args.spinup_start, sp, time_step=args.time_step,
                               spinup_columns=binding.spinup_columns)

@@ -46,8 +46,8 @@ from pathlib import Path
 
 import numpy as np
 
-from delta_core.ngen.crosswalk import (NGEN_FORCINGS, SUM_COLUMNS, ReplayError, convert,
-                                     time_units_seconds)
+from delta_core.ngen.crosswalk import (CATCHMENT_PREFIXES, NGEN_FORCINGS, SUM_COLUMNS,
+                                      ReplayError, convert, is_catchment_id, time_units_seconds)
 
 
 class CsvForcing:
@@ -120,6 +120,12 @@ def _catchments(geojson: Path) -> dict[str, dict]:
         cid = f.get("id") or f.get("properties", {}).get("id")
         if cid is None:
             raise ReplayError(f"{geojson}: a feature has no id")
+        if not is_catchment_id(cid):
+            raise ReplayError(
+                f"{geojson}: catchment id {cid!r} does not start with "
+                f"{', '.join(CATCHMENT_PREFIXES)}: ngen skips such a feature ('unknown feature "
+                f"identifier type') and aborts with request_from_empty_nexus; name it e.g. "
+                f"'cat-{cid}'")
         out[cid] = dict(f.get("properties", {}))
     if not out:
         raise ReplayError(f"{geojson} holds no catchment features")
