@@ -7,6 +7,9 @@ forcing spread evenly over them. See ``bmi_dcfe/BMI.md``.
 """
 from __future__ import annotations
 
+import warnings
+
+from bmi_dcfe import kernel
 from bmi_dcfe.core import CfeCore
 from delta_core.bmi.adapter import RATE_UNITS, InputVar, NgenBmi, OutputVar
 from delta_core.bmi.base import BmiError
@@ -38,11 +41,29 @@ class BmiDCFE(NgenBmi):
         pet_source = cfg.get("pet_source", "hargreaves")
         if pet_source not in ("hargreaves", "input"):
             raise BmiError(f"pet_source must be 'hargreaves' or 'input', got {pet_source!r}")
-        if cfg.get("backend", "torch") != "torch":
-            raise BmiError("dCFE's BMI steps the PyTorch reference (backend: torch) until the "
-                           "compiled CFE kernel is built")
         self._pet_input = pet_source == "input"
-        return CfeCore(model, x_attr, self._lat)
+        return CfeCore(model, x_attr, self._lat, self._choose_backend(cfg.get("backend"), model))
+
+    def _choose_backend(self, backend: str | None, model) -> str:
+        """The configured engine; without the key, cpp where the kernel is built and implements
+        the bundle's options (else torch, with a warning if the kernel is missing)."""
+        why = kernel.unsupported(model.config.options())
+        if backend is not None:
+            if backend == "cpp" and why is not None:
+                raise BmiError(f"backend: cpp: the CFE kernel does not implement {why} (this "
+                               f"bundle's option); use backend: torch")
+            if backend == "cpp" and not kernel.cpp_available():
+                raise BmiError("backend: cpp needs the compiled CFE kernel bmi_dcfe._core, which "
+                               "could not be imported (reinstall with a C++ compiler, or set "
+                               "backend: torch)")
+            return backend
+        if why is not None:
+            return "torch"
+        if not kernel.cpp_available():
+            warnings.warn("the compiled CFE kernel bmi_dcfe._core is not available: dCFE BMI "
+                          "falls back to backend torch (slower)", stacklevel=4)
+            return "torch"
+        return "cpp"
 
     def _state_signature(self) -> dict:
         return {"pet_input": self._pet_input}

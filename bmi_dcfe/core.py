@@ -17,7 +17,7 @@ import datetime as dt
 import numpy as np
 import torch
 
-from bmi_dcfe import physics
+from bmi_dcfe import kernel, physics
 from delta_core import snow as snow_routine
 from delta_core.bmi.core import LumpedCore
 from delta_core.pet import extraterrestrial_radiation, hargreaves_from_ra
@@ -34,6 +34,9 @@ class CfeCore(LumpedCore):
         Encoded attributes of the catchment.
     latitude : float
         Degrees north (Hargreaves PET).
+    backend : {"cpp", "torch"}
+        CFE engine of the hourly step: the compiled kernel's single-step call, or
+        :func:`bmi_dcfe.physics.step` (every option); both give the same numbers.
     """
 
     step_seconds = 3600
@@ -44,22 +47,43 @@ class CfeCore(LumpedCore):
     rates = ("et", "pet", "melt")
     levels = ("swe", "soil_moisture", "groundwater")
 
-    def __init__(self, model, x_attr: np.ndarray, latitude: float):
+    def __init__(self, model, x_attr: np.ndarray, latitude: float, backend: str = "torch"):
         super().__init__()
+        if backend not in kernel.BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; valid: {list(kernel.BACKENDS)}")
         self._model = model
         self._options = model.config.options()
+        if backend == "cpp":
+            why = kernel.unsupported(self._options)
+            if why is not None:
+                raise ValueError(f"the CFE kernel does not implement {why}: use backend torch")
+            kernel._require_core()
+        self.backend = backend
         self._pet_weights = model.config.scheme().pet_weights().numpy()
         self._ra = extraterrestrial_radiation(latitude, np.arange(1, 367))[:, 0].tolist()
         with torch.no_grad():
             learned = model.parameters_physical(torch.as_tensor(x_attr[None], dtype=torch.float64))
             self.params = model.cfe_parameters(learned)
+            self.constants = physics.soil_constants(self.params)
         self.snow = {k: float(learned[k][0]) for k in snow_routine.PARAMETER_RANGES}
-        self.constants = physics.soil_constants(self.params)
+        self._snow_args = (self.snow["TT"], self.snow["CFMAX"] / 24.0, self.snow["CFR"],
+                           self.snow["CWH"])
+        c, p = self.constants, self.params
+        self._kparams = np.array([float(v[0]) for v in (
+            c.storage_max, c.field_capacity, c.wilting_point, c.coeff_percolation, c.schaake_kdt,
+            p.k_lf, p.expon_soil, p.expon_soil_secondary, p.max_gw_storage, p.cgw, p.expon_gw,
+            p.k_nash)])
+        self._ordinates = p.giuh_ordinates[0].numpy().copy()
+        self._kout = np.zeros(kernel.N_GRAD_OUTPUTS)
         self.reset()
 
     # -- LumpedCore --------------------------------------------------------------------------
     def reset(self) -> None:
-        self.cfe = self._model.initial_state(self.params)
+        s0 = self._model.initial_state(self.params)
+        #: soil, gw, last percolation, lateral Nash reservoirs [m] (the kernel's state layout)
+        self.state = np.concatenate([[float(s0.soil[0]), float(s0.gw[0]), 0.0],
+                                     s0.nash_lateral[0].numpy()])
+        self.queue = np.zeros(len(self._ordinates))  # GIUH runoff queue [m]
         self.snowpack = 0.0
         self.meltwater = 0.0
         self._temps = np.full(24, np.nan)  # trailing hourly temperatures (Hargreaves PET)
@@ -76,17 +100,27 @@ class CfeCore(LumpedCore):
         self._temps[-1] = t
         if pet is None:
             pet = self.hargreaves_hourly(start)
-        liquid, melt = self._snow_hour(p, t)
-        f = lambda x: torch.tensor([x], dtype=torch.float64)  # noqa: E731
-        with torch.no_grad():
-            self.cfe, out = physics.step(self.cfe, self.params, self.constants, f(liquid / 1000.0),
-                                         f(pet / (1000.0 * physics.STEP_SECONDS)), self._options)
-        q = [float(out[k]) * 1000.0 for k in ("DIRECT_RUNOFF", "NASH_LATERAL_RUNOFF",
-                                              "DEEP_GW_TO_CHANNEL_FLUX")]
+        s = snow_routine.degree_day_step(self.snowpack, self.meltwater, p, t, *self._snow_args)
+        self.snowpack, self.meltwater = s.snowpack, s.meltwater
+        rain = (s.rain + s.outflow) / 1000.0
+        if self.backend == "cpp":
+            out = self._kout
+            kernel._core.step(self._kparams, self.state, rain, pet / (1000.0 * physics.STEP_SECONDS),
+                              self._options.mass_conserving, out)
+            excess, lateral, baseflow, overflow, aet = out[0], out[1], out[2], out[3], out[4]
+        else:
+            excess, lateral, baseflow, overflow, aet = self._torch_step(rain, pet)
+        q = self.queue
+        q += self._ordinates * excess
+        direct = q[0]
+        q[:-1] = q[1:]
+        q[-1] = 0.0
         if self._options.mass_conserving:
-            q[2] += float(out["GW_OVERFLOW"]) * 1000.0
-        self.flow_new[:] = q
-        self.rate_values[:] = (float(out["ACTUAL_ET"]) * 1000.0, pet, melt)
+            baseflow = baseflow + overflow
+        new = self.flow_new
+        new[0], new[1], new[2] = direct * 1000.0, lateral * 1000.0, baseflow * 1000.0
+        rv = self.rate_values
+        rv[0], rv[1], rv[2] = aet * 1000.0, pet, s.melt
         self._write_levels()
 
     def hargreaves_hourly(self, start: dt.datetime) -> float:
@@ -98,23 +132,18 @@ class CfeCore(LumpedCore):
         return daily * float(self._pet_weights[start.hour])
 
     def get_state(self) -> dict[str, np.ndarray]:
-        st = {f"cfe_{f.name}": getattr(self.cfe, f.name).numpy()
-              for f in dataclasses.fields(physics.CfeState)}
-        st.update(snow=np.array([self.snowpack, self.meltwater]), temps=self._temps,
-                  rate_values=self.rate_values, level_values=self.level_values,
-                  flow_new=self.flow_new)
+        st = {"cfe": self.state, "giuh_queue": self.queue,
+              "snow": np.array([self.snowpack, self.meltwater]), "temps": self._temps,
+              "rate_values": self.rate_values, "level_values": self.level_values,
+              "flow_new": self.flow_new}
         return {k: np.array(v, copy=True) for k, v in st.items()}
 
     def set_state(self, state: dict[str, np.ndarray]) -> None:
-        fields = {}
-        for f in dataclasses.fields(physics.CfeState):
-            ref = getattr(self.cfe, f.name)
-            arr = state.get(f"cfe_{f.name}")
-            if arr is None or arr.shape != tuple(ref.shape):
-                raise ValueError(f"state lacks cfe_{f.name} of shape {tuple(ref.shape)} (another "
-                                 f"model configuration?)")
-            fields[f.name] = torch.from_numpy(np.array(arr, dtype=np.float64))
-        self.cfe = physics.CfeState(**fields)
+        for key, arr in (("cfe", self.state), ("giuh_queue", self.queue)):
+            if key not in state or state[key].shape != arr.shape:
+                raise ValueError(f"state lacks {key!r} of shape {arr.shape} (another model "
+                                 f"configuration?)")
+            arr[...] = state[key]
         self.snowpack, self.meltwater = (float(x) for x in state["snow"])
         self._temps = state["temps"].copy()
         self.rate_values = state["rate_values"].copy()
@@ -122,15 +151,26 @@ class CfeCore(LumpedCore):
         self.flow_new = state["flow_new"].copy()
 
     # -- helpers -----------------------------------------------------------------------------
-    def _snow_hour(self, p: float, t: float) -> tuple[float, float]:
-        """Hourly degree-day step; returns (liquid water to the ground, melt) [mm]."""
-        s = self.snow
-        f = lambda x: torch.tensor(x, dtype=torch.float64)  # noqa: E731
-        r = snow_routine.degree_day_step(f(self.snowpack), f(self.meltwater), f(p), f(t),
-                                         f(s["TT"]), f(s["CFMAX"] / 24.0), f(s["CFR"]), f(s["CWH"]))
-        self.snowpack, self.meltwater = float(r.snowpack), float(r.meltwater)
-        return float(r.rain + r.outflow), float(r.melt)
+    def _torch_step(self, rain: float, pet: float) -> tuple[float, ...]:
+        """One hour with :func:`bmi_dcfe.physics.step` on the numpy state (GIUH done outside)."""
+        st = torch.from_numpy(self.state)
+        state = physics.CfeState(soil=st[0:1], gw=st[1:2], giuh_queue=torch.zeros(1, 1,
+                                 dtype=torch.float64), nash_lateral=st[3:].reshape(1, -1),
+                                 nash_surface=torch.zeros(1, 0, dtype=torch.float64),
+                                 percolation=st[2:3])
+        params = dataclasses.replace(self.params, giuh_ordinates=torch.ones(1, 1,
+                                                                            dtype=torch.float64))
+        f = lambda x: torch.tensor([x], dtype=torch.float64)  # noqa: E731
+        with torch.no_grad():
+            new, out = physics.step(state, params, self.constants, f(rain),
+                                    f(pet / (1000.0 * physics.STEP_SECONDS)), self._options)
+        self.state[:] = np.concatenate([new.soil.numpy(), new.gw.numpy(),
+                                        new.percolation.numpy(), new.nash_lateral[0].numpy()])
+        return tuple(float(out[k]) for k in ("INFILTRATION_EXCESS", "NASH_LATERAL_RUNOFF",
+                                             "DEEP_GW_TO_CHANNEL_FLUX", "GW_OVERFLOW",
+                                             "ACTUAL_ET"))
 
     def _write_levels(self) -> None:
-        self.level_values[:] = (self.snowpack + self.meltwater, float(self.cfe.soil) * 1000.0,
-                                float(self.cfe.gw) * 1000.0)
+        lv = self.level_values
+        lv[0], lv[1], lv[2] = (self.snowpack + self.meltwater, self.state[0] * 1000.0,
+                               self.state[1] * 1000.0)

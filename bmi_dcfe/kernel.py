@@ -121,7 +121,6 @@ class _CfeFunction(torch.autograd.Function):
         out, final, saved = _fn("forward", dtype)(*arrs, mass_conserving, save, n_threads)
         ctx.mass_conserving, ctx.n_threads = mass_conserving, n_threads
         ctx.arrays = (arrs[0], saved, arrs[2], arrs[3])
-        ctx.mark_non_differentiable()
         return torch.from_numpy(out), torch.from_numpy(final)
 
     @staticmethod

@@ -186,10 +186,18 @@ class DCFE(nn.Module):
         dict
             :data:`OUTPUTS` series [D - warmup, B] (mm/day; stores in mm at the end of each day).
         """
-        forcing, x_attr = batch["forcing"], batch["x_attr"]
-        warmup = int(batch.get("warmup", 0))
+        learned = self.parameters_physical(batch["x_attr"])
+        return self.simulate(learned, batch["forcing"], int(batch.get("warmup", 0)))
+
+    def simulate(self, learned: dict[str, torch.Tensor], forcing: torch.Tensor,
+                 warmup: int = 0) -> dict[str, torch.Tensor]:
+        """Snow + hourly CFE for given physical parameters (``{name: [B]}`` of
+        :data:`PARAMETERS`), e.g. from the network or from a per-basin calibration.
+
+        ``forcing`` [D, B, 3] daily P [mm/day], T [degC], PET [mm/day]; returns
+        :data:`OUTPUTS` series [D - warmup, B] (see :meth:`forward`).
+        """
         p, t, pet = forcing.unbind(-1)
-        learned = self.parameters_physical(x_attr)
         params = self.cfe_parameters(learned)
         liquid, melt, swe = snow_liquid_water(p, t, learned)
         scheme = self.config.scheme()

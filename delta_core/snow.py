@@ -43,7 +43,7 @@ def degree_day_step(snowpack: torch.Tensor, meltwater: torch.Tensor, p: torch.Te
 
     Parameters
     ----------
-    snowpack, meltwater : Tensor
+    snowpack, meltwater : Tensor (or float, then every argument is a float)
         Frozen and liquid stores [mm].
     p, t : Tensor
         Precipitation [mm/day] and mean air temperature [degC].
@@ -51,16 +51,21 @@ def degree_day_step(snowpack: torch.Tensor, meltwater: torch.Tensor, p: torch.Te
         Threshold temperature [degC], degree-day factor [mm degC-1 d-1], refreezing factor and
         water holding capacity [-].
     """
-    is_rain = (t >= tt).to(p.dtype)
+    if isinstance(p, torch.Tensor):
+        minimum, positive = torch.minimum, lambda x: torch.clamp(x, min=0.0)  # noqa: E731
+        is_rain = (t >= tt).to(p.dtype)
+    else:  # plain floats (a BMI's per-step call): the same operations on Python floats
+        minimum, positive = min, lambda x: max(x, 0.0)  # noqa: E731
+        is_rain = float(t >= tt)
     rain = p * is_rain
     snow = p - rain
     snowpack = snowpack + snow
-    melt = torch.minimum(torch.clamp(cfmax * (t - tt), min=0.0), snowpack)
+    melt = minimum(positive(cfmax * (t - tt)), snowpack)
     meltwater = meltwater + melt
     snowpack = snowpack - melt
-    refreeze = torch.minimum(torch.clamp(cfr * cfmax * (tt - t), min=0.0), meltwater)
+    refreeze = minimum(positive(cfr * cfmax * (tt - t)), meltwater)
     snowpack = snowpack + refreeze
     meltwater = meltwater - refreeze
-    outflow = torch.clamp(meltwater - cwh * snowpack, min=0.0)
+    outflow = positive(meltwater - cwh * snowpack)
     meltwater = meltwater - outflow
     return SnowStep(rain, snow, melt, refreeze, outflow, snowpack, meltwater)

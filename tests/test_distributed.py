@@ -33,7 +33,8 @@ def _torchrun(module: str, config, n: int = 2) -> subprocess.CompletedProcess:
                PYTHONPATH=os.pathsep.join([str(TESTS), root]))
     return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
                            f"--nproc_per_node={n}", "-m", module, "--config", str(config),
-                           "--no-progress"], env=env, capture_output=True, text=True, timeout=600)
+                           "--no-progress"], env=env, capture_output=True, text=True, timeout=600,
+                          cwd=os.path.dirname(os.path.abspath(config)))  # not the source tree
 
 
 @pytest.mark.slow

@@ -90,7 +90,7 @@ def _tiny_config(name, run_dir, epochs=2):
                  "train_end": "1982-12-31", "test_start": "1983-01-01", "test_end": "1983-06-30",
                  "attributes": ["p_mean", "aridity", "frac_snow"]},
         "training": {"epochs": epochs, "batch_basins": 2, "window_days": 120, "warmup_days": 60,
-                     "backend": "torch", "dtype": "float64", "learning_rate": 0.5}})
+                     "backend": "cpp", "dtype": "float64", "learning_rate": 0.5}})
 
 
 @pytest.mark.slow
@@ -112,7 +112,7 @@ def test_training_resumes_exactly_and_writes_bundle(model_name, tmp_path):
 def test_evaluation_writes_declared_outputs(model_name, random_bundle, sample, tmp_path):
     spec = model_spec(model_name)
     res = evaluate_model(random_bundle(model_name), sample, ["01022500", "03439000"],
-                         "1990-10-01", "1991-09-30", backend="torch", out_dir=tmp_path)
+                         "1990-10-01", "1991-09-30", out_dir=tmp_path)
     assert res["n_basins"] == 2 and np.isfinite(res["median_nse"])
     assert ("bfi_sim" in res["rows"][0]) == (spec.baseflow_output is not None)
     with netCDF4.Dataset(tmp_path / "simulation.nc") as nc:

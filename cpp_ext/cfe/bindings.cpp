@@ -77,6 +77,31 @@ py::tuple backward(const Arr<T>& params, const Arr<T>& saved, const Arr<T>& rain
   return py::make_tuple(gp, gs, gr, ge);
 }
 
+// One hour of one basin in place (the BMI path): state [3 + n_nash] is updated, out [8] receives
+// the gradient-carrying outputs (excess, lateral, baseflow, overflow, aet, soil, gw, perc).
+void step(py::array_t<double, py::array::c_style> params, py::array_t<double, py::array::c_style> state,
+          double rain, double pet, bool mass_conserving, py::array_t<double, py::array::c_style> out) {
+  if (params.size() != cfe::kNumParams) fail("params: expected 12 values");
+  if (state.size() < cfe::kNumScalarStates) fail("state: expected 3 + n_nash values");
+  if (out.size() != cfe::kNumGradOutputs) fail("out: expected 8 values");
+  cfe::Options o;
+  o.mass_conserving = mass_conserving;
+  cfe::Step<double> s;
+  double lateral;
+  double* st = state.mutable_data();
+  cfe::step_forward<double>(params.data(), rain, pet, st, st + cfe::kNumScalarStates,
+                            int(state.size()) - cfe::kNumScalarStates, o, s, lateral);
+  double* r = out.mutable_data();
+  r[cfe::kExcess] = s.excess2;
+  r[cfe::kLateral] = lateral;
+  r[cfe::kBaseflow] = s.bf;
+  r[cfe::kOverflow] = s.overflow;
+  r[cfe::kAet] = s.et_rain + s.et_soil;
+  r[cfe::kSoil] = st[cfe::kSoilState];
+  r[cfe::kGw] = st[cfe::kGwState];
+  r[cfe::kPerc] = s.perc;
+}
+
 template <typename T>
 void bind_dtype(py::module_& m, const char* suffix) {
   m.def((std::string("forward_") + suffix).c_str(), &forward<T>, py::arg("params"),
@@ -98,4 +123,7 @@ PYBIND11_MODULE(_core, m) {
   m.attr("BUILD_INFO") = delta::build_info();
   bind_dtype<double>(m, "f64");
   bind_dtype<float>(m, "f32");
+  m.def("step", &step, py::arg("params"), py::arg("state"), py::arg("rain"), py::arg("pet"),
+        py::arg("mass_conserving"), py::arg("out"),
+        "One hour of one basin in place (float64): the BMI's step.");
 }
