@@ -110,6 +110,48 @@ def training_iteration(repeat: int) -> float:
     return best_of(go, repeat)
 
 
+def bmi_latency(backend: str, n_updates: int) -> float:
+    """Mean wall time of one hourly ``update`` of BmiDCFE (shipped bundle, sample basin
+    01022500), with the two ``set_value`` calls and one ``get_value`` of the runoff that ngen
+    makes per step [s]; best of 3 runs of ``n_updates`` after a warm-up run."""
+    import tempfile
+
+    import numpy as np
+    import yaml
+
+    from bmi_dcfe import BmiDCFE
+    from delta_core.config import CAMELS_ATTRIBUTES
+    from delta_core.data.camels import CamelsDataset
+    from delta_core.ngen.crosswalk import PRECIP, RUNOFF_DEPTH, TEMP
+
+    ds = CamelsDataset()
+    gid = "01022500"
+    attrs = {k: v[0] for k, v in ds.attributes([gid], CAMELS_ATTRIBUTES).items()}
+    cfg = {"attributes": attrs, "latitude": float(ds.basins[gid]["gauge_lat"]),
+           "area_km2": 573.6, "start_time": "1990-01-01 00:00:00", "backend": backend}
+    rng = np.random.default_rng(0)
+    prcp = np.where(rng.random(n_updates) < 0.1, rng.gamma(1.0, 2.0, n_updates), 0.0)
+    temp = 10 + 8 * np.sin(np.arange(n_updates) * 2 * np.pi / 24)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "cfg.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        buf, p1, t1 = np.zeros(1), np.zeros(1), np.zeros(1)
+
+        def go():
+            m = BmiDCFE()
+            m.initialize(str(path))
+            t0 = time.perf_counter()
+            for h in range(n_updates):
+                p1[0], t1[0] = prcp[h], temp[h]
+                m.set_value(PRECIP, p1)
+                m.set_value(TEMP, t1)
+                m.update()
+                m.get_value(RUNOFF_DEPTH, buf)
+            return time.perf_counter() - t0
+        go()
+        return min(go() for _ in range(3)) / n_updates
+
+
 def main(argv=None) -> str:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--threads", type=int, default=1, help="threads for torch and the kernel")
@@ -131,6 +173,10 @@ def main(argv=None) -> str:
                  f"{fb['cpp']:.4f}", f"{fb['torch'] / fb['cpp']:.0f}x"))
     rows.append(("forward+backward, basin-hours/s", f"{work / fb['torch']:.3g}",
                  f"{work / fb['cpp']:.3g}", f"{fb['torch'] / fb['cpp']:.0f}x"))
+    lat = {bk: bmi_latency(bk, 2000 if bk == "cpp" else 300) for bk in ("torch", "cpp")}
+    rows.append(("BmiDCFE hourly update (+2 set_value, 1 get_value), us",
+                 f"{lat['torch'] * 1e6:.0f}", f"{lat['cpp'] * 1e6:.1f}",
+                 f"{lat['torch'] / lat['cpp']:.0f}x"))
     it = training_iteration(max(1, a.repeat - 1))
     info = machine_info()
     lines = [f"CFE kernel benchmark ({a.threads} thread(s); best of {a.repeat} after a warm-up)", "",
