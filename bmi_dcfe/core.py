@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import warnings
 
 import numpy as np
 import torch
@@ -87,6 +88,7 @@ class CfeCore(LumpedCore):
         self.snowpack = 0.0
         self.meltwater = 0.0
         self._temps = np.full(24, np.nan)  # trailing hourly temperatures (Hargreaves PET)
+        self._flat_warned = False
         self.flow_new = np.zeros(3)
         self.flow_carry = np.zeros(3)
         self.rate_values = np.zeros(3)
@@ -127,8 +129,13 @@ class CfeCore(LumpedCore):
         """PET of the hour starting at ``start`` [mm]: Hargreaves from the trailing 24 hours'
         max/min temperature (fewer at the start of a run) times the hour's sine weight."""
         window = self._temps[~np.isnan(self._temps)]
-        daily = hargreaves_from_ra(float(window.max()), float(window.min()),
-                                   self._ra[start.timetuple().tm_yday - 1])
+        tmax, tmin = float(window.max()), float(window.min())
+        if len(window) == 24 and tmax == tmin and not self._flat_warned:
+            self._flat_warned = True
+            warnings.warn(f"dCFE: air temperature constant over the 24 hours before {start} "
+                          f"(daily-mean forcing?): Hargreaves PET is 0 until it varies; give PET "
+                          f"as an input (pet_source: input) for such forcing", stacklevel=2)
+        daily = hargreaves_from_ra(tmax, tmin, self._ra[start.timetuple().tm_yday - 1])
         return daily * float(self._pet_weights[start.hour])
 
     def get_state(self) -> dict[str, np.ndarray]:

@@ -13,6 +13,7 @@ Knows nothing of BMI: no configuration files, names or units beyond mm and mm/da
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 
 import numpy as np
 import torch
@@ -80,6 +81,7 @@ class HBVCore(LumpedCore):
     def reset(self) -> None:
         self.states = np.full((len(hbv.STATE_NAMES), self.n_components), hbv.COLD_START_MM)
         self.params = self._static.copy()
+        self._flat_warned = False
         if self._lstm is not None:
             self._lstm.reset()
         self._qhist = np.zeros((3, len(self.unit_hydrograph) - 1))  # q0,q1,q2 at lags 1..14
@@ -98,6 +100,12 @@ class HBVCore(LumpedCore):
         if pet is None:
             if tmax is None or tmin is None:
                 raise ValueError("dHBV needs PET or the day's max and min temperature")
+            if tmax == tmin and not self._flat_warned:
+                self._flat_warned = True
+                warnings.warn(f"dHBV: zero temperature range on the day from {start} "
+                              f"(temperature constant within the day: daily-mean forcing?): "
+                              f"Hargreaves PET is 0 on such days; give PET as an input "
+                              f"(pet_source: input) for such forcing (warned once)", stacklevel=2)
             pet = hargreaves_from_ra(tmax, tmin, self._ra[start.timetuple().tm_yday - 1])
         if self._lstm is not None:
             raw = self._lstm.step(self._forcing_norm.transform_day((p, t, pet)))

@@ -236,3 +236,28 @@ def test_bmi_backends_agree(make_bmi):
         runs[backend] = np.array(rows)
     np.testing.assert_allclose(runs["cpp"], runs["torch"], rtol=1e-12, atol=1e-15)
     assert runs["cpp"][:, 2].max() > 0  # snow was on the ground at times
+
+
+@pytest.mark.parametrize("name", ["dcfe", "dhbv"])
+def test_constant_temperature_within_days_warns(make_bmi, name):
+    """Forcing with the same temperature every hour gives a zero Hargreaves range: say so."""
+    import warnings as w
+
+    m = make_bmi(name)
+    with w.catch_warnings(record=True) as caught:
+        w.simplefilter("always")
+        for _ in range(72):
+            m.set_value(PRECIP, np.array([0.1]))
+            m.set_value(TEMP, np.array([12.0]))
+            m.update()
+    msgs = [str(c.message) for c in caught if "PET" in str(c.message)]
+    assert len(msgs) == 1 and "pet_source: input" in msgs[0]
+
+
+def test_bmi_threads_key(make_bmi):
+    m = make_bmi("dcfe", threads=1)
+    assert torch.get_num_threads() == 1
+    from delta_core.bmi.base import BmiError
+    with pytest.raises(BmiError, match="threads must be a positive integer"):
+        make_bmi("dcfe", threads=0)
+    m.finalize()

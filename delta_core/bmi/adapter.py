@@ -58,6 +58,8 @@ COMMON_KEYS: dict[str, str] = {
     "n_steps": "number of time steps to the end time (optional; alternative to end_time)",
     "allow_exceed_end_time": "true: updating past the end time is allowed (default false)",
     "backend": "physics engine: cpp (compiled kernel, default) or torch",
+    "threads": "torch and kernel threads of this process (default 1: ngen runs many catchments "
+               "per process, and extra BLAS/OpenMP threads per process cost system time)",
     "initial_state": "cold (default) or the path of a state file written by save_state",
     "spinup_forcing": "optional CSV of forcing at the model's step run before start_time to "
                       "warm the states",
@@ -188,6 +190,12 @@ class NgenBmi(LumpedBmi):
         self._area_km2 = _number(cfg["area_km2"], "area_km2")
         if not self._area_km2 > 0:
             raise BmiError(f"area_km2 must be > 0, got {self._area_km2}")
+        threads = cfg.get("threads", 1)
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise BmiError(f"threads must be a positive integer, got {threads!r}")
+        import torch
+
+        torch.set_num_threads(threads)
         backend = cfg.get("backend")
         if backend is not None and backend not in ("cpp", "torch"):
             raise BmiError(f"backend must be 'cpp' or 'torch', got {backend!r}")
