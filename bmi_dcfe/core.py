@@ -21,7 +21,7 @@ import torch
 from bmi_dcfe import kernel, physics
 from delta_core import snow as snow_routine
 from delta_core.bmi.core import LumpedCore
-from delta_core.pet import extraterrestrial_radiation, hargreaves_from_ra
+from delta_core.pet import extraterrestrial_radiation, hargreaves_scalar
 
 
 class CfeCore(LumpedCore):
@@ -60,7 +60,7 @@ class CfeCore(LumpedCore):
                 raise ValueError(f"the CFE kernel does not implement {why}: use backend torch")
             kernel._require_core()
         self.backend = backend
-        self._pet_weights = model.config.scheme().pet_weights().numpy()
+        self._pet_weights = model.config.scheme().pet_weights().tolist()
         self._ra = extraterrestrial_radiation(latitude, np.arange(1, 367))[:, 0].tolist()
         with torch.no_grad():
             learned = model.parameters_physical(torch.as_tensor(x_attr[None], dtype=torch.float64))
@@ -89,6 +89,8 @@ class CfeCore(LumpedCore):
         self.meltwater = 0.0
         self._temps = np.full(24, np.nan)  # trailing hourly temperatures (Hargreaves PET)
         self._flat_warned = False
+        self._ra_day = -1  # ordinal of the day whose radiation is cached
+        self._ra_today = 0.0
         self.flow_new = np.zeros(3)
         self.flow_carry = np.zeros(3)
         self.rate_values = np.zeros(3)
@@ -128,15 +130,20 @@ class CfeCore(LumpedCore):
     def hargreaves_hourly(self, start: dt.datetime) -> float:
         """PET of the hour starting at ``start`` [mm]: Hargreaves from the trailing 24 hours'
         max/min temperature (fewer at the start of a run) times the hour's sine weight."""
-        window = self._temps[~np.isnan(self._temps)]
-        tmax, tmin = float(window.max()), float(window.min())
-        if len(window) == 24 and tmax == tmin and not self._flat_warned:
+        temps = self._temps
+        if np.isnan(temps[0]):  # fewer than 24 hours so far
+            temps = temps[~np.isnan(temps)]
+        tmax, tmin = float(temps.max()), float(temps.min())
+        if tmax == tmin and len(temps) == 24 and not self._flat_warned:
             self._flat_warned = True
             warnings.warn(f"dCFE: air temperature constant over the 24 hours before {start} "
                           f"(daily-mean forcing?): Hargreaves PET is 0 until it varies; give PET "
                           f"as an input (pet_source: input) for such forcing", stacklevel=2)
-        daily = hargreaves_from_ra(tmax, tmin, self._ra[start.timetuple().tm_yday - 1])
-        return daily * float(self._pet_weights[start.hour])
+        day = start.toordinal()
+        if day != self._ra_day:
+            self._ra_day = day
+            self._ra_today = self._ra[start.timetuple().tm_yday - 1]
+        return hargreaves_scalar(tmax, tmin, self._ra_today) * self._pet_weights[start.hour]
 
     def get_state(self) -> dict[str, np.ndarray]:
         st = {"cfe": self.state, "giuh_queue": self.queue,

@@ -31,14 +31,19 @@ def extraterrestrial_radiation(lat_deg: np.ndarray | float, doy: np.ndarray) -> 
             * (ws * np.sin(phi) * np.sin(delta) + np.cos(phi) * np.cos(delta) * np.sin(ws)))
 
 
+def hargreaves_scalar(tmax: float, tmin: float, ra: float) -> float:
+    """:func:`hargreaves_from_ra` for Python floats (the per-step BMI path, no numpy overhead)."""
+    pet = 0.0023 * 0.408 * ra * (0.5 * (tmax + tmin) + 17.8) * math.sqrt(max(tmax - tmin, 0.0))
+    return max(pet, 0.0)
+
+
 def hargreaves_from_ra(tmax, tmin, ra):
     """Hargreaves PET [mm/day] from tmax, tmin [degC] and Ra [MJ m-2 day-1]; scalars or arrays.
 
     ``0.0023 * 0.408 * Ra * ((tmax + tmin)/2 + 17.8) * sqrt(max(tmax - tmin, 0))``, clipped at 0.
     """
     if np.ndim(tmax) == 0:  # scalar fast path (BMI time step)
-        pet = 0.0023 * 0.408 * ra * (0.5 * (tmax + tmin) + 17.8) * math.sqrt(max(tmax - tmin, 0.0))
-        return max(pet, 0.0)
+        return hargreaves_scalar(tmax, tmin, ra)
     pet = 0.0023 * 0.408 * ra * (0.5 * (tmax + tmin) + 17.8) * np.sqrt(np.clip(tmax - tmin, 0.0, None))
     return np.clip(pet, 0.0, None)
 

@@ -30,7 +30,9 @@ SHARED_RUNS = [
     ("long_runs/cfg_schaake_nash_camels01022500_wy1997.txt",
      "long_runs/cfe_c_ref_schaake_nash_camels01022500_wy1997.csv"),
 ]
-RUNS = [pytest.param(SHARED / c, SHARED / r, id=Path(r).stem) for c, r in SHARED_RUNS] + [
+RUNS = [pytest.param(SHARED / c, SHARED / r, id=Path(r).stem,
+                     marks=[pytest.mark.slow] if "long_runs" in r else [])
+        for c, r in SHARED_RUNS] + [
     pytest.param(d / "cfg.txt", d / "cfe_c_out.csv", id=d.name) for d in sorted(EXTRA.glob("seed*"))]
 
 
