@@ -237,3 +237,34 @@ def test_realization_pet_input_option(tmp_path):
     names = params["params"]["variables_names_map"]
     assert names[B.PET] == "pet" and B.TMAX not in names
     assert yaml.safe_load((out / "config" / "cat-01022500.yaml").read_text())["pet_source"] == "input"
+
+
+def test_forcing_column_without_unit_is_passed_raw_as_ngen_does(staged, tmp_path):
+    """ngen cannot convert a column whose header has no [unit]: it warns and passes the raw
+    value. The replay does the same (so both agree), and says which header to write."""
+    import shutil
+    import warnings
+
+    src = staged / "ngen_example"
+    dst = tmp_path / "nounit"
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("output"))
+    for f in (dst / "forcing").glob("*.csv"):
+        rows = [line.split(",") for line in f.read_text().splitlines()]
+        col = rows[0].index("TMP_2maboveground")
+        rows[0][col] = "air_temp"  # degC, no unit in the header
+        for r in rows[1:]:
+            r[col] = repr(float(r[col]) - 273.15)
+        f.write_text("\n".join(",".join(r) for r in rows) + "\n")
+    rj = json.loads((dst / "realization.json").read_text())
+    rj["global"]["formulations"][0]["params"]["variables_names_map"][B.TEMP] = "air_temp"
+    (dst / "realization.json").write_text(json.dumps(rj))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = R.replay(dst / "realization.json", dst / "catchment_data.geojson", ids=["cat-27"],
+                       write=False)
+    msgs = [str(c.message) for c in caught if "no [unit]" in str(c.message)]
+    assert len(msgs) == 1 and "'air_temp [degC]'" in msgs[0]
+    ref = R.replay(src / "realization.json", src / "catchment_data.geojson", ids=["cat-27"],
+                   write=False)
+    np.testing.assert_allclose(res["catchments"]["cat-27"]["main_m"],
+                               ref["catchments"]["cat-27"]["main_m"], rtol=1e-12, atol=0)

@@ -42,6 +42,7 @@ import importlib
 import json
 import re
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -219,6 +220,7 @@ def replay(realization_path: str | Path, catchments_path: str | Path,
 def _run_catchment(real: dict, cid: str, props: dict, root: Path, times: np.ndarray,
                    interval: float) -> dict:
     params, forcing_cfg = _formulation(real, cid)
+    warned: set = set()
     if params.get("uses_forcing_file"):
         raise ReplayError("uses_forcing_file: true aborts ngen ('parameter was removed'); omit "
                           "it or set false")
@@ -280,7 +282,16 @@ def _run_catchment(real: dict, cid: str, props: dict, root: Path, times: np.ndar
                                   f"{itemsize} (this crashes ngen)")
             col = forcing.resolve(names_map.get(name, name))
             raw = forcing.value(col, t0, interval)
-            value = convert(raw, forcing.units[col], units, f"{col} -> {name}")
+            if not forcing.units[col]:  # as ngen: no [unit] in the header -> raw value, warned
+                if (cid, col) not in warned:
+                    warned.add((cid, col))
+                    warnings.warn(f"{forcing.path}: column {col!r} has no [unit] in its header; "
+                                  f"ngen cannot convert it ('Unit conversion failure') and passes "
+                                  f"the raw value to {name} [{units}], and so does this replay: "
+                                  f"write the header as '{col} [{units}]'", stacklevel=2)
+                value = raw
+            else:
+                value = convert(raw, forcing.units[col], units, f"{col} -> {name}")
             model.set_value(name, np.full(nbytes // itemsize, value, dtype=np.float64))
         step = model.get_time_step() * t_factor
         if abs(step - interval) < 1e-9:
