@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from bmi_dcfe.bmi import BmiDCFE
 from delta_core.ngen import crosswalk as X
 from delta_core.ngen.realization import HOURLY_MAP, ModelBinding, main as _main
 
@@ -32,7 +33,8 @@ BINDING = ModelBinding(
     model="dcfe", prog="dcfe-realization", model_type_name="dCFE",
     python_type="bmi_dcfe.BmiDCFE",
     inputs=_inputs, outputs=OUTPUTS,
-    spinup_columns={},
+    spinup_columns={c: f for c, f in BmiDCFE.SPINUP_COLUMNS.items() if f != "pet"},
+    spinup_step=3600,
     add_arguments=_add_arguments,
     config_extras=lambda args: {"pet_source": args.pet_source} if args.pet_source else {},
 )

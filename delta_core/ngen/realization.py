@@ -11,7 +11,7 @@ Catchment rows (id, latitude, area, attributes) come from one of:
 * ``--camels ID ...``: basins of a CAMELS-format data directory (``--camels-root``, default the
   shipped sample). Also writes ``<out>/catchment_data.geojson`` and ``<out>/nexus_data.geojson``
   (see below); ``--write-forcing`` writes forcing CSVs for start..end (hourly or daily, see
-  below) and ``--spinup-start`` daily spin-up CSVs up to the day before start;
+  below) and ``--spinup-start`` spin-up CSVs at the model's step up to the day before start;
 * ``--catchments GEOJSON --stand-in GAUGE``: the geojson's catchments (areasqkm; latitude of the
   polygon's vertex mean) with the attributes of CAMELS basin GAUGE as a documented stand-in.
 
@@ -93,6 +93,10 @@ class ModelBinding:
         ``output_variables`` and ``output_header_fields``.
     spinup_columns : dict
         Spin-up CSV column -> data variable (``prcp``, ``tmax``...) for ``--spinup-start``.
+    spinup_step : int
+        Row step of the spin-up CSV [s]: the model's step (86400: daily data as is; 3600: hourly
+        rows synthesised like the hourly forcing, ``prcp`` in mm per hour, ``tmean`` the hour's
+        temperature).
     add_arguments : callable(parser) or None
         Model-specific options.
     config_extras : callable(args) -> dict
@@ -107,6 +111,7 @@ class ModelBinding:
     outputs: list
     spinup_columns: dict
     add_arguments: Callable | None = None
+    spinup_step: int = 86400
     config_extras: Callable = field(default=lambda args: {})
 
 
@@ -221,7 +226,8 @@ def hourly_from_daily(prcp, tmean, tmax, tmin) -> tuple[np.ndarray, np.ndarray]:
 
 def write_camels_csvs(gauge: str, root, start: str, end: str, forcing_path: Path | None,
                       spinup_start: str | None, spinup_path: Path | None,
-                      time_step: int = 86400, spinup_columns: dict | None = None) -> None:
+                      time_step: int = 86400, spinup_columns: dict | None = None,
+                      spinup_step: int = 86400) -> None:
     """Forcing CSV for the days start..end and a daily spin-up CSV (``date`` and
     ``spinup_columns``: column -> data variable) from ``spinup_start`` to the day before start. The forcing CSV is daily
     (``time,prcp [mm d-1],tmean,tmax,tmin [degC]``) for ``time_step`` 86400 and the synthetic
@@ -257,9 +263,23 @@ def write_camels_csvs(gauge: str, root, start: str, end: str, forcing_path: Path
         with open(spinup_path, "w", newline="") as f:
             w = csv.writer(f)
             cols = spinup_columns or {}
-            w.writerow(["date", *cols])
+            if spinup_step == 86400:
+                w.writerow(["date", *cols])
+                for i, d in enumerate(ts.dates):
+                    w.writerow([str(d), *(repr(float(ts[v][i, 0])) for v in cols.values())])
+                return
+            rate, temp = hourly_from_daily(ts.prcp[:, 0], ts.tmean[:, 0], ts.tmax[:, 0],
+                                           ts.tmin[:, 0])
+            hourly = {"prcp": rate * 3600.0, "tmean": temp - 273.15}
+            unknown = [v for v in cols.values() if v not in hourly]
+            if unknown:
+                raise ValueError(f"hourly spin-up rows can be synthesised for {sorted(hourly)}, "
+                                 f"not {unknown}")
+            w.writerow(["time", *cols])
             for i, d in enumerate(ts.dates):
-                w.writerow([str(d), *(repr(float(ts[v][i, 0])) for v in cols.values())])
+                for h in range(24):
+                    w.writerow([f"{d} {h:02d}:00:00",
+                                *(repr(float(hourly[v][i, h])) for v in cols.values())])
 
 
 def write_camels_geojson(out: Path, ids, root) -> tuple[Path, Path]:
@@ -444,7 +464,8 @@ def _main(argv, binding: ModelBinding) -> int:
             write_camels_csvs(r["gauge_id"], args.camels_root, args.start[:10], args.end[:10],
                               out / "forcing" / f"{r['id']}.csv" if args.write_forcing else None,
                               args.spinup_start, sp, time_step=args.time_step,
-                              spinup_columns=binding.spinup_columns)
+                              spinup_columns=binding.spinup_columns,
+                              spinup_step=binding.spinup_step)
             if sp is not None:
                 spinup[r["id"]] = f"../spinup/{r['id']}.csv"
     if args.camels:
