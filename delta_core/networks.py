@@ -5,6 +5,8 @@ Each network maps normalised inputs to unconstrained outputs; the model squashes
 """
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import torch
 from torch import nn
@@ -73,18 +75,13 @@ class LSTMStepper:
     """
 
     def __init__(self, net: LSTMNet, x_attr: np.ndarray):
-        sd = {k: v.detach().to(torch.float64).numpy().copy() for k, v in net.state_dict().items()}
-        w_in, b_in = sd["inp.weight"], sd["inp.bias"]
-        n_f = w_in.shape[1] - x_attr.shape[0]
-        self.w_in_f = np.ascontiguousarray(w_in[:, :n_f])
-        self.b_in = b_in + w_in[:, n_f:] @ x_attr
-        self.hidden = H = self.w_in_f.shape[0]
-        # torch gate order (i, f, g, o) -> (i, f, o, g): one sigmoid over 3H rows, one tanh
-        order = np.r_[0:2 * H, 3 * H:4 * H, 2 * H:3 * H]
-        w = np.concatenate([sd["lstm.weight_ih_l0"], sd["lstm.weight_hh_l0"]], axis=1)
-        self.w_gates = np.ascontiguousarray(w[order])
-        self.b_gates = (sd["lstm.bias_ih_l0"] + sd["lstm.bias_hh_l0"])[order]
-        self.w_head, self.b_head = sd["head.weight"], sd["head.bias"]
+        w = _prepared(net)  # shared by every stepper of this network (one per catchment)
+        n_f = w["w_in"].shape[1] - x_attr.shape[0]
+        self.w_in_f = np.ascontiguousarray(w["w_in"][:, :n_f])  # [H, n_forcing]: small
+        self.b_in = w["b_in"] + w["w_in"][:, n_f:] @ x_attr
+        self.hidden = w["w_gates"].shape[0] // 4
+        self.w_gates, self.b_gates = w["w_gates"], w["b_gates"]
+        self.w_head, self.b_head = w["w_head"], w["b_head"]
         self._zh = np.zeros(2 * self.hidden)
         self.reset()
 
@@ -113,6 +110,26 @@ class LSTMStepper:
         out = self.w_head @ self.h
         out += self.b_head
         return out
+
+
+_PREPARED: "weakref.WeakKeyDictionary[LSTMNet, dict]" = weakref.WeakKeyDictionary()
+
+
+def _prepared(net: LSTMNet) -> dict:
+    """float64 numpy weights of ``net`` in the stepper's layout, computed once per network."""
+    if net not in _PREPARED:
+        sd = {k: v.detach().to(torch.float64).numpy().copy() for k, v in net.state_dict().items()}
+        w_in = sd["inp.weight"]
+        H = sd["lstm.weight_hh_l0"].shape[1]
+        # torch gate order (i, f, g, o) -> (i, f, o, g): one sigmoid over 3H rows, one tanh
+        order = np.r_[0:2 * H, 3 * H:4 * H, 2 * H:3 * H]
+        w = np.concatenate([sd["lstm.weight_ih_l0"], sd["lstm.weight_hh_l0"]], axis=1)
+        _PREPARED[net] = {
+            "w_in": w_in, "b_in": sd["inp.bias"],
+            "w_gates": np.ascontiguousarray(w[order]),
+            "b_gates": (sd["lstm.bias_ih_l0"] + sd["lstm.bias_hh_l0"])[order],
+            "w_head": sd["head.weight"], "b_head": sd["head.bias"]}
+    return _PREPARED[net]
 
 
 #: Registry of parameter networks by name.

@@ -309,3 +309,19 @@ def test_replay_of_a_realization_matches_direct_stepping(model_name, make_bmi, t
     flow = res["catchments"][f"cat-{GAUGE}"]["flow_m3s"]
     np.testing.assert_allclose(flow, np.array(direct) * area * 1e6 / 3600, rtol=1e-12)
     assert (tmp_path / "output" / f"cat-{GAUGE}.csv").is_file()
+
+
+def test_instances_share_the_loaded_bundle(model_name, make_bmi, monkeypatch):
+    """ngen creates one instance per catchment: the bundle is loaded once per process."""
+    import delta_core.evaluation as ev
+
+    calls = []
+    real = ev.load_model
+    monkeypatch.setattr(ev, "load_model", lambda *a, **k: calls.append(a) or real(*a, **k))
+    from delta_core.bmi import adapter
+
+    adapter._MODELS.clear()
+    a, b = make_bmi(model_name), make_bmi(model_name)
+    assert len(calls) == 1 and len(adapter._MODELS) == 1
+    np.testing.assert_array_equal(a.get_value(RUNOFF_DEPTH, np.zeros(1)),
+                                  b.get_value(RUNOFF_DEPTH, np.zeros(1)))

@@ -251,7 +251,7 @@ class NgenBmi(LumpedBmi):
         path = spec.default_bundle if bundle_path is None else self._path(bundle_path)
         if path is None:
             raise BmiError(f"model {self.MODEL} ships no bundle: give the key 'bundle'")
-        model, norm, bundle = load_model(path, dtype=torch.float64)  # BundleError names it
+        model, norm, bundle = _shared_model(Path(path), load_model, torch.float64)
         if bundle["model"] != self.MODEL:
             raise BmiError(f"bundle {path} holds model {bundle['model']!r}, not {self.MODEL!r}")
         if tuple(norm.forcing.names) != tuple(spec.forcings):
@@ -566,6 +566,27 @@ class NgenBmi(LumpedBmi):
         if self._core is None:
             raise BmiError("the model is not initialized")
         return self._core
+
+
+#: Loaded bundles shared by every instance of a process (ngen runs one instance per catchment):
+#: (resolved path, size, mtime) -> (model, normalisation, bundle dict). The cores only read the
+#: networks, so instances hold their state and nothing else.
+_MODELS: dict[tuple, tuple] = {}
+
+
+def _shared_model(path: Path, load_model, dtype) -> tuple:
+    """The bundle at ``path`` loaded once per process (reloaded if the file changed)."""
+    try:
+        st = path.stat()
+        key = (str(path.resolve()), st.st_size, st.st_mtime_ns, str(dtype))
+    except OSError:
+        key = None
+    if key is None or key not in _MODELS:
+        loaded = load_model(path, dtype=dtype)  # BundleError names an unreadable file
+        if key is None:
+            return loaded
+        _MODELS[key] = loaded
+    return _MODELS[key]
 
 
 def _rule_of(field: str, inputs: list[InputVar]) -> str | None:
