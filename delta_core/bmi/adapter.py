@@ -466,6 +466,7 @@ class NgenBmi(LumpedBmi):
                            f"row")
         step = dt.timedelta(seconds=core.step_seconds)
         prev = None
+        forcings, starts = [], []
         for i, row in enumerate(rows, start=2):
             try:
                 when = _parse_time(row[tcol], tcol)
@@ -481,7 +482,9 @@ class NgenBmi(LumpedBmi):
             if bad:
                 raise BmiError(f"spinup_forcing {path} line {i}: {bad} missing or not finite")
             prev = when
-            core.step([values.get(f) for f in core.fields], when)
+            forcings.append([values.get(f) for f in core.fields])
+            starts.append(when)
+        core.spinup(forcings, starts)
         self._carry = core.flow_carry.tolist()
         self._write_held()
 

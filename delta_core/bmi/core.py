@@ -58,6 +58,12 @@ class LumpedCore(ABC):
     def step(self, forcing: list, start: dt.datetime) -> None:
         """Advance one model step from ``start`` with ``forcing`` (values of :attr:`fields`)."""
 
+    def spinup(self, forcings: list[list], starts: list[dt.datetime]) -> None:
+        """Run many consecutive steps (a spin-up). Default: :meth:`step` in turn; a core may
+        override it with a batched run that ends in the same state."""
+        for f, t in zip(forcings, starts):
+            self.step(f, t)
+
     @abstractmethod
     def get_state(self) -> dict[str, np.ndarray]:
         """Everything needed to continue bit for bit (arrays; copied by the caller)."""
