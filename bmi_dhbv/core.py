@@ -126,6 +126,55 @@ class HBVCore(LumpedCore):
         self.rate_values[0], self.rate_values[1] = float(fl[3]), pet
         self._write_levels(dynamic=True)
 
+    def spinup(self, forcings: list[list], starts: list[dt.datetime]) -> None:
+        """Many days at once: the LSTM over the whole sequence in torch (continuing the
+        stepper's state), HBV in one kernel call; ends in the state :meth:`step` in turn would
+        reach (to rounding)."""
+        n_hist = len(self._uh_tail)
+        if self._step_numpy is None or len(forcings) <= n_hist:
+            return super().spinup(forcings, starts)
+        n = len(forcings)
+        p, t, pet = np.empty(n), np.empty(n), np.empty(n)
+        for i, (f, start) in enumerate(zip(forcings, starts)):
+            pi, ti, tmax, tmin, peti = f
+            if ti is None:
+                ti = 0.5 * (tmax + tmin)
+            if peti is None:
+                if tmax is None or tmin is None:
+                    raise ValueError("dHBV needs PET or the day's max and min temperature")
+                peti = hargreaves_from_ra(tmax, tmin, self._ra[start.timetuple().tm_yday - 1])
+            p[i], t[i], pet[i] = pi, ti, peti
+        c = self.n_components
+        params = {name: torch.from_numpy(self._static[i][None].copy())
+                  for i, name in enumerate(hbv.PARAMETER_NAMES)}
+        if self._lstm is not None:
+            xf = np.stack([self._forcing_norm.transform_day(row) for row in zip(p, t, pet)])
+            stepper = self._lstm
+            net = self._model.dynamic_net
+            with torch.no_grad():
+                x = torch.from_numpy(xf @ stepper.w_in_f.T + stepper.b_in)  # input layer, folded
+                h0 = torch.from_numpy(stepper.h)[None, None]
+                c0 = torch.from_numpy(stepper.c)[None, None]
+                hs, (h1, c1) = net.lstm(torch.relu(x)[:, None], (h0, c0))
+                raw = net.head(hs)[:, 0].numpy()
+            stepper.h, stepper.c = h1[0, 0].numpy().copy(), c1[0, 0].numpy().copy()
+            dyn = self._dyn_lo + 1.0 / (1.0 + np.exp(-raw)) * self._dyn_span  # [n, n_dyn * C]
+            for j, row in enumerate(self._dyn_rows):
+                params[hbv.PARAMETER_NAMES[row]] = torch.from_numpy(
+                    dyn[:, j * c:(j + 1) * c].copy())[:, None]
+            self.params[self._dyn_rows] = dyn[-1].reshape(len(self._dyn_rows), c)
+        f = lambda a: torch.from_numpy(a)[:, None]  # noqa: E731
+        with torch.no_grad():
+            res = kernel.run(f(p), f(t), f(pet), params, torch.from_numpy(self.states[:, None]),
+                             keep_storages=False, backend="cpp")
+        self.states[...] = res.final_states[:, 0].numpy()
+        q = np.stack([res.fluxes[k][:, 0].numpy() for k in ("q0", "q1", "q2")])  # [3, n]
+        self._qhist[...] = q[:, ::-1][:, :n_hist]
+        self.flow_new[:] = self._uh0 * q[:, -1]
+        self.flow_carry = self._qhist @ self._uh_tail
+        self.rate_values[0], self.rate_values[1] = float(res.fluxes["et"][-1, 0]), pet[-1]
+        self._write_levels(dynamic=True)
+
     def get_state(self) -> dict[str, np.ndarray]:
         st = {"states": self.states, "params": self.params, "qhist": self._qhist,
               "flow_carry": self.flow_carry, "rate_values": self.rate_values,
