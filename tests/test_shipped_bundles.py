@@ -1,4 +1,4 @@
-"""The pretrained bundles shipped in bmi_dhbv/weights: valid, documented provenance, the demo
+"""The pretrained bundles shipped in bmi_dhbv/weights and bmi_dcfe/weights: valid, documented provenance, the demo
 runs, and (when the CAMELS pack is beside the repository, as in CI) dhbv-eval reproduces the
 test-period median NSE/KGE recorded in the bundle and reported in README."""
 from pathlib import Path
@@ -56,3 +56,29 @@ def test_eval_reproduces_recorded_metrics():
     assert res["median_nse"] == pytest.approx(b["metrics"]["median_nse"], abs=1e-4)
     assert res["median_kge"] == pytest.approx(b["metrics"]["median_kge"], abs=1e-4)
     assert round(res["median_nse"], 3) == 0.731  # the figure README reports
+
+
+def test_dcfe_bundle_valid_with_provenance():
+    from bmi_dcfe.model import DEFAULT_BUNDLE as DCFE_BUNDLE
+
+    b = load_bundle(DCFE_BUNDLE)
+    assert b["model"] == "dcfe" and b["config"]["training"]["dtype"] == "float64"
+    prov = b["provenance"]
+    assert len(prov["basins"]) == 447 and prov["train_period"] == ["1980-10-01", "1995-09-30"]
+    assert prov["epochs"] == 23 and len(prov["history"]) == 23
+    assert b["metrics"]["test_period"] == ["1995-10-01", "2010-09-30"]
+    assert b["metrics"]["n_basins"] == 447
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not PACK.is_dir(), reason=f"CAMELS pack not found at {PACK}")
+def test_dcfe_eval_reproduces_recorded_metrics():
+    from bmi_dcfe.model import DEFAULT_BUNDLE as DCFE_BUNDLE
+
+    b = load_bundle(DCFE_BUNDLE)
+    ds = CamelsDataset(PACK)
+    res = evaluate_model(b, ds, ds.basin_ids(), "1995-10-01", "2010-09-30")
+    assert res["n_basins"] == 447
+    assert res["median_nse"] == pytest.approx(b["metrics"]["median_nse"], abs=1e-4)
+    assert res["median_kge"] == pytest.approx(b["metrics"]["median_kge"], abs=1e-4)
+    assert round(res["median_nse"], 3) == 0.634  # the figure README reports
