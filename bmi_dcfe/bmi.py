@@ -11,6 +11,7 @@ import warnings
 
 from bmi_dcfe import kernel
 from bmi_dcfe.core import CfeCore
+from bmi_dcfe.model import PARAMETERS
 from delta_core.bmi.adapter import RATE_UNITS, InputVar, NgenBmi, OutputVar
 from delta_core.bmi.base import BmiError
 from delta_core.ngen.crosswalk import (BASEFLOW, ET, INTERFLOW, PET, PRECIP, RUNOFF_DEPTH,
@@ -18,6 +19,11 @@ from delta_core.ngen.crosswalk import (BASEFLOW, ET, INTERFLOW, PET, PRECIP, RUN
 
 GROUNDWATER = "groundwater__depth"
 MELT = "snowpack__melt_volume_flux"
+
+
+def parameter_var_name(name: str) -> str:
+    """Output variable name of dynamic CFE parameter ``name`` (e.g. ``cfe__refkdt``)."""
+    return f"cfe__{name.lower()}"
 
 
 class BmiDCFE(NgenBmi):
@@ -42,7 +48,8 @@ class BmiDCFE(NgenBmi):
         if pet_source not in ("hargreaves", "input"):
             raise BmiError(f"pet_source must be 'hargreaves' or 'input', got {pet_source!r}")
         self._pet_input = pet_source == "input"
-        return CfeCore(model, x_attr, self._lat, self._choose_backend(cfg.get("backend"), model))
+        return CfeCore(model, x_attr, self._lat, self._choose_backend(cfg.get("backend"), model),
+                       norm=norm)
 
     def _choose_backend(self, backend: str | None, model) -> str:
         """The configured engine; without the key, cpp where the kernel is built and implements
@@ -98,4 +105,8 @@ class BmiDCFE(NgenBmi):
         ]
         if not self._pet_input:
             out.append(OutputVar(PET, rate, "Hargreaves potential evapotranspiration", "pet"))
+        units = {p.name: p.units for p in PARAMETERS}
+        for n in self.core.dynamic_names:
+            out.append(OutputVar(parameter_var_name(n), units[n],
+                                 f"daily-dynamic CFE parameter {n} (LSTM, today's value)", n))
         return out

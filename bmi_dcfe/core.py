@@ -1,6 +1,11 @@
 """dCFE for one catchment, stepped one hour at a time (the core the BMI wraps).
 
-The CFE parameters come from the bundle's attribute MLP once. Each hour: the degree-day snow
+The static CFE parameters come from the bundle's attribute MLP once. Dynamic parameters (a
+bundle trained with ``physics.dynamic``) come from the LSTM once a day, as in training: at the
+first hour of each day (host clock) the LSTM steps with the previous day's aggregated forcing
+(precipitation and PET summed, temperature averaged; a partial first day scaled to 24 hours),
+and its output holds for the day's 24 hours; the first day of a run uses the LSTM's output
+before any forcing, as the first training day does. Each hour: the degree-day snow
 routine at hourly rates (the daily factors / 24; phase by the hour's temperature) turns
 precipitation into liquid water; CFE (:mod:`bmi_dcfe.physics`) steps one hour with it and the
 hour's PET. PET is an input, or Hargreaves from the trailing 24 hours of temperature (their
@@ -22,6 +27,7 @@ import torch
 from bmi_dcfe import kernel, physics
 from delta_core import snow as snow_routine
 from delta_core.bmi.core import LumpedCore
+from delta_core.networks import LSTMStepper
 from delta_core.pet import extraterrestrial_radiation, hargreaves_scalar
 
 
@@ -34,6 +40,9 @@ class CfeCore(LumpedCore):
         Trained model (float64, eval mode).
     x_attr : ndarray [A]
         Encoded attributes of the catchment.
+    norm : Normalization
+        The bundle's normalisation (daily forcing statistics of the LSTM input; only used by
+        bundles with dynamic parameters).
     latitude : float
         Degrees north (Hargreaves PET).
     backend : {"cpp", "torch"}
@@ -47,10 +56,12 @@ class CfeCore(LumpedCore):
     optional_fields = frozenset({"pet"})
     flows = ("surface_flow", "interflow", "baseflow")
     rates = ("et", "pet", "melt")
-    levels = ("swe", "soil_moisture", "groundwater")
-
-    def __init__(self, model, x_attr: np.ndarray, latitude: float, backend: str = "torch"):
+    def __init__(self, model, x_attr: np.ndarray, latitude: float, backend: str = "torch",
+                 norm=None):
+        self.dynamic_names = tuple(model.dynamic_names)
+        self.levels = ("swe", "soil_moisture", "groundwater", *self.dynamic_names)
         super().__init__()
+        self.x_attr = np.asarray(x_attr, dtype=np.float64)
         if backend not in kernel.BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; valid: {list(kernel.BACKENDS)}")
         self._model = model
@@ -65,17 +76,22 @@ class CfeCore(LumpedCore):
         self._ra = extraterrestrial_radiation(latitude, np.arange(1, 367))[:, 0].tolist()
         with torch.no_grad():
             learned = model.parameters_physical(torch.as_tensor(x_attr[None], dtype=torch.float64))
-            self.params = model.cfe_parameters(learned)
-            self.constants = physics.soil_constants(self.params)
+            if self.dynamic_names:
+                if norm is None:
+                    raise ValueError("a dCFE bundle with dynamic parameters needs its "
+                                     "normalisation (norm) for the LSTM input")
+                self._lstm = LSTMStepper(model.dynamic_net, x_attr)
+                self._forcing_norm = norm.forcing
+                self._raw0 = self._lstm.w_head @ np.zeros(self._lstm.hidden) + self._lstm.b_head
+                first = self._dynamic_from_raw(self._raw0)
+            else:
+                self._lstm, first = None, {}
+            self.static_params = model.cfe_parameters({**learned, **first})
         self.snow = {k: float(learned[k][0]) for k in snow_routine.PARAMETER_RANGES}
         self._snow_args = (self.snow["TT"], self.snow["CFMAX"] / 24.0, self.snow["CFR"],
                            self.snow["CWH"])
-        c, p = self.constants, self.params
-        self._kparams = np.array([float(v[0]) for v in (
-            c.storage_max, c.field_capacity, c.wilting_point, c.coeff_percolation, c.schaake_kdt,
-            p.k_lf, p.expon_soil, p.expon_soil_secondary, p.max_gw_storage, p.cgw, p.expon_gw,
-            p.k_nash)])
-        self._ordinates = p.giuh_ordinates[0].numpy().copy()
+        self._ordinates = self.static_params.giuh_ordinates[0].numpy().copy()
+        self._set_parameters(first)
         self._kout = np.zeros(kernel.N_GRAD_OUTPUTS)
         self.reset()
 
@@ -95,7 +111,14 @@ class CfeCore(LumpedCore):
         self.flow_new = np.zeros(3)
         self.flow_carry = np.zeros(3)
         self.rate_values = np.zeros(3)
-        self.level_values = np.zeros(3)
+        self.level_values = np.zeros(len(self.levels))
+        #: dynamic parameters: ordinal of the current day, its forcing sums (P, T, PET, hours)
+        self._day = np.array([-1.0, 0.0, 0.0, 0.0, 0.0])
+        self.dynamic_raw = np.zeros(len(self.dynamic_names))
+        if self._lstm is not None:
+            self._lstm.reset()
+            self.dynamic_raw = self._raw0.copy()
+            self._set_parameters(self._dynamic_from_raw(self.dynamic_raw))
         self._write_levels()
 
     def step(self, forcing: list, start: dt.datetime) -> None:
@@ -105,6 +128,8 @@ class CfeCore(LumpedCore):
         self._temps[-1] = t
         if pet is None:
             pet = self.hargreaves_hourly(start)
+        if self._lstm is not None:
+            self._advance_day(start, p, t, pet)
         s = snow_routine.degree_day_step(self.snowpack, self.meltwater, p, t, *self._snow_args)
         self.snowpack, self.meltwater = s.snowpack, s.meltwater
         rain = (s.rain + s.outflow) / 1000.0
@@ -149,8 +174,8 @@ class CfeCore(LumpedCore):
     def spinup(self, forcings: list[list], starts: list[dt.datetime]) -> None:
         """Many hours at once: snow on floats hour by hour, PET vectorised, CFE in one kernel
         call (``backend: cpp``); ends in the state :meth:`step` in turn would reach."""
-        if self.backend != "cpp" or len(forcings) < 2:
-            return super().spinup(forcings, starts)
+        if self.backend != "cpp" or len(forcings) < 2 or self._lstm is not None:
+            return super().spinup(forcings, starts)  # dynamic parameters: stepped
         n = len(forcings)
         temps = np.array([f[1] for f in forcings], dtype=float)
         window = np.lib.stride_tricks.sliding_window_view(np.concatenate([self._temps, temps]),
@@ -206,6 +231,9 @@ class CfeCore(LumpedCore):
               "snow": np.array([self.snowpack, self.meltwater]), "temps": self._temps,
               "rate_values": self.rate_values, "level_values": self.level_values,
               "flow_new": self.flow_new}
+        if self._lstm is not None:
+            st.update(lstm_h=self._lstm.h, lstm_c=self._lstm.c, day=self._day,
+                      dynamic_raw=self.dynamic_raw)
         return {k: np.array(v, copy=True) for k, v in st.items()}
 
     def set_state(self, state: dict[str, np.ndarray]) -> None:
@@ -219,6 +247,14 @@ class CfeCore(LumpedCore):
         self.rate_values = state["rate_values"].copy()
         self.level_values = state["level_values"].copy()
         self.flow_new = state["flow_new"].copy()
+        if self._lstm is not None:
+            if "lstm_h" not in state or state["lstm_h"].shape != self._lstm.h.shape:
+                raise ValueError("state lacks the LSTM state of this dynamic-parameter bundle "
+                                 "(saved by another model configuration?)")
+            self._lstm.h, self._lstm.c = state["lstm_h"].copy(), state["lstm_c"].copy()
+            self._day = state["day"].copy()
+            self.dynamic_raw = state["dynamic_raw"].copy()
+            self._set_parameters(self._dynamic_from_raw(self.dynamic_raw))
 
     # -- helpers -----------------------------------------------------------------------------
     def _torch_step(self, rain: float, pet: float) -> tuple[float, ...]:
@@ -240,7 +276,40 @@ class CfeCore(LumpedCore):
                                              "DEEP_GW_TO_CHANNEL_FLUX", "GW_OVERFLOW",
                                              "ACTUAL_ET"))
 
+    def _dynamic_from_raw(self, raw: np.ndarray) -> dict[str, torch.Tensor]:
+        """LSTM head outputs -> ``{name: [1]}`` dynamic parameters (physical units)."""
+        return self._model.scale_dynamic(torch.as_tensor(raw, dtype=torch.float64)[None])
+
+    def _set_parameters(self, dynamic: dict[str, torch.Tensor]) -> None:
+        """CFE parameters, soil constants and the kernel's parameter vector for the static
+        parameters and the given dynamic values."""
+        self.params = (dataclasses.replace(self.static_params, **dynamic) if dynamic
+                       else self.static_params)
+        self.constants = physics.soil_constants(self.params)
+        self._kparams = np.array([float(v[0]) for v in kernel.kernel_parameters(self.params)])
+
+    def _advance_day(self, start: dt.datetime, p: float, t: float, pet: float) -> None:
+        """Dynamic parameters: at the first hour of a new day, step the LSTM with the day
+        before (sums scaled to 24 hours if it was partial) and set the new day's values; then
+        add this hour to the day's sums."""
+        day = self._day
+        today = start.toordinal()
+        if day[0] != today:
+            if day[0] >= 0 and day[4] > 0:
+                n = day[4]
+                x = self._forcing_norm.transform_day((day[1] * 24.0 / n, day[2] / n,
+                                                      day[3] * 24.0 / n))
+                self.dynamic_raw = self._lstm.step(x)
+                self._set_parameters(self._dynamic_from_raw(self.dynamic_raw))
+            day[:] = (today, 0.0, 0.0, 0.0, 0.0)
+        day[1] += p
+        day[2] += t
+        day[3] += pet
+        day[4] += 1.0
+
     def _write_levels(self) -> None:
         lv = self.level_values
         lv[0], lv[1], lv[2] = (self.snowpack + self.meltwater, self.state[0] * 1000.0,
                                self.state[1] * 1000.0)
+        for i, name in enumerate(self.dynamic_names):
+            lv[3 + i] = float(getattr(self.params, name)[0])

@@ -14,6 +14,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 
 import torch
@@ -110,16 +111,17 @@ def _fn(name: str, dtype: torch.dtype):
 
 
 class _CfeFunction(torch.autograd.Function):
-    """Kernel forward/adjoint: (params [12, B], state0 [3+n, B], rain, pet [T, B]) ->
-    (outputs [13, T, B], final state [3+n, B])."""
+    """Kernel forward/adjoint: (params [12, R, B] in rows of ``period`` steps, state0 [3+n, B],
+    rain, pet [T, B]) -> (outputs [13, T, B], final state [3+n, B])."""
 
     @staticmethod
-    def forward(ctx, params, state0, rain, pet, mass_conserving: bool, n_threads: int):
+    def forward(ctx, params, state0, rain, pet, period: int, mass_conserving: bool,
+                n_threads: int):
         dtype = rain.dtype
         arrs = [x.detach().cpu().contiguous().numpy() for x in (params, state0, rain, pet)]
         save = any(ctx.needs_input_grad[:4])
-        out, final, saved = _fn("forward", dtype)(*arrs, mass_conserving, save, n_threads)
-        ctx.mass_conserving, ctx.n_threads = mass_conserving, n_threads
+        out, final, saved = _fn("forward", dtype)(*arrs, period, mass_conserving, save, n_threads)
+        ctx.mass_conserving, ctx.n_threads, ctx.period = mass_conserving, n_threads, period
         ctx.arrays = (arrs[0], saved, arrs[2], arrs[3])
         return torch.from_numpy(out), torch.from_numpy(final)
 
@@ -129,10 +131,10 @@ class _CfeFunction(torch.autograd.Function):
         dtype = g_out.dtype
         g = g_out[:N_GRAD_OUTPUTS].contiguous().numpy()
         gp, gs, gr, ge = _fn("backward", dtype)(params, saved, rain, pet, g,
-                                                g_final.contiguous().numpy(),
+                                                g_final.contiguous().numpy(), ctx.period,
                                                 ctx.mass_conserving, ctx.n_threads)
         return (torch.from_numpy(gp), torch.from_numpy(gs), torch.from_numpy(gr),
-                torch.from_numpy(ge), None, None)
+                torch.from_numpy(ge), None, None, None)
 
 
 def giuh_route(excess: torch.Tensor, ordinates: torch.Tensor, queue0: torch.Tensor
@@ -168,29 +170,42 @@ def giuh_route(excess: torch.Tensor, ordinates: torch.Tensor, queue0: torch.Tens
     return direct, torch.stack(tail, dim=1)
 
 
+def kernel_parameters(p: physics.CfeParameters) -> tuple[torch.Tensor, ...]:
+    """The kernel's per-basin parameters (:data:`PARAMETER_NAMES`, derived soil constants
+    included) from CFE parameters, each of ``p``'s shape (``[B]``, or ``[R, B]`` rows)."""
+    c = physics.soil_constants(p)
+    return (c.storage_max, c.field_capacity, c.wilting_point, c.coeff_percolation,
+            c.schaake_kdt, p.k_lf, p.expon_soil, p.expon_soil_secondary, p.max_gw_storage, p.cgw,
+            p.expon_gw, p.k_nash)
+
+
 def run(state: physics.CfeState, p: physics.CfeParameters, rain: torch.Tensor,
         pet: torch.Tensor, options: physics.CfeOptions, outputs: tuple[str, ...] | None = None,
-        backend: str = "cpp") -> tuple[physics.CfeState, dict[str, torch.Tensor]]:
+        backend: str = "cpp", dynamic: dict[str, torch.Tensor] | None = None, period: int = 24
+        ) -> tuple[physics.CfeState, dict[str, torch.Tensor]]:
     """:func:`bmi_dcfe.physics.run` on the chosen backend (module docstring)."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; valid: {list(BACKENDS)}")
     if backend == "torch":
-        return physics.run(state, p, rain, pet, options, outputs)
+        return physics.run(state, p, rain, pet, options, outputs, dynamic, period)
     why = unsupported(options)
     if why is not None:
         raise ValueError(f"the CFE kernel does not implement {why}: use backend='torch'")
     if rain.shape != pet.shape or rain.dim() != 2 or rain.shape[1] != p.n_basins:
         raise ValueError(f"rain {tuple(rain.shape)} and pet {tuple(pet.shape)} must both be "
                          f"[T, {p.n_basins}]")
-    c = physics.soil_constants(p)
-    params = torch.stack([c.storage_max, c.field_capacity, c.wilting_point, c.coeff_percolation,
-                          c.schaake_kdt, p.k_lf, p.expon_soil, p.expon_soil_secondary,
-                          p.max_gw_storage, p.cgw, p.expon_gw, p.k_nash])
+    n_steps = rain.shape[0]
+    dynamic = physics.check_dynamic(dynamic, n_steps, p.n_basins, period)
+    if not dynamic:
+        period = max(n_steps, 1)
+    rows = physics.dynamic_rows(n_steps, period)
+    pr = dataclasses.replace(p, **dynamic) if dynamic else p
+    params = torch.stack([v.expand(rows, p.n_basins) for v in kernel_parameters(pr)])
     state0 = torch.cat([torch.stack([state.soil, state.gw, state.percolation]),
                         state.nash_lateral.T])
     dtype = rain.dtype
     params, state0, pet = params.to(dtype), state0.to(dtype), pet.to(dtype)
-    out, final = _CfeFunction.apply(params, state0, rain, pet, options.mass_conserving,
+    out, final = _CfeFunction.apply(params, state0, rain, pet, period, options.mass_conserving,
                                     _threads(p.n_basins))
     k = {name: out[i] for i, name in enumerate(OUTPUT_NAMES)}
     direct, queue = giuh_route(k["INFILTRATION_EXCESS"], p.giuh_ordinates.to(dtype),

@@ -14,7 +14,7 @@ parameters to exploit or avoid those branches; elsewhere both modes are identica
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -23,7 +23,7 @@ from torch import nn
 from bmi_dcfe import physics
 from delta_core import snow as snow_routine
 from delta_core.disaggregation import HourlyScheme, daily_sums, to_hourly
-from delta_core.networks import MLP
+from delta_core.networks import MLP, LSTMNet
 from delta_core.routing import gamma_unit_hydrograph
 from delta_core.spec import Batch, Engine, ModelSpec, ParameterSpec, StateSpec, Variable
 
@@ -51,7 +51,9 @@ PARAMETER_RANGES: dict[str, tuple[float, float, str, bool]] = {
     **{k: (lo, hi, u, False) for k, (lo, hi, u) in snow_routine.PARAMETER_RANGES.items()},
 }
 PARAMETERS: tuple[ParameterSpec, ...] = tuple(
-    ParameterSpec(n, lo, hi, u, log_scale=log) for n, (lo, hi, u, log) in PARAMETER_RANGES.items())
+    ParameterSpec(n, lo, hi, u, dynamic_capable=n in physics.DYNAMIC_PARAMETERS, log_scale=log)
+    for n, (lo, hi, u, log) in PARAMETER_RANGES.items())
+_BY_NAME = {p.name: p for p in PARAMETERS}
 
 OUTPUTS: tuple[Variable, ...] = tuple(Variable(*row) for row in (
     ("streamflow", "mm d-1", "CFE outlet flow Q_OUT summed over the day"),
@@ -64,6 +66,8 @@ OUTPUTS: tuple[Variable, ...] = tuple(Variable(*row) for row in (
     ("swe", "mm", "snow water equivalent at the end of the day"),
     ("soil_moisture", "mm", "CFE soil reservoir storage at the end of the day"),
     ("groundwater", "mm", "CFE groundwater storage at the end of the day"),
+    *((n, PARAMETER_RANGES[n][2], f"daily value of dynamic parameter {n} (dynamic models only)")
+      for n in physics.DYNAMIC_PARAMETERS),
 ))
 
 #: Hourly CFE outputs behind the daily outputs (daily sums, or end-of-day values for storages).
@@ -79,6 +83,7 @@ class NetworkConfig:
     hidden: int = 256
     layers: int = 2
     dropout: float = 0.0
+    dynamic_hidden: int = 64
 
 
 @dataclass
@@ -104,11 +109,21 @@ class PhysicsConfig:
     rain_start_hour: int = 12
     rain_hours: int = 6
     pet_disaggregation: str = "sine"
+    #: Parameters the LSTM sets day by day (of :data:`bmi_dcfe.physics.DYNAMIC_PARAMETERS`);
+    #: empty: all static.
+    dynamic: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.surface != "giuh":
             raise ValueError("dCFE learns GIUH routing; surface='nash_cascade' is available in "
                              "bmi_dcfe.physics and BmiDCFE config-file mode only")
+        self.dynamic = list(self.dynamic)
+        for name in self.dynamic:
+            if name not in physics.DYNAMIC_PARAMETERS:
+                raise ValueError(f"physics.dynamic: {name!r} cannot be dynamic; valid: "
+                                 f"{list(physics.DYNAMIC_PARAMETERS)}")
+        if len(set(self.dynamic)) != len(self.dynamic):
+            raise ValueError(f"physics.dynamic lists a parameter twice: {self.dynamic}")
         self.options()
         self.scheme()
 
@@ -123,7 +138,12 @@ class PhysicsConfig:
 
 
 class DCFE(nn.Module):
-    """Parameter MLP + snow + hourly CFE.
+    """Parameter MLP (+ LSTM for dynamic parameters) + snow + hourly CFE.
+
+    Dynamic parameters (``config.dynamic``) take one value per day from an LSTM over the daily
+    forcing and attributes, *lagged by one day*: day d's value comes from the LSTM state after
+    day d - 1 (day 0: the state before any forcing), so an hourly host (the BMI) knows a day's
+    parameters at its first hour. Their values are held for the 24 hours of the day.
 
     Parameters
     ----------
@@ -143,13 +163,35 @@ class DCFE(nn.Module):
         self.config = config
         self.n_attributes = n_attributes
         self.engine = engine or Engine()
-        self.net = MLP(n_attributes, len(PARAMETERS), network.hidden, network.layers,
+        self.dynamic_names = tuple(config.dynamic)
+        self.static_specs = tuple(p for p in PARAMETERS if p.name not in self.dynamic_names)
+        self.net = MLP(n_attributes, len(self.static_specs), network.hidden, network.layers,
                        network.dropout)
+        self.dynamic_net = (LSTMNet(len(FORCING_NAMES) + n_attributes, len(self.dynamic_names),
+                                    network.dynamic_hidden, network.dropout)
+                            if self.dynamic_names else None)
 
     def parameters_physical(self, x_attr: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Learned parameters ``{name: [B]}`` in physical units from encoded attributes."""
+        """Static learned parameters ``{name: [B]}`` in physical units from encoded attributes
+        (all of :data:`PARAMETERS` but the dynamic ones)."""
         unit = torch.sigmoid(self.net(x_attr))
-        return {p.name: p.from_unit(unit[:, i]) for i, p in enumerate(PARAMETERS)}
+        return {p.name: p.from_unit(unit[:, i]) for i, p in enumerate(self.static_specs)}
+
+    def dynamic_parameters(self, x_forcing: torch.Tensor, x_attr: torch.Tensor
+                           ) -> dict[str, torch.Tensor]:
+        """Daily dynamic parameters ``{name: [D, B]}`` (physical units), lagged one day (class
+        docstring), from normalised daily forcing ``[D, B, 3]`` and attributes ``[B, A]``."""
+        if self.dynamic_net is None:
+            return {}
+        x = torch.cat([x_forcing, x_attr.unsqueeze(0).expand(x_forcing.shape[0], -1, -1)], -1)
+        raw, _ = self.dynamic_net(x)
+        first = self.dynamic_net.head(raw.new_zeros(1, raw.shape[1], self.dynamic_net.hidden))
+        return self.scale_dynamic(torch.cat([first, raw[:-1]]))
+
+    def scale_dynamic(self, raw: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Raw LSTM head outputs ``[..., n_dynamic]`` to ``{name: [...]}`` in physical units."""
+        unit = torch.sigmoid(raw)
+        return {n: _BY_NAME[n].from_unit(unit[..., i]) for i, n in enumerate(self.dynamic_names)}
 
     def cfe_parameters(self, learned: dict[str, torch.Tensor]) -> physics.CfeParameters:
         """Full CFE parameter set: learned values plus the configured constants."""
@@ -187,18 +229,28 @@ class DCFE(nn.Module):
             :data:`OUTPUTS` series [D - warmup, B] (mm/day; stores in mm at the end of each day).
         """
         learned = self.parameters_physical(batch["x_attr"])
-        return self.simulate(learned, batch["forcing"], int(batch.get("warmup", 0)))
+        dynamic = (self.dynamic_parameters(batch["x_forcing"], batch["x_attr"])
+                   if self.dynamic_names else None)
+        return self.simulate(learned, batch["forcing"], int(batch.get("warmup", 0)), dynamic)
 
     def simulate(self, learned: dict[str, torch.Tensor], forcing: torch.Tensor,
-                 warmup: int = 0) -> dict[str, torch.Tensor]:
-        """Snow + hourly CFE for given physical parameters (``{name: [B]}`` of
-        :data:`PARAMETERS`), e.g. from the network or from a per-basin calibration.
+                 warmup: int = 0, dynamic: dict[str, torch.Tensor] | None = None
+                 ) -> dict[str, torch.Tensor]:
+        """Snow + hourly CFE for given physical parameters, e.g. from the networks or from a
+        per-basin calibration: static ``learned`` ``{name: [B]}`` and, for the model's dynamic
+        parameters, daily ``dynamic`` ``{name: [D, B]}`` (held for each day's 24 hours).
 
         ``forcing`` [D, B, 3] daily P [mm/day], T [degC], PET [mm/day]; returns
-        :data:`OUTPUTS` series [D - warmup, B] (see :meth:`forward`).
+        :data:`OUTPUTS` series [D - warmup, B] (see :meth:`forward`; dynamic parameters as daily
+        series too).
         """
         p, t, pet = forcing.unbind(-1)
-        params = self.cfe_parameters(learned)
+        dynamic = dynamic or {}
+        missing = set(self.dynamic_names) - set(dynamic)
+        if missing:
+            raise ValueError(f"dCFE.simulate: daily values of dynamic {sorted(missing)} needed")
+        # dynamic parameters' static slots: their first day (unused by the runs below)
+        params = self.cfe_parameters({**learned, **{k: v[0] for k, v in dynamic.items()}})
         liquid, melt, swe = snow_liquid_water(p, t, learned)
         scheme = self.config.scheme()
         rain_h = to_hourly(liquid, scheme.rain_weights()) / 1000.0
@@ -208,9 +260,11 @@ class DCFE(nn.Module):
         w = 24 * warmup
         if w:
             with torch.no_grad():
-                state, _ = self._run(state, params, rain_h[:w], pet_h[:w], ("Q_OUT",))
+                state, _ = self._run(state, params, rain_h[:w], pet_h[:w], ("Q_OUT",),
+                                     {k: v[:warmup] for k, v in dynamic.items()})
             state = state.map(torch.Tensor.detach)
-        _, hourly = self._run(state, params, rain_h[w:], pet_h[w:], keep)
+        _, hourly = self._run(state, params, rain_h[w:], pet_h[w:], keep,
+                              {k: v[warmup:] for k, v in dynamic.items()})
         out = {k: daily_sums(hourly[v]) * 1000.0 for k, v in _HOURLY.items()}
         out["pet"] = pet[warmup:]
         out["melt"] = melt[warmup:]
@@ -218,15 +272,19 @@ class DCFE(nn.Module):
             out["swe"] = swe[warmup:]
             for k, v in _STORES.items():
                 out[k] = hourly[v][23::24] * 1000.0
+            for k, v in dynamic.items():
+                out[k] = v[warmup:]
         return out
 
-    def _run(self, state, params, rain, pet, keep):
+    def _run(self, state, params, rain, pet, keep, dynamic):
+        dyn = dynamic or None
         if self.engine.backend == "torch":
-            return physics.run(state, params, rain, pet, self.config.options(), outputs=keep)
+            return physics.run(state, params, rain, pet, self.config.options(), outputs=keep,
+                               dynamic=dyn, period=24)
         from bmi_dcfe import kernel
 
         return kernel.run(state, params, rain, pet, self.config.options(), outputs=keep,
-                          backend=self.engine.backend)
+                          backend=self.engine.backend, dynamic=dyn, period=24)
 
 
 def snow_liquid_water(p: torch.Tensor, t: torch.Tensor, learned: dict[str, torch.Tensor]

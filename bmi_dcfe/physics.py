@@ -45,7 +45,7 @@ behaviour) and corrected with ``mass_conserving=True``:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import torch
 
@@ -521,8 +521,37 @@ def step(state: CfeState, p: CfeParameters, c: SoilConstants, rain: Tensor, pet:
     return new, out
 
 
+#: Parameters that may change during a run (:func:`run`'s ``dynamic``): they act on each
+#: step's fluxes only, not on storage capacities or the initial state.
+DYNAMIC_PARAMETERS: tuple[str, ...] = ("satdk", "refkdt", "slop", "k_lf", "cgw", "k_nash")
+
+
+def dynamic_rows(n_steps: int, period: int) -> int:
+    """Number of parameter rows of ``period`` steps that cover ``n_steps`` steps (at least 1)."""
+    if period < 1:
+        raise ValueError(f"period must be >= 1 step, got {period}")
+    return max(1, -(-n_steps // period))
+
+
+def check_dynamic(dynamic: dict[str, Tensor] | None, n_steps: int, n_basins: int,
+                  period: int) -> dict[str, Tensor]:
+    """Validate time-varying parameters: names in :data:`DYNAMIC_PARAMETERS`, each
+    ``[ceil(T / period), B]``."""
+    dynamic = dynamic or {}
+    rows = dynamic_rows(n_steps, period)
+    for name, v in dynamic.items():
+        if name not in DYNAMIC_PARAMETERS:
+            raise ValueError(f"parameter {name!r} cannot be dynamic; valid: "
+                             f"{list(DYNAMIC_PARAMETERS)}")
+        if tuple(v.shape) != (rows, n_basins):
+            raise ValueError(f"dynamic {name}: shape {tuple(v.shape)}, expected ({rows}, "
+                             f"{n_basins}) for {n_steps} steps of {period} per value")
+    return dynamic
+
+
 def run(state: CfeState, p: CfeParameters, rain: Tensor, pet: Tensor, options: CfeOptions,
-        outputs: tuple[str, ...] | None = None) -> tuple[CfeState, dict[str, Tensor]]:
+        outputs: tuple[str, ...] | None = None, dynamic: dict[str, Tensor] | None = None,
+        period: int = 24) -> tuple[CfeState, dict[str, Tensor]]:
     """Run CFE over a series of hours.
 
     Parameters
@@ -533,6 +562,11 @@ def run(state: CfeState, p: CfeParameters, rain: Tensor, pet: Tensor, options: C
         Potential evapotranspiration rate [m s-1].
     outputs : tuple of str, optional
         Which outputs to keep (default all of :data:`OUTPUT_NAMES` and :data:`EXTRA_OUTPUTS`).
+    dynamic : dict of tensor [ceil(T / period), B], optional
+        Time-varying values of parameters of :data:`DYNAMIC_PARAMETERS` (in the units of
+        :class:`CfeParameters`), each held for ``period`` steps; they replace those of ``p``.
+    period : int
+        Steps per value of ``dynamic`` (24: daily values of an hourly run).
 
     Returns
     -------
@@ -545,12 +579,16 @@ def run(state: CfeState, p: CfeParameters, rain: Tensor, pet: Tensor, options: C
                                          (p.expon_soil_secondary != 1.0).any()):
         raise ValueError("the CFE-ODE soil scheme has linear outflows: soil_params.expon and "
                          "soil_params.expon_secondary must be 1")
+    dynamic = check_dynamic(dynamic, rain.shape[0], p.n_basins, period)
     keep = outputs or OUTPUT_NAMES + EXTRA_OUTPUTS
     c = soil_constants(p)
     series: dict[str, list[Tensor]] = {k: [] for k in keep}
+    p_t = p
     for t in range(rain.shape[0]):
-        state, out = step(state, p, c, rain[t], pet[t], options)
+        if dynamic and t % period == 0:
+            p_t = replace(p, **{k: v[t // period] for k, v in dynamic.items()})
+            c = soil_constants(p_t)
+        state, out = step(state, p_t, c, rain[t], pet[t], options)
         for k in keep:
             series[k].append(out[k])
     return state, {k: torch.stack(v) for k, v in series.items()}
-

@@ -174,3 +174,60 @@ def test_unsupported_options_are_named(change, what):
     p, s0, rain, pet = random_batch(2, 5, seed=1)
     with pytest.raises(ValueError, match=what):
         kernel.run(s0, p, rain, pet, physics.CfeOptions(**change))
+
+
+def _dynamic_values(p, hours: int, period: int, seed: int) -> dict[str, torch.Tensor]:
+    """Every dynamic-capable parameter varying by row: the static value times 0.3..3."""
+    g = torch.Generator().manual_seed(seed)
+    rows = physics.dynamic_rows(hours, period)
+    out = {}
+    for name in physics.DYNAMIC_PARAMETERS:
+        base = getattr(p, name)
+        out[name] = base * (0.3 + 2.7 * torch.rand(rows, base.shape[0], generator=g,
+                                                    dtype=base.dtype))
+    out["slop"] = out["slop"].clamp(max=1.0)
+    out["k_nash"] = out["k_nash"].clamp(max=0.95)
+    return out
+
+
+@pytest.mark.parametrize("hours, period", [(240, 24), (100, 24), (50, 7), (30, 1)])
+def test_kernel_dynamic_parameters_equal_reference(hours, period):
+    """Parameters that change every ``period`` hours (a partial last row included): outputs
+    and gradients to every row of every dynamic parameter equal the PyTorch reference."""
+    p, s0, rain, pet = random_batch(12, hours, seed=13)
+    options = physics.CfeOptions(mass_conserving=True)
+    dyn = _dynamic_values(p, hours, period, seed=2)
+
+    def loss_and_grads(run):
+        leaves = {k: v.clone().requires_grad_(True) for k, v in dyn.items()}
+        bb = p.bb.clone().requires_grad_(True)
+        _, out = run(s0, dataclasses.replace(p, bb=bb), rain, pet, options, None,
+                     dynamic=leaves, period=period)
+        w = torch.linspace(0.5, 1.5, hours, dtype=rain.dtype).unsqueeze(1)
+        ((out["Q_OUT"] * w).sum() + 0.3 * out["ACTUAL_ET"].sum()
+         + 0.1 * out["SOIL_STORAGE"].sum()).backward()
+        return out, {**{k: v.grad for k, v in leaves.items()}, "bb": bb.grad}
+
+    out_t, g_t = loss_and_grads(physics.run)
+    out_k, g_k = loss_and_grads(lambda *a, **k: kernel.run(*a, backend="cpp", **k))
+    for name in physics.OUTPUT_NAMES:
+        torch.testing.assert_close(out_k[name], out_t[name], rtol=1e-10, atol=1e-14, msg=name)
+    for name, b in g_t.items():
+        scale = b.abs().max().item() or 1.0
+        assert (g_k[name] - b).abs().max().item() <= 1e-10 * scale, name
+    # the rows matter: constant rows equal to the static value give the static run exactly
+    const = {k: getattr(p, k).expand_as(v).clone() for k, v in dyn.items()}
+    _, static = kernel.run(s0, p, rain, pet, options)
+    _, held = kernel.run(s0, p, rain, pet, options, dynamic=const, period=period)
+    for name in physics.OUTPUT_NAMES:
+        assert torch.equal(static[name], held[name]), name
+    assert not torch.equal(static["Q_OUT"], out_k["Q_OUT"])
+
+
+def test_dynamic_parameters_bad_input_is_named():
+    p, s0, rain, pet = random_batch(3, 48, seed=1)
+    options = physics.CfeOptions(mass_conserving=True)
+    with pytest.raises(ValueError, match="'bb' cannot be dynamic"):
+        kernel.run(s0, p, rain, pet, options, dynamic={"bb": p.bb.expand(2, 3)})
+    with pytest.raises(ValueError, match=r"expected \(2, 3\)"):
+        kernel.run(s0, p, rain, pet, options, dynamic={"satdk": p.satdk.expand(3, 3)})

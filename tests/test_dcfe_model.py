@@ -286,3 +286,132 @@ def test_batched_spinup_equals_stepping(make_bmi, tmp_path):
     for k, v in stepped.items():
         np.testing.assert_allclose(batched[k], v, rtol=1e-12, atol=1e-15, err_msg=k)
     assert stepped["snow"].max() > 0  # the snow routine took part
+
+
+# -- dynamic parameters ---------------------------------------------------------------------
+DYNAMIC = ["refkdt", "satdk"]
+
+
+@pytest.fixture(scope="module")
+def dynamic_bundle(tmp_path_factory, sample):
+    """A random dCFE bundle with LSTM-dynamic refkdt and satdk (small networks)."""
+    from conftest import fit_normalization, small_network
+    from bmi_dcfe.model import SPEC
+    from delta_core.bundle import save_bundle
+    from delta_core.spec import Engine
+
+    norm = fit_normalization(sample, SPEC.forcings)
+    torch.manual_seed(4)
+    net = small_network("dcfe")
+    model = SPEC.build_model({"dynamic": DYNAMIC}, net, len(norm.attributes.feature_names),
+                             Engine("torch", torch.float32))
+    with torch.no_grad():  # make the days differ visibly: a strong forcing response
+        model.dynamic_net.head.weight.mul_(20.0)
+    cfg = {"model": "dcfe", "physics": {"dynamic": DYNAMIC}, "network": net.__dict__}
+    return save_bundle(tmp_path_factory.mktemp("dyn") / "bundle.pt", model="dcfe",
+                       state_dict=model.state_dict(), config=cfg, normalization=norm.to_dict(),
+                       provenance={"note": "random dynamic test bundle",
+                                   "train_period": ["1980-10-01", "1985-09-30"]})
+
+
+def test_dynamic_parameters_are_lagged_daily_values(sample_batch):
+    """Day d's dynamic values depend on the forcing of days before d only (the BMI knows them
+    at the day's first hour); the cpp and torch engines agree; gradients reach the LSTM."""
+    from bmi_dcfe.model import DCFE, NetworkConfig
+    from delta_core.spec import Engine
+
+    _, batch = sample_batch("dcfe")
+    n_attr = batch["x_attr"].shape[1]
+    torch.manual_seed(1)
+    models = [DCFE(PhysicsConfig(dynamic=DYNAMIC), n_attr, NetworkConfig(hidden=8, dynamic_hidden=8),
+                   Engine(b, torch.float64)).double().eval() for b in ("torch", "cpp")]
+    models[1].load_state_dict(models[0].state_dict())
+    dyn = models[0].dynamic_parameters(batch["x_forcing"], batch["x_attr"])
+    assert set(dyn) == set(DYNAMIC) and dyn["refkdt"].shape == batch["x_forcing"].shape[:2]
+    changed = batch["x_forcing"].clone()
+    changed[50] += 3.0
+    dyn2 = models[0].dynamic_parameters(changed, batch["x_attr"])
+    for k in DYNAMIC:
+        assert torch.equal(dyn[k][:51], dyn2[k][:51]) and not torch.equal(dyn[k][51], dyn2[k][51])
+        lo, hi = next((p.low, p.high) for p in PARAMETERS if p.name == k)
+        assert (dyn[k] >= lo).all() and (dyn[k] <= hi).all() and dyn[k].std(0).min() > 0
+    out_t, out_c = (m(batch) for m in models)
+    for k in ("streamflow", "et", "soil_moisture", "groundwater", *DYNAMIC):
+        torch.testing.assert_close(out_c[k], out_t[k], rtol=1e-10, atol=1e-13)
+    models[1].train()
+    models[1](batch)["streamflow"].sum().backward()
+    assert models[1].dynamic_net.inp.weight.grad.abs().sum() > 0
+
+
+def test_bmi_dynamic_parameters_follow_the_trained_model(make_bmi, dynamic_bundle, tmp_path):
+    """BmiDCFE with a dynamic bundle, fed hourly forcing disaggregated from days as in training,
+    gives the hourly CFE of the δ model (LSTM on the daily forcing, lagged a day) exactly; its
+    state (LSTM and day sums included) saves and restores bit for bit."""
+    from delta_core.bundle import load_bundle
+    from delta_core.inputs import Normalization
+
+    m = make_bmi("dcfe", pet_source="input", bundle=str(dynamic_bundle))
+    core = m.core
+    assert core.dynamic_names == tuple(DYNAMIC)
+    rng = np.random.default_rng(2)
+    days = 20
+    daily = np.stack([np.where(rng.random(days) < 0.4, rng.gamma(1.0, 12.0, days), 0.0),
+                      np.full(days, 15.0), rng.uniform(1.0, 5.0, days)], -1)
+    sch = core._model.config.scheme()
+    rain_h = to_hourly(torch.tensor(daily[:, None, 0]), sch.rain_weights())[:, 0].numpy()
+    pet_h = to_hourly(torch.tensor(daily[:, None, 2]), sch.pet_weights())[:, 0].numpy()
+    runoff, refkdt = [], []
+    for h in range(24 * days):
+        if h == 24 * 7 + 5:
+            m.save_state(tmp_path / "mid_day.state")
+        m.set_value(PRECIP, np.array([rain_h[h]]))
+        m.set_value(TEMP, np.array([15.0]))
+        m.set_value(PET, np.array([pet_h[h]]))
+        m.update()
+        runoff.append(m.get_value(RUNOFF_DEPTH, np.zeros(1))[0])
+        refkdt.append(m.get_value("cfe__refkdt", np.zeros(1))[0])
+    # the δ model's path: LSTM over the normalised daily forcing, CFE with daily rows
+    model = core._model
+    norm = Normalization.from_dict(load_bundle(dynamic_bundle)["normalization"])
+    x_f = torch.tensor(norm.forcing.transform(daily[:, None, :]), dtype=torch.float64)
+    with torch.no_grad():
+        dyn = model.dynamic_parameters(x_f, torch.tensor(core.x_attr[None]))
+        s0 = model.initial_state(core.static_params)
+        _, ref = physics.run(s0, core.static_params, torch.tensor(rain_h / 1000.0)[:, None],
+                             torch.tensor(pet_h / 3.6e6)[:, None], model.config.options(),
+                             dynamic=dyn, period=24)
+    np.testing.assert_allclose(runoff, ref["Q_OUT"][:, 0].numpy(), rtol=1e-11, atol=1e-15)
+    np.testing.assert_allclose(refkdt[::24], dyn["refkdt"][:, 0].numpy(), rtol=1e-12)
+    assert len(set(np.round(refkdt[::24], 9))) > 5 and len(set(refkdt[24:48])) == 1
+    # restore mid-day and continue: bit for bit
+    m.load_state(tmp_path / "mid_day.state")
+    again = []
+    for h in range(24 * 7 + 5, 24 * days):
+        m.set_value(PRECIP, np.array([rain_h[h]]))
+        m.set_value(TEMP, np.array([15.0]))
+        m.set_value(PET, np.array([pet_h[h]]))
+        m.update()
+        again.append(m.get_value(RUNOFF_DEPTH, np.zeros(1))[0])
+    assert again == runoff[24 * 7 + 5:]
+
+
+def test_export_of_a_dynamic_bundle_writes_period_means(dynamic_bundle, sample, tmp_path):
+    """The C CFE has constant parameters: dynamic ones are written as their mean over the
+    chosen period of the basin's forcing, and the header says so; without values it refuses."""
+    from bmi_dcfe.cfe_config import CfeConfig
+    from bmi_dcfe.export import cfe_config_for, dynamic_means, export
+    from delta_core.evaluation import load_model
+
+    path = export(dynamic_bundle, "01022500", tmp_path / "cfe.txt", start="1990-10-01",
+                  end="1992-09-30")
+    text = path.read_text()
+    assert "refkdt is daily-dynamic in dCFE: written as its mean" in text
+    model, norm, _ = load_model(dynamic_bundle, dtype=torch.float64)
+    stats = dynamic_means(model, norm, sample, "01022500", "1990-10-01", "1992-09-30")
+    config = CfeConfig.read(path)
+    for k in DYNAMIC:
+        mean, lo, hi = stats[k]
+        assert lo < mean < hi
+        assert config.values[k] == mean
+    with pytest.raises(ValueError, match="dynamic parameters"):
+        cfe_config_for(model, np.zeros(len(norm.attributes.feature_names)))

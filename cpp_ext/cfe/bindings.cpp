@@ -18,7 +18,7 @@ using delta::fail;
 
 template <typename T>
 cfe::Problem problem(const Arr<T>& params, const Arr<T>& state, const Arr<T>& rain,
-                     const Arr<T>& pet, bool mass_conserving, int n_threads) {
+                     const Arr<T>& pet, py::ssize_t period, bool mass_conserving, int n_threads) {
   if (rain.ndim() != 2) fail("rain: expected [T, B]");
   cfe::Problem pr;
   pr.n_steps = rain.shape(0);
@@ -27,7 +27,15 @@ cfe::Problem problem(const Arr<T>& params, const Arr<T>& state, const Arr<T>& ra
     fail("state: expected [3 + n_nash, B]");
   pr.n_nash = int(state.shape(0)) - cfe::kNumScalarStates;
   check_shape<T>(pet, {pr.n_steps, pr.n_basins}, "pet");
-  check_shape<T>(params, {cfe::kNumParams, pr.n_basins}, "params");
+  if (params.ndim() != 3) fail("params: expected [12, n_rows, B]");
+  if (period < 1) fail("period: expected >= 1 steps per parameter row");
+  pr.period = period;
+  pr.n_rows = params.shape(1);
+  const py::ssize_t rows = pr.n_steps > 0 ? (pr.n_steps + period - 1) / period : 1;
+  if (pr.n_rows != rows)
+    fail("params: " + std::to_string(pr.n_rows) + " rows for " + std::to_string(pr.n_steps) +
+         " steps of period " + std::to_string(period) + " (expected " + std::to_string(rows) + ")");
+  check_shape<T>(params, {cfe::kNumParams, pr.n_rows, pr.n_basins}, "params");
   check_shape<T>(state, {cfe::kNumScalarStates + pr.n_nash, pr.n_basins}, "state");
   pr.options.mass_conserving = mass_conserving;
   pr.n_threads = n_threads;
@@ -36,8 +44,9 @@ cfe::Problem problem(const Arr<T>& params, const Arr<T>& state, const Arr<T>& ra
 
 template <typename T>
 py::tuple forward(const Arr<T>& params, const Arr<T>& state0, const Arr<T>& rain,
-                  const Arr<T>& pet, bool mass_conserving, bool save, int n_threads) {
-  const cfe::Problem pr = problem<T>(params, state0, rain, pet, mass_conserving, n_threads);
+                  const Arr<T>& pet, py::ssize_t period, bool mass_conserving, bool save,
+                  int n_threads) {
+  const cfe::Problem pr = problem<T>(params, state0, rain, pet, period, mass_conserving, n_threads);
   const py::ssize_t ns = state0.shape(0);
   py::array_t<T> out({py::ssize_t(cfe::kNumOutputs), py::ssize_t(pr.n_steps), py::ssize_t(pr.n_basins)});
   py::array_t<T> final_state({ns, py::ssize_t(pr.n_basins)});
@@ -59,12 +68,13 @@ py::tuple forward(const Arr<T>& params, const Arr<T>& state0, const Arr<T>& rain
 template <typename T>
 py::tuple backward(const Arr<T>& params, const Arr<T>& saved, const Arr<T>& rain,
                    const Arr<T>& pet, const Arr<T>& grad_out, const Arr<T>& grad_final,
-                   bool mass_conserving, int n_threads) {
-  const cfe::Problem pr = problem<T>(params, grad_final, rain, pet, mass_conserving, n_threads);
+                   py::ssize_t period, bool mass_conserving, int n_threads) {
+  const cfe::Problem pr = problem<T>(params, grad_final, rain, pet, period, mass_conserving,
+                                     n_threads);
   const py::ssize_t ns = grad_final.shape(0), TT = pr.n_steps, B = pr.n_basins;
   check_shape<T>(saved, {TT, ns, B}, "saved");
   check_shape<T>(grad_out, {py::ssize_t(cfe::kNumGradOutputs), TT, B}, "grad_out");
-  py::array_t<T> gp({py::ssize_t(cfe::kNumParams), B});
+  py::array_t<T> gp({py::ssize_t(cfe::kNumParams), py::ssize_t(pr.n_rows), B});
   py::array_t<T> gs({ns, B});
   py::array_t<T> gr({TT, B});
   py::array_t<T> ge({TT, B});
@@ -105,11 +115,12 @@ void step(py::array_t<double, py::array::c_style> params, py::array_t<double, py
 template <typename T>
 void bind_dtype(py::module_& m, const char* suffix) {
   m.def((std::string("forward_") + suffix).c_str(), &forward<T>, py::arg("params"),
-        py::arg("state0"), py::arg("rain"), py::arg("pet"), py::arg("mass_conserving"),
-        py::arg("save"), py::arg("n_threads") = 1);
+        py::arg("state0"), py::arg("rain"), py::arg("pet"), py::arg("period"),
+        py::arg("mass_conserving"), py::arg("save"), py::arg("n_threads") = 1);
   m.def((std::string("backward_") + suffix).c_str(), &backward<T>, py::arg("params"),
         py::arg("saved"), py::arg("rain"), py::arg("pet"), py::arg("grad_out"),
-        py::arg("grad_final"), py::arg("mass_conserving"), py::arg("n_threads") = 1);
+        py::arg("grad_final"), py::arg("period"), py::arg("mass_conserving"),
+        py::arg("n_threads") = 1);
 }
 
 }  // namespace

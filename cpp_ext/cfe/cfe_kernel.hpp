@@ -181,12 +181,15 @@ inline void step_forward(const T* p, T rain, T pet, T* st, T* nash, int n_nash, 
 
 struct Problem {
   std::ptrdiff_t n_steps = 0, n_basins = 0;
+  // Parameters come in rows of `period` steps: params [kNumParams, n_rows, B], row t / period
+  // at step t (one row with period >= n_steps: static parameters; 24: daily-dynamic ones).
+  std::ptrdiff_t n_rows = 1, period = 1;
   int n_nash = 0;
   Options options;
   int n_threads = 1;
 };
 
-// Forward over all steps. params [kNumParams, B]; state0 [3 + n_nash, B]; rain, pet [T, B];
+// Forward over all steps. params [kNumParams, n_rows, B] (see Problem); state0 [3 + n_nash, B]; rain, pet [T, B];
 // out [kNumOutputs, T, B]; final_state [3 + n_nash, B]; saved [T, 3 + n_nash, B] or null.
 template <typename T>
 void forward(const Problem& pr, const T* params, const T* state0, const T* rain, const T* pet,
@@ -197,10 +200,14 @@ void forward(const Problem& pr, const T* params, const T* state0, const T* rain,
     std::vector<T> st(ns);
     T p[kNumParams];
     Step<T> s;
+    const std::ptrdiff_t R = pr.n_rows;
     for (std::size_t b = b0; b < b1; ++b) {
-      for (int k = 0; k < kNumParams; ++k) p[k] = params[k * B + b];
       for (int k = 0; k < ns; ++k) st[k] = state0[k * B + b];
       for (std::ptrdiff_t t = 0; t < TT; ++t) {
+        if (t % pr.period == 0) {
+          const std::ptrdiff_t r = t / pr.period;
+          for (int k = 0; k < kNumParams; ++k) p[k] = params[(k * R + r) * B + b];
+        }
         if (saved) for (int k = 0; k < ns; ++k) saved[(t * ns + k) * B + b] = st[k];
         const T soil_start = st[kSoilState];
         T lateral;
@@ -409,7 +416,7 @@ inline void step_backward(const T* p, T rain, T pet, const T* st_before, T* work
 }
 
 // Backward over all steps (see forward for layouts). grad_out [kNumGradOutputs, T, B];
-// grad_final [3 + n_nash, B]; outputs grad_params [kNumParams, B], grad_state0 [3 + n_nash, B],
+// grad_final [3 + n_nash, B]; outputs grad_params [kNumParams, n_rows, B], grad_state0 [3 + n_nash, B],
 // grad_rain, grad_pet [T, B].
 template <typename T>
 void backward(const Problem& pr, const T* params, const T* saved, const T* rain, const T* pet,
@@ -420,10 +427,17 @@ void backward(const Problem& pr, const T* params, const T* saved, const T* rain,
   delta::parallel_chunks(std::size_t(B), pr.n_threads, [&](std::size_t b0, std::size_t b1) {
     std::vector<T> st(ns), work(ns), a_st(ns);
     T p[kNumParams], a_p[kNumParams], g[kNumGradOutputs];
+    const std::ptrdiff_t R = pr.n_rows;
     for (std::size_t b = b0; b < b1; ++b) {
-      for (int k = 0; k < kNumParams; ++k) { p[k] = params[k * B + b]; a_p[k] = T(0); }
+      for (std::ptrdiff_t r = 0; r < R; ++r)
+        for (int k = 0; k < kNumParams; ++k) grad_params[(k * R + r) * B + b] = T(0);
       for (int k = 0; k < ns; ++k) a_st[k] = grad_final[k * B + b];
+      std::ptrdiff_t row = -1;
       for (std::ptrdiff_t t = TT - 1; t >= 0; --t) {
+        if (t / pr.period != row) {  // entering a parameter row (from its last step)
+          row = t / pr.period;
+          for (int k = 0; k < kNumParams; ++k) { p[k] = params[(k * R + row) * B + b]; a_p[k] = T(0); }
+        }
         for (int k = 0; k < ns; ++k) st[k] = saved[(t * ns + k) * B + b];
         for (int k = 0; k < kNumGradOutputs; ++k) g[k] = grad_out[(k * TT + t) * B + b];
         T a_rain = T(0), a_pet = T(0);
@@ -431,8 +445,9 @@ void backward(const Problem& pr, const T* params, const T* saved, const T* rain,
                          pr.options, g, a_st.data(), a_p, a_rain, a_pet);
         grad_rain[t * B + b] = a_rain;
         grad_pet[t * B + b] = a_pet;
+        if (t % pr.period == 0)  // first step of the row: its adjoint is complete
+          for (int k = 0; k < kNumParams; ++k) grad_params[(k * R + row) * B + b] = a_p[k];
       }
-      for (int k = 0; k < kNumParams; ++k) grad_params[k * B + b] = a_p[k];
       for (int k = 0; k < ns; ++k) grad_state0[k * B + b] = a_st[k];
     }
   });
