@@ -68,11 +68,25 @@ class HBVOptions:
         Parameters that vary daily; a subset of :data:`DYNAMIC_CAPABLE`.
     nn_recharge : bool
         Replace the effective-rainfall curve of step 5 by a small neural network (δn(NNr)).
+    steps_per_day : {1, 24}
+        HBV substeps per day: 1 (daily, as trained in the paper) or 24 (hourly, with the rate
+        conversions of :mod:`bmi_dhbv.substeps`, daily forcing disaggregated to hours).
+    dynamic_lag_days : {0, 1}
+        Day d's dynamic parameters from the LSTM after day d - lag (1: what an hourly host can
+        compute at the day's first hour).
+    rain_disaggregation, rain_start_hour, rain_hours, pet_disaggregation :
+        The :class:`delta_core.disaggregation.HourlyScheme` of ``steps_per_day = 24``.
     """
 
     n_components: int = 16
     dynamic: tuple[str, ...] = ("BETA", "BETAET")
     nn_recharge: bool = False
+    steps_per_day: int = 1
+    dynamic_lag_days: int = 0
+    rain_disaggregation: str = "uniform"
+    rain_start_hour: int = 12
+    rain_hours: int = 6
+    pet_disaggregation: str = "sine"
 
     def __post_init__(self) -> None:
         if self.n_components < 1:
@@ -81,6 +95,19 @@ class HBVOptions:
         if bad:
             raise ValueError(f"parameters {bad} cannot be dynamic; valid: {list(DYNAMIC_CAPABLE)}")
         object.__setattr__(self, "dynamic", tuple(self.dynamic))
+        if self.steps_per_day not in (1, 24):
+            raise ValueError(f"steps_per_day must be 1 (daily) or 24 (hourly), got "
+                             f"{self.steps_per_day}")
+        if self.dynamic_lag_days not in (0, 1):
+            raise ValueError(f"dynamic_lag_days must be 0 or 1, got {self.dynamic_lag_days}")
+        self.scheme()
+
+    def scheme(self):
+        """How daily forcing is spread over the hours (``steps_per_day = 24``)."""
+        from delta_core.disaggregation import HourlyScheme
+
+        return HourlyScheme(self.rain_disaggregation, self.rain_start_hour, self.rain_hours,
+                            self.pet_disaggregation)
 
     @property
     def static(self) -> tuple[str, ...]:
@@ -89,7 +116,11 @@ class HBVOptions:
 
     def to_dict(self) -> dict:
         return {"n_components": self.n_components, "dynamic": list(self.dynamic),
-                "nn_recharge": self.nn_recharge}
+                "nn_recharge": self.nn_recharge, "steps_per_day": self.steps_per_day,
+                "dynamic_lag_days": self.dynamic_lag_days,
+                "rain_disaggregation": self.rain_disaggregation,
+                "rain_start_hour": self.rain_start_hour, "rain_hours": self.rain_hours,
+                "pet_disaggregation": self.pet_disaggregation}
 
 
 def scale_parameters(unit: torch.Tensor, names: tuple[str, ...]) -> dict[str, torch.Tensor]:

@@ -15,7 +15,7 @@ from torch import nn
 
 from bmi_dhbv import hbv
 from delta_core.networks import LSTMNet, MLP
-from delta_core.routing import ROUTING_RANGES, UH_LENGTH, gamma_unit_hydrograph, route
+from delta_core.routing import ROUTING_RANGES, UH_LENGTH, gamma_unit_hydrograph
 from delta_core.spec import Batch, Engine, ModelSpec, ParameterSpec, StateSpec, Variable
 
 #: The pretrained δn(γt,βt) bundle shipped with the package (trained on all 447 pack basins).
@@ -113,15 +113,20 @@ class DHBV(nn.Module):
         x_attr : Tensor [B, n_attributes]
             Normalised attributes.
         """
+        par, route_a, route_b = self.static_and_routing(x_attr)
+        return par, gamma_unit_hydrograph(route_a, route_b, UH_LENGTH)
+
+    def static_and_routing(self, x_attr: torch.Tensor
+                           ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+        """Static HBV parameters ``{name: [B, C]}`` and the gamma routing parameters
+        ``route_a`` [1], ``route_b`` [d] (each ``[B]``)."""
         c = self.options.n_components
         out = torch.sigmoid(self.static_net(x_attr))
         n_s = len(self.static_names)
         par = hbv.scale_parameters(out[:, : n_s * c].reshape(-1, n_s, c), self.static_names)
         r = out[:, n_s * c:]
         (lo_a, hi_a, _), (lo_b, hi_b, _) = ROUTING_RANGES["route_a"], ROUTING_RANGES["route_b"]
-        uh = gamma_unit_hydrograph(lo_a + r[:, 0] * (hi_a - lo_a), lo_b + r[:, 1] * (hi_b - lo_b),
-                                   UH_LENGTH)
-        return par, uh
+        return par, lo_a + r[:, 0] * (hi_a - lo_a), lo_b + r[:, 1] * (hi_b - lo_b)
 
     def lstm_inputs(self, x_forcing: torch.Tensor, x_attr: torch.Tensor) -> torch.Tensor:
         """LSTM input ``[T, B, 3 + n_attributes]`` from normalised forcing and attributes."""
@@ -154,71 +159,13 @@ class DHBV(nn.Module):
         -------
         dict
             :data:`OUTPUTS` series ``[T - warmup, B]`` (dynamic parameters only if dynamic) and
-            ``"final_states"`` ``[5, B, C]``.
+            ``"final_states"`` ``[5, B, C]``. HBV steps daily, or hourly on disaggregated forcing
+            with ``options.steps_per_day = 24`` (:mod:`bmi_dhbv.substeps`); outputs are daily.
         """
-        from bmi_dhbv.kernel import run as run_physics
+        from bmi_dhbv import substeps
 
-        forcing, x_attr, x_forcing = batch["forcing"], batch["x_attr"], batch["x_forcing"]
-        warmup = int(batch.get("warmup", 0))
-        backend = self.engine.backend
-        dtype = forcing.dtype
-        n_basins = forcing.shape[1]
-        static, uh = self.static_parameters(x_attr)
-        dynamic, _ = self.dynamic_parameters(self.lstm_inputs(x_forcing, x_attr))
-        params = {**static, **dynamic}
-        states = hbv.cold_states(n_basins, self.options.n_components, dtype, forcing.device)
-        p, t, pet = forcing.unbind(-1)
-        history = None
-        if warmup > 0:
-            with torch.no_grad():
-                warm = run_physics(p[:warmup], t[:warmup], pet[:warmup],
-                                   _slice(params, 0, warmup), states, self.recharge_net,
-                                   keep_storages=False, backend=backend)
-            states = warm.final_states.detach()
-            history = {k: _tail(warm.fluxes[k].detach(), UH_LENGTH - 1) for k in ("q0", "q1", "q2")}
-        res = run_physics(p[warmup:], t[warmup:], pet[warmup:], _slice(params, warmup, None),
-                          states, self.recharge_net, keep_storages=not self.training,
-                          backend=backend)
-        return collect_outputs(res, uh, history, pet[warmup:],
-                               {k: v[warmup:] for k, v in dynamic.items()})
-
-
-def collect_outputs(res: hbv.HBVResult, uh: torch.Tensor, history: dict | None,
-                    pet: torch.Tensor, dynamic: dict[str, torch.Tensor]) -> dict:
-    """Route the HBV fluxes and gather the :data:`OUTPUTS` series.
-
-    ``history`` holds the unrouted q0, q1, q2 of the 14 days before (``[14, B]`` each) or None;
-    streamflow is the sum of the routed components (routing is linear).
-    """
-    fl, st = res.fluxes, res.storages
-    hist = history or {}
-    routed = {k: route(fl[k], uh, hist.get(k)) for k in ("q0", "q1", "q2")}
-    out = {
-        "streamflow": routed["q0"] + routed["q1"] + routed["q2"],
-        "surface_flow": routed["q0"], "interflow": routed["q1"], "baseflow": routed["q2"],
-        "streamflow_unrouted": fl["q0"] + fl["q1"] + fl["q2"],
-        "et": fl["et"], "pet": pet, "recharge": fl["recharge"] + fl["excess"],
-        "percolation": fl["perc"], "melt": fl["melt"],
-    }
-    if st:
-        out.update({"swe": st["snowpack"] + st["meltwater"], "soil_moisture": st["soil_moisture"],
-                    "upper_zone": st["upper_zone"], "lower_zone": st["lower_zone"]})
-    for name, v in dynamic.items():
-        out[name] = v.mean(-1)
-    out["final_states"] = res.final_states
-    return out
-
-
-def _tail(x: torch.Tensor, n: int) -> torch.Tensor:
-    """Last ``n`` rows of ``x`` [T, B], zero-padded at the front if T < n."""
-    x = x[-n:]
-    if x.shape[0] < n:
-        x = torch.cat([x.new_zeros(n - x.shape[0], x.shape[1]), x])
-    return x
-
-
-def _slice(params: dict[str, torch.Tensor], i0: int, i1: int | None) -> dict[str, torch.Tensor]:
-    return {k: (v[i0:i1] if v.dim() == 3 else v) for k, v in params.items()}
+        o = self.options
+        return substeps.simulate(self, batch, o.steps_per_day, o.scheme(), o.dynamic_lag_days)
 
 
 def build_model(physics: hbv.HBVOptions, network: NetworkConfig, n_attributes: int,

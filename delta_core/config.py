@@ -83,6 +83,9 @@ class TrainingConfig:
     grad_clip: float | None = 1.0
     threads: int | None = None  # torch intra-op and kernel threads; None: torch default
     device: str = "cpu"  # cpu | cuda | auto (networks and PyTorch physics; the kernel is CPU)
+    #: A bundle whose weights and normalisation start the run (fine-tuning, e.g. a daily-trained
+    #: model for another time step); same model and network sizes. None: random initialisation.
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         from delta_core.distributed import DEVICES

@@ -43,6 +43,30 @@ def gamma_unit_hydrograph(route_a: torch.Tensor, route_b: torch.Tensor,
     return torch.softmax(logw, dim=-1)
 
 
+def gamma_unit_hydrograph_substeps(route_a: torch.Tensor, route_b: torch.Tensor,
+                                   steps_per_day: int, days: int = UH_LENGTH) -> torch.Tensor:
+    """The gamma unit hydrograph of :func:`gamma_unit_hydrograph` on a finer step.
+
+    The same density (shape ``route_a + 0.1``, scale ``route_b + 0.5`` days) is sampled every
+    ``1 / steps_per_day`` days from t = 0.5 d, the time of the daily hydrograph's first ordinate
+    (lag 0 days), and normalised: lag ``k * steps_per_day`` substeps carries daily ordinate k's
+    density, the substeps between interpolate it. ``steps_per_day = 1`` is
+    :func:`gamma_unit_hydrograph` exactly.
+
+    Returns
+    -------
+    Tensor [B, days * steps_per_day]
+        Weight of lag j (substeps) at column j.
+    """
+    if steps_per_day < 1:
+        raise ValueError(f"steps_per_day must be >= 1, got {steps_per_day}")
+    a = (route_a + 0.1).unsqueeze(-1)
+    theta = (route_b + 0.5).unsqueeze(-1)
+    n = days * steps_per_day
+    t = torch.arange(n, dtype=route_a.dtype, device=route_a.device) / steps_per_day + 0.5
+    return torch.softmax((a - 1.0) * torch.log(t) - t / theta, dim=-1)
+
+
 def route(q: torch.Tensor, uh: torch.Tensor, history: torch.Tensor | None = None) -> torch.Tensor:
     """Convolve runoff with a unit hydrograph: ``out[t] = sum_k uh[k] * q[t-k]``.
 

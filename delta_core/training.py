@@ -51,9 +51,12 @@ def prepare_training_data(cfg: RunConfig, progress: bool = False
     ids = dataset.resolve_basins(cfg.data.basins)
     ts = dataset.load(ids, end=cfg.data.train_end, forcings=spec.forcings, progress=progress)
     i_start = date_index(ts.dates, cfg.data.train_start, "data.train_start")
-    norm = Normalization.fit(dataset, ids, cfg.data.attributes,
-                             ts.slice_dates(cfg.data.train_start, cfg.data.train_end),
-                             spec.forcings)
+    if cfg.training.init_from:  # the networks keep the inputs they were trained on
+        norm = Normalization.from_dict(init_bundle(cfg)["normalization"])
+    else:
+        norm = Normalization.fit(dataset, ids, cfg.data.attributes,
+                                 ts.slice_dates(cfg.data.train_start, cfg.data.train_end),
+                                 spec.forcings)
     inputs = build_inputs(ts, dataset.attributes(ids, cfg.data.attributes), norm)
     first = max(i_start, cfg.training.warmup_days)
     last = len(ts.dates) - 1
@@ -62,6 +65,32 @@ def prepare_training_data(cfg: RunConfig, progress: bool = False
                          f"short for {cfg.training.warmup_days} warm-up + "
                          f"{cfg.training.window_days} window days")
     return dataset, TrainingData(ids, inputs, norm, first, last)
+
+
+def init_bundle(cfg: RunConfig) -> dict:
+    """The bundle of ``training.init_from``, checked against the run: same model, same
+    attributes and forcings, weights that fit the configured networks."""
+    from delta_core.bundle import load_bundle
+
+    b = load_bundle(cfg.training.init_from)
+    where = f"training.init_from {cfg.training.init_from}"
+    if b["model"] != cfg.model:
+        raise ValueError(f"{where} is a {b['model']!r} bundle, the run trains {cfg.model!r}")
+    norm = Normalization.from_dict(b["normalization"])
+    if list(norm.attributes.names) != list(cfg.data.attributes):
+        raise ValueError(f"{where} was trained on other attributes than data.attributes")
+    if tuple(norm.forcing.names) != tuple(cfg.spec.forcings):
+        raise ValueError(f"{where} has forcings {norm.forcing.names}, the model reads "
+                         f"{cfg.spec.forcings}")
+    return b
+
+
+def _load_init_weights(cfg: RunConfig, model: torch.nn.Module) -> None:
+    try:
+        model.load_state_dict(init_bundle(cfg)["state_dict"])
+    except RuntimeError as exc:
+        raise ValueError(f"training.init_from {cfg.training.init_from}: its weights do not fit "
+                         f"the configured networks ({str(exc).splitlines()[0]})") from None
 
 
 def iterations_per_epoch(cfg: RunConfig, data: TrainingData) -> int:
@@ -172,7 +201,10 @@ def _train(cfg: RunConfig, ctx, progress: bool, max_epochs: int | None) -> Path:
         d = cfg.data
         warn_if_overlap((d.train_start, d.train_end), d.test_start, d.test_end, "test period")
     model = cfg.spec.build_model(cfg.physics, cfg.network, data.inputs.x_attr.shape[1],
-                                 Engine(tc.backend, dtype)).to(ctx.device)
+                                 Engine(tc.backend, dtype))
+    if tc.init_from:
+        _load_init_weights(cfg, model)
+    model = model.to(ctx.device)
     step_model = model
     if ctx.enabled:
         from torch.nn.parallel import DistributedDataParallel
@@ -230,6 +262,7 @@ def _epochs(cfg: RunConfig, ctx, data: TrainingData, run: _Run, loss_fn, stop: i
             loss = loss_fn.combine(parts, tc.loss_alpha)
             run.optimizer.zero_grad()
             loss.backward()
+            _check_finite(loss, params, epoch, len(losses) + 1, tc.dtype)
             if tc.grad_clip:
                 torch.nn.utils.clip_grad_norm_(params, tc.grad_clip)
             run.optimizer.step()
@@ -248,6 +281,19 @@ def _epochs(cfg: RunConfig, ctx, data: TrainingData, run: _Run, loss_fn, stop: i
         ctx.barrier()
 
 
+def _check_finite(loss: torch.Tensor, params: list, epoch: int, iteration: int,
+                  dtype: str) -> None:
+    """Stop before a non-finite loss or gradient reaches the weights (the checkpoint of the
+    last epoch stays valid)."""
+    bad = [] if torch.isfinite(loss) else ["the loss"]
+    if any(p.grad is not None and not torch.isfinite(p.grad).all() for p in params):
+        bad.append("the gradient")
+    if bad:
+        hint = " (training.dtype float32: try float64)" if dtype == "float32" else ""
+        raise FloatingPointError(f"{' and '.join(bad)} became non-finite in epoch {epoch}, "
+                                 f"iteration {iteration}{hint}; the weights were not updated")
+
+
 def _finish(cfg: RunConfig, dataset: CamelsDataset, data: TrainingData, model, history: list,
             run_dir: Path) -> Path:
     """Write the bundle, score it on the test period, record the metrics in it."""
@@ -258,6 +304,9 @@ def _finish(cfg: RunConfig, dataset: CamelsDataset, data: TrainingData, model, h
                   "data_root": str(dataset.root), "basins": data.ids,
                   "train_period": [cfg.data.train_start, cfg.data.train_end],
                   "epochs": tc.epochs, "history": history,
+                  **({"init_from": {"path": str(tc.init_from),
+                                    "checksum": init_bundle(cfg)["checksum"]}}
+                     if tc.init_from else {}),
                   "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     bundle_path = run_dir / "bundle.pt"
     save_bundle(bundle_path, model=cfg.model, state_dict=model.state_dict(), config=cfg.to_dict(),

@@ -72,3 +72,59 @@ def test_training_mode_skips_stores(sample_inputs):
     assert "soil_moisture" not in model.train()(_batch(inputs))
     out = model.eval()(_batch(inputs))
     assert out["soil_moisture"].shape == out["streamflow"].shape
+
+
+# -- hourly substeps (bmi_dhbv.substeps) ----------------------------------------------------
+def _model(options: dict, n_attr: int, backend="cpp"):
+    torch.manual_seed(3)
+    return SPEC.build_model(options, SMALL_NET, n_attr, Engine(backend, torch.float64)).double().eval()
+
+
+def test_substep_rules_and_hourly_unit_hydrograph():
+    from bmi_dhbv import substeps
+    from delta_core.routing import gamma_unit_hydrograph, gamma_unit_hydrograph_substeps
+
+    k = torch.tensor([[0.05, 0.5, 0.9]], dtype=torch.float64)
+    par = substeps.substep_parameters({"K0": k, "K1": k, "K2": k, "PERC": k * 10,
+                                       "CFMAX": k * 4, "FC": k * 100}, 24)
+    for name in ("K0", "K1", "K2"):  # a store without inflow drains as in one daily step
+        torch.testing.assert_close(1.0 - (1.0 - par[name]) ** 24, k, rtol=1e-13, atol=0)
+    torch.testing.assert_close(par["PERC"] * 24, k * 10, rtol=1e-15, atol=0)
+    torch.testing.assert_close(par["CFMAX"] * 24, k * 4, rtol=1e-15, atol=0)
+    assert torch.equal(par["FC"], k * 100)
+    a, b = torch.tensor([0.3, 1.5, 2.8], dtype=torch.float64), torch.tensor([0.2, 2.0, 6.0],
+                                                                           dtype=torch.float64)
+    assert torch.equal(gamma_unit_hydrograph_substeps(a, b, 1), gamma_unit_hydrograph(a, b))
+    uh = gamma_unit_hydrograph_substeps(a, b, 24)
+    assert uh.shape == (3, 360)
+    torch.testing.assert_close(uh.sum(1), torch.ones(3, dtype=torch.float64), rtol=1e-14, atol=0)
+    # hour 24 k carries daily ordinate k's density: the hourly and daily shapes agree
+    daily = gamma_unit_hydrograph(a, b)
+    torch.testing.assert_close(uh[:, ::24] / uh[:, ::24].sum(1, keepdim=True), daily,
+                               rtol=1e-12, atol=0)
+
+
+def test_hourly_mode_conserves_water_and_lags_dynamic_parameters(sample_inputs):
+    """steps_per_day 24: daily sums of hourly HBV close the water balance; with the one-day lag
+    day d's flow does not depend on day d's LSTM input; cpp equals torch."""
+    _, inputs = sample_inputs
+    batch = _batch(inputs)
+    opts = {"n_components": 3, "steps_per_day": 24, "dynamic_lag_days": 1}
+    n_attr = batch["x_attr"].shape[1]
+    cpp, ref = _model(opts, n_attr), _model(opts, n_attr, "torch")
+    out, out_t = cpp(batch), ref(batch)
+    for k in ("streamflow", "et", "soil_moisture", "BETA"):
+        torch.testing.assert_close(out[k], out_t[k], rtol=1e-10, atol=1e-12)
+    p = batch["forcing"][..., 0]
+    s0 = 5 * 0.001  # cold stores
+    storage = out["swe"][-1] + out["soil_moisture"][-1] + out["upper_zone"][-1] + out["lower_zone"][-1]
+    resid = p.sum(0) - out["et"].sum(0) - out["streamflow_unrouted"].sum(0) - (storage - s0)
+    assert resid.abs().max().item() < 1e-9 * p.sum(0).max().item()
+    changed = dict(batch, x_forcing=batch["x_forcing"].clone())
+    changed["x_forcing"][40] += 2.0
+    moved = cpp(changed)
+    assert torch.equal(moved["BETA"][:41], out["BETA"][:41])
+    assert not torch.equal(moved["BETA"][41], out["BETA"][41])
+    daily = _model({"n_components": 3}, n_attr)(batch)
+    rel = (out["streamflow"].sum() - daily["streamflow"].sum()).abs() / daily["streamflow"].sum()
+    assert 0 < rel.item() < 0.2  # a different model, the same water

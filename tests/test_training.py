@@ -262,3 +262,44 @@ def test_cli_eval_and_bad_bundle(tiny_bundle, tmp_path):
     with pytest.raises(SystemExit) as e:
         eval_main(["--bundle", str(bad), "--out", str(tmp_path / "ev2")])
     assert e.value.code == 2
+
+
+def test_fine_tuning_starts_from_the_bundle(tiny_bundle, tmp_path):
+    """training.init_from: the run starts from the bundle's weights and normalisation (0
+    optimizer steps -> the same model), records it, and refuses a bundle that does not fit."""
+    from delta_core.training import _load_init_weights, init_bundle, prepare_training_data
+    from delta_core.spec import Engine
+
+    cfg = tiny_config(tmp_path, "ft", init_from=str(tiny_bundle), epochs=1)
+    b = init_bundle(cfg)
+    _, data = prepare_training_data(cfg)
+    assert data.norm.to_dict() == b["normalization"]
+    model = cfg.spec.build_model(cfg.physics, cfg.network, data.inputs.x_attr.shape[1],
+                                 Engine("cpp", torch.float32))
+    _load_init_weights(cfg, model)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, b["state_dict"][k]), k
+    out = train(cfg, progress=False)
+    assert load_bundle(out)["provenance"]["init_from"]["checksum"] == b["checksum"]
+    wrong = RunConfig.from_dict({**TINY, "run_dir": str(tmp_path / "w"),
+                                 "network": {"static_hidden": 32, "dynamic_hidden": 8},
+                                 "training": {**TINY["training"], "init_from": str(tiny_bundle)}})
+    with pytest.raises(ValueError, match="do not fit the configured networks"):
+        train(wrong, progress=False)
+
+
+def test_non_finite_gradient_stops_training(tmp_path, monkeypatch):
+    """A NaN loss or gradient stops the run with a message before it reaches the weights."""
+    import dataclasses
+
+    import delta_core.training as training
+
+    real = training.get_loss
+
+    def poisoned(name):
+        loss = real(name)
+        return dataclasses.replace(loss, combine=lambda p, a: loss.combine(p, a) * float("nan"))
+
+    monkeypatch.setattr(training, "get_loss", poisoned)
+    with pytest.raises(FloatingPointError, match="non-finite in epoch 1, iteration 1.*float64"):
+        train(tiny_config(tmp_path), progress=False)

@@ -13,7 +13,18 @@ Catchment rows (id, latitude, area, attributes) come from one of:
   (see below); ``--write-forcing`` writes forcing CSVs for start..end (hourly or daily, see
   below) and ``--spinup-start`` spin-up CSVs at the model's step up to the day before start;
 * ``--catchments GEOJSON --stand-in GAUGE``: the geojson's catchments (areasqkm; latitude of the
-  polygon's vertex mean) with the attributes of CAMELS basin GAUGE as a documented stand-in.
+  polygon's vertex mean) with the attributes of CAMELS basin GAUGE as a documented stand-in;
+* ``--hydrofabric GPKG|GEOJSON`` with ``--table CSV`` or ``--stand-in GAUGE``: the divides of a
+  NextGen hydrofabric (:mod:`delta_core.ngen.hydrofabric`: layers ``divides`` and ``nexus``,
+  EPSG:5070 inverse-projected), each with its own area (``areasqkm``, else its polygon's area)
+  and centroid latitude; attributes from the table (rows by catchment id, or one row for all;
+  its area/latitude columns are NOT used, and a disagreement above 10 % is warned about) or from
+  the stand-in basin. Also writes ``<out>/catchment_data.geojson`` and
+  ``<out>/nexus_data.geojson`` (CRS84) from the hydrofabric.
+
+``--stand-in`` reads only ``attributes.csv`` of the CAMELS directory: the basin needs no forcing
+time series there. Every source's latitudes must lie in [-90, 90] degrees (a projected coordinate
+is refused) and its areas be > 0.
 
 Writes ``<out>/config/<id>.yaml`` and ``<out>/realization.json`` (``python_type`` the model's BMI
 class, main output ``land_surface_water__runoff_depth``). Hourly mode maps the BMI inputs to
@@ -61,6 +72,7 @@ import argparse
 import csv
 import datetime as dt
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -69,6 +81,9 @@ import numpy as np
 import yaml
 
 from delta_core.ngen.crosswalk import PRECIP, RUNOFF_DEPTH, TEMP, TMAX, TMIN, catchment_id
+from delta_core.ngen.hydrofabric import (Hydrofabric, HydrofabricWarning,
+                                        check_area, check_latitude, read_hydrofabric,
+                                        write_feature_collection)
 
 #: BMI input -> forcing column: hourly (ngen's AORC columns) and daily (our daily CSVs).
 HOURLY_MAP = {PRECIP: "precip_rate", TEMP: "TMP_2maboveground"}
@@ -196,6 +211,129 @@ def rows_from_camels(ids, root, need) -> list[dict]:
             for i, gid in enumerate(ids)]
 
 
+def stand_in_attributes(gauge: str, root, need) -> dict:
+    """Attributes ``{name: value}`` of CAMELS basin ``gauge`` from ``<root>/attributes.csv``
+    alone (default root: the shipped sample): a stand-in needs no forcing time series.
+
+    Raises
+    ------
+    ValueError
+        No ``attributes.csv``, no row for ``gauge``, or a needed attribute missing.
+    """
+    from delta_core.data.camels import SAMPLE_DIR
+
+    path = (Path(root) if root is not None else SAMPLE_DIR) / "attributes.csv"
+    if not path.is_file():
+        raise ValueError(f"--stand-in {gauge}: {path} does not exist (the stand-in's attributes "
+                         f"are read from the CAMELS directory's attributes.csv)")
+    with open(path, newline="") as f:
+        table = list(csv.DictReader(f))
+    row = next((r for r in table if str(r.get("gauge_id", "")).strip() == str(gauge).strip()),
+               None)
+    if row is None:
+        raise ValueError(f"--stand-in {gauge}: no row for this basin in {path} (gauge ids are "
+                         f"strings with leading zeros, e.g. '01022500')")
+    missing = [a for a in need if a not in row]
+    if missing:
+        raise ValueError(f"--stand-in {gauge}: attribute(s) {missing} not in {path}")
+    return {a: _value(str(row[a]).strip()) for a in need}
+
+
+def hydrofabric_rows(hf: Hydrofabric, attributes: dict[str, dict]) -> list[dict]:
+    """Rows of the divides of ``hf``: their own centroid latitude [degrees] and area [km2] and
+    the attributes ``{divide id: {name: value}}``."""
+    return [{"id": cid, "latitude": d.latitude, "area_km2": d.area_km2,
+             "attributes": dict(attributes[cid])} for cid, d in hf.divides.items()]
+
+
+def table_attributes(path, id_column, need, hf: Hydrofabric) -> tuple[dict[str, dict], bool]:
+    """Attributes per divide of ``hf`` from a CSV: a row per divide (matched by ``cat-N``, the
+    divide's flowpath ``wb-N`` or the bare ``N``) or a single row for all divides.
+
+    The table's area and latitude columns are not used: where they disagree with the
+    hydrofabric's per-divide values by more than 10 %, a :class:`HydrofabricWarning` says so.
+
+    Returns
+    -------
+    attributes : dict
+        ``{divide id: {name: value}}``.
+    one_for_all : bool
+        Whether a single row was applied to every divide.
+    """
+    with open(path, newline="") as f:
+        table = list(csv.DictReader(f))
+    if not table:
+        raise ValueError(f"{path} has no rows")
+    header = list(table[0])
+    missing = [a for a in need if a not in header]
+    if missing:
+        raise ValueError(f"{path} lacks attribute column(s) {missing} the bundle needs")
+    if id_column and id_column not in header:
+        raise ValueError(f"{path}: --id-column {id_column!r} is not a column ({header})")
+    idc = id_column or next((c for c in ID_COLUMNS if c in header), None)
+    index = {str(r[idc]).strip(): r for r in table} if idc else {}
+    matched = {}
+    for cid, d in hf.divides.items():
+        keys = (cid, d.flowpath, cid.split("-", 1)[1])
+        row = next((index[k] for k in keys if k and k in index), None)
+        if row is not None:
+            matched[cid] = row
+    one_for_all = len(table) == 1 and not matched
+    if one_for_all:
+        matched = {cid: table[0] for cid in hf.divides}
+    else:
+        _check_table_coverage(path, idc, len(table), index, matched, hf)
+    _warn_table_geometry(path, header, matched, hf, need)
+    return {cid: {a: _value(r[a]) for a in need} for cid, r in matched.items()}, one_for_all
+
+
+def _check_table_coverage(path, idc, n_rows: int, index, matched, hf: Hydrofabric) -> None:
+    """Refuse a multi-row table without an id column or without a row for some divide."""
+    if idc is None:
+        raise ValueError(f"{path} has {n_rows} rows but no id column "
+                         f"(looked for {list(ID_COLUMNS)}; use --id-column) to match them to "
+                         f"the hydrofabric's divides; a single row applies to all divides")
+    lacking = [cid for cid in hf.divides if cid not in matched]
+    if lacking:
+        raise ValueError(f"{path}: no row for divide(s) {lacking[:10]}"
+                         f"{' ...' if len(lacking) > 10 else ''} of {hf.source} (column "
+                         f"{idc!r} holds e.g. {list(index)[:3]}; ids are matched as cat-N, "
+                         f"wb-N or N)")
+
+
+def _warn_table_geometry(path, header, matched: dict, hf: Hydrofabric, need) -> None:
+    """Warn where the table's area/latitude columns disagree (> 10 %) with the hydrofabric."""
+    for what, cols, unit in (("area", AREA_COLUMNS, "km2"), ("latitude", LAT_COLUMNS, "deg")):
+        col = next((c for c in cols if c in header), None)
+        if col is None:
+            continue
+        bad = []
+        for cid, r in matched.items():
+            try:
+                t = float(r[col])
+            except (TypeError, ValueError):
+                continue
+            h = hf.divides[cid].area_km2 if what == "area" else hf.divides[cid].latitude
+            if abs(t - h) > 0.1 * abs(h):
+                bad.append(f"{cid}: {t:g} vs {h:.6g} {unit}")
+        if bad:
+            still = (f"; {col!r} is still passed to the model as the attribute the bundle "
+                     f"needs" if col in need else "")
+            warnings.warn(
+                f"{path}: column {col!r} disagrees by more than 10% with the hydrofabric's "
+                f"per-divide {what} for {len(bad)} of {len(matched)} divide(s) "
+                f"({'; '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}); the hydrofabric's "
+                f"values are used as the catchments' {what} (a gauge's basin {what} is not a "
+                f"divide's){still}", HydrofabricWarning, stacklevel=3)
+
+
+def check_rows(rows: list[dict]) -> None:
+    """Refuse latitudes outside [-90, 90] degrees and areas not > 0 (ngen aborts on them)."""
+    for r in rows:
+        r["latitude"] = check_latitude(r["latitude"], f"catchment {r['id']}")
+        r["area_km2"] = check_area(r["area_km2"], f"catchment {r['id']}")
+
+
 def _value(s):
     try:
         return float(s)
@@ -289,7 +427,6 @@ def write_camels_geojson(out: Path, ids, root) -> tuple[Path, Path]:
 
     ds = CamelsDataset(root)
     ds.check_basins(ids)
-    crs = {"type": "name", "properties": {"name": "urn:ogc:def:crs:OGC:1.3:CRS84"}}
     cats, nexus = [], []
     r = PLACEHOLDER_HALF_SIDE_DEG
     for gid in ids:
@@ -305,14 +442,8 @@ def write_camels_geojson(out: Path, ids, root) -> tuple[Path, Path]:
         nexus.append({"type": "Feature", "id": f"nex-{gid}", "properties": {"toid": ""},
                       "geometry": {"type": "Point", "coordinates": [lon, lat]}})
     out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, feats in (("catchment_data", cats), ("nexus_data", nexus)):
-        path = out / f"{name}.geojson"
-        body = ",\n".join(json.dumps(f) for f in feats)
-        path.write_text(f'{{\n"type": "FeatureCollection",\n"name": "{name}",\n'
-                        f'"crs": {json.dumps(crs)},\n"features": [\n{body}\n]\n}}\n')
-        paths.append(path)
-    return paths[0], paths[1]
+    return (write_feature_collection(out / "catchment_data.geojson", "catchment_data", cats),
+            write_feature_collection(out / "nexus_data.geojson", "nexus_data", nexus))
 
 
 def write_realization(out: Path, rows: list[dict], binding: ModelBinding, *, start: str,
@@ -388,9 +519,19 @@ def _parse_args(argv, binding: ModelBinding) -> argparse.Namespace:
     src.add_argument("--camels", nargs="+", metavar="GAUGE_ID",
                      help="basins of a CAMELS-format data directory")
     src.add_argument("--stand-in", metavar="GAUGE_ID",
-                     help="with --catchments: use this CAMELS basin's attributes for every "
+                     help="with --catchments or --hydrofabric: use this CAMELS basin's "
+                          "attributes (attributes.csv only; no forcing needed) for every "
                           "catchment (documented stand-in when attributes are unknown)")
     ap.add_argument("--catchments", help="hydrofabric catchment geojson (areasqkm, geometry)")
+    ap.add_argument("--hydrofabric", metavar="PATH",
+                    help="NextGen hydrofabric GeoPackage (layers divides, nexus; flowpaths/"
+                         "network if present) or divides GeoJSON: each divide's own area "
+                         "(areasqkm, else its polygon's) and centroid latitude (EPSG:5070 "
+                         "inverse-projected; 4326/4269 as is); attributes from --table or "
+                         "--stand-in; writes catchment_data.geojson and nexus_data.geojson")
+    ap.add_argument("--hydrofabric-nexus", metavar="GEOJSON",
+                    help="--hydrofabric GeoJSON: its nexus file (default: nexus_data.geojson "
+                         "or nexus.geojson beside it)")
     ap.add_argument("--id-column", help="id column of --table")
     ap.add_argument("--camels-root", help="CAMELS-format data directory (default: the sample)")
     ap.add_argument("--out", required=True, help="output folder")
@@ -432,30 +573,71 @@ def _parse_datetime(s: str, what: str) -> dt.datetime:
             from None
 
 
+def _classic_source(args, need) -> tuple[list[dict], str | None]:
+    """Rows of ``--table``, ``--camels`` or ``--catchments --stand-in`` and the config note."""
+    geo = geojson_catchments(args.catchments) if args.catchments else None
+    if args.table:
+        return rows_from_table(args.table, args.id_column, need, geo), None
+    if args.camels:
+        return rows_from_camels(args.camels, args.camels_root, need), None
+    if geo is None:
+        raise ValueError("--stand-in needs --catchments or --hydrofabric")
+    attrs = stand_in_attributes(args.stand_in, args.camels_root, need)
+    rows = [{"id": cid, "latitude": g["latitude"], "area_km2": float(g["area_km2"]),
+             "attributes": dict(attrs)} for cid, g in sorted(geo.items())]
+    note = (f"Catchment attributes are a STAND-IN: those of CAMELS basin {args.stand_in}; "
+            f"the catchment's own\nattributes were not available. Latitude: mean of the "
+            f"polygon vertices; area: areasqkm.")
+    return rows, note
+
+
+def _hydrofabric_source(args, need, out: Path) -> tuple[Hydrofabric, list[dict], str]:
+    """The hydrofabric, its rows (attributes from ``--table`` or ``--stand-in``) and the note."""
+    if args.camels or args.catchments:
+        raise ValueError("--hydrofabric gives the catchments: use it with --table or "
+                         "--stand-in for their attributes, not with --camels or --catchments")
+    if args.write_forcing or args.spinup_start:
+        raise ValueError("--write-forcing and --spinup-start work with --camels only (there is "
+                         "no forcing of hydrofabric divides here); use --spinup-forcing")
+    inputs = {Path(p).resolve() for p in (args.hydrofabric, args.hydrofabric_nexus) if p}
+    for name in ("catchment_data.geojson", "nexus_data.geojson"):
+        if (out / name).resolve() in inputs:
+            raise ValueError(f"--out {out} would overwrite the input {out / name}; write the "
+                             f"realization into another folder")
+    hf = read_hydrofabric(args.hydrofabric, args.hydrofabric_nexus)
+    src = f"hydrofabric {Path(args.hydrofabric).name} (EPSG:{hf.crs.epsg})"
+    geometry = (f"Catchment from {src}: latitude = centroid of the divide polygon\n(planar "
+                f"centroid in the equal-area plane, inverse-projected to degrees); area_km2 = "
+                f"the divide's\nareasqkm, else its polygon's area on the ellipsoid [km2].")
+    if args.table:
+        attrs, one = table_attributes(args.table, args.id_column, need, hf)
+        how = "its single row, for every divide" if one else "the divide's row"
+        note = f"{geometry}\nAttributes: {Path(args.table).name}, {how}."
+    else:
+        proxy = stand_in_attributes(args.stand_in, args.camels_root, need)
+        attrs = {cid: proxy for cid in hf.divides}
+        note = (f"{geometry}\nCatchment attributes are a STAND-IN: those of CAMELS basin "
+                f"{args.stand_in}; the catchment's own\nattributes were not available.")
+    return hf, hydrofabric_rows(hf, attrs), note
+
+
 def _main(argv, binding: ModelBinding) -> int:
     args = _parse_args(argv, binding)
     need = needed_attributes(args.bundle, binding.model)
-    geo = geojson_catchments(args.catchments) if args.catchments else None
-    note = None
-    if args.table:
-        rows = rows_from_table(args.table, args.id_column, need, geo)
-    elif args.camels:
-        rows = rows_from_camels(args.camels, args.camels_root, need)
+    out = Path(args.out)
+    hf = None
+    if args.hydrofabric:
+        hf, rows, note = _hydrofabric_source(args, need, out)
+    elif args.hydrofabric_nexus:
+        raise ValueError("--hydrofabric-nexus needs --hydrofabric")
     else:
-        if geo is None:
-            raise ValueError("--stand-in needs --catchments")
-        proxy = rows_from_camels([args.stand_in], args.camels_root, need)[0]
-        rows = [{"id": cid, "latitude": g["latitude"], "area_km2": float(g["area_km2"]),
-                 "attributes": dict(proxy["attributes"])} for cid, g in sorted(geo.items())]
-        note = (f"Catchment attributes are a STAND-IN: those of CAMELS basin {args.stand_in}; "
-                f"the catchment's own\nattributes were not available. Latitude: mean of the "
-                f"polygon vertices; area: areasqkm.")
+        rows, note = _classic_source(args, need)
+    check_rows(rows)
     bad = [kv for kv in args.map if "=" not in kv]
     if bad:
         raise ValueError(f"--map expects BMI_NAME=COLUMN, got {bad}")
     names_map = {**binding.inputs(args.time_step, args),
                  **dict(kv.split("=", 1) for kv in args.map)}
-    out = Path(args.out)
     spinup = {r["id"]: args.spinup_forcing for r in rows} if args.spinup_forcing else None
     if args.camels and (args.write_forcing or args.spinup_start):
         spinup = {}
@@ -470,6 +652,10 @@ def _main(argv, binding: ModelBinding) -> int:
                 spinup[r["id"]] = f"../spinup/{r['id']}.csv"
     if args.camels:
         write_camels_geojson(out, args.camels, args.camels_root)
+    if hf is not None:
+        cat_path, nex_path = hf.write_geojson(out)
+        print(f"wrote {cat_path} ({len(hf.divides)} divides) and {nex_path} "
+              f"({len(hf.nexus)} nexus) from {hf.source} (EPSG:{hf.crs.epsg})")
     path = write_realization(out, rows, binding, start=args.start, end=args.end,
                              time_step=args.time_step, output_interval=args.output_interval,
                              bundle=args.bundle, backend=args.backend,

@@ -1,0 +1,158 @@
+"""dHBV at a sub-daily step (hourly in NextGen): the daily-trained networks, HBV stepped hourly.
+
+The networks keep the daily view they were trained on; HBV advances every substep with rates
+converted from the daily parameters by these rules (``n`` substeps per day, 24 for hours):
+
+* recession coefficients K0, K1, K2 [d-1] act as fractions of the store per step; per substep
+  ``k = 1 - (1 - K)^(1/n)``, so a store without inflow drains over n substeps exactly as over
+  one day;
+* the percolation capacity PERC [mm d-1] and the degree-day factor CFMAX [mm degC-1 d-1] are
+  divided by n (refreezing, CFR x CFMAX, follows); thresholds and shapes (TT, FC, LP, BETA,
+  BETAET, UZL, CFR, CWH) are unchanged;
+* forcing is per substep: precipitation and PET amounts [mm per substep], temperature [degC];
+* routing: the same gamma density sampled every substep
+  (:func:`delta_core.routing.gamma_unit_hydrograph_substeps`, 15 days long);
+* dynamic parameters (BETA, BETAET) come from the LSTM over *daily* forcing and hold for the day.
+  A host that steps hour by hour knows a day's forcing only at its end, so the substep model
+  uses day d - 1's LSTM output on day d (``lag_days = 1``; the first day: the LSTM's output
+  before any forcing). ``lag_days = 0`` uses the same day's output, as the daily model does.
+
+With ``n = 1`` and ``lag_days = 0`` :func:`simulate` is the daily model exactly (tested).
+"""
+from __future__ import annotations
+
+import torch
+
+from bmi_dhbv import hbv
+from bmi_dhbv.kernel import run as run_physics
+from delta_core.disaggregation import HourlyScheme, daily_sums, to_hourly
+from delta_core.routing import UH_LENGTH, gamma_unit_hydrograph_substeps, route
+
+#: Parameters whose values are per day and scale with the step, and how.
+RECESSIONS: tuple[str, ...] = ("K0", "K1", "K2")
+RATES: tuple[str, ...] = ("PERC", "CFMAX")
+
+
+def substep_parameters(params: dict[str, torch.Tensor], steps_per_day: int
+                       ) -> dict[str, torch.Tensor]:
+    """HBV parameters of a daily step converted to ``1 / steps_per_day`` days (module rules)."""
+    if steps_per_day == 1:
+        return dict(params)
+    out = dict(params)
+    for k in RECESSIONS:
+        out[k] = 1.0 - torch.pow(1.0 - params[k], 1.0 / steps_per_day)
+    for k in RATES:
+        out[k] = params[k] / steps_per_day
+    return out
+
+
+def lag_dynamic(model, raw: torch.Tensor, lag_days: int) -> torch.Tensor:
+    """Shift the LSTM's raw daily outputs ``[D, B, n]`` by ``lag_days`` (0 or 1): day d gets
+    the output after day d - lag; the first days get the output before any forcing."""
+    if lag_days == 0:
+        return raw
+    if lag_days != 1:
+        raise ValueError(f"lag_days must be 0 or 1, got {lag_days}")
+    net = model.dynamic_net
+    first = net.head(raw.new_zeros(1, raw.shape[1], net.hidden))
+    return torch.cat([first, raw[:-1]])
+
+
+def simulate(model, batch: dict, steps_per_day: int = 24, scheme: HourlyScheme | None = None,
+             lag_days: int = 1, chunk_days: int = 365) -> dict[str, torch.Tensor]:
+    """Run a :class:`~bmi_dhbv.model.DHBV` on daily forcing at ``steps_per_day`` substeps;
+    return daily series (the :data:`bmi_dhbv.model.OUTPUTS` of :meth:`DHBV.forward`).
+
+    Parameters
+    ----------
+    model : DHBV
+        The model (kernel backend as configured; in training mode only the flows are kept).
+    batch : dict
+        As :meth:`DHBV.forward`: daily ``forcing`` [D, B, 3] (P mm/d, T degC, PET mm/d),
+        ``x_forcing``, ``x_attr``, ``warmup`` (days: run without gradient, not returned).
+    steps_per_day : int
+        Substeps per day (24: hourly; 1: daily).
+    scheme : HourlyScheme, optional
+        How daily P and PET are spread over the hours (default: uniform rain, sine PET); for
+        ``steps_per_day = 24``. Temperature is held at the daily mean.
+    lag_days : int
+        Dynamic parameters from the LSTM output of ``lag_days`` days before (module docstring).
+    chunk_days : int
+        Days per kernel call (bounds memory; the result does not depend on it).
+
+    Returns
+    -------
+    dict
+        Daily series [D - warmup, B]: flows, ET, recharge, percolation, melt in mm/day (sums of
+        the day's substeps), stores in mm at the end of each day (not in training mode),
+        dynamic parameters (component means), PET.
+    """
+    n = steps_per_day
+    if n not in (1, 24):
+        raise ValueError(f"steps_per_day must be 1 or 24, got {n}")
+    scheme = scheme or HourlyScheme("uniform", pet="sine")
+    forcing, x_attr = batch["forcing"], batch["x_attr"]
+    warmup = int(batch.get("warmup", 0))
+    n_days, n_basins = forcing.shape[:2]
+    static, route_a, route_b = model.static_and_routing(x_attr)
+    daily = dict(static)
+    dynamic = {}
+    if model.dynamic_net is not None:
+        raw, _ = model.dynamic_net(model.lstm_inputs(batch["x_forcing"], x_attr))
+        unit = torch.sigmoid(lag_dynamic(model, raw, lag_days))
+        c, n_d = model.options.n_components, len(model.dynamic_names)
+        dynamic = hbv.scale_parameters(unit.reshape(n_days, n_basins, n_d, c), model.dynamic_names)
+        daily.update(dynamic)
+    par = substep_parameters(daily, n)
+    p, t, pet = forcing.unbind(-1)
+    if n == 24:
+        p, pet = to_hourly(p, scheme.rain_weights()), to_hourly(pet, scheme.pet_weights())
+        t = t.repeat_interleave(24, dim=0)
+    keep = not model.training
+    states = hbv.cold_states(n_basins, model.options.n_components, forcing.dtype, forcing.device)
+    fluxes = ("q0", "q1", "q2", "et", "recharge", "excess", "perc", "melt")
+    sub: dict[str, list[torch.Tensor]] = {}
+    days_of = [(d0, min(warmup, d0 + chunk_days)) for d0 in range(0, warmup, chunk_days)]
+    days_of += [(d0, min(n_days, d0 + chunk_days)) for d0 in range(warmup, n_days, chunk_days)]
+    for d0, d1 in days_of:
+        chunk = {k: (v[d0:d1].repeat_interleave(n, dim=0) if v.dim() == 3 else v)
+                 for k, v in par.items()}
+        args = (p[d0 * n:d1 * n], t[d0 * n:d1 * n], pet[d0 * n:d1 * n], chunk, states,
+                model.recharge_net)
+        if d1 <= warmup:
+            with torch.no_grad():
+                res = run_physics(*args, keep_storages=False, backend=model.engine.backend)
+            res.fluxes = {k: v.detach() for k, v in res.fluxes.items()}
+            states = res.final_states.detach()
+        else:
+            res = run_physics(*args, keep_storages=keep, backend=model.engine.backend)
+            states = res.final_states
+            for k, v in res.storages.items():
+                sub.setdefault(k, []).append(v[n - 1::n])  # end of each day
+        for k in fluxes:
+            sub.setdefault(k, []).append(res.fluxes[k])
+    series = {k: torch.cat(v) for k, v in sub.items()}
+    uh = gamma_unit_hydrograph_substeps(route_a, route_b, n, UH_LENGTH)
+    lag = uh.shape[1] - 1
+    w = warmup * n
+    routed = {}
+    for k in ("q0", "q1", "q2"):
+        hist = series[k][max(0, w - lag):w]
+        if hist.shape[0] < lag:
+            hist = torch.cat([hist.new_zeros(lag - hist.shape[0], n_basins), hist])
+        routed[k] = route(series[k][w:], uh, hist)
+    to_days = (lambda x: x) if n == 1 else daily_sums
+    out = {"surface_flow": to_days(routed["q0"]), "interflow": to_days(routed["q1"]),
+           "baseflow": to_days(routed["q2"])}
+    out["streamflow"] = out["surface_flow"] + out["interflow"] + out["baseflow"]
+    f = {k: to_days(v[w:]) for k, v in series.items() if k in fluxes}
+    out.update(streamflow_unrouted=f["q0"] + f["q1"] + f["q2"], et=f["et"], pet=forcing[warmup:, :, 2],
+               recharge=f["recharge"] + f["excess"], percolation=f["perc"], melt=f["melt"])
+    if keep:
+        st = {k: v for k, v in series.items() if k in hbv.STATE_NAMES}
+        out.update(swe=st["snowpack"] + st["meltwater"], soil_moisture=st["soil_moisture"],
+                   upper_zone=st["upper_zone"], lower_zone=st["lower_zone"])
+    for name, v in dynamic.items():
+        out[name] = v[warmup:].mean(-1)
+    out["final_states"] = states
+    return out
