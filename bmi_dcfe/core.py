@@ -27,8 +27,9 @@ import torch
 from bmi_dcfe import kernel, physics
 from delta_core import snow as snow_routine
 from delta_core.bmi.core import LumpedCore
+from delta_core.bmi.hourly import DayAggregate, TrailingHargreaves
 from delta_core.networks import LSTMStepper
-from delta_core.pet import extraterrestrial_radiation, hargreaves_scalar
+from delta_core.pet import extraterrestrial_radiation
 
 
 class CfeCore(LumpedCore):
@@ -74,6 +75,8 @@ class CfeCore(LumpedCore):
         self.backend = backend
         self._pet_weights = model.config.scheme().pet_weights().tolist()
         self._ra = extraterrestrial_radiation(latitude, np.arange(1, 367))[:, 0].tolist()
+        self._harg = TrailingHargreaves(latitude, self._pet_weights, "dCFE")
+        self._day = DayAggregate()
         with torch.no_grad():
             learned = model.parameters_physical(torch.as_tensor(x_attr[None], dtype=torch.float64))
             if self.dynamic_names:
@@ -82,7 +85,7 @@ class CfeCore(LumpedCore):
                                      "normalisation (norm) for the LSTM input")
                 self._lstm = LSTMStepper(model.dynamic_net, x_attr)
                 self._forcing_norm = norm.forcing
-                self._raw0 = self._lstm.w_head @ np.zeros(self._lstm.hidden) + self._lstm.b_head
+                self._raw0 = self._lstm.initial_output()
                 first = self._dynamic_from_raw(self._raw0)
             else:
                 self._lstm, first = None, {}
@@ -104,16 +107,12 @@ class CfeCore(LumpedCore):
         self.queue = np.zeros(len(self._ordinates))  # GIUH runoff queue [m]
         self.snowpack = 0.0
         self.meltwater = 0.0
-        self._temps = np.full(24, np.nan)  # trailing hourly temperatures (Hargreaves PET)
-        self._flat_warned = False
-        self._ra_day = -1  # ordinal of the day whose radiation is cached
-        self._ra_today = 0.0
+        self._harg.reset()
         self.flow_new = np.zeros(3)
         self.flow_carry = np.zeros(3)
         self.rate_values = np.zeros(3)
         self.level_values = np.zeros(len(self.levels))
-        #: dynamic parameters: ordinal of the current day, its forcing sums (P, T, PET, hours)
-        self._day = np.array([-1.0, 0.0, 0.0, 0.0, 0.0])
+        self._day.reset()
         self.dynamic_raw = np.zeros(len(self.dynamic_names))
         if self._lstm is not None:
             self._lstm.reset()
@@ -124,12 +123,14 @@ class CfeCore(LumpedCore):
     def step(self, forcing: list, start: dt.datetime) -> None:
         """One hour from ``start``: ``forcing`` = [P mm, T degC, PET mm (None: Hargreaves)]."""
         p, t, pet = forcing
-        self._temps[:-1] = self._temps[1:]
-        self._temps[-1] = t
+        self._harg.push(t)
         if pet is None:
-            pet = self.hargreaves_hourly(start)
+            pet = self._harg.pet(start)
         if self._lstm is not None:
-            self._advance_day(start, p, t, pet)
+            done = self._day.add(start, p, t, pet)
+            if done is not None:  # a new day: its parameters from the LSTM after the last one
+                self.dynamic_raw = self._lstm.step(self._forcing_norm.transform_day(done))
+                self._set_parameters(self._dynamic_from_raw(self.dynamic_raw))
         s = snow_routine.degree_day_step(self.snowpack, self.meltwater, p, t, *self._snow_args)
         self.snowpack, self.meltwater = s.snowpack, s.meltwater
         rain = (s.rain + s.outflow) / 1000.0
@@ -153,24 +154,6 @@ class CfeCore(LumpedCore):
         rv[0], rv[1], rv[2] = aet * 1000.0, pet, s.melt
         self._write_levels()
 
-    def hargreaves_hourly(self, start: dt.datetime) -> float:
-        """PET of the hour starting at ``start`` [mm]: Hargreaves from the trailing 24 hours'
-        max/min temperature (fewer at the start of a run) times the hour's sine weight."""
-        temps = self._temps
-        if np.isnan(temps[0]):  # fewer than 24 hours so far
-            temps = temps[~np.isnan(temps)]
-        tmax, tmin = float(temps.max()), float(temps.min())
-        if tmax == tmin and len(temps) == 24 and not self._flat_warned:
-            self._flat_warned = True
-            warnings.warn(f"dCFE: air temperature constant over the 24 hours before {start} "
-                          f"(daily-mean forcing?): Hargreaves PET is 0 until it varies; give PET "
-                          f"as an input (pet_source: input) for such forcing", stacklevel=2)
-        day = start.toordinal()
-        if day != self._ra_day:
-            self._ra_day = day
-            self._ra_today = self._ra[start.timetuple().tm_yday - 1]
-        return hargreaves_scalar(tmax, tmin, self._ra_today) * self._pet_weights[start.hour]
-
     def spinup(self, forcings: list[list], starts: list[dt.datetime]) -> None:
         """Many hours at once: snow on floats hour by hour, PET vectorised, CFE in one kernel
         call (``backend: cpp``); ends in the state :meth:`step` in turn would reach."""
@@ -178,14 +161,14 @@ class CfeCore(LumpedCore):
             return super().spinup(forcings, starts)  # dynamic parameters: stepped
         n = len(forcings)
         temps = np.array([f[1] for f in forcings], dtype=float)
-        window = np.lib.stride_tricks.sliding_window_view(np.concatenate([self._temps, temps]),
+        window = np.lib.stride_tricks.sliding_window_view(np.concatenate([self._harg.temps, temps]),
                                                           24)[1:]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN never happens: the hour
             tmax, tmin = np.nanmax(window, axis=1), np.nanmin(window, axis=1)  # is in its window
         full = ~np.isnan(window[:, 0])
-        if (full & (tmax == tmin)).any() and not self._flat_warned:
-            self._flat_warned = True
+        if (full & (tmax == tmin)).any() and not self._harg.warned:
+            self._harg.warned = True
             warnings.warn("dCFE: air temperature constant over 24 hours of the spin-up forcing: "
                           "Hargreaves PET is 0 there; give PET as an input (pet_source: input)",
                           stacklevel=2)
@@ -216,7 +199,7 @@ class CfeCore(LumpedCore):
         self.state[:] = np.concatenate([final.soil.numpy(), final.gw.numpy(),
                                         final.percolation.numpy(), final.nash_lateral[0].numpy()])
         self.queue[:] = final.giuh_queue[0].numpy()
-        self._temps[:] = np.concatenate([self._temps, temps])[-24:]
+        self._harg.temps[:] = np.concatenate([self._harg.temps, temps])[-24:]
         last = {k: float(v[-1, 0]) for k, v in out.items()}
         baseflow = last["DEEP_GW_TO_CHANNEL_FLUX"]
         if self._options.mass_conserving:
@@ -228,11 +211,11 @@ class CfeCore(LumpedCore):
 
     def get_state(self) -> dict[str, np.ndarray]:
         st = {"cfe": self.state, "giuh_queue": self.queue,
-              "snow": np.array([self.snowpack, self.meltwater]), "temps": self._temps,
+              "snow": np.array([self.snowpack, self.meltwater]), "temps": self._harg.state,
               "rate_values": self.rate_values, "level_values": self.level_values,
               "flow_new": self.flow_new}
         if self._lstm is not None:
-            st.update(lstm_h=self._lstm.h, lstm_c=self._lstm.c, day=self._day,
+            st.update(lstm_h=self._lstm.h, lstm_c=self._lstm.c, day=self._day.state,
                       dynamic_raw=self.dynamic_raw)
         return {k: np.array(v, copy=True) for k, v in st.items()}
 
@@ -243,7 +226,7 @@ class CfeCore(LumpedCore):
                                  f"configuration?)")
             arr[...] = state[key]
         self.snowpack, self.meltwater = (float(x) for x in state["snow"])
-        self._temps = state["temps"].copy()
+        self._harg.state = state["temps"]
         self.rate_values = state["rate_values"].copy()
         self.level_values = state["level_values"].copy()
         self.flow_new = state["flow_new"].copy()
@@ -252,7 +235,7 @@ class CfeCore(LumpedCore):
                 raise ValueError("state lacks the LSTM state of this dynamic-parameter bundle "
                                  "(saved by another model configuration?)")
             self._lstm.h, self._lstm.c = state["lstm_h"].copy(), state["lstm_c"].copy()
-            self._day = state["day"].copy()
+            self._day.state = state["day"].copy()
             self.dynamic_raw = state["dynamic_raw"].copy()
             self._set_parameters(self._dynamic_from_raw(self.dynamic_raw))
 
@@ -287,25 +270,6 @@ class CfeCore(LumpedCore):
                        else self.static_params)
         self.constants = physics.soil_constants(self.params)
         self._kparams = np.array([float(v[0]) for v in kernel.kernel_parameters(self.params)])
-
-    def _advance_day(self, start: dt.datetime, p: float, t: float, pet: float) -> None:
-        """Dynamic parameters: at the first hour of a new day, step the LSTM with the day
-        before (sums scaled to 24 hours if it was partial) and set the new day's values; then
-        add this hour to the day's sums."""
-        day = self._day
-        today = start.toordinal()
-        if day[0] != today:
-            if day[0] >= 0 and day[4] > 0:
-                n = day[4]
-                x = self._forcing_norm.transform_day((day[1] * 24.0 / n, day[2] / n,
-                                                      day[3] * 24.0 / n))
-                self.dynamic_raw = self._lstm.step(x)
-                self._set_parameters(self._dynamic_from_raw(self.dynamic_raw))
-            day[:] = (today, 0.0, 0.0, 0.0, 0.0)
-        day[1] += p
-        day[2] += t
-        day[3] += pet
-        day[4] += 1.0
 
     def _write_levels(self) -> None:
         lv = self.level_values

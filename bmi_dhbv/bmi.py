@@ -6,9 +6,11 @@ See ``bmi_dhbv/BMI.md`` for the configuration keys, the variables and the hourly
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 from bmi_dhbv import kernel
 from bmi_dhbv.core import HBVCore
+from bmi_dhbv.hourly_core import HourlyHBVCore
 from delta_core.bmi.adapter import RATE_UNITS, InputVar, NgenBmi, OutputVar
 from delta_core.bmi.base import BmiError
 from delta_core.ngen.crosswalk import (BASEFLOW, ET, INTERFLOW, PET, PRECIP, RUNOFF_DEPTH,
@@ -17,6 +19,10 @@ from delta_core.ngen.crosswalk import (BASEFLOW, ET, INTERFLOW, PET, PRECIP, RUN
 
 UPPER = "groundwater~upper_zone__depth"
 LOWER = "groundwater~lower_zone__depth"
+
+
+#: The δn(γt,βt) bundle fine-tuned with hourly HBV steps, the default of hourly hosts.
+HOURLY_BUNDLE = Path(__file__).resolve().parent / "weights" / "dhbv_dynamic_hourly.pt"
 
 
 def parameter_var_name(name: str) -> str:
@@ -31,12 +37,13 @@ class BmiDHBV(NgenBmi):
     [mm d-1], daily mean temperature [degC] and, with ``pet_source: hargreaves`` (default), the
     day's max and min temperature [degC]; with ``pet_source: input``, PET [mm d-1] instead.
 
-    Hourly mode (``time_step_seconds: 3600``; ngen's CSV forcing is hourly): model days are
-    aligned to model time 0; each hour's precipitation (and PET) is summed over the day,
-    temperature averaged and its max/min kept (Hargreaves). Hours 1..23 of a day release the
-    routed flow already committed by earlier days (1/24 each); hour 24 runs the daily step and
-    adds the day's new routed flow, so each day's 24 values sum to the daily model's output.
-    ET and PET are the last completed day's mean rate; stores and dynamic parameters its values.
+    Hourly mode (``time_step_seconds: 3600``; ngen's CSV forcing is hourly): HBV steps every
+    hour (:mod:`bmi_dhbv.hourly_core`) with the hour's precipitation [mm h-1], temperature
+    [degC] and (``pet_source: input``) PET [mm h-1], else Hargreaves PET from the trailing 24
+    hours of temperature; rates converted to the hour (:mod:`bmi_dhbv.substeps`), routing by
+    the hourly gamma unit hydrograph, dynamic parameters from the LSTM at each day's first hour
+    (with the day before). Without a ``bundle`` key it runs the bundle fine-tuned for hourly
+    steps (``weights/dhbv_dynamic_hourly.pt``). Every output is the hour's own value.
     """
 
     _component_name = "dHBV: differentiable HBV with LSTM-dynamic parameters (NextGen BMI)"
@@ -54,8 +61,19 @@ class BmiDHBV(NgenBmi):
         if pet_source not in ("hargreaves", "input"):
             raise BmiError(f"pet_source must be 'hargreaves' or 'input', got {pet_source!r}")
         self._pet_input = pet_source == "input"
-        return HBVCore(model, norm, x_attr, self._lat, self._choose_backend(cfg.get("backend"),
-                                                                           model))
+        backend = self._choose_backend(cfg.get("backend"), model)
+        if self._time_step == 3600:
+            return HourlyHBVCore(model, norm, x_attr, self._lat, backend)
+        if model.options.steps_per_day != 1:
+            raise BmiError(f"bundle {self._bundle_path} was trained with HBV stepping "
+                           f"{model.options.steps_per_day} times a day: use it with "
+                           f"time_step_seconds: 3600, or a daily bundle for daily steps")
+        return HBVCore(model, norm, x_attr, self._lat, backend)
+
+    def _default_bundle(self):
+        if self._time_step == 3600 and HOURLY_BUNDLE.is_file():
+            return HOURLY_BUNDLE
+        return super()._default_bundle()
 
     def _choose_backend(self, backend: str | None, model) -> str:
         """The configured engine; without the key, cpp if built (else torch, with a warning)."""
@@ -84,9 +102,7 @@ class BmiDHBV(NgenBmi):
         hourly = self._time_step == 3600
         temp = InputVar(TEMP, "degC", "air temperature" + (" (hourly)" if hourly else
                                                           " (daily mean)"),
-                        (("tmean", "mean"),) + ((("tmax", "max"), ("tmin", "min"))
-                                               if hourly and not self._pet_input else ()),
-                        plausible=T_PLAUSIBLE)
+                        (("tmean", "mean"),), plausible=T_PLAUSIBLE)
         out = [InputVar(PRECIP, rate, "precipitation rate (liquid equivalent)",
                         (("prcp", "sum"),), min_value=0.0), temp]
         if self._pet_input:
@@ -107,7 +123,7 @@ class BmiDHBV(NgenBmi):
                       "runoff_depth"),
             OutputVar(RUNOFF_FLUX, "m3 s-1", "routed runoff volume flux at the catchment outlet "
                       "(depth x area / step)", "runoff_flux"),
-            OutputVar(ET, rate, "actual evapotranspiration (last completed day's mean)", "et"),
+            OutputVar(ET, rate, "actual evapotranspiration", "et"),
             OutputVar(SWE, "mm", "snow water equivalent (snowpack + liquid water)", "swe"),
             OutputVar(SOIL, "mm", "soil moisture storage (HBV SM)", "soil_moisture"),
             OutputVar(UPPER, "mm", "upper groundwater zone storage (HBV SUZ)", "upper_zone"),
@@ -117,8 +133,7 @@ class BmiDHBV(NgenBmi):
             OutputVar(BASEFLOW, rate, "routed baseflow Q2", "baseflow"),
         ]
         if not self._pet_input:
-            out.append(OutputVar(PET, rate, "Hargreaves potential evapotranspiration (last "
-                                 "completed day)", "pet"))
+            out.append(OutputVar(PET, rate, "Hargreaves potential evapotranspiration", "pet"))
         for n in self.core.dynamic_names:
             out.append(OutputVar(parameter_var_name(n), "1",
                                  f"daily-dynamic HBV parameter {n} (component mean)", n))

@@ -94,6 +94,14 @@ class HBVCore(LumpedCore):
     def step(self, forcing: list, start: dt.datetime) -> None:
         """One day: ``forcing`` = [P, T mean (None: (max+min)/2), T max, T min, PET (None:
         Hargreaves)] of the day starting at ``start``."""
+        p, t, pet = self._daily_forcing(forcing, start)
+        if self._lstm is not None:
+            self._set_dynamic(self._lstm.step(self._forcing_norm.transform_day((p, t, pet))))
+        self._advance(p, t, pet)
+
+    def _daily_forcing(self, forcing: list, start: dt.datetime) -> tuple[float, float, float]:
+        """P, mean T and PET of a day from ``[P, T mean, T max, T min, PET]`` (mean T from
+        max/min, PET Hargreaves from max/min where None)."""
         p, t, tmax, tmin, pet = forcing
         if t is None:
             t = 0.5 * (tmax + tmin)
@@ -105,13 +113,18 @@ class HBVCore(LumpedCore):
                 warnings.warn(f"dHBV: zero temperature range on the day from {start} "
                               f"(temperature constant within the day: daily-mean forcing?): "
                               f"Hargreaves PET is 0 on such days; give PET as an input "
-                              f"(pet_source: input) for such forcing (warned once)", stacklevel=2)
+                              f"(pet_source: input) for such forcing (warned once)", stacklevel=3)
             pet = hargreaves_from_ra(tmax, tmin, self._ra[start.timetuple().tm_yday - 1])
-        if self._lstm is not None:
-            raw = self._lstm.step(self._forcing_norm.transform_day((p, t, pet)))
-            unit = 1.0 / (1.0 + np.exp(-raw))
-            dyn = self._dyn_lo + unit * self._dyn_span
-            self.params[self._dyn_rows] = dyn.reshape(len(self._dyn_rows), self.n_components)
+        return p, t, pet
+
+    def _set_dynamic(self, raw: np.ndarray) -> None:
+        """Dynamic parameters from the LSTM's raw head outputs ``[n_dynamic * C]``."""
+        unit = 1.0 / (1.0 + np.exp(-raw))
+        dyn = self._dyn_lo + unit * self._dyn_span
+        self.params[self._dyn_rows] = dyn.reshape(len(self._dyn_rows), self.n_components)
+
+    def _advance(self, p: float, t: float, pet: float) -> None:
+        """One model step of HBV and the routing with the current parameters."""
         if self._step_numpy is not None:
             fl = self._step_numpy(self.states, p, t, pet, self.params, self._fluxes)
         else:
@@ -133,31 +146,14 @@ class HBVCore(LumpedCore):
         n_hist = len(self._uh_tail)
         if self._step_numpy is None or len(forcings) <= n_hist:
             return super().spinup(forcings, starts)
-        n = len(forcings)
-        p, t, pet = np.empty(n), np.empty(n), np.empty(n)
-        for i, (f, start) in enumerate(zip(forcings, starts)):
-            pi, ti, tmax, tmin, peti = f
-            if ti is None:
-                ti = 0.5 * (tmax + tmin)
-            if peti is None:
-                if tmax is None or tmin is None:
-                    raise ValueError("dHBV needs PET or the day's max and min temperature")
-                peti = hargreaves_from_ra(tmax, tmin, self._ra[start.timetuple().tm_yday - 1])
-            p[i], t[i], pet[i] = pi, ti, peti
+        p, t, pet = (np.array(x) for x in zip(*(self._daily_forcing(f, s)
+                                                 for f, s in zip(forcings, starts))))
         c = self.n_components
         params = {name: torch.from_numpy(self._static[i][None].copy())
                   for i, name in enumerate(hbv.PARAMETER_NAMES)}
         if self._lstm is not None:
             xf = np.stack([self._forcing_norm.transform_day(row) for row in zip(p, t, pet)])
-            stepper = self._lstm
-            net = self._model.dynamic_net
-            with torch.no_grad():
-                x = torch.from_numpy(xf @ stepper.w_in_f.T + stepper.b_in)  # input layer, folded
-                h0 = torch.from_numpy(stepper.h)[None, None]
-                c0 = torch.from_numpy(stepper.c)[None, None]
-                hs, (h1, c1) = net.lstm(torch.relu(x)[:, None], (h0, c0))
-                raw = net.head(hs)[:, 0].numpy()
-            stepper.h, stepper.c = h1[0, 0].numpy().copy(), c1[0, 0].numpy().copy()
+            raw = self._lstm.run(self._model.dynamic_net, xf)
             dyn = self._dyn_lo + 1.0 / (1.0 + np.exp(-raw)) * self._dyn_span  # [n, n_dyn * C]
             for j, row in enumerate(self._dyn_rows):
                 params[hbv.PARAMETER_NAMES[row]] = torch.from_numpy(

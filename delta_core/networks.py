@@ -111,6 +111,26 @@ class LSTMStepper:
         out += self.b_head
         return out
 
+    def run(self, net: LSTMNet, xf: np.ndarray) -> np.ndarray:
+        """Many steps at once in torch, continuing (and advancing) ``h``, ``c``: raw head
+        outputs ``[n, n_out]`` for forcing rows ``xf [n, F]`` (equal to :meth:`step` in turn to
+        rounding). ``net`` is the network this stepper was made from."""
+        import torch
+
+        with torch.no_grad():
+            x = torch.from_numpy(xf @ self.w_in_f.T + self.b_in)  # input layer, attributes folded
+            h0 = torch.from_numpy(self.h)[None, None]
+            c0 = torch.from_numpy(self.c)[None, None]
+            hs, (h1, c1) = net.lstm(torch.relu(x)[:, None], (h0, c0))
+            raw = net.head(hs)[:, 0].numpy()
+        self.h, self.c = h1[0, 0].numpy().copy(), c1[0, 0].numpy().copy()
+        return raw
+
+    def initial_output(self) -> np.ndarray:
+        """The head's output before any step (zero state): what a one-day-lagged model uses
+        on its first day."""
+        return self.w_head @ np.zeros(self.hidden) + self.b_head
+
 
 _PREPARED: "weakref.WeakKeyDictionary[LSTMNet, dict]" = weakref.WeakKeyDictionary()
 

@@ -164,10 +164,6 @@ def test_initial_state_errors(make, tmp_path):
     m.update_until(5 * 3600.0)
     state = tmp_path / "mid.npz"
     m.save_state(state)
-    with pytest.raises(BmiError, match="middle of a model step"):
-        make(initial_state=str(state))
-    m.update_until(24 * 3600.0)
-    m.save_state(state)
     with pytest.raises(BmiError, match="start_time is"):
         make(initial_state=str(state))
     with pytest.raises(BmiError, match="does not match"):
@@ -192,20 +188,58 @@ def test_cold_start_stores_at_initialize(make):
 
 
 # -- the hourly scheme ---------------------------------------------------------------------------
-def test_hourly_days_sum_to_daily(make):
-    n_days = 40
-    p, t = hourly_forcing(n_days, seed=5)
-    hourly = run_hourly(make(time_step_seconds=3600), p, t)
-    pd, td, tx, tn = daily_from_hourly(p, t)
-    daily_m = make(time_step_seconds=86400)
-    daily = run_daily(daily_m, pd, td, tx, tn)
-    sums = hourly.reshape(n_days, 24).sum(1)
-    assert daily.min() > 0
-    np.testing.assert_allclose(sums, daily, rtol=1e-12, atol=0)
-    # hours 1..23 of a day are equal (carry-over part only); hour 24 adds the new part
-    h = hourly.reshape(n_days, 24)
-    assert np.all(h[:, :23] == h[:, :1])
-    assert np.all(h[:, 23] >= h[:, 0])
+def test_hourly_mode_is_the_hourly_model(make, bundle, basin):
+    """Hourly mode steps HBV every hour: fed daily forcing spread over the hours as in the
+    hourly model (rain uniform, PET sine, temperature the daily mean), its runoff summed to days
+    equals bmi_dhbv.substeps.simulate of the same bundle (LSTM lagged a day) to rounding."""
+    from bmi_dhbv import substeps
+    from delta_core.evaluation import load_model
+    from delta_core.inputs import build_inputs
+
+    n_days = 60
+    ts = basin["ts"]
+    m = make(pet_source="input")
+    assert m.core.step_seconds == 3600 and len(m.core.unit_hydrograph) == 360
+    model, norm, _ = load_model(bundle, dtype=torch.float64)
+    sch = model.options.scheme()
+    forcing = ts.forcing(FORCING_NAMES)[:n_days]  # [D, 1, 3]
+    rain_w, pet_w = sch.rain_weights().numpy(), sch.pet_weights().numpy()
+    runoff = []
+    for d in range(n_days):
+        p, t, pet = forcing[d, 0]
+        for h in range(24):
+            m.set_value(B.PRECIP, np.array([p * rain_w[h]]))
+            m.set_value(B.TEMP, np.array([t]))
+            m.set_value(B.PET, np.array([pet * pet_w[h]]))
+            m.update()
+            runoff.append(m.get_value_ptr(B.RUNOFF_DEPTH)[0] * 1000.0)
+    inputs = build_inputs(ts.slice_dates(str(ts.dates[0]), str(ts.dates[n_days - 1])),
+                          {k: [str(v)] for k, v in basin["attrs"].items()}, norm)
+    batch = inputs.batch(np.arange(n_days), np.arange(1), 0, torch.float64)
+    with torch.no_grad():
+        ref = substeps.simulate(model, batch, 24, sch, lag_days=1)
+    np.testing.assert_allclose(np.reshape(runoff, (n_days, 24)).sum(1), ref["streamflow"][:, 0],
+                               rtol=1e-10, atol=1e-12)
+
+
+def test_hourly_mode_has_no_day_end_jumps(make):
+    """Constant hourly forcing: the hourly runoff changes smoothly; the hours at day boundaries
+    change it no more than the hours within days do (no daily pulse)."""
+    m = make(pet_source="input")
+    q = []
+    for h in range(24 * 30):
+        m.set_value(B.PRECIP, np.array([0.2]))
+        m.set_value(B.TEMP, np.array([12.0]))
+        m.set_value(B.PET, np.array([0.08]))
+        m.update()
+        q.append(m.get_value_ptr(B.RUNOFF_DEPTH)[0])
+    q = np.reshape(q, (30, 24))[5:]  # after the first days' filling
+    step = np.abs(np.diff(q.ravel()))
+    at_midnight = step[23::24]
+    within = np.delete(step, np.s_[23::24])
+    assert q.min() > 0
+    assert at_midnight.max() <= 3.0 * within.max() + 1e-15
+    assert step.max() <= 0.05 * q.max()
 
 
 def test_hourly_components_and_flux_consistent(make):

@@ -195,6 +195,15 @@ def test_host_steps_within_a_model_step_sum_to_it(model_name, make_bmi):
     if spec.step_seconds != 86400 or not {3600, 86400} <= set(_host_steps(model_name)):
         pytest.skip("needs a daily model that runs at hourly and daily host steps")
     h, d = make_bmi(model_name, 3600), make_bmi(model_name, 86400)
+    if h.core.step_seconds == 3600:
+        pytest.skip("the model steps hourly under an hourly host (no daily core to sum to)")
+    # a state saved within a model step cannot start another run
+    state = h.config_path.with_suffix(".mid.npz")
+    h.update_until(5 * 3600.0)
+    h.save_state(state)
+    with pytest.raises(BmiError, match="middle of a model step"):
+        make_bmi(model_name, 3600, initial_state=str(state))
+    h = make_bmi(model_name, 3600)
     rng = np.random.default_rng(3)
     for _ in range(20):
         p, t = rng.exponential(3.0) * (rng.uniform() < 0.5), rng.uniform(-3, 20)

@@ -53,44 +53,22 @@ def test_ngen_example_hourly(staged):
         assert (res["output_root"] / f"{nex}_output.csv").is_file()
 
 
-def test_hourly_replay_conserves_daily_water(staged):
-    """Each day's 24 replayed hourly depths sum to a daily-mode run on the day's aggregates."""
+def test_hourly_replay_has_no_daily_pulse(staged):
+    """dHBV steps hourly under ngen: on the example's real hourly forcing, the hour-to-hour
+    change of runoff at midnight is no larger than within days (no day-end release)."""
     real = staged / "ngen_example"
-    cid = "cat-27"
-    res = R.replay(real / "realization.json", real / "catchment_data.geojson", ids=[cid],
-                   write=False)
-    hourly = res["catchments"][cid]["main_m"].reshape(-1, 24)
-    forcing = R.CsvForcing(next((real / "forcing").glob(f"{cid}_*.csv")))
-    p = R.convert(forcing.columns["precip_rate"], "mm s-1", "mm h-1").reshape(-1, 24)
-    t = R.convert(forcing.columns["TMP_2maboveground"], "K", "degC").reshape(-1, 24)
-    cfg = yaml.safe_load((real / "config" / f"{cid}.yaml").read_text())
-    cfg["time_step_seconds"] = 86400
-    cfg["spinup_forcing"] = str((real / "config" / cfg["spinup_forcing"]).resolve())
-    path = staged / "daily.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    m = BmiDHBV()
-    m.initialize(str(path))
-    daily = []
-    for d in range(p.shape[0]):
-        psum = 0.0
-        tsum = 0.0
-        for h in range(24):
-            psum += p[d, h]
-            tsum += t[d, h]
-        m.set_value(B.PRECIP, np.array([psum]))
-        m.set_value(B.TEMP, np.array([tsum / 24.0]))
-        m.set_value(B.TMAX, np.array([t[d].max()]))
-        m.set_value(B.TMIN, np.array([t[d].min()]))
-        m.update()
-        daily.append(m.get_value_ptr(B.RUNOFF_DEPTH)[0])
-    np.testing.assert_allclose(hourly.sum(1), daily, rtol=1e-12, atol=0)
-    assert np.all(hourly[:, :23] == hourly[:, :1])  # carry-over part spread evenly
+    res = R.replay(real / "realization.json", real / "catchment_data.geojson", write=False)
+    for cid, r in res["catchments"].items():
+        step = np.abs(np.diff(r["main_m"]))
+        assert step[23::24].mean() <= 1.5 * np.delete(step, np.s_[23::24]).mean(), cid
 
 
 def test_camels_sample_hourly(staged, tmp_path):
     """The shipped hourly CAMELS realization (water year 1997, synthetic hourly forcing from
-    Daymet) replays in full to finite outputs, and each day's 24 hourly runoff depths sum to the
-    daily-mode run of the same basin and days on the Daymet daily forcing (same spin-up)."""
+    Daymet) replays in full to finite outputs without day-end jumps, and the daily sums of its
+    hourly runoff stay close to the daily-mode run of the same basin and days on the Daymet
+    daily forcing (same spin-up): volume within 10 % (a random bundle here; the shipped bundles'
+    agreement is checked in test_shipped_bundles.py)."""
     from delta_core.data.camels import CamelsDataset
 
     gid, n_days = "01022500", 365
@@ -147,8 +125,12 @@ def test_camels_sample_hourly(staged, tmp_path):
         m.update()
         daily.append(m.get_value_ptr(B.RUNOFF_DEPTH)[0])
     hourly = r["main_m"].reshape(n_days, 24).sum(1)
-    assert np.all(np.asarray(daily) > 0)
-    np.testing.assert_allclose(hourly, daily, rtol=1e-9, atol=0)
+    daily = np.asarray(daily)
+    assert np.all(daily > 0)
+    assert abs(hourly.sum() / daily.sum() - 1.0) < 0.10
+    step = np.abs(np.diff(r["main_m"]))
+    assert step[23::24].mean() <= 1.5 * np.delete(step, np.s_[23::24]).mean()
+    assert r["flow_m3s"].max() < 200.0  # the daily pulse train peaked at ~1270 m3 s-1
 
 
 def test_units_and_errors(staged, tmp_path):

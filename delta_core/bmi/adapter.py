@@ -248,7 +248,7 @@ class NgenBmi(LumpedBmi):
         from delta_core.registry import model_spec
 
         spec = model_spec(self.MODEL)
-        path = spec.default_bundle if bundle_path is None else self._path(bundle_path)
+        path = self._default_bundle() if bundle_path is None else self._path(bundle_path)
         if path is None:
             raise BmiError(f"model {self.MODEL} ships no bundle: give the key 'bundle'")
         model, norm, bundle = _shared_model(Path(path), load_model, torch.float64)
@@ -260,6 +260,13 @@ class NgenBmi(LumpedBmi):
         self._bundle_path = str(path)
         self._bundle_checksum = bundle["checksum"]
         return model, norm, bundle
+
+    def _default_bundle(self) -> Path | None:
+        """The bundle used without a ``bundle`` key (the spec's; a model may choose by the host
+        step, known by now)."""
+        from delta_core.registry import model_spec
+
+        return model_spec(self.MODEL).default_bundle
 
     def _encode_attributes(self, attrs, norm) -> np.ndarray:
         if not isinstance(attrs, dict):
@@ -458,13 +465,17 @@ class NgenBmi(LumpedBmi):
         except OSError as exc:
             raise BmiError(f"cannot read spinup_forcing {path}: {exc}") from exc
         cols = self.SPINUP_COLUMNS
-        need = [c for c, f in cols.items() if f not in core.optional_fields]
+        step_s = core.spinup_step_seconds or core.step_seconds
+        fields = core.spinup_fields or core.fields
+        optional = (core.optional_fields if core.spinup_fields is None
+                    else core.spinup_optional_fields or frozenset())
+        need = [c for c, f in cols.items() if f not in optional]
         tcol = next((c for c in ("date", "time") if rows and c in rows[0]), None)
         if not rows or tcol is None or any(c not in rows[0] for c in need):
             raise BmiError(f"spinup_forcing {path} must have a date column and columns {need} "
                            f"(optional: {[c for c in cols if c not in need]}) and at least one "
                            f"row")
-        step = dt.timedelta(seconds=core.step_seconds)
+        step = dt.timedelta(seconds=step_s)
         prev = None
         forcings, starts = [], []
         for i, row in enumerate(rows, start=2):
@@ -476,13 +487,13 @@ class NgenBmi(LumpedBmi):
                 raise BmiError(f"spinup_forcing {path} line {i}: {exc}") from exc
             if prev is not None and when - prev != step:
                 raise BmiError(f"spinup_forcing {path} line {i}: {when} does not follow {prev} "
-                               f"by one model step ({core.step_seconds} s)")
+                               f"by one step of the spin-up file ({step_s} s)")
             bad = [f for f, x in values.items() if x is not None and not math.isfinite(x)
-                   or f not in core.optional_fields and x is None]
+                   or f not in optional and x is None]
             if bad:
                 raise BmiError(f"spinup_forcing {path} line {i}: {bad} missing or not finite")
             prev = when
-            forcings.append([values.get(f) for f in core.fields])
+            forcings.append([values.get(f) for f in fields])
             starts.append(when)
         core.spinup(forcings, starts)
         self._carry = core.flow_carry.tolist()

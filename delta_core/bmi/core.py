@@ -38,6 +38,11 @@ class LumpedCore(ABC):
     fields: tuple[str, ...] = ()
     #: Fields that may be None.
     optional_fields: frozenset[str] = frozenset()
+    #: Rows of a spin-up file, if they differ from the model step (e.g. an hourly core spun up
+    #: from daily rows): their step [s], fields and optional fields; None: as above.
+    spinup_step_seconds: int | None = None
+    spinup_fields: tuple[str, ...] | None = None
+    spinup_optional_fields: frozenset[str] | None = None
     #: Output names by kind.
     flows: tuple[str, ...] = ()
     rates: tuple[str, ...] = ()

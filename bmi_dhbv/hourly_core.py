@@ -1,0 +1,138 @@
+"""dHBV for one catchment stepped one hour at a time: the core of the BMI's hourly mode.
+
+HBV advances every hour with hourly forcing and the hourly rates of :mod:`bmi_dhbv.substeps`
+(recession coefficients ``1 - (1 - K)^(1/24)``, PERC and CFMAX / 24, the gamma unit hydrograph
+sampled hourly, 360 hours long); the networks keep their daily view: static parameters once,
+dynamic ones (BETA, BETAET) from the LSTM once a day, at the first hour of each day (host clock),
+stepped with the day before's forcing (precipitation and PET summed, temperature averaged), so a
+day's parameters come from the LSTM after the previous day, as the hourly training did
+(``dynamic_lag_days = 1``). No within-day jump that the forcing does not cause: rain at 14:00
+raises the flow from that hour on.
+
+PET: an input, or Hargreaves of the trailing 24 hours of temperature times the hour's weight of
+the training disaggregation (:class:`delta_core.bmi.hourly.TrailingHargreaves`).
+
+The spin-up takes *daily* rows (as the daily core's spin-up file), spread over the hours as in
+training (the bundle's rain and PET schemes, temperature at the daily mean) and run in one call.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import torch
+
+from bmi_dhbv import hbv, kernel, substeps
+from bmi_dhbv.core import HBVCore
+from delta_core.bmi.hourly import DayAggregate, TrailingHargreaves
+from delta_core.routing import gamma_unit_hydrograph_substeps
+
+
+class HourlyHBVCore(HBVCore):
+    """One catchment of a :class:`~bmi_dhbv.model.DHBV`, hourly (see the module docstring).
+
+    Parameters as :class:`~bmi_dhbv.core.HBVCore`.
+    """
+
+    step_seconds = 3600
+    #: Hour's precipitation [mm], temperature [degC], PET [mm] (None: Hargreaves).
+    fields = ("prcp", "tmean", "pet")
+    optional_fields = frozenset({"pet"})
+    #: The spin-up file is daily, as for the daily core.
+    spinup_step_seconds = 86400
+    spinup_fields = HBVCore.fields
+    spinup_optional_fields = HBVCore.optional_fields
+
+    def __init__(self, model, norm, x_attr: np.ndarray, latitude: float, backend: str = "cpp"):
+        self._scheme = model.options.scheme()
+        self._harg = TrailingHargreaves(latitude, self._scheme.pet_weights().tolist(), "dHBV")
+        self._day = DayAggregate()
+        self.dynamic_raw = np.zeros(0)
+        super().__init__(model, norm, x_attr, latitude, backend)
+        daily = {n: torch.from_numpy(self._static[i]) for i, n in enumerate(hbv.PARAMETER_NAMES)}
+        hourly = substeps.substep_parameters(daily, 24)
+        self._static = np.stack([hourly[n].numpy() for n in hbv.PARAMETER_NAMES])
+        with torch.no_grad():
+            _, a, b = model.static_and_routing(torch.as_tensor(x_attr[None], dtype=torch.float64))
+            uh = gamma_unit_hydrograph_substeps(a, b, 24)[0].numpy()
+        self.unit_hydrograph = uh.copy()
+        self._uh0 = float(uh[0])
+        self._uh_tail = uh[1:].copy()
+        self.reset()
+
+    # -- LumpedCore --------------------------------------------------------------------------
+    def reset(self) -> None:
+        super().reset()
+        self._harg.reset()
+        self._day.reset()
+        if self._lstm is not None:
+            self.dynamic_raw = self._lstm.initial_output()
+            self._set_dynamic(self.dynamic_raw)
+            self._write_levels(dynamic=True)
+
+    def step(self, forcing: list, start: dt.datetime) -> None:
+        """One hour from ``start``: ``forcing`` = [P mm, T degC, PET mm (None: Hargreaves)]."""
+        p, t, pet = forcing
+        self._harg.push(t)
+        if pet is None:
+            pet = self._harg.pet(start)
+        if self._lstm is not None:
+            done = self._day.add(start, p, t, pet)
+            if done is not None:  # first hour of a day: the LSTM steps with the day before
+                self.dynamic_raw = self._lstm.step(self._forcing_norm.transform_day(done))
+                self._set_dynamic(self.dynamic_raw)
+        self._advance(p, t, pet)
+
+    def spinup(self, forcings: list[list], starts: list[dt.datetime]) -> None:
+        """Daily rows ``[P mm/d, T mean, T max, T min, PET mm/d]`` (None where derived), spread
+        over their hours as in training, HBV in one call; the LSTM runs over the days. The
+        state continues as after the last spin-up day: the next hour starts the day after."""
+        days = [self._daily_forcing(f, s) for f, s in zip(forcings, starts)]
+        p, t, pet = (np.array(x) for x in zip(*days))
+        n, c = len(days), self.n_components
+        params = {name: torch.from_numpy(self._static[i][None].copy())
+                  for i, name in enumerate(hbv.PARAMETER_NAMES)}
+        if self._lstm is not None:
+            xf = np.stack([self._forcing_norm.transform_day(d) for d in days])
+            raw = self._lstm.run(self._model.dynamic_net, xf)
+            lagged = np.concatenate([self.dynamic_raw[None], raw[:-1]])  # day i: after day i-1
+            dyn = self._dyn_lo + 1.0 / (1.0 + np.exp(-lagged)) * self._dyn_span  # [n, n_dyn*C]
+            for j, row in enumerate(self._dyn_rows):
+                hourly = np.repeat(dyn[:, j * c:(j + 1) * c], 24, axis=0)
+                params[hbv.PARAMETER_NAMES[row]] = torch.from_numpy(hourly)[:, None]
+            self.dynamic_raw = raw[-1].copy()
+            self._set_dynamic(self.dynamic_raw)
+        rain_w = self._scheme.rain_weights().numpy()
+        pet_w = self._scheme.pet_weights().numpy()
+        f = lambda a: torch.from_numpy(np.ascontiguousarray(a))[:, None]  # noqa: E731
+        with torch.no_grad():
+            res = kernel.run(f((p[:, None] * rain_w).ravel()), f(np.repeat(t, 24)),
+                             f((pet[:, None] * pet_w).ravel()), params,
+                             torch.from_numpy(self.states[:, None]), self._model.recharge_net,
+                             keep_storages=False, backend=self.backend)
+        self.states[...] = res.final_states[:, 0].numpy()
+        q = np.stack([res.fluxes[k][:, 0].numpy() for k in ("q0", "q1", "q2")])  # [3, 24 n]
+        n_hist = len(self._uh_tail)
+        hist = q[:, ::-1][:, :n_hist]
+        self._qhist[...] = 0.0
+        self._qhist[:, :hist.shape[1]] = hist
+        self.flow_new[:] = self._uh0 * q[:, -1]
+        self.flow_carry = self._qhist @ self._uh_tail
+        self.rate_values[0], self.rate_values[1] = float(res.fluxes["et"][-1, 0]), float(
+            pet[-1] * pet_w[-1])
+        self._day.reset()  # the LSTM has seen the last day already
+        self._write_levels(dynamic=True)
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        st = super().get_state()
+        st.update(temps=self._harg.state, day=self._day.state.copy(),
+                  dynamic_raw=np.array(self.dynamic_raw, copy=True))
+        return st
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        if "temps" not in state:
+            raise ValueError("state lacks the hourly core's 'temps' (saved by the daily core?)")
+        super().set_state(state)
+        self._harg.state = state["temps"]
+        self._day.state = state["day"].copy()
+        self.dynamic_raw = state["dynamic_raw"].copy()
