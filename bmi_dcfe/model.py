@@ -29,6 +29,8 @@ from delta_core.spec import Batch, Engine, ModelSpec, ParameterSpec, StateSpec, 
 
 #: The pretrained bundle shipped with the package.
 DEFAULT_BUNDLE = Path(__file__).resolve().parent / "weights" / "dcfe_static.pt"
+#: The bundle with LSTM-dynamic refkdt and satdk (``configs/dcfe_dynamic_full.yaml``).
+DYNAMIC_BUNDLE = DEFAULT_BUNDLE.with_name("dcfe_dynamic.pt")
 
 #: Forcing variables: P [mm/day], mean T [degC], PET [mm/day] (daily, as the CAMELS pack).
 FORCING_NAMES: tuple[str, ...] = ("prcp", "tmean", "pet")

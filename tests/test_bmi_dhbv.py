@@ -420,14 +420,18 @@ def _nn_recharge_bundle(path):
                        normalization=norm.to_dict(), provenance={})
 
 
-def test_shipped_bundle_initializes(basin, tmp_path):
-    """Without a bundle key the BMI runs the shipped default bundle."""
+@pytest.mark.parametrize("step", [3600, 86400])
+def test_shipped_bundle_initializes(basin, tmp_path, step):
+    """Without a bundle key the BMI runs the shipped hourly bundle in hourly mode and the daily
+    default bundle in daily mode."""
+    from bmi_dhbv.bmi import HOURLY_BUNDLE
     from bmi_dhbv.model import DEFAULT_BUNDLE
     from delta_core.bundle import load_bundle
 
     cfg = tmp_path / "c.yaml"
     cfg.write_text(yaml.safe_dump({"attributes": basin["attrs"], "latitude": basin["lat"],
-                                   "area_km2": basin["area"], "start_time": "2000-01-01"}))
+                                   "area_km2": basin["area"], "start_time": "2000-01-01",
+                                   "time_step_seconds": step}))
     m = BmiDHBV()
     m.initialize(str(cfg))
     m.set_value(B.PRECIP, np.array([1.0]))
@@ -436,8 +440,22 @@ def test_shipped_bundle_initializes(basin, tmp_path):
     m.save_state(tmp_path / "s.npz")
     with np.load(tmp_path / "s.npz") as z:
         meta = json.loads(str(z["meta"]))
-    assert meta["bundle_checksum"] == load_bundle(DEFAULT_BUNDLE)["checksum"]
-    assert m.core.n_components == 16
+    want = HOURLY_BUNDLE if step == 3600 and HOURLY_BUNDLE.is_file() else DEFAULT_BUNDLE
+    assert meta["bundle_checksum"] == load_bundle(want)["checksum"]
+    assert m.core.n_components == 16 and m.core.step_seconds == step
+
+
+def test_hourly_bundle_refused_in_daily_mode(make, tmp_path):
+    from delta_core.bundle import load_bundle, save_bundle
+
+    path = make_random_bundle(tmp_path / "h.pt")
+    b = load_bundle(path)
+    cfg = dict(b["config"], physics={**b["config"]["physics"], "steps_per_day": 24})
+    save_bundle(path, model="dhbv", state_dict=b["state_dict"], config=cfg,
+                normalization=b["normalization"], provenance={})
+    make(bundle=str(path))  # hourly: fine
+    with pytest.raises(BmiError, match="use it with time_step_seconds: 3600"):
+        make(bundle=str(path), time_step_seconds=86400)
 
 
 def test_batched_spinup_equals_stepping(make_bmi):
