@@ -27,7 +27,7 @@ import torch
 from bmi_dcfe import kernel, physics
 from delta_core import snow as snow_routine
 from delta_core.bmi.core import LumpedCore
-from delta_core.bmi.hourly import DayAggregate, TrailingHargreaves
+from delta_core.bmi.hourly import HourlyInputs
 from delta_core.networks import LSTMStepper
 from delta_core.pet import extraterrestrial_radiation
 
@@ -75,8 +75,6 @@ class CfeCore(LumpedCore):
         self.backend = backend
         self._pet_weights = model.config.scheme().pet_weights().tolist()
         self._ra = extraterrestrial_radiation(latitude, np.arange(1, 367))[:, 0].tolist()
-        self._harg = TrailingHargreaves(latitude, self._pet_weights, "dCFE")
-        self._day = DayAggregate()
         with torch.no_grad():
             learned = model.parameters_physical(torch.as_tensor(x_attr[None], dtype=torch.float64))
             if self.dynamic_names:
@@ -94,6 +92,9 @@ class CfeCore(LumpedCore):
         self._snow_args = (self.snow["TT"], self.snow["CFMAX"] / 24.0, self.snow["CFR"],
                            self.snow["CWH"])
         self._ordinates = self.static_params.giuh_ordinates[0].numpy().copy()
+        self._inputs = HourlyInputs(latitude, self._pet_weights, "dCFE", self._lstm,
+                                    getattr(self, "_forcing_norm", None))
+        self._harg = self._inputs.pet_model
         self._set_parameters(first)
         self._kout = np.zeros(kernel.N_GRAD_OUTPUTS)
         self.reset()
@@ -107,12 +108,11 @@ class CfeCore(LumpedCore):
         self.queue = np.zeros(len(self._ordinates))  # GIUH runoff queue [m]
         self.snowpack = 0.0
         self.meltwater = 0.0
-        self._harg.reset()
+        self._inputs.reset()
         self.flow_new = np.zeros(3)
         self.flow_carry = np.zeros(3)
         self.rate_values = np.zeros(3)
         self.level_values = np.zeros(len(self.levels))
-        self._day.reset()
         self.dynamic_raw = np.zeros(len(self.dynamic_names))
         if self._lstm is not None:
             self._lstm.reset()
@@ -123,14 +123,10 @@ class CfeCore(LumpedCore):
     def step(self, forcing: list, start: dt.datetime) -> None:
         """One hour from ``start``: ``forcing`` = [P mm, T degC, PET mm (None: Hargreaves)]."""
         p, t, pet = forcing
-        self._harg.push(t)
-        if pet is None:
-            pet = self._harg.pet(start)
-        if self._lstm is not None:
-            done = self._day.add(start, p, t, pet)
-            if done is not None:  # a new day: its parameters from the LSTM after the last one
-                self.dynamic_raw = self._lstm.step(self._forcing_norm.transform_day(done))
-                self._set_parameters(self._dynamic_from_raw(self.dynamic_raw))
+        pet, raw = self._inputs.hour(start, p, t, pet)
+        if raw is not None:  # a new day: its parameters from the LSTM after the last one
+            self.dynamic_raw = raw
+            self._set_parameters(self._dynamic_from_raw(raw))
         s = snow_routine.degree_day_step(self.snowpack, self.meltwater, p, t, *self._snow_args)
         self.snowpack, self.meltwater = s.snowpack, s.meltwater
         rain = (s.rain + s.outflow) / 1000.0
@@ -215,7 +211,7 @@ class CfeCore(LumpedCore):
               "rate_values": self.rate_values, "level_values": self.level_values,
               "flow_new": self.flow_new}
         if self._lstm is not None:
-            st.update(lstm_h=self._lstm.h, lstm_c=self._lstm.c, day=self._day.state,
+            st.update(lstm_h=self._lstm.h, lstm_c=self._lstm.c, day=self._inputs.days.state,
                       dynamic_raw=self.dynamic_raw)
         return {k: np.array(v, copy=True) for k, v in st.items()}
 
@@ -235,7 +231,7 @@ class CfeCore(LumpedCore):
                 raise ValueError("state lacks the LSTM state of this dynamic-parameter bundle "
                                  "(saved by another model configuration?)")
             self._lstm.h, self._lstm.c = state["lstm_h"].copy(), state["lstm_c"].copy()
-            self._day.state = state["day"].copy()
+            self._inputs.days.state = state["day"].copy()
             self.dynamic_raw = state["dynamic_raw"].copy()
             self._set_parameters(self._dynamic_from_raw(self.dynamic_raw))
 

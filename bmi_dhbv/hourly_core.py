@@ -24,7 +24,7 @@ import torch
 
 from bmi_dhbv import hbv, kernel, substeps
 from bmi_dhbv.core import HBVCore
-from delta_core.bmi.hourly import DayAggregate, TrailingHargreaves
+from delta_core.bmi.hourly import HourlyInputs
 from delta_core.routing import gamma_unit_hydrograph_substeps
 
 
@@ -45,10 +45,11 @@ class HourlyHBVCore(HBVCore):
 
     def __init__(self, model, norm, x_attr: np.ndarray, latitude: float, backend: str = "cpp"):
         self._scheme = model.options.scheme()
-        self._harg = TrailingHargreaves(latitude, self._scheme.pet_weights().tolist(), "dHBV")
-        self._day = DayAggregate()
         self.dynamic_raw = np.zeros(0)
+        self._inputs = None
         super().__init__(model, norm, x_attr, latitude, backend)
+        self._inputs = HourlyInputs(latitude, self._scheme.pet_weights().tolist(), "dHBV",
+                                    self._lstm, norm.forcing)
         daily = {n: torch.from_numpy(self._static[i]) for i, n in enumerate(hbv.PARAMETER_NAMES)}
         hourly = substeps.substep_parameters(daily, 24)
         self._static = np.stack([hourly[n].numpy() for n in hbv.PARAMETER_NAMES])
@@ -63,8 +64,8 @@ class HourlyHBVCore(HBVCore):
     # -- LumpedCore --------------------------------------------------------------------------
     def reset(self) -> None:
         super().reset()
-        self._harg.reset()
-        self._day.reset()
+        if self._inputs is not None:
+            self._inputs.reset()
         if self._lstm is not None:
             self.dynamic_raw = self._lstm.initial_output()
             self._set_dynamic(self.dynamic_raw)
@@ -73,14 +74,10 @@ class HourlyHBVCore(HBVCore):
     def step(self, forcing: list, start: dt.datetime) -> None:
         """One hour from ``start``: ``forcing`` = [P mm, T degC, PET mm (None: Hargreaves)]."""
         p, t, pet = forcing
-        self._harg.push(t)
-        if pet is None:
-            pet = self._harg.pet(start)
-        if self._lstm is not None:
-            done = self._day.add(start, p, t, pet)
-            if done is not None:  # first hour of a day: the LSTM steps with the day before
-                self.dynamic_raw = self._lstm.step(self._forcing_norm.transform_day(done))
-                self._set_dynamic(self.dynamic_raw)
+        pet, raw = self._inputs.hour(start, p, t, pet)
+        if raw is not None:  # first hour of a day: the LSTM stepped with the day before
+            self.dynamic_raw = raw
+            self._set_dynamic(raw)
         self._advance(p, t, pet)
 
     def spinup(self, forcings: list[list], starts: list[dt.datetime]) -> None:
@@ -120,12 +117,12 @@ class HourlyHBVCore(HBVCore):
         self.flow_carry = self._qhist @ self._uh_tail
         self.rate_values[0], self.rate_values[1] = float(res.fluxes["et"][-1, 0]), float(
             pet[-1] * pet_w[-1])
-        self._day.reset()  # the LSTM has seen the last day already
+        self._inputs.days.reset()  # the LSTM has seen the last day already
         self._write_levels(dynamic=True)
 
     def get_state(self) -> dict[str, np.ndarray]:
         st = super().get_state()
-        st.update(temps=self._harg.state, day=self._day.state.copy(),
+        st.update(temps=self._inputs.pet_model.state, day=self._inputs.days.state.copy(),
                   dynamic_raw=np.array(self.dynamic_raw, copy=True))
         return st
 
@@ -133,6 +130,6 @@ class HourlyHBVCore(HBVCore):
         if "temps" not in state:
             raise ValueError("state lacks the hourly core's 'temps' (saved by the daily core?)")
         super().set_state(state)
-        self._harg.state = state["temps"]
-        self._day.state = state["day"].copy()
+        self._inputs.pet_model.state = state["temps"]
+        self._inputs.days.state = state["day"].copy()
         self.dynamic_raw = state["dynamic_raw"].copy()

@@ -108,3 +108,40 @@ class DayAggregate:
         s[3] += pet
         s[4] += 1.0
         return done
+
+
+class HourlyInputs:
+    """The per-hour forcing path of an hourly core of a daily-trained model: the hour's PET
+    (given, or :class:`TrailingHargreaves`) and, with an LSTM, its new daily output at the
+    first hour of each day (:class:`DayAggregate` of the day before, normalised).
+
+    Parameters
+    ----------
+    latitude, hour_weights, model :
+        As :class:`TrailingHargreaves`.
+    lstm : LSTMStepper, optional
+        The daily LSTM (None: no dynamic parameters).
+    forcing_norm : ForcingNormalizer, optional
+        Normalises a day's ``(P, T, PET)`` for the LSTM.
+    """
+
+    def __init__(self, latitude: float, hour_weights, model: str, lstm=None, forcing_norm=None):
+        self.pet_model = TrailingHargreaves(latitude, hour_weights, model)
+        self.days = DayAggregate()
+        self._lstm, self._norm = lstm, forcing_norm
+
+    def reset(self) -> None:
+        self.pet_model.reset()
+        self.days.reset()
+
+    def hour(self, start: dt.datetime, p: float, t: float, pet: float | None
+             ) -> tuple[float, np.ndarray | None]:
+        """PET of the hour [mm] and the LSTM's raw output for a new day (None within a day or
+        without an LSTM)."""
+        self.pet_model.push(t)
+        if pet is None:
+            pet = self.pet_model.pet(start)
+        if self._lstm is None:
+            return pet, None
+        done = self.days.add(start, p, t, pet)
+        return pet, None if done is None else self._lstm.step(self._norm.transform_day(done))
