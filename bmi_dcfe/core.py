@@ -195,7 +195,7 @@ class CfeCore(LumpedCore):
         self.state[:] = np.concatenate([final.soil.numpy(), final.gw.numpy(),
                                         final.percolation.numpy(), final.nash_lateral[0].numpy()])
         self.queue[:] = final.giuh_queue[0].numpy()
-        self._harg.temps[:] = np.concatenate([self._harg.temps, temps])[-24:]
+        self._harg.temps = np.concatenate([self._harg.temps, temps])[-24:]
         last = {k: float(v[-1, 0]) for k, v in out.items()}
         baseflow = last["DEEP_GW_TO_CHANNEL_FLUX"]
         if self._options.mass_conserving:

@@ -81,6 +81,7 @@ class HBVCore(LumpedCore):
     def reset(self) -> None:
         self.states = np.full((len(hbv.STATE_NAMES), self.n_components), hbv.COLD_START_MM)
         self.params = self._static.copy()
+        self._dynamic_changed()
         self._flat_warned = False
         if self._lstm is not None:
             self._lstm.reset()
@@ -122,6 +123,11 @@ class HBVCore(LumpedCore):
         unit = 1.0 / (1.0 + np.exp(-raw))
         dyn = self._dyn_lo + unit * self._dyn_span
         self.params[self._dyn_rows] = dyn.reshape(len(self._dyn_rows), self.n_components)
+        self._dynamic_changed()
+
+    def _dynamic_changed(self) -> None:
+        """Cache the component means of the dynamic parameters (levels) after they change."""
+        self._dyn_means = np.add.reduce(self.params[self._dyn_rows], axis=1) / self.n_components
 
     def _advance(self, p: float, t: float, pet: float) -> None:
         """One model step of HBV and the routing with the current parameters."""
@@ -159,6 +165,7 @@ class HBVCore(LumpedCore):
                 params[hbv.PARAMETER_NAMES[row]] = torch.from_numpy(
                     dyn[:, j * c:(j + 1) * c].copy())[:, None]
             self.params[self._dyn_rows] = dyn[-1].reshape(len(self._dyn_rows), c)
+            self._dynamic_changed()
         f = lambda a: torch.from_numpy(a)[:, None]  # noqa: E731
         with torch.no_grad():
             res = kernel.run(f(p), f(t), f(pet), params, torch.from_numpy(self.states[:, None]),
@@ -189,6 +196,7 @@ class HBVCore(LumpedCore):
         self.flow_carry = state["flow_carry"].copy()
         self.rate_values = state["rate_values"].copy()
         self.level_values = state["level_values"].copy()
+        self._dynamic_changed()
         if self._lstm is not None:
             self._lstm.h = state["h"].copy()
             self._lstm.c = state["c"].copy()
@@ -204,7 +212,7 @@ class HBVCore(LumpedCore):
         lv[2] = s[3]
         lv[3] = s[4]
         if dynamic and self._dyn_rows:
-            lv[4:] = np.add.reduce(self.params[self._dyn_rows], axis=1) / c
+            lv[4:] = self._dyn_means
 
     def _torch_step(self, p: float, t: float, pet: float) -> np.ndarray:
         st = tuple(torch.from_numpy(self.states[i:i + 1]) for i in range(self.states.shape[0]))

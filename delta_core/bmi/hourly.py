@@ -39,23 +39,23 @@ class TrailingHargreaves:
         self.reset()
 
     def reset(self) -> None:
-        self.temps = np.full(24, np.nan)  # trailing hourly temperatures [degC], oldest first
+        self._temps: list[float] = []  # trailing hourly temperatures [degC], oldest first
         self.warned = False
         self._ra_day, self._ra_today = -1, 0.0
 
     def push(self, t: float) -> None:
         """Add the temperature of the hour about to be stepped."""
-        self.temps[:-1] = self.temps[1:]
-        self.temps[-1] = t
+        temps = self._temps
+        if len(temps) == 24:
+            del temps[0]
+        temps.append(t)
 
     def pet(self, start: dt.datetime) -> float:
         """PET of the hour starting at ``start`` [mm] (after :meth:`push` of its temperature):
         Hargreaves from the trailing 24 hours' max/min temperature (fewer at the start of a run)
         times the hour's weight."""
-        temps = self.temps
-        if np.isnan(temps[0]):  # fewer than 24 hours so far
-            temps = temps[~np.isnan(temps)]
-        tmax, tmin = float(temps.max()), float(temps.min())
+        temps = self._temps
+        tmax, tmin = max(temps), min(temps)
         if tmax == tmin and len(temps) == 24 and not self.warned:
             self.warned = True
             warnings.warn(f"{self._model}: air temperature constant over the 24 hours before "
@@ -69,12 +69,21 @@ class TrailingHargreaves:
         return hargreaves_scalar(tmax, tmin, self._ra_today) * self._weights[start.hour]
 
     @property
+    def temps(self) -> np.ndarray:
+        """The trailing 24 hourly temperatures [degC], NaN before the first hours of a run."""
+        return np.array([np.nan] * (24 - len(self._temps)) + self._temps)
+
+    @temps.setter
+    def temps(self, value: np.ndarray) -> None:
+        self._temps = [float(x) for x in np.asarray(value)[-24:] if not np.isnan(x)]
+
+    @property
     def state(self) -> np.ndarray:
         return np.concatenate([self.temps, [float(self.warned)]])
 
     @state.setter
     def state(self, value: np.ndarray) -> None:
-        self.temps = np.array(value[:24], dtype=float)
+        self.temps = value[:24]
         self.warned = bool(value[24])
 
 
