@@ -324,16 +324,16 @@ def _write_outputs(results: dict, real: dict, out_root: Path) -> None:
     for cid, r in results["catchments"].items():
         names = list(r["outputs"])
         header = r["header"] if len(r["header"]) == len(names) else names
+        # ngen's formats: catchment rows with 9 significant digits, nexus rows "i, time, q"
+        # with C++'s default 6 digits; LF line ends (byte-identical to ngen's files, checked)
         with open(out_root / f"{cid}.csv", "w", newline="") as f:
-            w = csv.writer(f)
+            w = csv.writer(f, lineterminator="\n")
             w.writerow(["Time Step", "Time", *header])
             for i, s in enumerate(stamps):
                 w.writerow([i, s, *(f"{r['outputs'][n][i]:.9g}" for n in names)])
     for nex, flow in results["nexus"].items():
         with open(out_root / f"{nex}_output.csv", "w", newline="") as f:
-            w = csv.writer(f)
-            for i, s in enumerate(stamps):
-                w.writerow([i, s, f"{flow[i]:.9g}"])
+            f.writelines(f"{i}, {s}, {flow[i]:.6g}\n" for i, s in enumerate(stamps))
 
 
 def main(argv: list[str] | None = None) -> int:
