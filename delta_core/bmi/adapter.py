@@ -496,6 +496,8 @@ class NgenBmi(LumpedBmi):
             forcings.append([values.get(f) for f in fields])
             starts.append(when)
         core.spinup(forcings, starts)
+        del forcings, starts, rows
+        _release_freed_memory()
         self._carry = core.flow_carry.tolist()
         self._write_held()
 
@@ -617,6 +619,27 @@ def _number(x, key: str) -> float:
         except ValueError:
             raise BmiError(f"{key} must be a number, got {x!r}") from None
     return float(x)
+
+
+def _release_freed_memory() -> None:
+    """Hand memory freed by a spin-up's temporaries back to the OS (glibc ``malloc_trim``).
+
+    A batched spin-up allocates tens of MB for a moment; glibc keeps much of it in the heap,
+    so without this every catchment of an ngen process kept ~6 MB (measured with 11 years of
+    hourly dHBV spin-up); with it, only the state. No-op where glibc is absent."""
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is None:
+        try:
+            import ctypes
+
+            _MALLOC_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _MALLOC_TRIM = False
+    if _MALLOC_TRIM:
+        _MALLOC_TRIM(0)
+
+
+_MALLOC_TRIM = None
 
 
 def _parse_time(x, key: str) -> dt.datetime:
