@@ -13,7 +13,8 @@ from delta_core.data.camels import CamelsDataset
 from delta_core.evaluation import evaluate_model
 
 WEIGHTS = sorted(DEFAULT_BUNDLE.parent.glob("*.pt"))
-PACK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "camels_us_daily"
+REPO = Path(__file__).resolve().parents[1]
+PACK = REPO.parent / "shared" / "data" / "camels_us_daily"
 
 
 def test_default_bundle_is_shipped():
@@ -60,7 +61,7 @@ def test_shipped_camels_realization_hourly_vs_daily(tmp_path):
     from delta_core.ngen import replay as R
 
     real = tmp_path / "camels_sample"
-    shutil.copytree(DEFAULT_BUNDLE.parents[2] / "realizations" / "camels_sample", real)
+    shutil.copytree(REPO / "realizations" / "camels_sample", real)
     res = R.replay(real / "realization.json", real / "catchment_data.geojson", write=False)
     r = res["catchments"]["cat-01022500"]
     n_days = len(r["main_m"]) // 24
@@ -156,7 +157,7 @@ PER_BASIN = {"dcfe_dynamic": "dcfe_dynamic_metrics.csv", "dhbv_hourly": "dhbv_ho
 def _per_basin(which: str) -> dict[str, dict]:
     import csv
 
-    path = DEFAULT_BUNDLE.parents[2] / "benchmarks" / PER_BASIN[which]
+    path = REPO / "benchmarks" / PER_BASIN[which]
     with open(path) as f:
         return {r["gauge_id"]: r for r in csv.DictReader(f)}
 
