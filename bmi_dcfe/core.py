@@ -94,7 +94,6 @@ class CfeCore(LumpedCore):
         self._ordinates = self.static_params.giuh_ordinates[0].numpy().copy()
         self._inputs = HourlyInputs(latitude, self._pet_weights, "dCFE", self._lstm,
                                     getattr(self, "_forcing_norm", None))
-        self._harg = self._inputs.pet_model
         self._set_parameters(first)
         self._kout = np.zeros(kernel.N_GRAD_OUTPUTS)
         self.reset()
@@ -157,14 +156,14 @@ class CfeCore(LumpedCore):
             return super().spinup(forcings, starts)  # dynamic parameters: stepped
         n = len(forcings)
         temps = np.array([f[1] for f in forcings], dtype=float)
-        window = np.lib.stride_tricks.sliding_window_view(np.concatenate([self._harg.temps, temps]),
+        window = np.lib.stride_tricks.sliding_window_view(np.concatenate([self._inputs.pet_model.temps, temps]),
                                                           24)[1:]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN never happens: the hour
             tmax, tmin = np.nanmax(window, axis=1), np.nanmin(window, axis=1)  # is in its window
         full = ~np.isnan(window[:, 0])
-        if (full & (tmax == tmin)).any() and not self._harg.warned:
-            self._harg.warned = True
+        if (full & (tmax == tmin)).any() and not self._inputs.pet_model.warned:
+            self._inputs.pet_model.warned = True
             warnings.warn("dCFE: air temperature constant over 24 hours of the spin-up forcing: "
                           "Hargreaves PET is 0 there; give PET as an input (pet_source: input)",
                           stacklevel=2)
@@ -195,7 +194,7 @@ class CfeCore(LumpedCore):
         self.state[:] = np.concatenate([final.soil.numpy(), final.gw.numpy(),
                                         final.percolation.numpy(), final.nash_lateral[0].numpy()])
         self.queue[:] = final.giuh_queue[0].numpy()
-        self._harg.temps = np.concatenate([self._harg.temps, temps])[-24:]
+        self._inputs.pet_model.temps = np.concatenate([self._inputs.pet_model.temps, temps])[-24:]
         last = {k: float(v[-1, 0]) for k, v in out.items()}
         baseflow = last["DEEP_GW_TO_CHANNEL_FLUX"]
         if self._options.mass_conserving:
@@ -207,7 +206,7 @@ class CfeCore(LumpedCore):
 
     def get_state(self) -> dict[str, np.ndarray]:
         st = {"cfe": self.state, "giuh_queue": self.queue,
-              "snow": np.array([self.snowpack, self.meltwater]), "temps": self._harg.state,
+              "snow": np.array([self.snowpack, self.meltwater]), "temps": self._inputs.pet_model.state,
               "rate_values": self.rate_values, "level_values": self.level_values,
               "flow_new": self.flow_new}
         if self._lstm is not None:
@@ -222,7 +221,7 @@ class CfeCore(LumpedCore):
                                  f"configuration?)")
             arr[...] = state[key]
         self.snowpack, self.meltwater = (float(x) for x in state["snow"])
-        self._harg.state = state["temps"]
+        self._inputs.pet_model.state = state["temps"]
         self.rate_values = state["rate_values"].copy()
         self.level_values = state["level_values"].copy()
         self.flow_new = state["flow_new"].copy()

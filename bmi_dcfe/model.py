@@ -135,8 +135,7 @@ class PhysicsConfig:
                                   mass_conserving=self.mass_conserving)
 
     def scheme(self) -> HourlyScheme:
-        return HourlyScheme(self.rain_disaggregation, self.rain_start_hour, self.rain_hours,
-                            self.pet_disaggregation)
+        return HourlyScheme.of(self)
 
 
 class DCFE(nn.Module):
@@ -187,8 +186,7 @@ class DCFE(nn.Module):
             return {}
         x = torch.cat([x_forcing, x_attr.unsqueeze(0).expand(x_forcing.shape[0], -1, -1)], -1)
         raw, _ = self.dynamic_net(x)
-        first = self.dynamic_net.head(raw.new_zeros(1, raw.shape[1], self.dynamic_net.hidden))
-        return self.scale_dynamic(torch.cat([first, raw[:-1]]))
+        return self.scale_dynamic(self.dynamic_net.lag_one_step(raw))
 
     def scale_dynamic(self, raw: torch.Tensor) -> dict[str, torch.Tensor]:
         """Raw LSTM head outputs ``[..., n_dynamic]`` to ``{name: [...]}`` in physical units."""

@@ -125,6 +125,15 @@ class HBVCore(LumpedCore):
         self.params[self._dyn_rows] = dyn.reshape(len(self._dyn_rows), self.n_components)
         self._dynamic_changed()
 
+    def _dynamic_series(self, raw: np.ndarray, repeat: int = 1) -> dict[str, torch.Tensor]:
+        """Dynamic parameters ``{name: [n * repeat, 1, C]}`` from raw LSTM outputs
+        ``[n, n_dynamic * C]``, each row held for ``repeat`` model steps (kernel layout)."""
+        c = self.n_components
+        dyn = self._dyn_lo + 1.0 / (1.0 + np.exp(-raw)) * self._dyn_span
+        return {hbv.PARAMETER_NAMES[row]: torch.from_numpy(
+                    np.repeat(dyn[:, j * c:(j + 1) * c], repeat, axis=0))[:, None]
+                for j, row in enumerate(self._dyn_rows)}
+
     def _dynamic_changed(self) -> None:
         """Cache the component means of the dynamic parameters (levels) after they change."""
         self._dyn_means = np.add.reduce(self.params[self._dyn_rows], axis=1) / self.n_components
@@ -154,18 +163,13 @@ class HBVCore(LumpedCore):
             return super().spinup(forcings, starts)
         p, t, pet = (np.array(x) for x in zip(*(self._daily_forcing(f, s)
                                                  for f, s in zip(forcings, starts))))
-        c = self.n_components
         params = {name: torch.from_numpy(self._static[i][None].copy())
                   for i, name in enumerate(hbv.PARAMETER_NAMES)}
         if self._lstm is not None:
             xf = np.stack([self._forcing_norm.transform_day(row) for row in zip(p, t, pet)])
             raw = self._lstm.run(self._model.dynamic_net, xf)
-            dyn = self._dyn_lo + 1.0 / (1.0 + np.exp(-raw)) * self._dyn_span  # [n, n_dyn * C]
-            for j, row in enumerate(self._dyn_rows):
-                params[hbv.PARAMETER_NAMES[row]] = torch.from_numpy(
-                    dyn[:, j * c:(j + 1) * c].copy())[:, None]
-            self.params[self._dyn_rows] = dyn[-1].reshape(len(self._dyn_rows), c)
-            self._dynamic_changed()
+            params.update(self._dynamic_series(raw))
+            self._set_dynamic(raw[-1])
         f = lambda a: torch.from_numpy(a)[:, None]  # noqa: E731
         with torch.no_grad():
             res = kernel.run(f(p), f(t), f(pet), params, torch.from_numpy(self.states[:, None]),

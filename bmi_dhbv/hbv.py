@@ -106,8 +106,7 @@ class HBVOptions:
         """How daily forcing is spread over the hours (``steps_per_day = 24``)."""
         from delta_core.disaggregation import HourlyScheme
 
-        return HourlyScheme(self.rain_disaggregation, self.rain_start_hour, self.rain_hours,
-                            self.pet_disaggregation)
+        return HourlyScheme.of(self)
 
     @property
     def static(self) -> tuple[str, ...]:

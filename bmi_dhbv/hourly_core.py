@@ -86,17 +86,13 @@ class HourlyHBVCore(HBVCore):
         state continues as after the last spin-up day: the next hour starts the day after."""
         days = [self._daily_forcing(f, s) for f, s in zip(forcings, starts)]
         p, t, pet = (np.array(x) for x in zip(*days))
-        n, c = len(days), self.n_components
         params = {name: torch.from_numpy(self._static[i][None].copy())
                   for i, name in enumerate(hbv.PARAMETER_NAMES)}
         if self._lstm is not None:
             xf = np.stack([self._forcing_norm.transform_day(d) for d in days])
             raw = self._lstm.run(self._model.dynamic_net, xf)
             lagged = np.concatenate([self.dynamic_raw[None], raw[:-1]])  # day i: after day i-1
-            dyn = self._dyn_lo + 1.0 / (1.0 + np.exp(-lagged)) * self._dyn_span  # [n, n_dyn*C]
-            for j, row in enumerate(self._dyn_rows):
-                hourly = np.repeat(dyn[:, j * c:(j + 1) * c], 24, axis=0)
-                params[hbv.PARAMETER_NAMES[row]] = torch.from_numpy(hourly)[:, None]
+            params.update(self._dynamic_series(lagged, repeat=24))
             self.dynamic_raw = raw[-1].copy()
             self._set_dynamic(self.dynamic_raw)
         rain_w = self._scheme.rain_weights().numpy()

@@ -53,9 +53,7 @@ def lag_dynamic(model, raw: torch.Tensor, lag_days: int) -> torch.Tensor:
         return raw
     if lag_days != 1:
         raise ValueError(f"lag_days must be 0 or 1, got {lag_days}")
-    net = model.dynamic_net
-    first = net.head(raw.new_zeros(1, raw.shape[1], net.hidden))
-    return torch.cat([first, raw[:-1]])
+    return model.dynamic_net.lag_one_step(raw)
 
 
 def simulate(model, batch: dict, steps_per_day: int = 24, scheme: HourlyScheme | None = None,

@@ -40,6 +40,13 @@ class HourlyScheme:
             raise ValueError(f"rain block of {self.rain_hours} h from {self.rain_start_hour}:00 "
                              f"must lie within one day (1-24 h, ending by 24:00)")
 
+    @classmethod
+    def of(cls, config) -> "HourlyScheme":
+        """The scheme a model's physics config names (its ``rain_disaggregation``,
+        ``rain_start_hour``, ``rain_hours`` and ``pet_disaggregation``)."""
+        return cls(config.rain_disaggregation, config.rain_start_hour, config.rain_hours,
+                   config.pet_disaggregation)
+
     def rain_weights(self) -> torch.Tensor:
         """Fraction of the daily total in each hour [24] (float64, sums to 1)."""
         if self.rain == "uniform":

@@ -63,6 +63,13 @@ class LSTMNet(nn.Module):
         h, state = self.lstm(torch.relu(self.inp(x)), state)
         return self.head(self.drop(h)), state
 
+    def lag_one_step(self, raw: torch.Tensor) -> torch.Tensor:
+        """Head outputs ``[T, B, n_out]`` shifted by one step: step t gets the output after
+        step t - 1, step 0 the output before any input (zero state). What a host that knows a
+        day's forcing only at its end can compute at the day's start."""
+        first = self.head(raw.new_zeros(1, raw.shape[1], self.hidden))
+        return torch.cat([first, raw[:-1]])
+
 
 class LSTMStepper:
     """An :class:`LSTMNet` stepped one time step at a time in numpy, for BMI time steps where

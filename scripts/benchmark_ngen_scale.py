@@ -35,7 +35,7 @@ def rss_kb() -> int:
     return 0
 
 
-def one_run(model: str, n: int, hours: int, spinup: Path) -> dict:
+def one_run(model: str, n: int, hours: int, spinup: Path, bundle: str | None = None) -> dict:
     """Run in this process: n instances, spin-up, hours of hourly updates."""
     import numpy as np
     import torch
@@ -53,7 +53,7 @@ def one_run(model: str, n: int, hours: int, spinup: Path) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="ngen_scale_"))
     cfg = {"attributes": attrs, "latitude": float(ds.basins[gid]["gauge_lat"]),
            "area_km2": 587.7, "time_step_seconds": 3600, "start_time": "1996-10-01 00:00:00",
-           "spinup_forcing": str(spinup)}
+           "spinup_forcing": str(spinup), **({"bundle": bundle} if bundle else {})}
     path = tmp / "cfg.yaml"
     path.write_text(yaml.safe_dump(cfg))
     cls = model_spec(model).load_bmi_class()
@@ -92,17 +92,21 @@ def main(argv=None) -> int:
     ap.add_argument("--n", default="1,100,1000", help="catchment counts (comma-separated)")
     ap.add_argument("--hours", type=int, default=720, help="hourly updates (default 720: 30 d)")
     ap.add_argument("--spinup", help="daily (dHBV) or hourly (dCFE) spin-up CSV")
+    ap.add_argument("--bundle", help="weight bundle (default: the BMI's default)")
     ap.add_argument("--out", help="folder for ngen_scale_<model>.md/.json")
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     spinup = Path(a.spinup) if a.spinup else SPINUP[a.model]
+    a.bundle = str(Path(a.bundle).resolve()) if a.bundle else None
     if a.child:
-        print("RESULT " + json.dumps(one_run(a.model, a.child, a.hours, spinup)), flush=True)
+        print("RESULT " + json.dumps(one_run(a.model, a.child, a.hours, spinup, a.bundle)),
+              flush=True)
         return 0
     rows = []
     for n in (int(x) for x in a.n.split(",")):
         cmd = [sys.executable, __file__, "--model", a.model, "--hours", str(a.hours),
-               "--spinup", str(spinup), "--child", str(n)]
+               "--spinup", str(spinup), "--child", str(n)] + (["--bundle", a.bundle]
+                                                               if a.bundle else [])
         res = subprocess.run(cmd, capture_output=True, text=True, check=True)
         row = json.loads(next(l for l in res.stdout.splitlines() if l.startswith("RESULT"))[7:])
         rows.append(row)
