@@ -332,4 +332,5 @@ SPEC = ModelSpec(
     flow_components=("surface_flow", "interflow", "baseflow"),
     default_bundle=DEFAULT_BUNDLE,
     bmi_class="bmi_dcfe.BmiDCFE",
+    calibration_target="bmi_dcfe.calibration:CFECalibrationTarget",
 )

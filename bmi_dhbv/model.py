@@ -191,4 +191,5 @@ SPEC = ModelSpec(
     flow_components=("surface_flow", "interflow", "baseflow"),
     default_bundle=DEFAULT_BUNDLE,
     bmi_class="bmi_dhbv.BmiDHBV",
+    calibration_target="bmi_dhbv.calibration:HBVCalibrationTarget",
 )

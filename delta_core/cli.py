@@ -68,8 +68,11 @@ def eval_command(argv: list[str] | None, prog: str, spec: ModelSpec) -> int:
     ap = argparse.ArgumentParser(prog=prog, description=(
         "Evaluate a trained bundle: spin states up on all forcing before --start, simulate to "
         "--end, write OUT/metrics.csv (per basin) and OUT/simulation.nc (CF netCDF)."))
-    ap.add_argument("--bundle", default=str(spec.default_bundle),
-                    help="weight bundle (default: the shipped one)")
+    if spec.default_bundle is None:
+        ap.add_argument("--bundle", required=True, help="weight bundle (a training run's bundle.pt)")
+    else:
+        ap.add_argument("--bundle", default=str(spec.default_bundle),
+                        help="weight bundle (default: the shipped one)")
     ap.add_argument("--data", help="data directory in the CAMELS pack format (default: shipped sample)")
     ap.add_argument("--basins", help=f"gauge id(s), comma-separated (01022500,01333000), a file "
                                      f"of ids one per line, or a subset: {', '.join(SUBSETS)} "

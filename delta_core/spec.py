@@ -154,6 +154,9 @@ class ModelSpec:
         The pretrained bundle shipped with the model package.
     bmi_class : str or None
         Its NextGen BMI component as ngen's ``python_type`` (``"bmi_dhbv.BmiDHBV"``).
+    calibration_target : str or None
+        ``"module:Class"`` of its process model with parameters given directly, a
+        :class:`delta_core.baselines.calibration.CalibrationTarget` (the per-basin DDS baseline).
     """
 
     name: str
@@ -169,6 +172,7 @@ class ModelSpec:
     flow_components: tuple[str, ...] = ()
     default_bundle: Path | None = None
     bmi_class: str | None = None
+    calibration_target: str | None = None
 
     def __post_init__(self) -> None:
         names = [o.name for o in self.outputs]
@@ -198,6 +202,15 @@ class ModelSpec:
         if self.bmi_class is None:
             raise ValueError(f"model {self.name} has no BMI component")
         module, _, cls = self.bmi_class.rpartition(".")
+        return getattr(importlib.import_module(module), cls)
+
+    def load_calibration_target(self) -> type:
+        """The class named by :attr:`calibration_target`."""
+        import importlib
+
+        if self.calibration_target is None:
+            raise ValueError(f"model {self.name} has no calibration target")
+        module, _, cls = self.calibration_target.partition(":")
         return getattr(importlib.import_module(module), cls)
 
     def build_model(self, physics: Mapping | Any, network: Mapping | Any, n_attributes: int,

@@ -26,6 +26,8 @@ TESTS = Path(__file__).resolve().parent
 GAUGE = "01022500"
 #: Every registered model, the toy included.
 MODEL_NAMES = sorted(MODELS)
+#: The registered models that have a BMI component (baselines such as the LSTM have none).
+BMI_MODEL_NAMES = [n for n in MODEL_NAMES if model_spec(n).bmi_class is not None]
 
 
 def pytest_configure(config):
@@ -48,6 +50,12 @@ def model_name(request) -> str:
     return request.param
 
 
+@pytest.fixture(params=BMI_MODEL_NAMES)
+def bmi_model_name(request) -> str:
+    """Each registered model with a BMI component in turn."""
+    return request.param
+
+
 @pytest.fixture(scope="session")
 def sample() -> CamelsDataset:
     return CamelsDataset()
@@ -55,7 +63,7 @@ def sample() -> CamelsDataset:
 
 def fit_normalization(ds: CamelsDataset, forcings) -> Normalization:
     ids = ds.basin_ids()
-    ts = ds.load(ids, end="1985-09-30")
+    ts = ds.load(ids, end="1985-09-30", forcings=forcings)
     return Normalization.fit(ds, ids, CAMELS_ATTRIBUTES, ts.slice_dates("1980-10-01", "1985-09-30"),
                              forcings)
 

@@ -1,4 +1,4 @@
-"""The NextGen BMI of every registered model (``model_name`` runs over the registry): ngen's hard
+"""The NextGen BMI of every registered model with a BMI component (``bmi_model_name`` runs over them): ngen's hard
 requirements, time control, errors, state files, host/model step aggregation, the CSDMS
 bmi-tester and a replay of ngen's call sequence over a realization."""
 from __future__ import annotations
@@ -47,10 +47,10 @@ def _run(m, n, seed=0, outputs=None):
 
 
 @pytest.mark.parametrize("step", [3600, 86400])
-def test_ngen_hard_requirements(model_name, make_bmi, step):
-    if step not in _host_steps(model_name):
-        pytest.skip(f"{model_name} does not run at {step} s")
-    m = make_bmi(model_name, step)
+def test_ngen_hard_requirements(bmi_model_name, make_bmi, step):
+    if step not in _host_steps(bmi_model_name):
+        pytest.skip(f"{bmi_model_name} does not run at {step} s")
+    m = make_bmi(bmi_model_name, step)
     assert m.get_time_units() == "s" and m.get_time_step() == step and m.get_start_time() == 0
     assert m.get_input_item_count() == len(m.get_input_var_names()) > 0
     assert m.get_output_item_count() == len(m.get_output_var_names()) > 0
@@ -69,8 +69,8 @@ def test_ngen_hard_requirements(model_name, make_bmi, step):
         assert np.isfinite(dest[0]) and dest[0] == m.get_value_ptr(name)[0]
 
 
-def test_value_ptr_is_live(model_name, make_bmi):
-    m = make_bmi(model_name)
+def test_value_ptr_is_live(bmi_model_name, make_bmi):
+    m = make_bmi(bmi_model_name)
     ptr = m.get_value_ptr(RUNOFF_DEPTH)
     values = _run(m, 48, outputs=[RUNOFF_DEPTH])
     assert ptr[0] == values[-1, 0] and values.max() > 0
@@ -79,8 +79,8 @@ def test_value_ptr_is_live(model_name, make_bmi):
     assert p[0] == 2.5
 
 
-def test_misuse_is_named(model_name, make_bmi):
-    m = make_bmi(model_name)
+def test_misuse_is_named(bmi_model_name, make_bmi):
+    m = make_bmi(bmi_model_name)
     with pytest.raises(BmiError, match="unknown variable 'rain'.*inputs"):
         m.get_value("rain", np.empty(1))
     with pytest.raises(BmiError, match="output variable"):
@@ -95,13 +95,13 @@ def test_misuse_is_named(model_name, make_bmi):
     m.finalize()
     with pytest.raises(BmiError, match="after finalize"):
         m.update()
-    fresh = model_spec(model_name).load_bmi_class()()
+    fresh = model_spec(bmi_model_name).load_bmi_class()()
     with pytest.raises(BmiError, match="before initialize"):
         fresh.update()
 
 
-def test_every_accessor_names_bad_names_sizes_and_indices(model_name, make_bmi):
-    m = make_bmi(model_name)
+def test_every_accessor_names_bad_names_sizes_and_indices(bmi_model_name, make_bmi):
+    m = make_bmi(bmi_model_name)
     for call in (lambda: m.get_var_units("nope"), lambda: m.get_var_type("nope"),
                  lambda: m.get_var_itemsize("nope"), lambda: m.get_value_ptr("nope"),
                  lambda: m.get_value_at_indices("nope", np.zeros(1), [0]),
@@ -115,11 +115,11 @@ def test_every_accessor_names_bad_names_sizes_and_indices(model_name, make_bmi):
     with pytest.raises(BmiError, match="unknown grid 3"):
         m.get_grid_size(3)
     with pytest.raises(BmiError, match="not initialized"):
-        model_spec(model_name).load_bmi_class()().get_var_units(PRECIP)
+        model_spec(bmi_model_name).load_bmi_class()().get_var_units(PRECIP)
 
 
-def test_time_control(model_name, make_bmi):
-    m = make_bmi(model_name, n_steps=48)
+def test_time_control(bmi_model_name, make_bmi):
+    m = make_bmi(bmi_model_name, n_steps=48)
     m.update_until(24 * 3600.0)
     assert m.get_current_time() == 24 * 3600.0
     with pytest.raises(BmiError, match="whole number"):
@@ -131,7 +131,7 @@ def test_time_control(model_name, make_bmi):
         m.update()
 
 
-def test_config_errors_name_the_key(model_name, make_bmi, random_bundle, tmp_path):
+def test_config_errors_name_the_key(bmi_model_name, make_bmi, random_bundle, tmp_path):
     for extra, msg in (({"colour": "red"}, "unknown key.*colour"),
                        ({"latitude": None}, r"missing required key\(s\) \['latitude'\]"),
                        ({"backend": "cuda"}, "backend must be"),
@@ -141,31 +141,31 @@ def test_config_errors_name_the_key(model_name, make_bmi, random_bundle, tmp_pat
                        ({"area_km2": -1}, "area_km2"),
                        ({"end_time": "1980-01-01"}, "before start_time"),
                        ({"attributes": {"p_mean": 3.0}}, "lacks")):
-        m = make_bmi(model_name, initialize=False, **extra)
+        m = make_bmi(bmi_model_name, initialize=False, **extra)
         with pytest.raises(BmiError, match=msg):
             m.initialize(str(m.config_path))
-    other = next((n for n in ("toy", "dhbv") if n != model_name))
-    m = make_bmi(model_name, initialize=False, bundle=str(random_bundle(other)))
+    other = next((n for n in ("toy", "dhbv") if n != bmi_model_name))
+    m = make_bmi(bmi_model_name, initialize=False, bundle=str(random_bundle(other)))
     with pytest.raises(BmiError, match=f"holds model '{other}'"):
         m.initialize(str(m.config_path))
     broken = tmp_path / "broken.pt"
-    broken.write_bytes(random_bundle(model_name).read_bytes()[:1000])
+    broken.write_bytes(random_bundle(bmi_model_name).read_bytes()[:1000])
     for bad in (broken, tmp_path / "missing.pt"):
-        m = make_bmi(model_name, initialize=False, bundle=str(bad))
+        m = make_bmi(bmi_model_name, initialize=False, bundle=str(bad))
         with pytest.raises(BundleError, match=bad.name):
             m.initialize(str(m.config_path))
     with pytest.raises(BmiError, match="cannot read BMI config"):
-        model_spec(model_name).load_bmi_class()().initialize(str(tmp_path / "nope.yaml"))
+        model_spec(bmi_model_name).load_bmi_class()().initialize(str(tmp_path / "nope.yaml"))
 
 
 @pytest.mark.parametrize("split", [24 * 3 + 13, 24 * 4])
-def test_save_restore_bit_for_bit(model_name, make_bmi, tmp_path, split):
-    a = make_bmi(model_name)
+def test_save_restore_bit_for_bit(bmi_model_name, make_bmi, tmp_path, split):
+    a = make_bmi(bmi_model_name)
     ref = _run(a, 24 * 8, seed=1)
-    b = make_bmi(model_name)
+    b = make_bmi(bmi_model_name)
     first = _run(b, split, seed=1)
     b.save_state(tmp_path / "s.npz")
-    c = make_bmi(model_name)
+    c = make_bmi(bmi_model_name)
     c.load_state(tmp_path / "s.npz")
     assert c.get_current_time() == split * 3600.0
     rng = np.random.default_rng(1)
@@ -179,22 +179,22 @@ def test_save_restore_bit_for_bit(model_name, make_bmi, tmp_path, split):
     np.testing.assert_array_equal(np.vstack([first, rest]), ref)
 
 
-def test_state_file_of_another_bundle_is_refused(model_name, make_bmi, random_bundle, tmp_path):
-    m = make_bmi(model_name)
+def test_state_file_of_another_bundle_is_refused(bmi_model_name, make_bmi, random_bundle, tmp_path):
+    m = make_bmi(bmi_model_name)
     _run(m, 24)
     m.save_state(tmp_path / "s.npz")
-    other = next((n for n in ("toy", "dhbv") if n != model_name))
+    other = next((n for n in ("toy", "dhbv") if n != bmi_model_name))
     with pytest.raises(BmiError, match="not a|different bundle"):
         make_bmi(other).load_state(tmp_path / "s.npz")
 
 
-def test_host_steps_within_a_model_step_sum_to_it(model_name, make_bmi):
+def test_host_steps_within_a_model_step_sum_to_it(bmi_model_name, make_bmi):
     """A day of hourly host steps releases exactly the daily model's runoff (no water made or
     lost). Temperature is constant within a day, so a daily max/min input equals it."""
-    spec = model_spec(model_name)
-    if spec.step_seconds != 86400 or not {3600, 86400} <= set(_host_steps(model_name)):
+    spec = model_spec(bmi_model_name)
+    if spec.step_seconds != 86400 or not {3600, 86400} <= set(_host_steps(bmi_model_name)):
         pytest.skip("needs a daily model that runs at hourly and daily host steps")
-    h, d = make_bmi(model_name, 3600), make_bmi(model_name, 86400)
+    h, d = make_bmi(bmi_model_name, 3600), make_bmi(bmi_model_name, 86400)
     if h.core.step_seconds == 3600:
         pytest.skip("the model steps hourly under an hourly host (no daily core to sum to)")
     # a state saved within a model step cannot start another run
@@ -202,8 +202,8 @@ def test_host_steps_within_a_model_step_sum_to_it(model_name, make_bmi):
     h.update_until(5 * 3600.0)
     h.save_state(state)
     with pytest.raises(BmiError, match="middle of a model step"):
-        make_bmi(model_name, 3600, initial_state=str(state))
-    h = make_bmi(model_name, 3600)
+        make_bmi(bmi_model_name, 3600, initial_state=str(state))
+    h = make_bmi(bmi_model_name, 3600)
     rng = np.random.default_rng(3)
     for _ in range(20):
         p, t = rng.exponential(3.0) * (rng.uniform() < 0.5), rng.uniform(-3, 20)
@@ -251,14 +251,14 @@ def test_host_step_longer_than_model_step(make_bmi):
 
 
 @pytest.mark.slow
-def test_bmi_tester_conformance(model_name, make_bmi, tmp_path):
+def test_bmi_tester_conformance(bmi_model_name, make_bmi, tmp_path):
     pytest.importorskip("bmi_tester", reason="pip install bmi-tester 'gimli.units<0.4'")
     pytest.importorskip("gimli.units", reason="without gimli.units bmi-tester skips unit checks")
-    m = make_bmi(model_name, n_steps=10)
+    m = make_bmi(bmi_model_name, n_steps=10)
     stage = tmp_path / "stage"
     stage.mkdir()
     shutil.copy(m.config_path, stage / "config.yaml")
-    cls = model_spec(model_name).bmi_class
+    cls = model_spec(bmi_model_name).bmi_class
     module, _, name = cls.rpartition(".")
     exe = shutil.which("bmi-test") or str(Path(sys.executable).parent / "bmi-test")
     import delta_core
@@ -273,7 +273,7 @@ def test_bmi_tester_conformance(model_name, make_bmi, tmp_path):
     assert res.returncode == 0 and " failed" not in out and "passed" in out, out[-6000:]
 
 
-def test_replay_of_a_realization_matches_direct_stepping(model_name, make_bmi, tmp_path):
+def test_replay_of_a_realization_matches_direct_stepping(bmi_model_name, make_bmi, tmp_path):
     """ngen's call sequence over an hourly realization (AORC-style forcing in mm s-1 and K) gives
     the same runoff as stepping the BMI directly with converted forcing."""
     from delta_core.ngen.replay import replay
@@ -286,13 +286,13 @@ def test_replay_of_a_realization_matches_direct_stepping(model_name, make_bmi, t
                np.array([[str(r[0]), repr(float(r[1])), repr(float(r[2]))] for r in forcing]),
                fmt="%s", delimiter=",", header="time,precip_rate,TMP_2maboveground",
                comments="")
-    m = make_bmi(model_name, start_time=str(forcing[0][0]))
+    m = make_bmi(bmi_model_name, start_time=str(forcing[0][0]))
     cfg = yaml.safe_load(m.config_path.read_text())
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / f"cat-{GAUGE}.yaml").write_text(yaml.safe_dump(cfg))
-    cls = model_spec(model_name).bmi_class
+    cls = model_spec(bmi_model_name).bmi_class
     real = {"global": {"formulations": [{"name": "bmi_python", "params": {
-        "model_type_name": model_name, "python_type": cls, "module_path": str(TESTS),
+        "model_type_name": bmi_model_name, "python_type": cls, "module_path": str(TESTS),
         "init_config": "./config/{{id}}.yaml", "main_output_variable": RUNOFF_DEPTH,
         "allow_exceed_end_time": True,
         "variables_names_map": {PRECIP: "precip_rate", TEMP: "TMP_2maboveground"},
@@ -320,7 +320,7 @@ def test_replay_of_a_realization_matches_direct_stepping(model_name, make_bmi, t
     assert (tmp_path / "output" / f"cat-{GAUGE}.csv").is_file()
 
 
-def test_instances_share_the_loaded_bundle(model_name, make_bmi, monkeypatch):
+def test_instances_share_the_loaded_bundle(bmi_model_name, make_bmi, monkeypatch):
     """ngen creates one instance per catchment: the bundle is loaded once per process."""
     import delta_core.evaluation as ev
 
@@ -330,7 +330,7 @@ def test_instances_share_the_loaded_bundle(model_name, make_bmi, monkeypatch):
     from delta_core.bmi import adapter
 
     adapter._MODELS.clear()
-    a, b = make_bmi(model_name), make_bmi(model_name)
+    a, b = make_bmi(bmi_model_name), make_bmi(bmi_model_name)
     assert len(calls) == 1 and len(adapter._MODELS) == 1
     np.testing.assert_array_equal(a.get_value(RUNOFF_DEPTH, np.zeros(1)),
                                   b.get_value(RUNOFF_DEPTH, np.zeros(1)))
