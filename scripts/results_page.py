@@ -1,0 +1,104 @@
+#!/usr/bin/env python
+"""Comparison table and NSE CDF figure of models scored on the same basins.
+
+Each model is ``LABEL=CSV`` or ``LABEL=CSV#PREFIX``: a per-basin metrics file with a
+``gauge_id`` column and ``nse``/``kge`` columns (``PREFIX`` picks ``PREFIXnse``/``PREFIXkge``,
+e.g. ``dds_`` in the DDS files). Medians are over the basins with a finite NSE, for all basins
+and for the arid (CAMELS aridity > 1) and humid ones, read from ``--data``'s attributes.
+
+Writes ``OUT.md`` (Markdown table) and ``OUT.png`` (NSE CDFs).
+
+Example::
+
+    python scripts/results_page.py --data ../shared/data/camels_us_daily \\
+        --out benchmarks/results/comparison \\
+        "dHBV δn(γt,βt)=benchmarks/results/dhbv_dynamic.csv" \\
+        "DDS-HBV=benchmarks/results/dds_hbv.csv#dds_"
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from delta_core.data.camels import CamelsDataset
+
+
+def read_scores(arg: str) -> tuple[str, dict[str, tuple[float, float]]]:
+    """``LABEL=CSV[#PREFIX]`` -> (label, {gauge_id: (NSE, KGE)})."""
+    label, sep, rest = arg.partition("=")
+    if not sep:
+        raise SystemExit(f"model argument {arg!r} must be LABEL=CSV or LABEL=CSV#PREFIX")
+    path, _, prefix = rest.partition("#")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    for col in (f"{prefix}nse", f"{prefix}kge", "gauge_id"):
+        if rows and col not in rows[0]:
+            raise SystemExit(f"{path} has no column {col!r}; columns: {list(rows[0])}")
+    return label, {r["gauge_id"]: (float(r[f"{prefix}nse"]), float(r[f"{prefix}kge"]))
+                   for r in rows}
+
+
+def medians(scores: dict[str, tuple[float, float]], keep) -> tuple[float, float, int]:
+    vals = np.array([v for g, v in scores.items() if keep(g)], dtype=float).reshape(-1, 2)
+    ok = np.isfinite(vals[:, 0])
+    if not ok.any():
+        return np.nan, np.nan, 0
+    return float(np.median(vals[ok, 0])), float(np.nanmedian(vals[ok, 1])), int(ok.sum())
+
+
+def table(models: list[tuple[str, dict]], aridity: dict[str, float]) -> str:
+    lines = ["| model | basins | median NSE | median KGE | arid NSE / KGE (n) | "
+             "humid NSE / KGE (n) |", "|---|---:|---:|---:|---:|---:|"]
+    for label, s in models:
+        n_all, k_all, n = medians(s, lambda g: True)
+        a = medians(s, lambda g: aridity.get(g, np.nan) > 1.0)
+        h = medians(s, lambda g: aridity.get(g, np.nan) <= 1.0)
+        lines.append(f"| {label} | {n} | {n_all:.3f} | {k_all:.3f} | "
+                     f"{a[0]:.3f} / {a[1]:.3f} ({a[2]}) | {h[0]:.3f} / {h[1]:.3f} ({h[2]}) |")
+    return "\n".join(lines) + "\n"
+
+
+def cdf_figure(models: list[tuple[str, dict]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for label, s in models:
+        nse = np.sort([v[0] for v in s.values() if np.isfinite(v[0])])
+        ax.plot(nse, np.arange(1, len(nse) + 1) / len(nse), label=f"{label} ({len(nse)})")
+    ax.set_xlim(0.0, 1.0)
+    ax.set_xlabel("test-period NSE (1995-10-01..2010-09-30)")
+    ax.set_ylabel("fraction of basins with a lower NSE")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("models", nargs="+", help="LABEL=CSV or LABEL=CSV#PREFIX, in table order")
+    ap.add_argument("--data", required=True, help="CAMELS-format data directory (aridity)")
+    ap.add_argument("--out", required=True, help="output path without suffix (.md and .png)")
+    a = ap.parse_args(argv)
+    models = [read_scores(m) for m in a.models]
+    ds = CamelsDataset(a.data)
+    ids = ds.basin_ids()
+    aridity = dict(zip(ids, map(float, ds.attributes(ids, ["aridity"])["aridity"])))
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    md = table(models, aridity)
+    out.with_suffix(".md").write_text(md)
+    cdf_figure(models, out.with_suffix(".png"))
+    print(md, end="")
+    print(f"wrote {out.with_suffix('.md')}, {out.with_suffix('.png')}")
+
+
+if __name__ == "__main__":
+    main()
