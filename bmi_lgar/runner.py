@@ -39,11 +39,14 @@ class LgarRun:
         ``ponded`` and ``reservoir_storage`` [m per step / m].
     fronts : list of numpy.ndarray
         Per step, an array (n_fronts, 5): depth [cm], theta [-], layer, front number, psi [cm].
+    totals_cm : dict of str to float
+        LGAR-C's end-of-run mass balance summary [cm] (see :func:`global_mass_balance`).
     """
 
     time: list[str]
     variables: dict[str, np.ndarray]
     fronts: list[np.ndarray]
+    totals_cm: dict[str, float]
 
 
 def run_lgar(config: LgarConfig | str | Path, forcing: Forcing | None = None,
@@ -75,14 +78,51 @@ def run_lgar(config: LgarConfig | str | Path, forcing: Forcing | None = None,
     names = DATA_VARIABLES + ("mass_balance_closed", "ponded", "reservoir_storage")
     out = {name: np.empty(n) for name in names}
     fronts: list[np.ndarray] = []
+    totals = _Totals(model.mass(state.fronts))
     for i in range(n):
         flux = model.step(state, float(forcing.precip_mm_per_h[i]), float(forcing.pet_mm_per_h[i]))
+        totals.add(flux)
         for name in names:
             out[name][i] = getattr(flux, name) * CM_TO_M
         fr = state.fronts
         fronts.append(np.column_stack([fr.depth, fr.theta, fr.layer,
                                        np.arange(1, fr.n + 1), fr.psi]))
-    return LgarRun(forcing.time[:n], out, fronts)
+    return LgarRun(forcing.time[:n], out, fronts, totals.summary(state))
+
+
+class _Totals:
+    """Running sums [cm] in LGAR-C's order (``lgar_mass_balance.vol*_cm``)."""
+
+    def __init__(self, volstart_cm: float):
+        self.volstart = volstart_cm
+        self.sums = {k: 0.0 for k in ("precipitation", "infiltration", "surface_runoff",
+                                      "giuh_runoff", "percolation", "actual_evapotranspiration",
+                                      "potential_evapotranspiration",
+                                      "conceptual_reservoir_to_stream_discharge")}
+        self.volend = self.volon = self.volcr_end = 0.0
+
+    def add(self, flux) -> None:
+        for key in self.sums:
+            self.sums[key] += getattr(flux, key)
+        self.volend, self.volon = flux.soil_storage, flux.ponded
+        self.volcr_end = flux.reservoir_storage
+
+    def summary(self, state) -> dict[str, float]:
+        out = {"initial_soil_water": self.volstart, **self.sums, "final_soil_water": self.volend,
+               "ponded": self.volon, "reservoir_fast_storage": state.cr_fast_cm,
+               "reservoir_slow_storage": state.cr_slow_cm,
+               "giuh_queue": sum(state.giuh_queue)}
+        out["global_balance"] = global_mass_balance(out, self.volcr_end)
+        return out
+
+
+def global_mass_balance(t: dict[str, float], volcr_end_cm: float) -> float:
+    """LGAR-C's global balance error [cm]: start + rain - runoff - AET - ponded - percolation
+    - end - reservoir outflow - reservoir storage."""
+    return (t["initial_soil_water"] + t["precipitation"] - t["surface_runoff"]
+            - t["actual_evapotranspiration"] - t["ponded"] - t["percolation"]
+            - t["final_soil_water"] + 0.0 - t["conceptual_reservoir_to_stream_discharge"]
+            - volcr_end_cm)
 
 
 def read_data_variables(path: str | Path) -> dict[str, np.ndarray]:
