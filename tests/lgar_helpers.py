@@ -15,7 +15,7 @@ from bmi_lgar.runner import LgarRun
 from bmi_lgar.soil import read_soil_table
 
 TESTS = Path(__file__).resolve().parent
-REF = TESTS.parents[1].parent / "shared" / "reference" / "lgar"
+REF = TESTS.parents[1] / "shared" / "reference" / "lgar"
 SOIL_TABLE = TESTS / "data" / "lgar" / "vG_default_params.dat"
 
 
@@ -91,10 +91,11 @@ def base_dir(case: Case, root: Path) -> Path:
 
 
 def read_log_totals(path: Path) -> dict[str, str]:
-    """LGAR-C's stdout summary lines ``name = value cm`` -> value as printed."""
+    """LGAR-C's end-of-run summary lines ``name = value cm`` -> value as printed."""
+    text = path.read_text()
     out = {}
-    for line in path.read_text().splitlines():
-        if "=" in line and "cm" in line:
+    for line in text[text.index("Simulation Summary"):].splitlines():
+        if "=" in line and " cm" in line:
             key, _, value = line.partition("=")
             out[key.strip()] = value.split()[0]
     return out
@@ -111,7 +112,7 @@ LOG_KEYS = {"Initial water in soil": "initial_soil_water", "Total precipitation"
             "storage in reservoir": "reservoir_fast_storage",
             "storage in slow reservoir": "reservoir_slow_storage",
             "runoff from CRs": "conceptual_reservoir_to_stream_discharge",
-            "GIUH water (in array)": "giuh_queue", "Global balance": "global_balance"}
+            "GIUH water (in array)": "giuh_queue", "Total discharge (Q)": "giuh_runoff", "Global balance": "global_balance"}
 
 
 # ----------------------------------------------------------------------------------------------
