@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from bmi_lgar.soil import MAX_NUM_SOIL_TYPES, SoilType, read_soil_table
@@ -101,7 +101,6 @@ class LgarConfig:
     forcing_file: Path | None = None
     soil_params_file: Path | None = None
     verbosity: str = "none"
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def num_layers(self) -> int:
@@ -154,7 +153,8 @@ _FLOATS = {"initial_psi": "initial_psi_cm", "wilting_point_psi": "wilting_point_
            "frac_to_CR": "frac_to_cr", "frac_to_GW": "frac_to_cr", "a_slow": "a_slow",
            "b_slow": "b_slow", "frac_slow": "frac_slow", "spf_factor": "spf_factor",
            "mbal_tol": "mbal_tol", "ponded_depth_max": "ponded_depth_max_cm"}
-_BOOLS = {"use_closed_form_G": "use_closed_form_g", "free_drainage_enabled": "free_drainage_enabled",
+_BOOLS = {"use_closed_form_G": "use_closed_form_g",
+          "free_drainage_enabled": "free_drainage_enabled",
           "free_drainage_to_CR": "free_drainage_to_cr", "PET_affects_precip": "pet_affects_precip",
           "allow_flux_caching": "allow_flux_caching", "adaptive_timestep": "adaptive_timestep"}
 #: Booleans LGAR-C also accepts as 0/1.

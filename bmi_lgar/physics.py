@@ -37,7 +37,7 @@ parameters; these are refused by :mod:`bmi_lgar.lgar_config`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from bmi_lgar.fronts import Fronts
 from bmi_lgar.lgar_config import LgarConfig
@@ -125,7 +125,6 @@ class StepFluxes:
     ponded: float
     reservoir_storage: float
     substeps: int = 1
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 # ----------------------------------------------------------------------------------------------

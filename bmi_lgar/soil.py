@@ -1,4 +1,4 @@
-"""Soil hydraulic properties for LGAR: the soil table reader and the van Genuchten / Mualem relations.
+"""Soil hydraulic properties for LGAR: the soil table and the van Genuchten / Mualem relations.
 
 Units follow LGAR-C: capillary head ``psi`` in cm (positive = suction), conductivity in cm/h,
 van Genuchten ``alpha`` in 1/cm, water contents ``theta`` dimensionless (volume fraction). The

@@ -1,9 +1,6 @@
-"""LGAR test helpers: the reference runs of ../shared/reference/lgar, their working folder, and
-synthetic configurations built in code."""
+"""LGAR test helpers: where the reference runs are, and synthetic configurations built in code."""
 from __future__ import annotations
 
-import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,100 +16,10 @@ REF = TESTS.parents[1] / "shared" / "reference" / "lgar"
 SOIL_TABLE = TESTS / "data" / "lgar" / "vG_default_params.dat"
 
 
-@dataclass(frozen=True)
-class Case:
-    """One reference run: config, outputs of LGAR-C (data_layers may be absent) and stdout log."""
-
-    config: str
-    variables: str
-    layers: str | None
-    log: str | None
-    parent_relative: bool = False  # paths in the config start with ../
-
-    def path(self, name: str | None) -> Path | None:
-        return None if name is None else REF / name
-
-
-CASES = {
-    "synth1_300s": Case("configs/config_lasam_synth_1.txt", "outputs/synth1_data_variables.csv",
-                        "outputs/synth1_data_layers.csv", None, parent_relative=True),
-    "synth1_hourly_fixed3600": Case(
-        "fixed3600/config_synth1_hourly_fixed3600.txt",
-        "fixed3600/synth1_hourly_fixed3600_data_variables.csv",
-        "fixed3600/synth1_hourly_fixed3600_data_layers.csv",
-        "fixed3600/stdout_synth1_hourly_fixed3600.log"),
-    "Phillipsburg_fixed3600_nocache": Case(
-        "fixed3600/config_Phillipsburg_fixed3600_nocache.txt",
-        "fixed3600/Phillipsburg_fixed3600_nocache_data_variables.csv",
-        "fixed3600/Phillipsburg_fixed3600_nocache_data_layers.csv",
-        "fixed3600/stdout_Phillipsburg_fixed3600_nocache.log"),
-    "Phillipsburg_CR_fixed3600_nocache": Case(
-        "fixed3600/config_Phillipsburg_CR_fixed3600_nocache.txt",
-        "fixed3600/Phillipsburg_CR_fixed3600_nocache_data_variables.csv",
-        "fixed3600/Phillipsburg_CR_fixed3600_nocache_data_layers.csv",
-        "fixed3600/stdout_Phillipsburg_CR_fixed3600_nocache.log"),
-    "Phillipsburg_2layer_fixed3600_nocache": Case(
-        "fixed3600/config_Phillipsburg_2layer_fixed3600_nocache.txt",
-        "fixed3600/Phillipsburg_2layer_fixed3600_nocache_data_variables.csv",
-        "fixed3600/Phillipsburg_2layer_fixed3600_nocache_data_layers.csv",
-        "fixed3600/stdout_Phillipsburg_2layer_fixed3600_nocache.log"),
-    "Phillipsburg_shipped_adaptive_caching": Case(
-        "configs/config_lasam_Phillipsburg.txt", "outputs/Phillipsburg_data_variables.csv", None,
-        "outputs/stdout_Phillipsburg.log"),
-    "Phillipsburg_fixed300_nocache": Case(
-        "configs/config_Phillipsburg_fixed300_nocache.txt",
-        "outputs/Phillipsburg_fixed300_nocache_data_variables.csv", None,
-        "outputs/stdout_fixed300.log"),
-}
-
-
 def need_reference() -> None:
     """Skip when the shared reference folder is not there."""
     if not (REF / "README.md").is_file():
         pytest.skip(f"LGAR reference runs not found at {REF}")
-
-
-def reference_workdir(root: Path) -> Path:
-    """A folder laid out as LGAR-C's runs were: ``forcing/`` and ``data/`` (soil tables), plus
-    ``work/`` for configs whose paths start with ``../``. Returns ``root``."""
-    (root / "forcing").mkdir(parents=True, exist_ok=True)
-    (root / "data").mkdir(exist_ok=True)
-    (root / "work").mkdir(exist_ok=True)
-    for folder in (REF / "forcing", REF / "fixed3600"):
-        for f in folder.glob("forcing_data*"):
-            shutil.copy(f, root / "forcing" / f.name)
-    for f in (REF / "soil").glob("*.dat"):
-        shutil.copy(f, root / "data" / f.name)
-    return root
-
-
-def base_dir(case: Case, root: Path) -> Path:
-    return root / "work" if case.parent_relative else root
-
-
-def read_log_totals(path: Path) -> dict[str, str]:
-    """LGAR-C's end-of-run summary lines ``name = value cm`` -> value as printed."""
-    text = path.read_text()
-    out = {}
-    for line in text[text.index("Simulation Summary"):].splitlines():
-        if "=" in line and " cm" in line:
-            key, _, value = line.partition("=")
-            out[key.strip()] = value.split()[0]
-    return out
-
-
-#: LGAR-C's summary line -> key of :attr:`LgarRun.totals_cm`.
-LOG_KEYS = {"Initial water in soil": "initial_soil_water", "Total precipitation": "precipitation",
-            "Total infiltration (matrix)": "infiltration",
-            "Total infiltration": "infiltration",
-            "Final water in soil": "final_soil_water", "Surface ponded water": "ponded",
-            "Surface runoff": "surface_runoff", "GIUH runoff": "giuh_runoff",
-            "Total percolation": "percolation", "Total AET": "actual_evapotranspiration",
-            "Total PET": "potential_evapotranspiration",
-            "storage in reservoir": "reservoir_fast_storage",
-            "storage in slow reservoir": "reservoir_slow_storage",
-            "runoff from CRs": "conceptual_reservoir_to_stream_discharge",
-            "GIUH water (in array)": "giuh_queue", "Total discharge (Q)": "giuh_runoff", "Global balance": "global_balance"}
 
 
 # ----------------------------------------------------------------------------------------------
