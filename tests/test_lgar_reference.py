@@ -11,6 +11,7 @@ slow.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -122,3 +123,31 @@ def test_noop_configuration_is_refused(workdir):
     """timestep 3600 s with forcing_resolution 300 s: LGAR-C silently does nothing."""
     with pytest.raises(LgarConfigError, match="0 substeps"):
         read_lgar_config(REF / "fixed3600" / "config_synth1_fr300_dt3600_noop.txt", workdir)
+
+
+def lgar_c_list_print(fr) -> str:
+    """A front list as LGAR-C's ``listPrint`` writes it (verbosity=low stdout)."""
+    rows = [f"({fr.depth[i]:f},{fr.theta[i]:6.14f},{fr.layer[i]},{i + 1},{int(fr.to_bottom[i])}, "
+            f"{fr.dzdt[i]:e}, {fr.k[i]:f} {fr.psi[i]:6.14f})" for i in range(fr.n)]
+    return "[ " + "\n".join(rows) + " ] "
+
+
+def test_synth1_hourly_full_front_state_as_in_lgar_c_stdout(workdir):
+    """The verbosity=low log prints every front after every substep with theta and psi to 14
+    decimals, plus to_bottom, dZ/dt and K: the port prints the same text."""
+    from bmi_lgar.forcing import read_forcing
+    from bmi_lgar.physics import Lgar
+
+    name = "synth1_hourly_fixed3600"
+    case = CASES[name]
+    cfg = read_lgar_config(case.path(case.config, REF), base_dir(case, workdir))
+    log = case.path(case.log, REF).read_text()
+    blocks = [re.search(r"\[ \(.*?\) \] ", b, re.DOTALL).group(0)
+              for b in log.split("Printing wetting fronts at this subtimestep...")[1:]]
+    forcing = read_forcing(cfg.forcing_file)
+    model = Lgar(cfg)
+    state = model.initial_state()
+    assert len(blocks) == cfg.num_forcing_steps == 12
+    for i, block in enumerate(blocks):
+        model.step(state, float(forcing.precip_mm_per_h[i]), float(forcing.pet_mm_per_h[i]))
+        assert lgar_c_list_print(state.fronts) == block, f"step {i}"
