@@ -7,6 +7,9 @@ booleans) and, unlike LGAR-C, also refuses configurations that LGAR-C runs silen
 
 * a substep longer than the forcing step (LGAR-C then takes ``int(forcing/step + 1e-8) = 0``
   substeps per forcing step and does nothing at all: no infiltration, no runoff, no error);
+* a forcing step that does not divide one hour (LGAR-C splits each hourly GIUH ordinate over
+  ``int(1 h / step)`` steps: the ordinates then no longer sum to 1, and above one hour there are
+  none and no runoff reaches the outlet);
 * a soil type number outside the soil table (LGAR-C then returns rain as runoff);
 * layer thicknesses and layer soil types of different counts, non-positive thicknesses, more than
   LGAR-C's 4 layers;
@@ -242,6 +245,12 @@ def _timing(raw: dict[str, tuple[str, str]], path: Path) -> dict[str, float]:
             f"({forcing_h * 3600:g} s): LGAR-C would take int({forcing_h * 3600:g}/"
             f"{timestep_h * 3600:g}) = 0 substeps per forcing step and silently do nothing. "
             f"Use a timestep <= forcing_resolution (and forcing at that resolution).")
+    factor = int(1.0 / forcing_h)
+    if factor < 1 or abs(factor * forcing_h - 1.0) > 1e-9:
+        raise LgarConfigError(
+            f"{path}: forcing_resolution ({forcing_h * 3600:g} s) must divide one hour: LGAR-C "
+            f"spreads each hourly GIUH ordinate over int(1 h / forcing_resolution) = {factor} "
+            f"steps, which otherwise loses runoff (or, above 1 h, routes none)")
     if endtime_s < forcing_h * 3600.:
         raise LgarConfigError(f"{path}: endtime ({endtime_s:g} s) is shorter than one forcing "
                               f"step ({forcing_h * 3600:g} s)")
@@ -337,6 +346,11 @@ def read_lgar_config(path: str | Path, base_dir: str | Path | None = None) -> Lg
                         giuh_ordinates=giuh, forcing_file=forcing, soil_params_file=soil_file,
                         verbosity=raw.get("verbosity", ("none", ""))[0],
                         **_timing(raw, path), **values, **flags)
+    if config.allow_flux_caching and config.forcing_resolution_h != 1.0:
+        warnings.warn(f"{path}: allow_flux_caching with a {config.forcing_resolution_h * 3600:g} s "
+                      f"forcing step: LGAR-C adds the PET saved while caching (cm per step) to a "
+                      f"rate (cm/h), so AET catches up correctly only with hourly forcing",
+                      stacklevel=2)
     if not all(math.isfinite(g) and g >= 0 for g in giuh):
         raise LgarConfigError(f"{path}: giuh_ordinates must be finite and non-negative")
     return config

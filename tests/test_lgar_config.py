@@ -90,6 +90,21 @@ def test_zero_substeps_is_refused(folder):
         read_lgar_config(write(folder, BASE, timestep="2[hr]"))
 
 
+def test_forcing_step_must_divide_an_hour(folder):
+    """LGAR-C's GIUH split int(1 h / step) loses runoff otherwise (none routed above 1 h)."""
+    for step in ("7200[sec]", "2400[sec]"):
+        with pytest.raises(LgarConfigError, match="must divide one hour"):
+            read_lgar_config(write(folder, BASE, forcing_resolution=step, endtime="4[hr]"))
+    assert read_lgar_config(write(folder, BASE, forcing_resolution="900[sec]")).giuh_per_step[
+        :4] == [0.015] * 4
+
+
+def test_caching_with_sub_hourly_forcing_warns(folder):
+    with pytest.warns(UserWarning, match="only with hourly forcing"):
+        read_lgar_config(write(folder, BASE, forcing_resolution="1800[sec]",
+                               allow_flux_caching="true"))
+
+
 def test_unknown_soil_type_names_valid_ones(folder):
     with pytest.raises(LgarConfigError, match=r"soil type 19 is not in the soil table; valid "
                                               r"types: 1=Clay, 2=Clay-loam"):
