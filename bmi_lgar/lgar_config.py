@@ -351,6 +351,10 @@ def read_lgar_config(path: str | Path, base_dir: str | Path | None = None) -> Lg
                       f"forcing step: LGAR-C adds the PET saved while caching (cm per step) to a "
                       f"rate (cm/h), so AET catches up correctly only with hourly forcing",
                       stacklevel=2)
+    if config.allow_flux_caching and config.free_drainage_enabled:
+        warnings.warn(f"{path}: allow_flux_caching with free drainage: LGAR-C repeats the last "
+                      f"recharge while caching, which does not conserve water per step (LGAR-C's "
+                      f"own caveat; errors of ~1e-5 of the storage seen)", stacklevel=2)
     if not all(math.isfinite(g) and g >= 0 for g in giuh):
         raise LgarConfigError(f"{path}: giuh_ordinates must be finite and non-negative")
     return config

@@ -105,6 +105,12 @@ def test_caching_with_sub_hourly_forcing_warns(folder):
                                allow_flux_caching="true"))
 
 
+def test_caching_with_free_drainage_warns(folder):
+    with pytest.warns(UserWarning, match="does not conserve water per step"):
+        read_lgar_config(write(folder, BASE, allow_flux_caching="true",
+                               free_drainage_enabled="true"))
+
+
 def test_unknown_soil_type_names_valid_ones(folder):
     with pytest.raises(LgarConfigError, match=r"soil type 19 is not in the soil table; valid "
                                               r"types: 1=Clay, 2=Clay-loam"):
