@@ -193,3 +193,22 @@ def test_heavy_rain_runs_off_and_saturates_the_top():
     assert v["surface_runoff"][:6].sum() > 0.5 * v["precipitation"][:6].sum()
     assert run.fronts[5][0, 1] == pytest.approx(cfg.layer_soils[0].theta_e)
     assert np.abs(step_balance(run)).max() <= REL_BALANCE * v["soil_storage"].max()
+
+
+def test_front_arrays_fixed_capacity():
+    from bmi_lgar.fronts import MAX_NUM_WETTING_FRONTS, FrontCapacityError
+
+    m = model()
+    st = m.initial_state()
+    m.step(st, 20.0, 0.0)
+    arrays = st.fronts.as_arrays()
+    n = int(arrays["n"])
+    assert n == st.fronts.n == 4
+    assert arrays["depth"].shape == (MAX_NUM_WETTING_FRONTS,)
+    assert list(arrays["depth"][:n]) == st.fronts.depth and np.isnan(arrays["depth"][n:]).all()
+    assert list(arrays["layer"][:n]) == [1, 1, 2, 3] and not arrays["to_bottom"][0]
+    fr = Fronts.empty()
+    for i in range(MAX_NUM_WETTING_FRONTS):
+        fr.insert(0, 1.0, 0.3, 1, False)
+    with pytest.raises(FrontCapacityError, match="more than 300"):
+        fr.insert(0, 1.0, 0.3, 1, False)
