@@ -17,7 +17,7 @@ import numpy as np
 from bmi_lgar.runner import DATA_VARIABLES, LgarRun, format_front_line, read_data_layers
 
 #: The shared reference folder next to the repository (``../shared/reference/lgar``).
-REF = Path(__file__).resolve().parents[2] / "shared" / "reference" / "lgar"
+REF = Path("..") / "shared" / "reference" / "lgar"  # from the repository root, as README's commands
 
 
 @dataclass(frozen=True)
