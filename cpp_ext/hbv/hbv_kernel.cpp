@@ -125,8 +125,7 @@ inline void fluxes_of(const Internals<T>& s, T* f) {
 
 constexpr std::size_t kBlock = 32;  // components per block (a basin with more is split)
 
-using delta::vlog;
-using delta::vpow;
+using delta::vpow_exp_log;
 
 // Intermediates of up to kBlock component-days (structure of arrays).
 template <typename T>
@@ -187,7 +186,7 @@ inline void compute_block(Block<T>& b, std::size_t n, const T* sp0, const T* mw0
   if (kFast)
     for (std::size_t c = 0; c < n; ++c) wet_any |= b.infil[c] > T(0);
   if (wet_any)
-    vpow(b.x, par[BETA], b.pw, n);
+    vpow_exp_log(b.x, par[BETA], b.lx, b.pw, n);
   else
     std::fill(b.pw, b.pw + n, T(0));
   const T* __restrict lp_ = par[LP];
@@ -205,7 +204,7 @@ inline void compute_block(Block<T>& b, std::size_t n, const T* sp0, const T* mw0
     b.sm2[c] = sm2; b.den[c] = den;
     b.y[c] = sm2 / den;
   }
-  vpow(b.y, par[BETAET], b.pe, n);
+  vpow_exp_log(b.y, par[BETAET], b.ly, b.pe, n);
   const T* __restrict perc_ = par[PERC];
   const T* __restrict uzl_ = par[UZL];
   const T* __restrict k0_ = par[K0];
@@ -532,8 +531,6 @@ void backward(const BackwardArgs<T>& a, int n_threads) {
           }
           compute_block(s, n, st + i0, st + BC + i0, st + 2 * BC + i0, st + 3 * BC + i0,
                         st + 4 * BC + i0, p, t, pet, pp);
-          vlog(s.x, s.lx, n);
-          vlog(s.y, s.ly, n);
           for (std::size_t c = 0; c < n; ++c) {
             if (!(s.x[c] > T(0))) s.dx[c] = std::pow(s.x[c], pp[BETA][c] - T(1));
             if (!(s.y[c] > T(0))) s.dy[c] = std::pow(s.y[c], pp[BETAET][c] - T(1));
