@@ -4,7 +4,7 @@
 // are looked up once at run time with dlopen (no link-time dependency; <= 4 ULP); otherwise, or
 // when the environment variable DELTA_NO_LIBMVEC is set to a non-zero value, scalar std::pow,
 // std::log and std::exp. DELTA_SIMD marks loops for `omp simd` vectorisation where the compiler
-// supports it.
+// supports it; DELTA_SIMD_SUM(a, b) one whose iterations add into the scalars a, b.
 #pragma once
 
 #include <cmath>
@@ -17,10 +17,15 @@
 #include <emmintrin.h>
 #endif
 
+#define DELTA_PRAGMA(x) _Pragma(#x)
 #if defined(_OPENMP) || defined(DELTA_OMP_SIMD)
 #define DELTA_SIMD _Pragma("omp simd")
+// A vectorised loop that adds into the listed scalars (the order of the additions is the
+// compiler's: lanes first, then across lanes).
+#define DELTA_SIMD_SUM(...) DELTA_PRAGMA(omp simd reduction(+ : __VA_ARGS__))
 #else
 #define DELTA_SIMD
+#define DELTA_SIMD_SUM(...)
 #endif
 
 namespace delta {
@@ -153,11 +158,16 @@ inline void vpow_exp_log(const T* x, const T* e, T* lx, T* out, std::size_t n) {
   constexpr T inf = std::numeric_limits<T>::infinity();
   alignas(64) T arg[kMaxPowBlock];
   vlog(x, lx, n);
-  DELTA_SIMD
-  for (std::size_t i = 0; i < n; ++i) arg[i] = e[i] * lx[i];
+  int n_bad = 0;
+  DELTA_PRAGMA(omp simd reduction(+ : n_bad))
+  for (std::size_t i = 0; i < n; ++i) {
+    arg[i] = e[i] * lx[i];
+    n_bad += !((x[i] > T(0)) & (x[i] < inf) & (std::fabs(e[i]) < inf));
+  }
   vexp(arg, out, n);
-  for (std::size_t i = 0; i < n; ++i)
-    if (!((x[i] > T(0)) & (x[i] < inf) & (std::fabs(e[i]) < inf))) out[i] = std::pow(x[i], e[i]);
+  if (n_bad)
+    for (std::size_t i = 0; i < n; ++i)
+      if (!((x[i] > T(0)) & (x[i] < inf) & (std::fabs(e[i]) < inf))) out[i] = std::pow(x[i], e[i]);
 }
 
 }  // namespace delta

@@ -127,36 +127,42 @@ constexpr std::size_t kBlock = 32;  // components per block (a basin with more i
 
 using delta::vpow_exp_log;
 
-// Intermediates of up to kBlock component-days (structure of arrays).
+// Intermediates of up to kBlock component-days (structure of arrays): those adjoint_block reads
+// (filled by compute_block<T, false>) and those passed between compute_block's loops.
 template <typename T>
 struct Block {
-  alignas(64) T rain[kBlock], snow[kBlock], sp1[kBlock], mraw[kBlock], mpot[kBlock], melt[kBlock],
-      mw1[kBlock], rfraw[kBlock], rfpot[kBlock], refreeze[kBlock], sp3[kBlock], tsraw[kBlock],
-      tosoil[kBlock], mw3[kBlock], infil[kBlock], x[kBlock], pw[kBlock], wet[kBlock],
-      recharge[kBlock], exraw[kBlock], excess[kBlock], sm2[kBlock], den[kBlock], y[kBlock],
-      pe[kBlock], ea[kBlock], braw[kBlock], eb[kBlock], et[kBlock], sm3[kBlock], uz1[kBlock],
-      perc[kBlock], uz3[kBlock], q0raw[kBlock], q0c[kBlock], q0[kBlock], q1[kBlock], uz4[kBlock],
-      lz1[kBlock], q2[kBlock], lz2[kBlock];
-  alignas(64) T sm0[kBlock];
-  alignas(64) T lx[kBlock], ly[kBlock];  // backward: log(x), log(y)
+  alignas(64) T sp1[kBlock], mraw[kBlock], mpot[kBlock], mw1[kBlock], rfraw[kBlock],
+      rfpot[kBlock], sp3[kBlock], tsraw[kBlock], infil[kBlock], sm0[kBlock], x[kBlock],
+      pw[kBlock], wet[kBlock], recharge[kBlock], exraw[kBlock], excess[kBlock], sm2[kBlock],
+      den[kBlock], y[kBlock], pe[kBlock], ea[kBlock], braw[kBlock], eb[kBlock], uz1[kBlock],
+      q0raw[kBlock], q0c[kBlock], uz3[kBlock], lz1[kBlock];
+  alignas(64) T lx[kBlock], ly[kBlock];  // log(x), log(y)
   alignas(64) T dx[kBlock], dy[kBlock];  // backward: pow(x, BETA - 1), pow(y, BETAET - 1) where x, y <= 0
 };
 
-// Forward of n (<= kBlock) components: states s0..s4 (pointers to element 0 of each state),
-// parameter pointers par[k] (element 0), shared forcing p, t, pet. Fills b.
-// kFast (forward pass): when no component of the block receives water (infiltration 0, as on
-// most dry or frozen days), the recharge power is skipped: recharge = 0 * wet = 0 whatever its
-// value, so outputs are unchanged; pw and wet are then 0 and not valid for an adjoint (backward
-// recomputes its blocks with kFast = false).
-template <typename T, bool kFast = false>
-inline void compute_block(Block<T>& b, std::size_t n, const T* sp0, const T* mw0, const T* sm0,
-                          const T* uz0, const T* lz0, T p, T t, T pet, const T* const* par) {
+// Component sums of one block (forward pass): the 12 fluxes, then the 5 new states.
+constexpr int kNumSums = kNumFluxes + kNumStates;
+
+// One day of n (<= kBlock) components, in three vectorised loops around the two powers.
+// in[5]: the states of the day's start (element 0 of each), par[k]: parameters (element 0),
+// p, t, pet: the basin's forcing.
+// kForward = false (backward): fills every intermediate of b that adjoint_block reads.
+// kForward = true (forward pass): writes the new states to out[5] (may be in[5]: in place),
+// adds the component sums to sums[kNumSums], and stores in b only what the next loop reads;
+// when no component of the block receives water (infiltration 0, as on most dry or frozen days)
+// the recharge power is skipped: recharge = 0 * wet = 0 whatever wet is (clamped, finite).
+template <typename T, bool kForward>
+inline void compute_block(Block<T>& b, std::size_t n, const T* const* in, T* const* out, T p,
+                          T t, T pet, const T* const* par, T* sums) {
   const T* __restrict tt_ = par[TT];
   const T* __restrict fc_ = par[FC];
   const T* __restrict cfmax_ = par[CFMAX];
   const T* __restrict cfr_ = par[CFR];
   const T* __restrict cwh_ = par[CWH];
-  DELTA_SIMD
+  const T* sp0 = in[0];
+  const T* mw0 = in[1];
+  T rain_s = 0, snow_s = 0, melt_s = 0, refreeze_s = 0, tosoil_s = 0, sp3_s = 0, mw3_s = 0;
+  DELTA_SIMD_SUM(rain_s, snow_s, melt_s, refreeze_s, tosoil_s, sp3_s, mw3_s)
   for (std::size_t c = 0; c < n; ++c) {
     const T tt = tt_[c], fc = fc_[c], cfmax = cfmax_[c];
     const T rain = (t >= tt) ? p : T(0);
@@ -174,23 +180,31 @@ inline void compute_block(Block<T>& b, std::size_t n, const T* sp0, const T* mw0
     const T mw2 = mw1 - refreeze;
     const T tsraw = mw2 - cwh_[c] * sp3;
     const T tosoil = clamp_min0(tsraw);
-    b.rain[c] = rain; b.snow[c] = snow; b.sp1[c] = sp1; b.mraw[c] = mraw; b.mpot[c] = mpot;
-    b.melt[c] = melt; b.mw1[c] = mw1; b.rfraw[c] = rfraw; b.rfpot[c] = rfpot;
-    b.refreeze[c] = refreeze; b.sp3[c] = sp3; b.tsraw[c] = tsraw; b.tosoil[c] = tosoil;
-    b.mw3[c] = mw2 - tosoil;
+    const T mw3 = mw2 - tosoil;
+    const T sm0 = in[2][c];
     b.infil[c] = rain + tosoil;
-    b.sm0[c] = sm0[c];
-    b.x[c] = sm0[c] / fc;
+    b.sm0[c] = sm0;
+    b.x[c] = sm0 / fc;
+    if constexpr (kForward) {
+      out[0][c] = sp3;
+      out[1][c] = mw3;
+    } else {
+      b.sp1[c] = sp1; b.mraw[c] = mraw; b.mpot[c] = mpot; b.mw1[c] = mw1; b.rfraw[c] = rfraw;
+      b.rfpot[c] = rfpot; b.sp3[c] = sp3; b.tsraw[c] = tsraw;
+    }
+    rain_s += rain; snow_s += snow; melt_s += melt; refreeze_s += refreeze; tosoil_s += tosoil;
+    sp3_s += sp3; mw3_s += mw3;
   }
-  bool wet_any = !kFast;
-  if (kFast)
-    for (std::size_t c = 0; c < n; ++c) wet_any |= b.infil[c] > T(0);
+  bool wet_any = !kForward;
+  if constexpr (kForward)
+    for (std::size_t c = 0; c < n; ++c) wet_any |= b.infil[c] != T(0);
   if (wet_any)
     vpow_exp_log(b.x, par[BETA], b.lx, b.pw, n);
   else
     std::fill(b.pw, b.pw + n, T(0));
   const T* __restrict lp_ = par[LP];
-  DELTA_SIMD
+  T recharge_s = 0, excess_s = 0;
+  DELTA_SIMD_SUM(recharge_s, excess_s)
   for (std::size_t c = 0; c < n; ++c) {
     const T fc = fc_[c];
     const T wet = clamp01(b.pw[c]);
@@ -200,9 +214,12 @@ inline void compute_block(Block<T>& b, std::size_t n, const T* sp0, const T* mw0
     const T excess = clamp_min0(exraw);
     const T sm2 = sm1 - excess;
     const T den = lp_[c] * fc;
-    b.wet[c] = wet; b.recharge[c] = recharge; b.exraw[c] = exraw; b.excess[c] = excess;
-    b.sm2[c] = sm2; b.den[c] = den;
+    b.recharge[c] = recharge; b.excess[c] = excess; b.sm2[c] = sm2;
     b.y[c] = sm2 / den;
+    if constexpr (!kForward) {
+      b.wet[c] = wet; b.exraw[c] = exraw; b.den[c] = den;
+    }
+    recharge_s += recharge; excess_s += excess;
   }
   vpow_exp_log(b.y, par[BETAET], b.ly, b.pe, n);
   const T* __restrict perc_ = par[PERC];
@@ -210,7 +227,10 @@ inline void compute_block(Block<T>& b, std::size_t n, const T* sp0, const T* mw0
   const T* __restrict k0_ = par[K0];
   const T* __restrict k1_ = par[K1];
   const T* __restrict k2_ = par[K2];
-  DELTA_SIMD
+  const T* uz0 = in[3];
+  const T* lz0 = in[4];
+  T et_s = 0, perc_s = 0, q0_s = 0, q1_s = 0, q2_s = 0, sm3_s = 0, uz4_s = 0, lz2_s = 0;
+  DELTA_SIMD_SUM(et_s, perc_s, q0_s, q1_s, q2_s, sm3_s, uz4_s, lz2_s)
   for (std::size_t c = 0; c < n; ++c) {
     const T ef = clamp01(b.pe[c]);
     const T ea = pet * ef;
@@ -228,10 +248,21 @@ inline void compute_block(Block<T>& b, std::size_t n, const T* sp0, const T* mw0
     const T q1 = k1_[c] * uz3;
     const T lz1 = lz0[c] + perc;
     const T q2 = k2_[c] * lz1;
-    b.ea[c] = ea; b.braw[c] = braw; b.eb[c] = eb; b.et[c] = et; b.sm3[c] = sm2 - et;
-    b.uz1[c] = uz1; b.perc[c] = perc; b.q0raw[c] = q0raw; b.q0c[c] = q0c; b.q0[c] = q0;
-    b.uz3[c] = uz3; b.q1[c] = q1; b.uz4[c] = uz3 - q1; b.lz1[c] = lz1; b.q2[c] = q2;
-    b.lz2[c] = lz1 - q2;
+    const T sm3 = sm2 - et, uz4 = uz3 - q1, lz2 = lz1 - q2;
+    if constexpr (kForward) {
+      out[2][c] = sm3; out[3][c] = uz4; out[4][c] = lz2;
+    } else {
+      b.ea[c] = ea; b.braw[c] = braw; b.eb[c] = eb; b.uz1[c] = uz1; b.q0raw[c] = q0raw;
+      b.q0c[c] = q0c; b.uz3[c] = uz3; b.lz1[c] = lz1;
+    }
+    et_s += et; perc_s += perc; q0_s += q0; q1_s += q1; q2_s += q2; sm3_s += sm3;
+    uz4_s += uz4; lz2_s += lz2;
+  }
+  if constexpr (kForward) {
+    const T add[kNumSums] = {q0_s, q1_s, q2_s, et_s, rain_s, snow_s, melt_s, refreeze_s,
+                             tosoil_s, recharge_s, excess_s, perc_s,
+                             sp3_s, mw3_s, sm3_s, uz4_s, lz2_s};
+    for (int k = 0; k < kNumSums; ++k) sums[k] += add[k];
   }
 }
 
@@ -426,67 +457,53 @@ int effective_threads(int requested, std::size_t n_days, std::size_t n_basins,
   return std::max(n, 1);
 }
 
+// Copies the states [5, B, C] of basins [b0, b1) from src to dst.
+template <typename T>
+void copy_states(const T* src, T* dst, std::size_t BC, std::size_t C, std::size_t b0,
+                 std::size_t b1) {
+  for (int k = 0; k < kNumStates; ++k)
+    std::copy(src + k * BC + b0 * C, src + k * BC + b1 * C, dst + k * BC + b0 * C);
+}
+
 template <typename T>
 void forward(const ForwardArgs<T>& a, int n_threads) {
   const std::size_t nT = a.n_days, B = a.n_basins, C = a.n_comps, BC = B * C;
+  const std::size_t day_stride = a.saved ? kNumStates * BC : 0;
   const int nt = effective_threads(n_threads, nT, B, C);
   const T Cd = T(C);
   delta::parallel_chunks(B, nt, [&](std::size_t b0, std::size_t b1) {
-    // Working states: final_states (this thread's basins only).
-    T* st = a.final_states;
-    for (int k = 0; k < kNumStates; ++k)
-      for (std::size_t b = b0; b < b1; ++b)
-        std::copy(a.states0 + k * BC + b * C, a.states0 + k * BC + (b + 1) * C, st + k * BC + b * C);
-    if (a.saved) {
-      for (int k = 0; k < kNumStates; ++k)
-        for (std::size_t b = b0; b < b1; ++b)
-          std::copy(a.states0 + k * BC + b * C, a.states0 + k * BC + (b + 1) * C,
-                    a.saved + k * BC + b * C);
-    }
+    // States of day d: saved[d] (the day's new states written to saved[d + 1]) when saving,
+    // otherwise final_states, updated in place (this thread's basins only).
+    T* const st = a.saved ? a.saved : a.final_states;
+    copy_states(a.states0, st, BC, C, b0, b1);
     Block<T> s;
-    T fsum[kNumFluxes];
-    T ssum[kNumStates];
     for (std::size_t d = 0; d < nT; ++d) {
       const T* pk[kNumParams];
       for (int k = 0; k < kNumParams; ++k) pk[k] = a.params[k] + (a.dynamic[k] ? d * BC : 0);
+      const T* cur = st + d * day_stride;
+      T* next = st + (d + 1) * day_stride;
       for (std::size_t b = b0; b < b1; ++b) {
         const T p = a.p[d * B + b], t = a.t[d * B + b], pet = a.pet[d * B + b];
-        for (int k = 0; k < kNumFluxes; ++k) fsum[k] = 0;
-        for (int k = 0; k < kNumStates; ++k) ssum[k] = 0;
-        const std::size_t base = b * C;
+        T sums[kNumSums] = {};
         for (std::size_t c0 = 0; c0 < C; c0 += kBlock) {
-          const std::size_t n = std::min(kBlock, C - c0), i0 = base + c0;
+          const std::size_t n = std::min(kBlock, C - c0), i0 = b * C + c0;
           const T* pp[kNumParams];
           for (int k = 0; k < kNumParams; ++k) pp[k] = pk[k] + i0;
-          T* s0 = st + i0; T* s1 = st + BC + i0; T* s2 = st + 2 * BC + i0;
-          T* s3 = st + 3 * BC + i0; T* s4 = st + 4 * BC + i0;
-          compute_block<T, true>(s, n, s0, s1, s2, s3, s4, p, t, pet, pp);
-          DELTA_SIMD
-          for (std::size_t c = 0; c < n; ++c) {
-            s0[c] = s.sp3[c]; s1[c] = s.mw3[c]; s2[c] = s.sm3[c]; s3[c] = s.uz4[c];
-            s4[c] = s.lz2[c];
+          const T* in[kNumStates];
+          T* out[kNumStates];
+          for (int k = 0; k < kNumStates; ++k) {
+            in[k] = cur + k * BC + i0;
+            out[k] = next + k * BC + i0;
           }
-          // Component sums in component order (as the scalar loop).
-          for (std::size_t c = 0; c < n; ++c) {
-            fsum[F_Q0] += s.q0[c]; fsum[F_Q1] += s.q1[c]; fsum[F_Q2] += s.q2[c];
-            fsum[F_ET] += s.et[c]; fsum[F_RAIN] += s.rain[c]; fsum[F_SNOW] += s.snow[c];
-            fsum[F_MELT] += s.melt[c]; fsum[F_REFREEZE] += s.refreeze[c];
-            fsum[F_TOSOIL] += s.tosoil[c]; fsum[F_RECHARGE] += s.recharge[c];
-            fsum[F_EXCESS] += s.excess[c]; fsum[F_PERC] += s.perc[c];
-            ssum[0] += s.sp3[c]; ssum[1] += s.mw3[c]; ssum[2] += s.sm3[c]; ssum[3] += s.uz4[c];
-            ssum[4] += s.lz2[c];
-          }
+          compute_block<T, true>(s, n, in, out, p, t, pet, pp, sums);
         }
-        for (int k = 0; k < kNumFluxes; ++k) a.fluxes[(k * nT + d) * B + b] = fsum[k] / Cd;
+        for (int k = 0; k < kNumFluxes; ++k) a.fluxes[(k * nT + d) * B + b] = sums[k] / Cd;
         if (a.storages)
-          for (int k = 0; k < kNumStates; ++k) a.storages[(k * nT + d) * B + b] = ssum[k] / Cd;
-        if (a.saved) {
-          T* dst = a.saved + (d + 1) * kNumStates * BC;
           for (int k = 0; k < kNumStates; ++k)
-            std::copy(st + k * BC + base, st + k * BC + base + C, dst + k * BC + base);
-        }
+            a.storages[(k * nT + d) * B + b] = sums[kNumFluxes + k] / Cd;
       }
     }
+    if (a.saved) copy_states(st + nT * day_stride, a.final_states, BC, C, b0, b1);
   });
 }
 
@@ -529,8 +546,9 @@ void backward(const BackwardArgs<T>& a, int n_threads) {
             pp[k] = pk[k] + i0;
             gp[k] = gk[k] + i0;
           }
-          compute_block(s, n, st + i0, st + BC + i0, st + 2 * BC + i0, st + 3 * BC + i0,
-                        st + 4 * BC + i0, p, t, pet, pp);
+          const T* in[kNumStates] = {st + i0, st + BC + i0, st + 2 * BC + i0,
+                                     st + 3 * BC + i0, st + 4 * BC + i0};
+          compute_block<T, false>(s, n, in, nullptr, p, t, pet, pp, nullptr);
           for (std::size_t c = 0; c < n; ++c) {
             if (!(s.x[c] > T(0))) s.dx[c] = std::pow(s.x[c], pp[BETA][c] - T(1));
             if (!(s.y[c] > T(0))) s.dy[c] = std::pow(s.y[c], pp[BETAET][c] - T(1));
