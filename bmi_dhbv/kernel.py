@@ -9,8 +9,9 @@
   the forcing. Subgradients at kinks follow torch autograd, so both backends give the same
   gradients (tests/test_kernel_equivalence.py).
 
-:func:`step_numpy` advances one basin by one day in place (for the BMI), and
-:func:`compiled_threads` sets how many threads the kernel splits the basins across.
+:func:`step_numpy` advances one basin by one day in place (for the BMI),
+:func:`compiled_threads` sets how many threads the kernel splits the basins across and
+:func:`instruction_set` which build of its loops runs (AVX2 where the CPU has it, else SSE2).
 """
 from __future__ import annotations
 
@@ -85,6 +86,22 @@ def compiled_threads(n: int | None = None) -> int:
     if _N_THREADS == 0 and _core is not None:
         return max(1, min(int(_core.hardware_threads()), torch.get_num_threads()))
     return _N_THREADS if _N_THREADS > 0 else 1
+
+
+def instruction_set(name: str | None = None) -> str:
+    """Get (``name=None``) or set the instruction set of the batched kernel; returns the one in
+    force.
+
+    ``"avx2"`` (default where the CPU supports it and the environment variable
+    ``DELTA_NO_AVX2`` is unset) or ``"sse2"`` (the x86-64 baseline, every CPU). Both give the
+    reference's results within the equivalence tolerances; they differ from each other in the
+    last bits (order of the component sums, libmvec's variants).
+    """
+    core = _require_core()
+    if name is not None and not core.set_isa(name):
+        raise ValueError(f"instruction set {name!r} is unknown or not supported by this CPU "
+                         f"(in force: {core.isa()!r})")
+    return core.isa()
 
 
 def _fns(dtype: torch.dtype):

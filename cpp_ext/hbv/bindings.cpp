@@ -196,6 +196,11 @@ PYBIND11_MODULE(_core, m) {
   bind_dtype<float>(m, "f32");
   bind_dtype<double>(m, "f64");
   m.def("hardware_threads", &hbv::hardware_threads, "Hardware concurrency (>= 1).");
+  m.def("isa", &hbv::isa, "Instruction set of the batched kernels: 'avx2' or 'sse2'.");
+  m.def("set_isa", [](const std::string& name) { return hbv::set_isa(name.c_str()); },
+        py::arg("name"),
+        "Select the instruction set of the batched kernels ('avx2', 'sse2'); False if it is "
+        "unknown or unsupported here (nothing changed).");
   m.def("effective_threads", &hbv::effective_threads, py::arg("requested"), py::arg("n_days"),
         py::arg("n_basins"), py::arg("n_comps"), "Threads used for a problem of this size.");
   m.attr("N_PARAMS") = hbv::kNumParams;

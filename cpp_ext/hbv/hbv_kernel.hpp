@@ -87,4 +87,11 @@ int effective_threads(int requested, std::size_t n_days, std::size_t n_basins, s
 
 int hardware_threads();
 
+// Instruction set of forward() and backward(): "avx2" or "sse2" (the x86-64 baseline; also the
+// name on other architectures, where the compiler's baseline is used).
+const char* isa();
+
+// Selects the instruction set by name; false (nothing changed) if unknown or unsupported here.
+bool set_isa(const char* name);
+
 }  // namespace hbv
