@@ -104,19 +104,24 @@ def instruction_set(name: str | None = None) -> str:
     return core.isa()
 
 
-def _fns(dtype: torch.dtype):
+_SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
+
+
+def _fn(name: str, dtype: torch.dtype):
+    """The compiled kernel's ``name`` (forward, forward_at, backward) for ``dtype``."""
     core = _require_core()
-    if dtype == torch.float64:
-        return core.forward_f64, core.backward_f64
-    if dtype == torch.float32:
-        return core.forward_f32, core.backward_f32
-    raise TypeError(f"the C++ kernel supports float32 and float64, not {dtype}")
+    if dtype not in _SUFFIX:
+        raise TypeError(f"the C++ kernel supports float32 and float64, not {dtype}")
+    return getattr(core, f"{name}_{_SUFFIX[dtype]}")
+
+
+def _contiguous(x: torch.Tensor) -> torch.Tensor:
+    return x if x.is_contiguous() else x.contiguous()
 
 
 def _np(x: torch.Tensor) -> np.ndarray:
     """The numpy view of a CPU tensor (a contiguous copy only where it is not contiguous)."""
-    x = x.detach() if x.requires_grad else x
-    return (x if x.is_contiguous() else x.contiguous()).numpy()
+    return _contiguous(x.detach() if x.requires_grad else x).numpy()
 
 
 class HBVFunction(torch.autograd.Function):
@@ -130,7 +135,7 @@ class HBVFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, p, t, pet, states0, n_threads, *params):
-        fwd, _ = _fns(states0.dtype)
+        fwd = _fn("forward", states0.dtype)
         need_saved = states0.requires_grad or any(x.requires_grad for x in params)
         pn, tn, petn = _np(p), _np(t), _np(pet)
         parn = [_np(x) for x in params]
@@ -147,7 +152,7 @@ class HBVFunction(torch.autograd.Function):
         if not hasattr(ctx, "arrays"):
             return (None,) * (5 + len(hbv.PARAMETER_NAMES))
         pn, tn, petn, parn, saved = ctx.arrays
-        bwd = _fns(ctx.dtype)[1]
+        bwd = _fn("backward", ctx.dtype)
         conv = (lambda g: None if g is None else _np(g))
         g_par, g_s0 = bwd(pn, tn, petn, parn, saved, conv(g_fluxes), conv(g_storages),
                           conv(g_final), ctx.n_threads)
@@ -221,9 +226,12 @@ def _run_cpp(p, t, pet, params, states0, keep_storages):
         fl, st, fin = HBVFunction.apply(p.detach(), t.detach(), pet.detach(),
                                         s0 if s0.is_contiguous() else s0.contiguous(),
                                         compiled_threads(), *plist)
-    else:  # no gradient wanted: call the kernel directly (no autograd bookkeeping, no saves)
-        fl, st, fin, _ = _fns(dtype)[0](_np(p), _np(t), _np(pet), [_np(v) for v in plist],
-                                        _np(s0), False, keep_storages, compiled_threads())
+    else:  # no gradient wanted: the kernel on the tensors' own buffers (no autograd, no saves)
+        p, t, pet, s0 = (_contiguous(x) for x in (p, t, pet, s0))
+        fl, st, fin, _ = _fn("forward_at", dtype)(
+            n_days, n_basins, n_comps, p.data_ptr(), t.data_ptr(), pet.data_ptr(),
+            [v.data_ptr() for v in plist], [v.dim() == 3 for v in plist], s0.data_ptr(),
+            keep_storages, compiled_threads())
         fl, fin = torch.from_numpy(fl), torch.from_numpy(fin)
         st = torch.from_numpy(st) if keep_storages else None
     if device.type != "cpu":

@@ -345,6 +345,25 @@ def test_api_errors_and_dtypes(forcing):
     assert kernel.instruction_set() in ISAS
 
 
+def test_no_grad_path_takes_views_and_broadcast_parameters(forcing):
+    """The no-gradient path runs on the tensors' buffers: non-contiguous forcing and states and
+    broadcast parameters must give exactly the results of contiguous, full-shape inputs."""
+    p, t, pet = (x[:30] for x in forcing)
+    par = make_params(30, 5, 3, torch.float64, dynamic=("BETA",))
+    s0 = make_states0(5, 3, torch.float64)
+    ref = kernel.run(p, t, pet, par, s0)
+    views = [x.T.contiguous().T for x in (p, t, pet)]  # same values, column-major
+    assert not views[0].is_contiguous()
+    par_b = dict(par, FC=par["FC"][:1].clone())  # [1, C]: broadcast over the basins
+    ref_b = kernel.run(p, t, pet, dict(par, FC=par["FC"][:1].expand(5, 3).contiguous()), s0)
+    got = kernel.run(*views, par, s0.transpose(1, 2).contiguous().transpose(1, 2))
+    got_b = kernel.run(p, t, pet, par_b, s0)
+    for a, b in ((got, ref), (got_b, ref_b)):
+        for name in hbv.FLUX_NAMES:
+            torch.testing.assert_close(a.fluxes[name], b.fluxes[name], rtol=0, atol=0)
+        torch.testing.assert_close(a.final_states, b.final_states, rtol=0, atol=0)
+
+
 def test_kernel_names_equal_the_python_spec():
     from bmi_dhbv import _core, hbv
 
