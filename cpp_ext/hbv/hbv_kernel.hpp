@@ -2,7 +2,8 @@
 //
 // Plain C++17, no Python or torch headers: operates on raw contiguous buffers of float or double.
 // The step equations mirror bmi_dhbv/hbv.py (the PyTorch reference) operation by operation, in the
-// same floating-point order, so the two agree to rounding. Subgradients at kinks follow torch
+// same floating-point order, so the two agree to rounding (the batched path evaluates the powers
+// as exp(e log x) and sums components lanes first: see hbv_kernel_impl.inc). Subgradients at kinks follow torch
 // autograd: clamp passes the gradient where min <= x <= max (boundaries included), minimum(a, b)
 // splits it 0.5/0.5 when a == b, the rain/snow indicator (t >= TT) has zero gradient.
 //
