@@ -45,7 +45,7 @@ try:
 except ImportError:  # run from a source checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from bmi_dhbv import hbv, kernel
-from delta_core.benchmarking import best_median, best_of, machine_info, machine_line
+from delta_core.benchmarking import CLOCKS, best_median, best_of, machine_info, machine_line
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -93,7 +93,7 @@ class Threads:
 
 
 def bench_forward(backend: str, n_days: int, n_basins: int, n_comps: int, dtype: torch.dtype,
-                  repeat: int) -> dict:
+                  repeat: int, clock: str) -> dict:
     """Forward without gradients, one ``kernel.run`` call per repetition."""
     p, t, pet = (x.to(dtype) for x in synth_forcing(n_days, n_basins))
     par = random_params(n_days, n_basins, n_comps, dtype)
@@ -103,14 +103,14 @@ def bench_forward(backend: str, n_days: int, n_basins: int, n_comps: int, dtype:
         with torch.no_grad():
             kernel.run(p, t, pet, par, s0, backend=backend)
 
-    sec = best_of(fn, repeat)
+    sec = best_of(fn, repeat, clock=clock)
     return {"n_days": n_days, "n_basins": n_basins, "n_comps": n_comps, "seconds": sec,
             "basin_days_per_s": n_days * n_basins / sec,
             "component_days_per_s": n_days * n_basins * n_comps / sec}
 
 
 def bench_train(backend: str, n_days: int, n_basins: int, n_comps: int, dtype: torch.dtype,
-                repeat: int) -> dict:
+                repeat: int, clock: str) -> dict:
     """Forward + backward of a training batch (fresh parameter leaves each repetition)."""
     p, t, pet = (x.to(dtype) for x in synth_forcing(n_days, n_basins, seed=3))
     base = random_params(n_days, n_basins, n_comps, dtype, dynamic=("BETA", "BETAET"))
@@ -124,12 +124,12 @@ def bench_train(backend: str, n_days: int, n_basins: int, n_comps: int, dtype: t
         loss = ((q - target) ** 2).mean()
         loss.backward()
 
-    sec = best_of(fn, repeat)
+    sec = best_of(fn, repeat, clock=clock)
     return {"n_days": n_days, "n_basins": n_basins, "n_comps": n_comps, "seconds": sec,
             "component_days_per_s": n_days * n_basins * n_comps / sec}
 
 
-def bench_call(backend: str, n_comps: int, n_calls: int, repeat: int) -> dict:
+def bench_call(backend: str, n_comps: int, n_calls: int, repeat: int, clock: str) -> dict:
     """Latency of one ``kernel.run`` call on 1 basin x 1 day without gradients: the per-call
     cost that small problems (BMI spin-up, single basins) pay."""
     p, t, pet = (x.float() for x in synth_forcing(1, 1, seed=7))
@@ -140,11 +140,11 @@ def bench_call(backend: str, n_comps: int, n_calls: int, repeat: int) -> dict:
         with torch.no_grad():
             kernel.run(p, t, pet, par, s0, backend=backend)
 
-    sec = best_median(fn, n_calls, repeat)
+    sec = best_median(fn, n_calls, repeat, clock=clock)
     return {"n_comps": n_comps, "calls": n_calls, "latency_us": sec * 1e6}
 
 
-def bench_step(backend: str, n_comps: int, n_calls: int, repeat: int) -> dict:
+def bench_step(backend: str, n_comps: int, n_calls: int, repeat: int, clock: str) -> dict:
     """One single-basin day: ``kernel.step_numpy`` (cpp) or ``hbv.step`` on tensors (torch),
     ``n_calls`` days per repetition."""
     p, t, pet = (x[:, 0].tolist() for x in synth_forcing(n_calls, 1, seed=5))
@@ -168,7 +168,7 @@ def bench_step(backend: str, n_comps: int, n_calls: int, repeat: int) -> dict:
                     st, fl = hbv.step(st, a, b, c, par)
                     torch.stack([f.mean(-1) for f in fl])
 
-    sec = best_of(fn, repeat)
+    sec = best_of(fn, repeat, clock=clock)
     return {"n_comps": n_comps, "calls": n_calls, "latency_us": sec / n_calls * 1e6}
 
 
@@ -195,6 +195,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--repeat", type=int, default=5,
                     help="timed repetitions after one warm-up, for every backend; the best is "
                          "kept (latencies: the lowest median)")
+    ap.add_argument("--clock", choices=list(CLOCKS), default="wall",
+                    help="clock of the one-thread rows: wall, or cpu (this process's CPU time: "
+                         "leaves out the time other jobs hold the core on a shared machine); "
+                         "the multi-thread row always uses wall")
     ap.add_argument("--note", default="", help="conditions of the run, written with the figures "
                     "(e.g. other jobs on the machine)")
     ap.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
@@ -209,6 +213,7 @@ def run_benchmarks(args: argparse.Namespace, hw: int) -> tuple[list[dict], dict]
     """Every measurement; returns the table rows and the raw results."""
     dtype = DTYPES[args.dtype]
     n_days, C, rep = int(round(args.years * 365.25)), args.components, args.repeat
+    ck = args.clock  # one-thread rows; several threads: wall
     rows: list[dict] = []
     raw: dict = {}
 
@@ -221,43 +226,44 @@ def run_benchmarks(args: argparse.Namespace, hw: int) -> tuple[list[dict], dict]
     isa = kernel.instruction_set()
     cd = "component-days/s"
     with Threads(1):
-        fwd_t = bench_forward("torch", args.torch_days, args.basins, C, dtype, rep)
-        fwd_c = bench_forward("cpp", n_days, args.basins, C, dtype, rep)
+        fwd_t = bench_forward("torch", args.torch_days, args.basins, C, dtype, rep, ck)
+        fwd_c = bench_forward("cpp", n_days, args.basins, C, dtype, rep, ck)
         add("forward", f"forward {args.dtype}, {args.basins} basins x {C}", cd, 1, fwd_t, fwd_c,
             "component_days_per_s", True)
     with Threads(hw):
-        add("forward_all_cpus", f"same, {hw} threads", cd, hw,
-            bench_forward("torch", args.torch_days, args.basins, C, dtype, rep),
-            bench_forward("cpp", n_days, args.basins, C, dtype, rep), "component_days_per_s", True)
+        add("forward_all_cpus", f"same, {hw} threads (wall clock)", cd, hw,
+            bench_forward("torch", args.torch_days, args.basins, C, dtype, rep, "wall"),
+            bench_forward("cpp", n_days, args.basins, C, dtype, rep, "wall"),
+            "component_days_per_s", True)
     with Threads(1):
         add("forward_small", f"forward {args.dtype}, {args.small_basins} basins x {C}", cd, 1,
-            bench_forward("torch", args.torch_days, args.small_basins, C, dtype, rep),
-            bench_forward("cpp", n_days, args.small_basins, C, dtype, rep),
+            bench_forward("torch", args.torch_days, args.small_basins, C, dtype, rep, ck),
+            bench_forward("cpp", n_days, args.small_basins, C, dtype, rep, ck),
             "component_days_per_s", True)
         add("forward_one_basin", f"forward {args.dtype}, 1 basin x 730 days x {C} per call", cd,
-            1, bench_forward("torch", 730, 1, C, dtype, rep),
-            bench_forward("cpp", 730, 1, C, dtype, rep), "component_days_per_s", True)
-        tr_t = bench_train("torch", args.train_days, args.train_basins, C, torch.float32, rep)
-        tr_c = bench_train("cpp", args.train_days, args.train_basins, C, torch.float32, rep)
+            1, bench_forward("torch", 730, 1, C, dtype, rep, ck),
+            bench_forward("cpp", 730, 1, C, dtype, rep, ck), "component_days_per_s", True)
+        tr_t = bench_train("torch", args.train_days, args.train_basins, C, torch.float32, rep, ck)
+        tr_c = bench_train("cpp", args.train_days, args.train_basins, C, torch.float32, rep, ck)
         add("train_batch", f"forward+backward {args.train_basins} x {args.train_days} x {C} "
             "float32, dynamic BETA/BETAET", "s", 1, tr_t, tr_c, "seconds", False)
         n_calls = 300 if args.quick else 2000
         add("run_call", f"kernel.run call, 1 basin x 1 day x {C}, no grad", "µs/call", 1,
-            bench_call("torch", C, n_calls, rep), bench_call("cpp", C, n_calls, rep),
+            bench_call("torch", C, n_calls, rep, ck), bench_call("cpp", C, n_calls, rep, ck),
             "latency_us", False)
         add("single_step", f"single-basin step (BMI path), {C} comps, float64", "µs/call", 1,
-            bench_step("torch", C, 300 if args.quick else 2000, rep),
-            bench_step("cpp", C, 3000 if args.quick else 100000, rep), "latency_us", False)
+            bench_step("torch", C, 300 if args.quick else 2000, rep, ck),
+            bench_step("cpp", C, 3000 if args.quick else 100000, rep, ck), "latency_us", False)
         if isa != "sse2":  # what a CPU without AVX2 gets (same torch figures)
             kernel.instruction_set("sse2")
             try:
                 add("forward_sse2", f"forward {args.dtype}, {args.basins} basins x {C}, "
                     "cpp SSE2 build", cd, 1, fwd_t,
-                    bench_forward("cpp", n_days, args.basins, C, dtype, rep),
+                    bench_forward("cpp", n_days, args.basins, C, dtype, rep, ck),
                     "component_days_per_s", True)
                 add("train_batch_sse2", f"forward+backward {args.train_basins} x "
                     f"{args.train_days} x {C}, cpp SSE2 build", "s", 1, tr_t,
-                    bench_train("cpp", args.train_days, args.train_basins, C, torch.float32, rep),
+                    bench_train("cpp", args.train_days, args.train_basins, C, torch.float32, rep, ck),
                     "seconds", False)
             finally:
                 kernel.instruction_set(isa)
@@ -275,8 +281,8 @@ def markdown(rows: list[dict], info: dict, args: argparse.Namespace, command: st
     return "\n".join([
         "# HBV backend benchmark", "", *lines, "",
         f"Both backends: one warm-up, then the best of {args.repeat} (latencies: the lowest of "
-        f"{args.repeat} medians); torch forward ran {args.torch_days} days, cpp {n_days} days "
-        "(rates per unit of work).", "",
+        f"{args.repeat} medians), {args.clock} clock (the multi-thread row: wall); torch forward "
+        f"ran {args.torch_days} days, cpp {n_days} days (rates per unit of work).", "",
         f"Machine: {machine_line(info)}", "",
         f"Command: `{command}`", ""])
 
@@ -303,8 +309,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.out.suffix.lower() == ".md":
             args.out.write_text(text + "\n```json\n" + json.dumps(info, indent=1) + "\n```\n")
         else:
-            args.out.write_text(json.dumps({"machine": info, "command": command, "table": rows,
-                                            **raw}, indent=1))
+            args.out.write_text(json.dumps({"machine": info, "command": command,
+                                            "clock": args.clock, "repeat": args.repeat,
+                                            "table": rows, **raw}, indent=1))
         print(f"wrote {args.out}")
     return 0
 
