@@ -116,6 +116,7 @@ def _fn(name: str, dtype: torch.dtype):
 
 
 def _contiguous(x: torch.Tensor) -> torch.Tensor:
+    """``x``, or a contiguous copy where it is not contiguous."""
     return x if x.is_contiguous() else x.contiguous()
 
 
@@ -202,6 +203,7 @@ def _kernel_parameters(values: list[torch.Tensor], n_days: int, n_basins: int, n
 
 def _check_shapes(p: torch.Tensor, t: torch.Tensor, pet: torch.Tensor,
                   states0: torch.Tensor) -> None:
+    """ValueError unless the forcing is [T, B] (all three alike) and ``states0`` [5, B, C]."""
     if p.dim() != 2 or t.shape != p.shape or pet.shape != p.shape:
         raise ValueError(f"forcing must be [T, B] of equal shapes, got {tuple(p.shape)}, "
                          f"{tuple(t.shape)}, {tuple(pet.shape)}")
@@ -223,8 +225,7 @@ def _run_cpp(p, t, pet, params, states0, keep_storages):
     plist = _kernel_parameters(values, n_days, n_basins, n_comps, dtype)
     p, t, pet, s0 = (_on_cpu(x, dtype) for x in (p, t, pet, states0))
     if torch.is_grad_enabled() and (s0.requires_grad or any(v.requires_grad for v in plist)):
-        fl, st, fin = HBVFunction.apply(p.detach(), t.detach(), pet.detach(),
-                                        s0 if s0.is_contiguous() else s0.contiguous(),
+        fl, st, fin = HBVFunction.apply(p.detach(), t.detach(), pet.detach(), _contiguous(s0),
                                         compiled_threads(), *plist)
     else:  # no gradient wanted: the kernel on the tensors' own buffers (no autograd, no saves)
         p, t, pet, s0 = (_contiguous(x) for x in (p, t, pet, s0))
