@@ -9,8 +9,9 @@
   the forcing. Subgradients at kinks follow torch autograd, so both backends give the same
   gradients (tests/test_kernel_equivalence.py).
 
-:func:`step_numpy` advances one basin by one day in place (for the BMI), and
-:func:`compiled_threads` sets how many threads the kernel splits the basins across.
+:func:`step_numpy` advances one basin by one day in place (for the BMI),
+:func:`compiled_threads` sets how many threads the kernel splits the basins across and
+:func:`instruction_set` which build of its loops runs (AVX2 where the CPU has it, else SSE2).
 """
 from __future__ import annotations
 
@@ -87,22 +88,41 @@ def compiled_threads(n: int | None = None) -> int:
     return _N_THREADS if _N_THREADS > 0 else 1
 
 
-def _fns(dtype: torch.dtype):
+def instruction_set(name: str | None = None) -> str:
+    """Get (``name=None``) or set the instruction set of the batched kernel; returns the one in
+    force.
+
+    ``"avx2"`` (default where the CPU supports it and the environment variable
+    ``DELTA_NO_AVX2`` is unset) or ``"sse2"`` (the x86-64 baseline, every CPU). Both give the
+    reference's results within the equivalence tolerances; they differ from each other in the
+    last bits (order of the component sums, libmvec's variants).
+    """
     core = _require_core()
-    if dtype == torch.float64:
-        return core.forward_f64, core.backward_f64
-    if dtype == torch.float32:
-        return core.forward_f32, core.backward_f32
-    raise TypeError(f"the C++ kernel supports float32 and float64, not {dtype}")
+    if name is not None and not core.set_isa(name):
+        raise ValueError(f"instruction set {name!r} is unknown or not supported by this CPU "
+                         f"(in force: {core.isa()!r})")
+    return core.isa()
+
+
+_SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
+
+
+def _fn(name: str, dtype: torch.dtype):
+    """The compiled kernel's ``name`` (forward, forward_at, backward) for ``dtype``."""
+    core = _require_core()
+    if dtype not in _SUFFIX:
+        raise TypeError(f"the C++ kernel supports float32 and float64, not {dtype}")
+    return getattr(core, f"{name}_{_SUFFIX[dtype]}")
+
+
+def _contiguous(x: torch.Tensor) -> torch.Tensor:
+    """``x``, or a contiguous copy where it is not contiguous."""
+    return x if x.is_contiguous() else x.contiguous()
 
 
 def _np(x: torch.Tensor) -> np.ndarray:
-    return x.detach().contiguous().numpy()
-
-
-def _np_nograd(x: torch.Tensor) -> np.ndarray:
-    """``_np`` for a contiguous CPU tensor (skips the detach unless it tracks gradients)."""
-    return (x.detach() if x.requires_grad else x).numpy()
+    """The numpy view of a CPU tensor (a contiguous copy only where it is not contiguous)."""
+    return _contiguous(x.detach() if x.requires_grad else x).numpy()
 
 
 class HBVFunction(torch.autograd.Function):
@@ -116,7 +136,7 @@ class HBVFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, p, t, pet, states0, n_threads, *params):
-        fwd, _ = _fns(states0.dtype)
+        fwd = _fn("forward", states0.dtype)
         need_saved = states0.requires_grad or any(x.requires_grad for x in params)
         pn, tn, petn = _np(p), _np(t), _np(pet)
         parn = [_np(x) for x in params]
@@ -133,7 +153,7 @@ class HBVFunction(torch.autograd.Function):
         if not hasattr(ctx, "arrays"):
             return (None,) * (5 + len(hbv.PARAMETER_NAMES))
         pn, tn, petn, parn, saved = ctx.arrays
-        bwd = _fns(ctx.dtype)[1]
+        bwd = _fn("backward", ctx.dtype)
         conv = (lambda g: None if g is None else _np(g))
         g_par, g_s0 = bwd(pn, tn, petn, parn, saved, conv(g_fluxes), conv(g_storages),
                           conv(g_final), ctx.n_threads)
@@ -142,57 +162,80 @@ class HBVFunction(torch.autograd.Function):
         return (None, None, None, torch.from_numpy(g_s0) if need[3] else None, None, *grads)
 
 
-def _run_cpp(p, t, pet, params, states0, keep_storages):
-    missing = [n for n in hbv.PARAMETER_NAMES if n not in params]
-    if missing:
-        raise ValueError(f"missing HBV parameters: {missing}")
-    if p.dim() != 2 or t.shape != p.shape or pet.shape != p.shape:
-        raise ValueError(f"forcing must be [T, B] of equal shapes, got {tuple(p.shape)}, "
-                         f"{tuple(t.shape)}, {tuple(pet.shape)}")
-    n_days, n_basins = p.shape
-    if states0.dim() != 3 or states0.shape[0] != len(hbv.STATE_NAMES) or states0.shape[1] != n_basins:
-        raise ValueError(f"states0 must be [5, {n_basins}, C], got {tuple(states0.shape)}")
-    n_comps = states0.shape[2]
-    device = states0.device
-    dtype = states0.dtype
-    for dt in {x.dtype for x in (p, t, pet, *params.values())}:
-        dtype = torch.promote_types(dtype, dt)
+def _promoted_dtype(tensors: list[torch.Tensor]) -> torch.dtype:
+    """The dtype torch would compute ``tensors`` in (float32 or float64, else TypeError)."""
+    dtype = tensors[0].dtype
+    if any(x.dtype != dtype for x in tensors):
+        for x in tensors:
+            dtype = torch.promote_types(dtype, x.dtype)
     if dtype not in (torch.float32, torch.float64):
         raise TypeError(f"the C++ kernel supports float32 and float64, not {dtype}")
-    cpu = torch.device("cpu")
+    return dtype
 
-    def prep(x):
-        return x if x.dtype == dtype and x.device == cpu else x.to(device=cpu, dtype=dtype)
 
-    plist = []
-    static_shape = torch.Size((n_basins, n_comps))
-    dynamic_shape = torch.Size((n_days, n_basins, n_comps))
-    for name in hbv.PARAMETER_NAMES:
-        v = prep(params[name])
-        shape = v.shape
-        if shape == static_shape or shape == dynamic_shape:
-            pass
+def _on_cpu(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``x`` as a CPU tensor of ``dtype`` (itself when it is one already)."""
+    return x if x.dtype == dtype and x.is_cpu else x.to(device="cpu", dtype=dtype)
+
+
+def _kernel_parameters(values: list[torch.Tensor], n_days: int, n_basins: int, n_comps: int,
+                       dtype: torch.dtype) -> list[torch.Tensor]:
+    """The 13 parameters (:data:`hbv.PARAMETER_NAMES` order) as the kernel takes them: CPU,
+    ``dtype``, contiguous, ``[B, C]`` (static) or ``[T, B, C]`` (dynamic); broadcastable shapes
+    are expanded (and then copied)."""
+    out = []
+    for name, v in zip(hbv.PARAMETER_NAMES, values):
+        v = _on_cpu(v, dtype)
+        if v.dim() == 2:
+            want = (n_basins, n_comps)
         elif v.dim() == 3:
             if v.shape[0] != n_days:
                 raise ValueError(f"dynamic parameter {name} has {v.shape[0]} days, "
                                  f"forcing has {n_days}")
-            v = v.expand(dynamic_shape)
-        elif v.dim() == 2:
-            v = v.expand(static_shape)
+            want = (n_days, n_basins, n_comps)
         else:
             raise ValueError(f"parameter {name} must be [B, C] or [T, B, C], got {tuple(v.shape)}")
-        plist.append(v if v.is_contiguous() else v.contiguous())
-    s0 = prep(states0)
+        if v.shape != want:
+            v = v.expand(want)
+        out.append(v if v.is_contiguous() else v.contiguous())
+    return out
+
+
+def _check_shapes(p: torch.Tensor, t: torch.Tensor, pet: torch.Tensor,
+                  states0: torch.Tensor) -> None:
+    """ValueError unless the forcing is [T, B] (all three alike) and ``states0`` [5, B, C]."""
+    if p.dim() != 2 or t.shape != p.shape or pet.shape != p.shape:
+        raise ValueError(f"forcing must be [T, B] of equal shapes, got {tuple(p.shape)}, "
+                         f"{tuple(t.shape)}, {tuple(pet.shape)}")
+    n_basins = p.shape[1]
+    if states0.dim() != 3 or states0.shape[0] != len(hbv.STATE_NAMES) or states0.shape[1] != n_basins:
+        raise ValueError(f"states0 must be [5, {n_basins}, C], got {tuple(states0.shape)}")
+
+
+def _run_cpp(p, t, pet, params, states0, keep_storages):
+    try:
+        values = [params[name] for name in hbv.PARAMETER_NAMES]
+    except KeyError:
+        missing = [n for n in hbv.PARAMETER_NAMES if n not in params]
+        raise ValueError(f"missing HBV parameters: {missing}") from None
+    _check_shapes(p, t, pet, states0)
+    (n_days, n_basins), n_comps = p.shape, states0.shape[2]
+    device = states0.device
+    dtype = _promoted_dtype([p, t, pet, states0, *values])
+    plist = _kernel_parameters(values, n_days, n_basins, n_comps, dtype)
+    p, t, pet, s0 = (_on_cpu(x, dtype) for x in (p, t, pet, states0))
     if torch.is_grad_enabled() and (s0.requires_grad or any(v.requires_grad for v in plist)):
-        fl, st, fin = HBVFunction.apply(prep(p).detach(), prep(t).detach(), prep(pet).detach(),
-                                        s0.contiguous(), compiled_threads(), *plist)
-    else:  # no gradient wanted: call the kernel directly (no autograd bookkeeping, no saves)
-        fl, st, fin, _ = _fns(dtype)[0](_np(prep(p)), _np(prep(t)), _np(prep(pet)),
-                                        [_np_nograd(v) for v in plist], _np(s0), False,
-                                        keep_storages, compiled_threads())
+        fl, st, fin = HBVFunction.apply(p.detach(), t.detach(), pet.detach(), _contiguous(s0),
+                                        compiled_threads(), *plist)
+    else:  # no gradient wanted: the kernel on the tensors' own buffers (no autograd, no saves)
+        p, t, pet, s0 = (_contiguous(x) for x in (p, t, pet, s0))
+        fl, st, fin, _ = _fn("forward_at", dtype)(
+            n_days, n_basins, n_comps, p.data_ptr(), t.data_ptr(), pet.data_ptr(),
+            [v.data_ptr() for v in plist], [v.dim() == 3 for v in plist], s0.data_ptr(),
+            keep_storages, compiled_threads())
         fl, fin = torch.from_numpy(fl), torch.from_numpy(fin)
-        st = torch.from_numpy(st) if st is not None else None
-    if device != cpu:
+        st = torch.from_numpy(st) if keep_storages else None
+    if device.type != "cpu":
         fl, fin = fl.to(device), fin.to(device)
         st = st.to(device) if st is not None else None
     fluxes = dict(zip(hbv.FLUX_NAMES, fl.unbind(0)))

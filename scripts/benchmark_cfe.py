@@ -11,52 +11,29 @@ tests/test_cfe_kernel.py) with hourly rain and PET:
 * a full dCFE training iteration with the kernel (100 basins x 730 days after 365 days warm-up,
   networks + snow + CFE, float64), for the scale of training.
 
-The same warm-up and best-of-N for every backend; torch and the kernel run on the number of
-threads given (one by default, set once for both). Prints a Markdown table with cpp/torch
-ratios and the machine; ``--out`` writes it.
+The same warm-up and best-of-N for every backend (:mod:`delta_core.benchmarking`); torch and
+the kernel run on the number of threads given (one by default, set once for both). Prints a
+Markdown table with cpp/torch ratios, the machine (CPU model, usable cores, load average,
+compiler flags) and the command; ``--out`` writes it. Ratios are the figures to compare between
+machines; absolute figures hold for the machine named.
 
 Example::
 
-    python scripts/benchmark_cfe.py --out benchmarks/cfe_kernel.md
+    OMP_NUM_THREADS=1 python scripts/benchmark_cfe.py --out benchmarks/cfe_kernel.md \\
+        --note "another 1-thread job ran on the second core"
 """
 from __future__ import annotations
 
 import argparse
 import os
-import platform
+import shlex
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 from bmi_dcfe import kernel, physics
-
-
-def machine_info() -> dict:
-    model = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    build = dict(getattr(kernel._core, "BUILD_INFO", {}))
-    return {"cpu_model": model, "logical_cpus": os.cpu_count(), "python": sys.version.split()[0],
-            "torch": torch.__version__, "compiler": build.get("compiler", "?"),
-            "compile_flags": build.get("flags", "?")}
-
-
-def best_of(fn, repeat: int) -> float:
-    """Best wall time of ``repeat`` calls after one warm-up call [s]."""
-    fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+from delta_core.benchmarking import CLOCKS, best_of, machine_info, machine_line
 
 
 def problem(n_basins: int, hours: int):
@@ -66,17 +43,17 @@ def problem(n_basins: int, hours: int):
     return random_batch(n_basins, hours, seed=0)
 
 
-def forward(backend: str, n_basins: int, hours: int, repeat: int) -> float:
+def forward(backend: str, n_basins: int, hours: int, repeat: int, clock: str) -> float:
     p, s0, rain, pet = problem(n_basins, hours)
     opts = physics.CfeOptions(mass_conserving=True)
 
     def go():
         with torch.no_grad():
             kernel.run(s0, p, rain, pet, opts, outputs=("Q_OUT",), backend=backend)
-    return n_basins * hours / best_of(go, repeat)
+    return n_basins * hours / best_of(go, repeat, clock=clock)
 
 
-def forward_backward(backend: str, n_basins: int, hours: int, repeat: int) -> float:
+def forward_backward(backend: str, n_basins: int, hours: int, repeat: int, clock: str) -> float:
     p, s0, rain, pet = problem(n_basins, hours)
     opts = physics.CfeOptions(mass_conserving=True)
     names = ("satdk", "smcmax", "bb", "cgw", "k_lf", "k_nash", "refkdt", "giuh_ordinates")
@@ -86,10 +63,10 @@ def forward_backward(backend: str, n_basins: int, hours: int, repeat: int) -> fl
         pp = physics.CfeParameters(**{**p.__dict__, **leaves})
         _, out = kernel.run(s0, pp, rain, pet, opts, outputs=("Q_OUT",), backend=backend)
         out["Q_OUT"].sum().backward()
-    return best_of(go, repeat)
+    return best_of(go, repeat, clock=clock)
 
 
-def training_iteration(repeat: int) -> float:
+def training_iteration(repeat: int, clock: str) -> float:
     from bmi_dcfe.model import SPEC
     from delta_core.spec import Engine
 
@@ -107,13 +84,13 @@ def training_iteration(repeat: int) -> float:
     def go():
         model.zero_grad()
         model(batch)["streamflow"].sum().backward()
-    return best_of(go, repeat)
+    return best_of(go, repeat, clock=clock)
 
 
-def bmi_latency(backend: str, n_updates: int) -> float:
+def bmi_latency(backend: str, n_updates: int, repeat: int, clock: str) -> float:
     """Mean wall time of one hourly ``update`` of BmiDCFE (shipped bundle, sample basin
     01022500), with the two ``set_value`` calls and one ``get_value`` of the runoff that ngen
-    makes per step [s]; best of 3 runs of ``n_updates`` after a warm-up run."""
+    makes per step [s]; best of ``repeat`` runs of ``n_updates`` after a warm-up run."""
     import tempfile
 
     import numpy as np
@@ -136,20 +113,21 @@ def bmi_latency(backend: str, n_updates: int) -> float:
         path = Path(tmp) / "cfg.yaml"
         path.write_text(yaml.safe_dump(cfg))
         buf, p1, t1 = np.zeros(1), np.zeros(1), np.zeros(1)
+        now = CLOCKS[clock]
 
         def go():
             m = BmiDCFE()
             m.initialize(str(path))
-            t0 = time.perf_counter()
+            t0 = now()
             for h in range(n_updates):
                 p1[0], t1[0] = prcp[h], temp[h]
                 m.set_value(PRECIP, p1)
                 m.set_value(TEMP, t1)
                 m.update()
                 m.get_value(RUNOFF_DEPTH, buf)
-            return time.perf_counter() - t0
+            return now() - t0
         go()
-        return min(go() for _ in range(3)) / n_updates
+        return min(go() for _ in range(max(1, repeat))) / n_updates
 
 
 def main(argv=None) -> str:
@@ -157,32 +135,45 @@ def main(argv=None) -> str:
     ap.add_argument("--threads", type=int, default=1, help="threads for torch and the kernel")
     ap.add_argument("--basins", type=int, default=100)
     ap.add_argument("--days", type=int, default=30, help="days of the compared problem")
-    ap.add_argument("--repeat", type=int, default=3, help="best of N (after one warm-up)")
+    ap.add_argument("--repeat", type=int, default=5,
+                    help="best of N after one warm-up, for every backend")
+    ap.add_argument("--clock", choices=list(CLOCKS), default="wall",
+                    help="wall, or cpu (this process's CPU time: leaves out the time other jobs "
+                         "hold the core on a shared machine; one thread only)")
+    ap.add_argument("--note", default="", help="conditions of the run, written with the figures "
+                    "(e.g. other jobs on the machine)")
     ap.add_argument("--out", help="write the Markdown table here")
     a = ap.parse_args(argv)
+    if a.clock == "cpu" and a.threads != 1:
+        ap.error("--clock cpu sums the CPU time of all threads: use it with --threads 1")
     torch.set_num_threads(a.threads)
     kernel.compiled_threads(a.threads)
     hours = 24 * a.days
     work = a.basins * hours
     rows = []
-    fwd = {bk: forward(bk, a.basins, hours, a.repeat) for bk in ("torch", "cpp")}
+    fwd = {bk: forward(bk, a.basins, hours, a.repeat, a.clock) for bk in ("torch", "cpp")}
     rows.append(("forward, basin-hours/s", f"{fwd['torch']:.3g}", f"{fwd['cpp']:.3g}",
                  f"{fwd['cpp'] / fwd['torch']:.0f}x"))
-    fb = {bk: forward_backward(bk, a.basins, hours, a.repeat) for bk in ("torch", "cpp")}
+    fb = {bk: forward_backward(bk, a.basins, hours, a.repeat, a.clock) for bk in ("torch", "cpp")}
     rows.append((f"forward+backward {a.basins} x {a.days} d x 24 h, s", f"{fb['torch']:.3f}",
                  f"{fb['cpp']:.4f}", f"{fb['torch'] / fb['cpp']:.0f}x"))
     rows.append(("forward+backward, basin-hours/s", f"{work / fb['torch']:.3g}",
                  f"{work / fb['cpp']:.3g}", f"{fb['torch'] / fb['cpp']:.0f}x"))
-    lat = {bk: bmi_latency(bk, 2000 if bk == "cpp" else 300) for bk in ("torch", "cpp")}
+    lat = {bk: bmi_latency(bk, 2000 if bk == "cpp" else 300, a.repeat, a.clock)
+           for bk in ("torch", "cpp")}
     rows.append(("BmiDCFE hourly update (+2 set_value, 1 get_value), us",
                  f"{lat['torch'] * 1e6:.0f}", f"{lat['cpp'] * 1e6:.1f}",
                  f"{lat['torch'] / lat['cpp']:.0f}x"))
-    it = training_iteration(max(1, a.repeat - 1))
-    info = machine_info()
-    lines = [f"CFE kernel benchmark ({a.threads} thread(s); best of {a.repeat} after a warm-up)", "",
-             f"machine: {info['cpu_model']}, {info['logical_cpus']} logical CPUs; python "
-             f"{info['python']}, torch {info['torch']}; {info['compiler']} "
-             f"`{info['compile_flags']}`", "",
+    it = training_iteration(a.repeat, a.clock)
+    info = machine_info(dict(getattr(kernel._core, "BUILD_INFO", {})), a.note,
+                        omp_num_threads=os.environ.get("OMP_NUM_THREADS"))
+    command = "python scripts/benchmark_cfe.py " + " ".join(
+        shlex.quote(x) for x in (sys.argv[1:] if argv is None else argv))
+    if info["omp_num_threads"]:
+        command = f"OMP_NUM_THREADS={info['omp_num_threads']} " + command
+    lines = [f"CFE kernel benchmark (torch and the kernel on {a.threads} thread(s); every backend "
+             f"one warm-up, then the best of {a.repeat}; {a.clock} clock)", "",
+             f"Machine: {machine_line(info)}", "", f"Command: `{command.strip()}`", "",
              "| measure | torch | cpp | cpp vs torch |", "|---|---|---|---|"]
     lines += [f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} |" for r in rows]
     lines += ["", f"dCFE training iteration (100 basins x 730 days hourly after 365 days warm-up, "

@@ -1,32 +1,40 @@
 #!/usr/bin/env python
 """Benchmark the HBV backends: PyTorch reference ("torch") vs compiled kernel ("cpp").
 
-Measures, in one process:
+Measures, in one process, with the same warm-up and the best of ``--repeat`` repetitions for
+every backend (latencies: the lowest of ``--repeat`` medians), torch and the kernel on exactly
+the threads each row names:
 
-* forward throughput (no gradients) in basin-days/s and component-days/s, on forcing synthesised
-  from the shipped 5-basin CAMELS sample (basins tiled with random rain scaling and temperature
-  shifts), for a large batch (default 531 basins: torch's vectorised ops are efficient there) and
-  a small one (default 5 basins: torch is bound by per-op overhead); the torch backend runs a
-  shorter period (it is slow), rates are per unit of work;
+* forward throughput (no gradients) in component-days/s, on forcing synthesised from the shipped
+  5-basin CAMELS sample (basins tiled with random rain scaling and temperature shifts), for a
+  large batch (default 531 basins: torch's vectorised ops are efficient there), the same on all
+  logical CPUs, a small batch (default 5 basins: torch is bound by per-op overhead) and one basin
+  per call (1 x 730 days: the wrapper's per-call cost counts); the torch backend runs a shorter
+  period (it is slow), rates are per unit of work;
 * forward + backward time of a training batch (default 100 basins x 730 days x 16 components,
   dynamic BETA/BETAET, float32, loss on the streamflow);
-* single-basin single-day latency: ``kernel.step_numpy`` vs ``hbv.step`` on tensors.
+* the latency of one ``kernel.run`` call (1 basin x 1 day x 16, no gradients) and of one
+  single-basin day, ``kernel.step_numpy`` vs ``hbv.step`` on tensors (the BMI path);
+* the kernel's forward and training batch once more on its SSE2 baseline build where the CPU
+  runs the AVX2 build (what a CPU without AVX2 gets).
 
-Prints a table with cpp/torch ratios and writes it to ``--out`` (``.md``: Markdown, otherwise
-JSON).
+Prints a table with cpp/torch ratios and the machine (CPU model, usable cores, load average,
+compiler and flags, instruction set); ``--out`` writes it (``.md``: Markdown, otherwise JSON).
+Ratios are the figures to compare between machines; absolute figures hold for the machine named.
 
 Example::
 
-    python scripts/benchmark_hbv.py --out bench.json
-    python scripts/benchmark_hbv.py --quick --out bench.md
+    OMP_NUM_THREADS=1 python scripts/benchmark_hbv.py --out benchmarks/hbv_kernel.md \
+        --note "another 1-thread job ran on the second core"
+    python scripts/benchmark_hbv.py --quick
 """
 from __future__ import annotations
 
 import argparse
 import json
-import platform
+import os
+import shlex
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +45,7 @@ try:
 except ImportError:  # run from a source checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from bmi_dhbv import hbv, kernel
+from delta_core.benchmarking import CLOCKS, best_median, best_of, machine_info, machine_line
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -66,40 +75,26 @@ def random_params(n_days, n_basins, n_comps, dtype, dynamic=(), seed=1):
     return par
 
 
-def machine_info(kernel_threads: int) -> dict:
-    """CPU model, core count, versions and the kernel's compiler and flags (printed with the
-    results: absolute figures hold for this machine only)."""
-    import os
+class Threads:
+    """Context: torch and the kernel on ``n`` threads (both; restored on exit)."""
 
-    from bmi_dhbv import _core
+    def __init__(self, n: int):
+        self.n = n
 
-    model = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    build = dict(getattr(_core, "BUILD_INFO", {}))
-    return {"cpu_model": model, "logical_cpus": os.cpu_count(), "python": sys.version.split()[0],
-            "torch": torch.__version__, "platform": platform.platform(),
-            "kernel_threads_multi": kernel_threads, "compiler": build.get("compiler", "?"),
-            "compile_flags": build.get("flags", "?")}
+    def __enter__(self):
+        self.old = torch.get_num_threads(), kernel.compiled_threads()
+        torch.set_num_threads(self.n)
+        kernel.compiled_threads(self.n)
+        return self
+
+    def __exit__(self, *exc):
+        torch.set_num_threads(self.old[0])
+        kernel.compiled_threads(self.old[1])
 
 
-def timeit(fn, repeat: int) -> float:
-    """Best wall time of ``repeat`` calls [s] (after one warm-up call)."""
-    fn()
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
-def bench_forward(backend, n_days, n_basins, n_comps, dtype, repeat):
+def bench_forward(backend: str, n_days: int, n_basins: int, n_comps: int, dtype: torch.dtype,
+                  repeat: int, clock: str) -> dict:
+    """Forward without gradients, one ``kernel.run`` call per repetition."""
     p, t, pet = (x.to(dtype) for x in synth_forcing(n_days, n_basins))
     par = random_params(n_days, n_basins, n_comps, dtype)
     s0 = hbv.cold_states(n_basins, n_comps, dtype)
@@ -108,13 +103,15 @@ def bench_forward(backend, n_days, n_basins, n_comps, dtype, repeat):
         with torch.no_grad():
             kernel.run(p, t, pet, par, s0, backend=backend)
 
-    sec = timeit(fn, repeat)
+    sec = best_of(fn, repeat, clock=clock)
     return {"n_days": n_days, "n_basins": n_basins, "n_comps": n_comps, "seconds": sec,
             "basin_days_per_s": n_days * n_basins / sec,
             "component_days_per_s": n_days * n_basins * n_comps / sec}
 
 
-def bench_train(backend, n_days, n_basins, n_comps, dtype, repeat):
+def bench_train(backend: str, n_days: int, n_basins: int, n_comps: int, dtype: torch.dtype,
+                repeat: int, clock: str) -> dict:
+    """Forward + backward of a training batch (fresh parameter leaves each repetition)."""
     p, t, pet = (x.to(dtype) for x in synth_forcing(n_days, n_basins, seed=3))
     base = random_params(n_days, n_basins, n_comps, dtype, dynamic=("BETA", "BETAET"))
     s0 = hbv.cold_states(n_basins, n_comps, dtype)
@@ -127,28 +124,29 @@ def bench_train(backend, n_days, n_basins, n_comps, dtype, repeat):
         loss = ((q - target) ** 2).mean()
         loss.backward()
 
-    sec = timeit(fn, repeat)
+    sec = best_of(fn, repeat, clock=clock)
     return {"n_days": n_days, "n_basins": n_basins, "n_comps": n_comps, "seconds": sec,
             "component_days_per_s": n_days * n_basins * n_comps / sec}
 
 
-def bench_call(backend, n_comps, n_calls):
-    """Median latency of one ``kernel.run`` call on 1 basin x 1 day without gradients: the
-    per-call overhead that small problems (BMI spin-up, single basins) pay."""
+def bench_call(backend: str, n_comps: int, n_calls: int, repeat: int, clock: str) -> dict:
+    """Latency of one ``kernel.run`` call on 1 basin x 1 day without gradients: the per-call
+    cost that small problems (BMI spin-up, single basins) pay."""
     p, t, pet = (x.float() for x in synth_forcing(1, 1, seed=7))
     par = random_params(1, 1, n_comps, torch.float32)
     s0 = hbv.cold_states(1, n_comps, torch.float32)
-    times = []
-    with torch.no_grad():
-        for i in range(n_calls + 100):
-            t0 = time.perf_counter()
+
+    def fn():
+        with torch.no_grad():
             kernel.run(p, t, pet, par, s0, backend=backend)
-            if i >= 100:  # the first 100 calls warm up
-                times.append(time.perf_counter() - t0)
-    return {"n_comps": n_comps, "calls": n_calls, "latency_us": float(np.median(times)) * 1e6}
+
+    sec = best_median(fn, n_calls, repeat, clock=clock)
+    return {"n_comps": n_comps, "calls": n_calls, "latency_us": sec * 1e6}
 
 
-def bench_step(backend, n_comps, n_calls):
+def bench_step(backend: str, n_comps: int, n_calls: int, repeat: int, clock: str) -> dict:
+    """One single-basin day: ``kernel.step_numpy`` (cpp) or ``hbv.step`` on tensors (torch),
+    ``n_calls`` days per repetition."""
     p, t, pet = (x[:, 0].tolist() for x in synth_forcing(n_calls, 1, seed=5))
     par = random_params(1, 1, n_comps, torch.float64)
     if backend == "cpp":
@@ -160,7 +158,6 @@ def bench_step(backend, n_comps, n_calls):
             for i in range(n_calls):
                 kernel.step_numpy(states, p[i], t[i], pet[i], pars, out=out)
     else:
-        tp = {k: v for k, v in par.items()}
         forc = [(torch.tensor([[a]], dtype=torch.float64), torch.tensor([[b]], dtype=torch.float64),
                  torch.tensor([[c]], dtype=torch.float64)) for a, b, c in zip(p, t, pet)]
 
@@ -168,16 +165,17 @@ def bench_step(backend, n_comps, n_calls):
             st = tuple(hbv.cold_states(1, n_comps, torch.float64).unbind(0))
             with torch.no_grad():
                 for a, b, c in forc:
-                    st, fl = hbv.step(st, a, b, c, tp)
+                    st, fl = hbv.step(st, a, b, c, par)
                     torch.stack([f.mean(-1) for f in fl])
 
-    sec = timeit(fn, 2)
+    sec = best_of(fn, repeat, clock=clock)
     return {"n_comps": n_comps, "calls": n_calls, "latency_us": sec / n_calls * 1e6}
 
 
-def main(argv=None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="\n\n".join(__doc__.split("\n\n")[1:]))
     ap.add_argument("--out", type=Path, default=None,
                     help="write the results here (.md: Markdown table, otherwise JSON)")
     ap.add_argument("--basins", type=int, default=531, help="basins of the forward benchmark")
@@ -192,91 +190,128 @@ def main(argv=None) -> int:
     ap.add_argument("--train-basins", type=int, default=100)
     ap.add_argument("--train-days", type=int, default=730)
     ap.add_argument("--threads", type=int, default=0,
-                    help="kernel threads for the multi-thread row (0: all logical CPUs)")
-    ap.add_argument("--repeat", type=int, default=3, help="timed repetitions (best is kept)")
+                    help="threads of torch and the kernel in the multi-thread row (0: all "
+                         "logical CPUs); every other row runs both on one thread")
+    ap.add_argument("--repeat", type=int, default=5,
+                    help="timed repetitions after one warm-up, for every backend; the best is "
+                         "kept (latencies: the lowest median)")
+    ap.add_argument("--clock", choices=list(CLOCKS), default="wall",
+                    help="clock of the one-thread rows: wall, or cpu (this process's CPU time: "
+                         "leaves out the time other jobs hold the core on a shared machine); "
+                         "the multi-thread row always uses wall")
+    ap.add_argument("--note", default="", help="conditions of the run, written with the figures "
+                    "(e.g. other jobs on the machine)")
     ap.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
     args = ap.parse_args(argv)
-    if not kernel.cpp_available():
-        print("the C++ kernel (bmi_dhbv._core) is not built", file=sys.stderr)
-        return 1
     if args.quick:
         args.basins, args.years, args.torch_days, args.small_basins = 50, 1.0, 60, 2
         args.train_basins, args.train_days, args.repeat = 20, 120, 1
+    return args
+
+
+def run_benchmarks(args: argparse.Namespace, hw: int) -> tuple[list[dict], dict]:
+    """Every measurement; returns the table rows and the raw results."""
     dtype = DTYPES[args.dtype]
-    n_days = int(round(args.years * 365.25))
-    C = args.components
-    import os
+    n_days, C, rep = int(round(args.years * 365.25)), args.components, args.repeat
+    ck = args.clock  # one-thread rows; several threads: wall
+    rows: list[dict] = []
+    raw: dict = {}
 
-    hw = args.threads or os.cpu_count() or 1  # threads of the multi-thread kernel row
-    rows = []
-    res: dict = {"machine": machine_info(hw)}
+    def add(key, name, unit, threads, torch_r, cpp_r, field, higher_is_better):
+        tv, cv = torch_r[field], cpp_r[field]
+        rows.append({"metric": name, "unit": unit, "threads": threads, "torch": tv, "cpp": cv,
+                     "speedup_cpp_vs_torch": (cv / tv) if higher_is_better else (tv / cv)})
+        raw[key] = {"torch": torch_r, "cpp": cpp_r, "threads": threads}
 
-    def add(name, unit, torch_v, cpp_v, higher_is_better):
-        ratio = (cpp_v / torch_v) if higher_is_better else (torch_v / cpp_v)
-        rows.append({"metric": name, "unit": unit, "torch": torch_v, "cpp": cpp_v,
-                     "speedup_cpp_vs_torch": ratio})
+    isa = kernel.instruction_set()
+    cd = "component-days/s"
+    with Threads(1):
+        fwd_t = bench_forward("torch", args.torch_days, args.basins, C, dtype, rep, ck)
+        fwd_c = bench_forward("cpp", n_days, args.basins, C, dtype, rep, ck)
+        add("forward", f"forward {args.dtype}, {args.basins} basins x {C}", cd, 1, fwd_t, fwd_c,
+            "component_days_per_s", True)
+    with Threads(hw):
+        add("forward_all_cpus", f"same, {hw} threads (wall clock)", cd, hw,
+            bench_forward("torch", args.torch_days, args.basins, C, dtype, rep, "wall"),
+            bench_forward("cpp", n_days, args.basins, C, dtype, rep, "wall"),
+            "component_days_per_s", True)
+    with Threads(1):
+        add("forward_small", f"forward {args.dtype}, {args.small_basins} basins x {C}", cd, 1,
+            bench_forward("torch", args.torch_days, args.small_basins, C, dtype, rep, ck),
+            bench_forward("cpp", n_days, args.small_basins, C, dtype, rep, ck),
+            "component_days_per_s", True)
+        add("forward_one_basin", f"forward {args.dtype}, 1 basin x 730 days x {C} per call", cd,
+            1, bench_forward("torch", 730, 1, C, dtype, rep, ck),
+            bench_forward("cpp", 730, 1, C, dtype, rep, ck), "component_days_per_s", True)
+        tr_t = bench_train("torch", args.train_days, args.train_basins, C, torch.float32, rep, ck)
+        tr_c = bench_train("cpp", args.train_days, args.train_basins, C, torch.float32, rep, ck)
+        add("train_batch", f"forward+backward {args.train_basins} x {args.train_days} x {C} "
+            "float32, dynamic BETA/BETAET", "s", 1, tr_t, tr_c, "seconds", False)
+        n_calls = 300 if args.quick else 2000
+        add("run_call", f"kernel.run call, 1 basin x 1 day x {C}, no grad", "µs/call", 1,
+            bench_call("torch", C, n_calls, rep, ck), bench_call("cpp", C, n_calls, rep, ck),
+            "latency_us", False)
+        add("single_step", f"single-basin step (BMI path), {C} comps, float64", "µs/call", 1,
+            bench_step("torch", C, 300 if args.quick else 2000, rep, ck),
+            bench_step("cpp", C, 3000 if args.quick else 100000, rep, ck), "latency_us", False)
+        if isa != "sse2":  # what a CPU without AVX2 gets (same torch figures)
+            kernel.instruction_set("sse2")
+            try:
+                add("forward_sse2", f"forward {args.dtype}, {args.basins} basins x {C}, "
+                    "cpp SSE2 build", cd, 1, fwd_t,
+                    bench_forward("cpp", n_days, args.basins, C, dtype, rep, ck),
+                    "component_days_per_s", True)
+                add("train_batch_sse2", f"forward+backward {args.train_basins} x "
+                    f"{args.train_days} x {C}, cpp SSE2 build", "s", 1, tr_t,
+                    bench_train("cpp", args.train_days, args.train_basins, C, torch.float32, rep, ck),
+                    "seconds", False)
+            finally:
+                kernel.instruction_set(isa)
+    return rows, raw
 
-    # forward throughput
-    torch.set_num_threads(1)  # every "1 thread" row: torch and kernel on one thread
-    fwd_t = bench_forward("torch", args.torch_days, args.basins, C, dtype, args.repeat)
-    kernel.compiled_threads(1)
-    fwd_c1 = bench_forward("cpp", n_days, args.basins, C, dtype, args.repeat)
-    kernel.compiled_threads(hw)
-    fwd_cn = bench_forward("cpp", n_days, args.basins, C, dtype, args.repeat)
-    small_t = bench_forward("torch", args.torch_days, args.small_basins, C, dtype, args.repeat)
-    kernel.compiled_threads(1)
-    small_c = bench_forward("cpp", n_days, args.small_basins, C, dtype, args.repeat)
-    kernel.compiled_threads(hw)
-    res["forward"] = {"torch": fwd_t, "cpp_1_thread": fwd_c1, f"cpp_{hw}_threads": fwd_cn,
-                      "small_batch_torch": small_t, "small_batch_cpp_1_thread": small_c}
-    add(f"forward {args.dtype}, cpp 1 thread", "basin-days/s", fwd_t["basin_days_per_s"],
-        fwd_c1["basin_days_per_s"], True)
-    add(f"forward {args.dtype}, cpp 1 thread", "component-days/s",
-        fwd_t["component_days_per_s"], fwd_c1["component_days_per_s"], True)
-    add(f"forward {args.dtype}, cpp {hw} threads", "component-days/s",
-        fwd_t["component_days_per_s"], fwd_cn["component_days_per_s"], True)
-    add(f"forward {args.dtype}, {args.small_basins} basins, cpp 1 thread", "component-days/s",
-        small_t["component_days_per_s"], small_c["component_days_per_s"], True)
-    # training batch
-    kernel.compiled_threads(1)
-    tr_t = bench_train("torch", args.train_days, args.train_basins, C, torch.float32, args.repeat)
-    tr_c = bench_train("cpp", args.train_days, args.train_basins, C, torch.float32, args.repeat)
-    res["train_batch"] = {"torch": tr_t, "cpp": tr_c}
-    add(f"forward+backward {args.train_basins}x{args.train_days}x{C} float32", "s",
-        tr_t["seconds"], tr_c["seconds"], False)
-    # single step
-    kernel.compiled_threads(hw)
-    st_t = bench_step("torch", C, 300 if args.quick else 2000)
-    st_c = bench_step("cpp", C, 3000 if args.quick else 100000)
-    res["single_step"] = {"torch": st_t, "cpp": st_c}
-    kernel.compiled_threads(1)
-    call_t, call_c = bench_call("torch", C, 2000), bench_call("cpp", C, 2000)
-    res["run_call"] = {"torch": call_t, "cpp": call_c}
-    add(f"kernel.run call, 1 basin x 1 day x {C}, no grad, median", "us/call",
-        call_t["latency_us"], call_c["latency_us"], False)
-    add(f"single-basin step, {C} comps, float64", "us/call", st_t["latency_us"],
-        st_c["latency_us"], False)
-    res["table"] = rows
 
-    lines = ["| metric | unit | torch | cpp | cpp speed-up |", "|---|---|---:|---:|---:|"]
+def markdown(rows: list[dict], info: dict, args: argparse.Namespace, command: str) -> str:
+    """The results as a Markdown document: table, conditions, machine, command."""
+    lines = ["| metric | unit | threads (each backend) | torch | cpp | cpp speed-up |",
+             "|---|---|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['metric']} | {r['unit']} | {r['torch']:.4g} | {r['cpp']:.4g} | "
-                     f"{r['speedup_cpp_vs_torch']:.1f}x |")
-    table = "\n".join(lines)
-    print(table)
-    m = res["machine"]
-    print(f"(torch forward ran {fwd_t['n_days']} days, cpp {n_days} days; {args.basins} basins x "
-          f"{C} components; every row 1 thread (torch and kernel) except the {hw}-thread kernel "
-          f"row; best of {args.repeat} after one warm-up for both backends)\n"
-          f"machine: {m['cpu_model']}, {m['logical_cpus']} logical CPUs; kernel: {m['compiler']} "
-          f"{m['compile_flags']}")
+        lines.append(f"| {r['metric']} | {r['unit']} | {r['threads']} | {r['torch']:.4g} | "
+                     f"{r['cpp']:.4g} | {r['speedup_cpp_vs_torch']:.1f}x |")
+    n_days = int(round(args.years * 365.25))
+    return "\n".join([
+        "# HBV backend benchmark", "", *lines, "",
+        f"Both backends: one warm-up, then the best of {args.repeat} (latencies: the lowest of "
+        f"{args.repeat} medians), {args.clock} clock (the multi-thread row: wall); torch forward "
+        f"ran {args.torch_days} days, cpp {n_days} days (rates per unit of work).", "",
+        f"Machine: {machine_line(info)}", "",
+        f"Command: `{command}`", ""])
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not kernel.cpp_available():
+        print("the C++ kernel (bmi_dhbv._core) is not built", file=sys.stderr)
+        return 1
+    from bmi_dhbv import _core
+
+    hw = args.threads or os.cpu_count() or 1
+    info = machine_info(_core.BUILD_INFO, args.note, isa=kernel.instruction_set(),
+                        omp_num_threads=os.environ.get("OMP_NUM_THREADS"))
+    rows, raw = run_benchmarks(args, hw)
+    command = "python scripts/benchmark_hbv.py " + " ".join(
+        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    if info["omp_num_threads"]:
+        command = f"OMP_NUM_THREADS={info['omp_num_threads']} " + command
+    text = markdown(rows, info, args, command.strip())
+    print(text)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         if args.out.suffix.lower() == ".md":
-            args.out.write_text("# HBV backend benchmark\n\n" + table + "\n\n```json\n"
-                                + json.dumps(res["machine"], indent=1) + "\n```\n")
+            args.out.write_text(text + "\n```json\n" + json.dumps(info, indent=1) + "\n```\n")
         else:
-            args.out.write_text(json.dumps(res, indent=1))
+            args.out.write_text(json.dumps({"machine": info, "command": command,
+                                            "clock": args.clock, "repeat": args.repeat,
+                                            "table": rows, **raw}, indent=1))
         print(f"wrote {args.out}")
     return 0
 

@@ -25,6 +25,20 @@ if not kernel.cpp_available():  # a missing build fails here, unless explicitly 
 
 N_YEARS_DAYS = 3653  # 10 years
 
+#: Instruction sets of the batched kernel this CPU can run (the SSE2 baseline always).
+_DEFAULT_ISA = kernel.instruction_set()
+ISAS = ["sse2"] + (["avx2"] if kernel._core.set_isa("avx2") else [])
+kernel.instruction_set(_DEFAULT_ISA)
+
+
+@pytest.fixture(params=ISAS)
+def isa(request):
+    """Runs a test once per instruction set, restoring the default after it."""
+    old = kernel.instruction_set()
+    kernel.instruction_set(request.param)
+    yield request.param
+    kernel.instruction_set(old)
+
 
 def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
     a, b = a.detach().double(), b.detach().double()
@@ -127,7 +141,7 @@ def test_kinks_are_exercised(forcing):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
-def test_outputs_and_gradients_match(forcing, dtype, tol):
+def test_outputs_and_gradients_match(forcing, dtype, tol, isa):
     out = run_both(forcing, dtype, n_comps=4)
     (rt, gt), (rc, gc) = out["torch"], out["cpp"]
     errs = {}
@@ -173,7 +187,7 @@ _KINK_CASES = {
 }
 
 
-def test_gradients_at_constructed_kinks():
+def test_gradients_at_constructed_kinks(isa):
     """Each case sits exactly on a kink; both backends must take the same subgradient."""
     cases = list(_KINK_CASES.values())
     n = len(cases)
@@ -201,7 +215,7 @@ def test_gradients_at_constructed_kinks():
         assert not bad, f"gradient of {k} differs at kinks {bad}"
 
 
-def test_static_only_and_all_dynamic(forcing):
+def test_static_only_and_all_dynamic(forcing, isa):
     """No dynamic parameter, and every parameter dynamic, over 2 years."""
     for dyn in ((), hbv.PARAMETER_NAMES):
         out = run_both(forcing, torch.float64, n_comps=3, n_days=730, dynamic=dyn, seed=5)
@@ -212,7 +226,7 @@ def test_static_only_and_all_dynamic(forcing):
             assert rel_err(gc[name], gt[name]) <= 1e-10, (dyn, name)
 
 
-def test_forward_16_components_no_grad(forcing):
+def test_forward_16_components_no_grad(forcing, isa):
     out = run_both(forcing, torch.float64, n_comps=16, grads=False, n_days=3653)
     (rt, _), (rc, _) = out["torch"], out["cpp"]
     for name in hbv.FLUX_NAMES:
@@ -220,7 +234,7 @@ def test_forward_16_components_no_grad(forcing):
     assert rel_err(rc.final_states, rt.final_states) <= 1e-10
 
 
-def test_threads_give_identical_results(forcing):
+def test_threads_give_identical_results(forcing, isa):
     p, t, pet = (x[:400] for x in forcing)
     par = make_params(400, 5, 8, torch.float64)
     s0 = make_states0(5, 8, torch.float64)
@@ -326,6 +340,28 @@ def test_api_errors_and_dtypes(forcing):
     with pytest.raises(ValueError):
         kernel.step_numpy(np.zeros((4, 2)), 1.0, 1.0, 1.0, np.zeros((13, 2)))
     assert kernel.compiled_threads() >= 1
+    with pytest.raises(ValueError, match="instruction set"):
+        kernel.instruction_set("neon")
+    assert kernel.instruction_set() in ISAS
+
+
+def test_no_grad_path_takes_views_and_broadcast_parameters(forcing):
+    """The no-gradient path runs on the tensors' buffers: non-contiguous forcing and states and
+    broadcast parameters must give exactly the results of contiguous, full-shape inputs."""
+    p, t, pet = (x[:30] for x in forcing)
+    par = make_params(30, 5, 3, torch.float64, dynamic=("BETA",))
+    s0 = make_states0(5, 3, torch.float64)
+    ref = kernel.run(p, t, pet, par, s0)
+    views = [x.T.contiguous().T for x in (p, t, pet)]  # same values, column-major
+    assert not views[0].is_contiguous()
+    par_b = dict(par, FC=par["FC"][:1].clone())  # [1, C]: broadcast over the basins
+    ref_b = kernel.run(p, t, pet, dict(par, FC=par["FC"][:1].expand(5, 3).contiguous()), s0)
+    got = kernel.run(*views, par, s0.transpose(1, 2).contiguous().transpose(1, 2))
+    got_b = kernel.run(p, t, pet, par_b, s0)
+    for a, b in ((got, ref), (got_b, ref_b)):
+        for name in hbv.FLUX_NAMES:
+            torch.testing.assert_close(a.fluxes[name], b.fluxes[name], rtol=0, atol=0)
+        torch.testing.assert_close(a.final_states, b.final_states, rtol=0, atol=0)
 
 
 def test_kernel_names_equal_the_python_spec():

@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -68,14 +69,11 @@ void fill_problem(hbv::ProblemArgs<T>& a, const Dims& d, const Arr<T>& p, const 
   for (int k = 0; k < hbv::kNumParams; ++k) a.params[k] = pars[k].data();
 }
 
+// Allocates the outputs, runs the forward without the GIL, returns (fluxes, storages or None,
+// final_states, saved or None).
 template <typename T>
-py::tuple forward(const Arr<T>& p, const Arr<T>& t, const Arr<T>& pet, const py::sequence& params,
-                  const Arr<T>& states0, bool save_states, bool keep_storages, int n_threads) {
-  const Dims d = forcing_dims<T>(p, t, pet, states0);
-  hbv::ForwardArgs<T> a;
-  auto pars = convert_params<T>(params, d, a.dynamic);
-  fill_problem<T>(a, d, p, t, pet, pars);
-  a.states0 = states0.data();
+py::tuple run_forward(hbv::ForwardArgs<T>& a, const Dims& d, bool save_states,
+                      bool keep_storages, int n_threads) {
   py::array_t<T> fluxes({py::ssize_t(hbv::kNumFluxes), d.T, d.B});
   py::array_t<T> final_states({py::ssize_t(hbv::kNumStates), d.B, d.C});
   a.fluxes = fluxes.mutable_data();
@@ -96,6 +94,44 @@ py::tuple forward(const Arr<T>& p, const Arr<T>& t, const Arr<T>& pet, const py:
     hbv::forward<T>(a, n_threads);
   }
   return py::make_tuple(fluxes, storages, final_states, saved);
+}
+
+template <typename T>
+py::tuple forward(const Arr<T>& p, const Arr<T>& t, const Arr<T>& pet, const py::sequence& params,
+                  const Arr<T>& states0, bool save_states, bool keep_storages, int n_threads) {
+  const Dims d = forcing_dims<T>(p, t, pet, states0);
+  hbv::ForwardArgs<T> a;
+  auto pars = convert_params<T>(params, d, a.dynamic);
+  fill_problem<T>(a, d, p, t, pet, pars);
+  a.states0 = states0.data();
+  return run_forward(a, d, save_states, keep_storages, n_threads);
+}
+
+// forward without saved states on buffers given by address: the per-call cost of small problems
+// (kernel.py's no-gradient path, which has checked dtype, device, contiguity and shapes: forcing
+// [T, B], each parameter [B, C] or, where dynamic[k], [T, B, C], states0 [5, B, C]).
+template <typename T>
+py::tuple forward_at(py::ssize_t n_days, py::ssize_t n_basins, py::ssize_t n_comps,
+                     std::uintptr_t p, std::uintptr_t t, std::uintptr_t pet,
+                     const std::vector<std::uintptr_t>& params, const std::vector<bool>& dynamic,
+                     std::uintptr_t states0, bool keep_storages, int n_threads) {
+  if (n_days < 0 || n_basins < 0 || n_comps < 1) fail("forward_at: invalid sizes");
+  if (params.size() != std::size_t(hbv::kNumParams) || dynamic.size() != params.size())
+    fail("forward_at: expected 13 parameter addresses and flags");
+  const Dims d{n_days, n_basins, n_comps};
+  hbv::ForwardArgs<T> a;
+  a.n_days = d.T;
+  a.n_basins = d.B;
+  a.n_comps = d.C;
+  a.p = reinterpret_cast<const T*>(p);
+  a.t = reinterpret_cast<const T*>(t);
+  a.pet = reinterpret_cast<const T*>(pet);
+  for (int k = 0; k < hbv::kNumParams; ++k) {
+    a.params[k] = reinterpret_cast<const T*>(params[k]);
+    a.dynamic[k] = dynamic[k];
+  }
+  a.states0 = reinterpret_cast<const T*>(states0);
+  return run_forward(a, d, false, keep_storages, n_threads);
 }
 
 template <typename T>
@@ -179,6 +215,12 @@ void bind_dtype(py::module_& m, const std::string& suffix) {
         py::arg("keep_storages") = true, py::arg("n_threads") = 0,
         "Run HBV over T days. Returns (fluxes [12,T,B], storages [5,T,B] or None, "
         "final_states [5,B,C], saved_states [T+1,5,B,C] or None).");
+  m.def(("forward_at_" + suffix).c_str(), &forward_at<T>, py::arg("n_days"),
+        py::arg("n_basins"), py::arg("n_comps"), py::arg("p"), py::arg("t"), py::arg("pet"),
+        py::arg("params"), py::arg("dynamic"), py::arg("states0"),
+        py::arg("keep_storages") = true, py::arg("n_threads") = 0,
+        "forward (no saved states) on buffers given by address, for callers that have checked "
+        "dtype, contiguity and shapes. Returns (fluxes, storages or None, final_states, None).");
   m.def(("backward_" + suffix).c_str(), &backward<T>, py::arg("p"), py::arg("t"), py::arg("pet"),
         py::arg("params"), py::arg("saved_states"), py::arg("g_fluxes") = py::none(),
         py::arg("g_storages") = py::none(), py::arg("g_final") = py::none(),
@@ -196,6 +238,11 @@ PYBIND11_MODULE(_core, m) {
   bind_dtype<float>(m, "f32");
   bind_dtype<double>(m, "f64");
   m.def("hardware_threads", &hbv::hardware_threads, "Hardware concurrency (>= 1).");
+  m.def("isa", &hbv::isa, "Instruction set of the batched kernels: 'avx2' or 'sse2'.");
+  m.def("set_isa", [](const std::string& name) { return hbv::set_isa(name.c_str()); },
+        py::arg("name"),
+        "Select the instruction set of the batched kernels ('avx2', 'sse2'); False if it is "
+        "unknown or unsupported here (nothing changed).");
   m.def("effective_threads", &hbv::effective_threads, py::arg("requested"), py::arg("n_days"),
         py::arg("n_basins"), py::arg("n_comps"), "Threads used for a problem of this size.");
   m.attr("N_PARAMS") = hbv::kNumParams;

@@ -2,7 +2,8 @@
 //
 // Plain C++17, no Python or torch headers: operates on raw contiguous buffers of float or double.
 // The step equations mirror bmi_dhbv/hbv.py (the PyTorch reference) operation by operation, in the
-// same floating-point order, so the two agree to rounding. Subgradients at kinks follow torch
+// same floating-point order, so the two agree to rounding (the batched path evaluates the powers
+// as exp(e log x) and sums components lanes first: see hbv_kernel_impl.inc). Subgradients at kinks follow torch
 // autograd: clamp passes the gradient where min <= x <= max (boundaries included), minimum(a, b)
 // splits it 0.5/0.5 when a == b, the rain/snow indicator (t >= TT) has zero gradient.
 //
@@ -86,5 +87,12 @@ void step(T* states, std::size_t n_comps, T p, T t, T pet, const T* params, T* f
 int effective_threads(int requested, std::size_t n_days, std::size_t n_basins, std::size_t n_comps);
 
 int hardware_threads();
+
+// Instruction set of forward() and backward(): "avx2" or "sse2" (the x86-64 baseline; also the
+// name on other architectures, where the compiler's baseline is used).
+const char* isa();
+
+// Selects the instruction set by name; false (nothing changed) if unknown or unsupported here.
+bool set_isa(const char* name);
 
 }  // namespace hbv
