@@ -164,7 +164,7 @@ class LgarParameters:
 
     layers: tuple[LayerSoil, ...]
     thickness_cm: tuple[float, ...]
-    ponded_depth_max_cm: float = 1.1
+    ponded_depth_max_cm: float = 2.0
     giuh_ordinates: tuple[float, ...] = (0.06, 0.51, 0.28, 0.12, 0.03)
     initial_psi_cm: float = 2000.0
     wilting_point_psi_cm: float = WILTING_POINT_PSI_CM
