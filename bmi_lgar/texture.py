@@ -35,17 +35,22 @@ The recipe (the texture-table baseline of dLGAR):
 4. **Layers** from ``soil_depth_statsgo`` [m]: three layers of 10 cm, 30 cm and the rest. The
    column is at least :data:`MIN_SOIL_DEPTH_CM` (50 cm, so the third layer has >= 10 cm; CAMELS
    depths are 40-150 cm and 2 of 671 basins are below 42 cm).
-5. **Defaults** of the Phillipsburg reference configuration of LGAR-C (the field case of La
+5. **Defaults** of the Phillipsburg reference configurations of LGAR-C (the field case of La
    Follette et al. 2023): max ponded depth 2 cm, GIUH ordinates 0.06, 0.51, 0.28, 0.12, 0.03
-   (per hour), initial head 2000 cm, closed-form capillary drive, no conceptual reservoir,
-   no free drainage (LGAR-C's default lower boundary).
+   (per hour), initial head 2000 cm, closed-form capillary drive; and the conceptual reservoirs
+   with free drainage of its ``Phillipsburg_CR`` configuration (:data:`RESERVOIRS`: fast
+   ``Q = 0.002 S^2``, slow ``Q = 0.0002 S^1.5`` taking 30 %, 20 % of rain to the reservoirs after
+   runoff, spf_factor 0.9, free drainage into the reservoirs). Without the reservoirs LGAR has no
+   baseflow: the column (no-flow bottom) makes streamflow only from infiltration excess, which
+   hourly rain spread from daily totals hardly ever gives (pass ``reservoirs=Reservoirs()`` for
+   that variant).
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
 
-from bmi_lgar.parameters import LayerSoil, LgarParameterError, LgarParameters
+from bmi_lgar.parameters import LayerSoil, LgarParameterError, LgarParameters, Reservoirs
 
 #: USDA classes -> row name in vG_default_params.dat.
 TABLE_NAMES = {
@@ -64,6 +69,8 @@ MIN_SOIL_DEPTH_CM = 50.0
 PONDED_DEPTH_MAX_CM = 2.0
 GIUH_ORDINATES = (0.06, 0.51, 0.28, 0.12, 0.03)
 INITIAL_PSI_CM = 2000.0
+RESERVOIRS = Reservoirs(a=0.002, b=2.0, frac_to_cr=0.2, a_slow=0.0002, b_slow=1.5, frac_slow=0.3,
+                        spf_factor=0.9, free_drainage=True, free_drainage_to_cr=True)
 #: CAMELS attributes this module reads.
 ATTRIBUTES = ("sand_frac", "silt_frac", "clay_frac", "soil_depth_statsgo")
 
@@ -153,7 +160,7 @@ def parameters_from_attributes(attrs: Mapping, table=None, **overrides) -> LgarP
     thickness = layer_thicknesses(depth)
     values = dict(layers=(soil,) * len(thickness), thickness_cm=thickness,
                   ponded_depth_max_cm=PONDED_DEPTH_MAX_CM, giuh_ordinates=GIUH_ORDINATES,
-                  initial_psi_cm=INITIAL_PSI_CM, use_closed_form_g=True,
+                  initial_psi_cm=INITIAL_PSI_CM, use_closed_form_g=True, reservoirs=RESERVOIRS,
                   source=f"texture table: USDA {texture} (sand {sand:.4g} %, silt {silt:.4g} %, "
                          f"clay {clay:.4g} %), soil depth {depth:.4g} m")
     values.update(overrides)
