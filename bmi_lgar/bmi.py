@@ -91,7 +91,10 @@ class BmiLGAR(NgenBmi):
                            "soil_layers (the δ model's bundle comes later)")
         try:
             params = self._parameter_set(cfg)
-        except (LgarParameterError, LgarConfigError, SoilTableError) as exc:
+        except BmiError:
+            raise
+        except (LgarParameterError, LgarConfigError, SoilTableError, TypeError,
+                ValueError) as exc:
             raise BmiError(f"dLGAR parameters: {exc}") from None
         self._bundle_path = params.source
         self._bundle_checksum = params.checksum()
@@ -114,6 +117,18 @@ class BmiLGAR(NgenBmi):
         else:
             params = _explicit_layers(cfg, table)
         return _with_overrides(params, cfg)
+
+    def _spinup(self, path: Path) -> None:
+        """The adapter's spin-up; an hour the core cannot step (no PET and no temperature)
+        names the file."""
+        try:
+            super()._spinup(path)
+        except BmiError:
+            raise
+        except ValueError as exc:
+            raise BmiError(f"spinup_forcing {path}: {exc} (columns: prcp_mm_h and, for "
+                           f"pet_source {'input' if self._pet_input else 'hargreaves'}, "
+                           f"{'pet_mm_h' if self._pet_input else 'tmean_c'})") from None
 
     def _make_core(self, model, norm, x_attr, cfg) -> LgarCore:
         pet_source = cfg.get("pet_source", "input")

@@ -173,6 +173,23 @@ def test_state_of_another_column_is_refused(tmp_path):
         make_bmi(tmp_path, pet_source="hargreaves").load_state(tmp_path / "s.npz")
 
 
+def test_state_covers_every_field_of_lgar_state():
+    """A new LgarState field must be added to the saved scalars (or it is lost on restore)."""
+    import dataclasses
+
+    from bmi_lgar.core import STATE_SCALARS
+    from bmi_lgar.physics import LgarState
+
+    fields = {f.name for f in dataclasses.fields(LgarState)}
+    assert fields == set(STATE_SCALARS) | {"fronts", "giuh_queue"}
+
+
+def test_spinup_without_pet_is_named(tmp_path):
+    (tmp_path / "spin.csv").write_text("time,prcp_mm_h\n2000-05-31 23:00:00,1.0\n")
+    with pytest.raises(BmiError, match="spin.csv.*pet_mm_h"):
+        make_bmi(tmp_path, spinup_forcing=str(tmp_path / "spin.csv"))
+
+
 def test_spinup_equals_stepping_the_same_hours(tmp_path):
     n = 72
     f = storm_forcing(n, seed=4)
@@ -246,6 +263,7 @@ def test_hargreaves_mode_takes_temperature_and_gives_pet(tmp_path):
     ({"lgar_config": "cfg.txt", "attributes": ATTRS}, "exactly one of"),
     ({"attributes": {"sand_frac": 40}}, "attributes lack 'silt_frac'"),
     ({"giuh_ordinates": [0.5, 0.6]}, "sum to 1"),
+    ({"ponded_depth_max_cm": "deep"}, "dLGAR parameters"),
     ({"pet_source": "penman"}, "pet_source must be"),
     ({"bundle": "b.pt"}, "no trained bundle"),
     ({"backend": "cpp"}, "backend must be 'python'"),
