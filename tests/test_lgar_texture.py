@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bmi_lgar.parameters import DEFAULT_SOIL_TABLE, LgarParameterError
@@ -103,3 +104,23 @@ def test_every_camels_basin_gets_a_parameter_set():
         rows = list(csv.DictReader(f))
     classes = {parameters_from_attributes(r).layers[0].name for r in rows}
     assert len(rows) == 671 and len(classes) >= 5
+
+
+def test_texture_baseline_script_runs_a_basin():
+    """scripts/lgar_texture_baseline.py on one arid basin over the 2006 monsoon (a month of
+    warm-up): finite skill scores and the hours it ran."""
+    import importlib.util
+
+    from delta_core.data.camels import CamelsDataset
+    from delta_core.disaggregation import HourlyScheme
+
+    if not CAMELS_ATTRS.is_file():
+        pytest.skip("CAMELS data pack not found")
+    path = Path(__file__).resolve().parents[1] / "scripts" / "lgar_texture_baseline.py"
+    spec = importlib.util.spec_from_file_location("lgar_texture_baseline", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    r = script.run_basin(CamelsDataset(CAMELS_ATTRS.parent), "09480000", "2006-06-20",
+                         "2006-07-20", "2006-08-31", HourlyScheme())
+    assert r["texture"] == "Clay-loam" and r["hours"] == 24 * 73 and r["q_obs"] > 0.1
+    assert all(np.isfinite([r["nse"], r["kge"], r["q_sim"]])) and r["q_sim"] >= 0
