@@ -113,6 +113,8 @@ class NgenBmi(LumpedBmi):
 
     Subclasses set :attr:`MODEL` (registry name), :attr:`HOST_STEPS`, :attr:`EXTRA_KEYS`,
     :attr:`SPINUP_COLUMNS` and implement :meth:`_make_core`, :meth:`_inputs`, :meth:`_outputs`.
+    A model whose parameters do not come from a weight bundle also overrides :meth:`_load_model`
+    (and may change :attr:`REQUIRED`, :attr:`BACKENDS`, :meth:`_set_threads`).
     """
 
     #: Registry name of the model.
@@ -121,6 +123,10 @@ class NgenBmi(LumpedBmi):
     HOST_STEPS: tuple[int, ...] = (3600, 86400)
     #: Model-specific configuration keys: name -> description.
     EXTRA_KEYS: dict[str, str] = {}
+    #: Configuration keys that must be given (not None).
+    REQUIRED: tuple[str, ...] = REQUIRED_KEYS
+    #: Valid values of the ``backend`` key.
+    BACKENDS: tuple[str, ...] = ("cpp", "torch")
     #: Spin-up CSV columns -> core fields (a ``date`` or ``time`` column is required too);
     #: columns of optional fields may be absent or empty.
     SPINUP_COLUMNS: dict[str, str] = {}
@@ -177,7 +183,7 @@ class NgenBmi(LumpedBmi):
         unknown = sorted(set(cfg) - set(keys))
         if unknown:
             raise BmiError(f"unknown key(s) {unknown} in {where}; valid keys: {sorted(keys)}")
-        missing = [k for k in REQUIRED_KEYS if cfg.get(k) is None]
+        missing = [k for k in self.REQUIRED if cfg.get(k) is None]
         if missing:
             raise BmiError(f"missing required key(s) {missing} in {where} "
                            f"({'; '.join(f'{k}: {keys[k]}' for k in missing)})")
@@ -193,15 +199,13 @@ class NgenBmi(LumpedBmi):
         threads = cfg.get("threads", 1)
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise BmiError(f"threads must be a positive integer, got {threads!r}")
-        import torch
-
-        torch.set_num_threads(threads)
+        self._set_threads(threads)
         backend = cfg.get("backend")
-        if backend is not None and backend not in ("cpp", "torch"):
-            raise BmiError(f"backend must be 'cpp' or 'torch', got {backend!r}")
+        if backend is not None and backend not in self.BACKENDS:
+            raise BmiError(f"backend must be {' or '.join(repr(b) for b in self.BACKENDS)}, "
+                           f"got {backend!r}")
 
-        model, norm, bundle = self._load_bundle(cfg.get("bundle"))
-        x_attr = self._encode_attributes(cfg["attributes"], norm)
+        model, norm, x_attr = self._load_model(cfg)
         core = self._make_core(model, norm, x_attr, cfg)
         self._core = core
         self._wire(core)
@@ -216,6 +220,21 @@ class NgenBmi(LumpedBmi):
             self._spinup(self._path(spin))
         if init not in (None, "cold"):
             self._load_state_file(self._path(init), as_initial=True)
+
+    def _set_threads(self, threads: int) -> None:
+        """Use ``threads`` torch/kernel threads in this process (subclass: a model without
+        torch may do nothing)."""
+        import torch
+
+        torch.set_num_threads(threads)
+
+    def _load_model(self, cfg: dict) -> tuple:
+        """``(model, norm, x_attr)`` handed to :meth:`_make_core`: by default the weight bundle
+        (``bundle`` key or the spec's) and the encoded ``attributes``. A model whose parameters
+        do not come from a bundle overrides this (and sets ``_bundle_path`` and
+        ``_bundle_checksum``, which identify its parameters in state files)."""
+        model, norm, _ = self._load_bundle(cfg.get("bundle"))
+        return model, norm, self._encode_attributes(cfg["attributes"], norm)
 
     def _setup_time(self, cfg: dict) -> None:
         step = _number(cfg.get("time_step_seconds", self.HOST_STEPS[0]), "time_step_seconds")

@@ -1,0 +1,216 @@
+"""NextGen BMI component of dLGAR (one catchment per instance): the generic
+:class:`~delta_core.bmi.adapter.NgenBmi` bound to the hourly :class:`~bmi_lgar.core.LgarCore`.
+
+Hourly only: each ``update`` is one LGAR forcing step of one hour with one 3600 s substep. The
+parameters come from an LGAR-C config file (``lgar_config``), from CAMELS attributes through the
+texture table (``attributes``, :mod:`bmi_lgar.texture`) or from explicit layers
+(``soil_layers`` + ``layer_thickness_cm``); there is no trained bundle yet. See
+``bmi_lgar/BMI.md``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from bmi_lgar.core import LgarCore
+from bmi_lgar.lgar_config import LgarConfigError
+from bmi_lgar.parameters import LayerSoil, LgarParameterError, LgarParameters
+from bmi_lgar.soil import SoilTableError
+from bmi_lgar.texture import parameters_from_attributes
+from delta_core.bmi.adapter import RATE_UNITS, InputVar, NgenBmi, OutputVar
+from delta_core.bmi.base import BmiError
+from delta_core.ngen.crosswalk import (BASEFLOW, ET, PET, PRECIP, RUNOFF_DEPTH, RUNOFF_FLUX,
+                                      SOIL, SURFACE_FLOW, T_PLAUSIBLE, TEMP)
+
+GIUH_RUNOFF = "land_surface_water__routed_runoff_volume_flux"
+INFILTRATION = "soil_surface_water__infiltration_volume_flux"
+PERCOLATION = "soil_water_sat-zone_top__recharge_volume_flux"
+PONDED = "land_surface_water__depth"
+RESERVOIR = "groundwater__depth"
+N_FRONTS = "soil_water_wetting-front__count"
+
+#: The output variables: (BMI name, units ("rate": per host step), description, core output or
+#: derived runoff). PET is an output only when it is derived (``pet_source: hargreaves``).
+OUTPUT_TABLE: tuple[tuple[str, str, str, str], ...] = (
+    (RUNOFF_DEPTH, "m", "runoff depth at the outlet over the hour: LGAR total discharge (GIUH "
+     "of surface runoff and reservoir outflow)", "runoff_depth"),
+    (RUNOFF_FLUX, "m3 s-1", "runoff volume flux at the catchment outlet (depth x area / step)",
+     "runoff_flux"),
+    (SURFACE_FLOW, "rate", "surface runoff made in the hour, before GIUH routing",
+     "surface_runoff"),
+    (GIUH_RUNOFF, "rate", "GIUH runoff (= total discharge)", "giuh_runoff"),
+    (INFILTRATION, "rate", "infiltration into the soil", "infiltration"),
+    (PERCOLATION, "rate", "percolation through the bottom of the soil column", "percolation"),
+    (ET, "rate", "actual evapotranspiration", "aet"),
+    (BASEFLOW, "rate", "conceptual reservoir outflow to the stream (before GIUH routing)",
+     "reservoir_discharge"),
+    (SOIL, "mm", "water in the soil column", "soil_storage"),
+    (PONDED, "mm", "water ponded on the surface", "ponded"),
+    (RESERVOIR, "mm", "storage of the conceptual reservoirs (fast + slow)", "reservoir_storage"),
+    (N_FRONTS, "1", "number of wetting fronts in the soil column", "n_fronts"),
+)
+
+#: Keys that give the parameter set (exactly one).
+PARAMETER_SOURCES = ("lgar_config", "attributes", "soil_layers")
+
+
+class BmiLGAR(NgenBmi):
+    """dLGAR for the NextGen framework: one catchment, hourly host steps.
+
+    Inputs: precipitation every hour, and PET (``pet_source: input``, default, as LGAR-C) or air
+    temperature (``pet_source: hargreaves``: PET from the trailing 24 hours of temperature,
+    spread over the day by sine weights).
+    """
+
+    _component_name = "dLGAR: Layered Green-Ampt with Redistribution (NextGen BMI)"
+    MODEL = "dlgar"
+    HOST_STEPS = (3600,)
+    REQUIRED = ("latitude", "area_km2", "start_time")
+    BACKENDS = ("python",)
+    EXTRA_KEYS = {
+        "lgar_config": "LGAR-C config file giving the parameters (its timing is replaced by "
+                       "hourly steps with one 3600 s substep)",
+        "soil_layers": "explicit layers, surface first: each a soil name or row of the soil "
+                       "table, or a mapping {alpha [1/cm], n, ks [cm/h], theta_e, theta_r}",
+        "layer_thickness_cm": "with soil_layers: thickness of each layer [cm]",
+        "soil_depth_cm": "optional check: the layer thicknesses must add up to it [cm]",
+        "soil_table": "soil table for soil names (default: the shipped vG_default_params.dat)",
+        "ponded_depth_max_cm": "override: water held on the surface before runoff [cm]",
+        "giuh_ordinates": "override: GIUH ordinates per hour (sum 1)",
+        "pet_source": "input (default: PET is an input variable) or hargreaves (PET from the "
+                      "trailing 24 h of air temperature, which is then the input)",
+    }
+    SPINUP_COLUMNS = {"prcp_mm_h": "prcp", "pet_mm_h": "pet", "tmean_c": "tmean"}
+
+    # -- parameters --------------------------------------------------------------------------
+    def _set_threads(self, threads: int) -> None:
+        """Pure Python: one thread, nothing to set."""
+
+    def _load_model(self, cfg: dict) -> tuple:
+        if cfg.get("bundle") is not None:
+            raise BmiError("dLGAR has no trained bundle yet: give lgar_config, attributes or "
+                           "soil_layers (the δ model's bundle comes later)")
+        try:
+            params = self._parameter_set(cfg)
+        except BmiError:
+            raise
+        except (LgarParameterError, LgarConfigError, SoilTableError, TypeError,
+                ValueError) as exc:
+            raise BmiError(f"dLGAR parameters: {exc}") from None
+        self._bundle_path = params.source
+        self._bundle_checksum = params.checksum()
+        return params, None, None
+
+    def _parameter_set(self, cfg: dict) -> LgarParameters:
+        """The :class:`LgarParameters` of this catchment from the configuration."""
+        given = [k for k in PARAMETER_SOURCES if cfg.get(k) is not None]
+        if len(given) != 1:
+            raise BmiError(f"give exactly one of {list(PARAMETER_SOURCES)} for the LGAR "
+                           f"parameters, got {given or 'none'}")
+        table = self._path(cfg["soil_table"]) if cfg.get("soil_table") else None
+        if given[0] == "lgar_config":
+            params = LgarParameters.from_lgar_config(self._path(cfg["lgar_config"]))
+        elif given[0] == "attributes":
+            if not isinstance(cfg["attributes"], dict):
+                raise BmiError(f"attributes must be a mapping {{name: value}}, got "
+                               f"{cfg['attributes']!r}")
+            params = parameters_from_attributes(cfg["attributes"], table)
+        else:
+            params = _explicit_layers(cfg, table)
+        return _with_overrides(params, cfg)
+
+    def _spinup(self, path: Path) -> None:
+        """The adapter's spin-up; an hour the core cannot step (no PET and no temperature)
+        names the file."""
+        try:
+            super()._spinup(path)
+        except BmiError:
+            raise
+        except ValueError as exc:
+            raise BmiError(f"spinup_forcing {path}: {exc} (columns: prcp_mm_h and, for "
+                           f"pet_source {'input' if self._pet_input else 'hargreaves'}, "
+                           f"{'pet_mm_h' if self._pet_input else 'tmean_c'})") from None
+
+    def _make_core(self, model, norm, x_attr, cfg) -> LgarCore:
+        pet_source = cfg.get("pet_source", "input")
+        if pet_source not in ("input", "hargreaves"):
+            raise BmiError(f"pet_source must be 'input' or 'hargreaves', got {pet_source!r}")
+        self._pet_input = pet_source == "input"
+        return LgarCore(model, None if self._pet_input else self._lat)
+
+    def _state_signature(self) -> dict:
+        return {"pet_input": self._pet_input}
+
+    # -- variables ---------------------------------------------------------------------------
+    def _inputs(self) -> list[InputVar]:
+        rate = RATE_UNITS[int(self._time_step)]
+        out = [InputVar(PRECIP, rate, "precipitation rate (liquid water reaching the soil)",
+                        (("prcp", "sum"),), min_value=0.0)]
+        if self._pet_input:
+            out.append(InputVar(PET, rate, "potential evapotranspiration", (("pet", "sum"),),
+                                min_value=0.0))
+        else:
+            out.append(InputVar(TEMP, "degC", "air temperature (Hargreaves PET)",
+                                (("tmean", "mean"),), plausible=T_PLAUSIBLE))
+        return out
+
+    def _outputs(self) -> list[OutputVar]:
+        rate = RATE_UNITS[int(self._time_step)]
+        out = [OutputVar(name, rate if units == "rate" else units, desc, source)
+               for name, units, desc, source in OUTPUT_TABLE]
+        if not self._pet_input:
+            out.append(OutputVar(PET, rate, "Hargreaves potential evapotranspiration", "pet"))
+        return out
+
+
+def _explicit_layers(cfg: dict, table: Path | None) -> LgarParameters:
+    """Parameters from ``soil_layers`` and ``layer_thickness_cm``."""
+    layers, thickness = cfg["soil_layers"], cfg.get("layer_thickness_cm")
+    if not isinstance(layers, list) or not layers:
+        raise BmiError(f"soil_layers must be a list of soils, got {layers!r}")
+    if not isinstance(thickness, list) or len(thickness) != len(layers):
+        raise BmiError(f"layer_thickness_cm must list one thickness [cm] per layer of "
+                       f"soil_layers ({len(layers)}), got {thickness!r}")
+    try:
+        thickness = [float(t) for t in thickness]
+    except (TypeError, ValueError):
+        raise BmiError(f"layer_thickness_cm must be numbers [cm], got {thickness!r}") from None
+    depth = cfg.get("soil_depth_cm")
+    if depth is not None and abs(sum(thickness) - float(depth)) > 1e-9 * max(1.0, abs(depth)):
+        raise BmiError(f"layer_thickness_cm {thickness} adds up to {sum(thickness):g} cm, not "
+                       f"soil_depth_cm {depth} cm")
+    soils = [_layer(x, i, table) for i, x in enumerate(layers, start=1)]
+    return LgarParameters(layers=tuple(soils), thickness_cm=tuple(thickness),
+                          source="explicit soil_layers")
+
+
+def _layer(x, i: int, table: Path | None) -> LayerSoil:
+    """One entry of ``soil_layers``."""
+    if isinstance(x, dict):
+        keys = ("alpha", "n", "ks", "theta_e", "theta_r")
+        lacking = [k for k in keys if k not in x]
+        extra = sorted(set(x) - set(keys) - {"name"})
+        if lacking or extra:
+            raise BmiError(f"soil_layers[{i}]: a mapping needs exactly {list(keys)} (alpha "
+                           f"[1/cm], n, ks [cm/h], theta_e, theta_r; optional name); missing "
+                           f"{lacking}, unknown {extra}")
+        try:
+            return LayerSoil.explicit(*(float(x[k]) for k in keys),
+                                      name=str(x.get("name", f"layer {i}")))
+        except (TypeError, ValueError):
+            raise BmiError(f"soil_layers[{i}]: parameters must be numbers, got {x}") from None
+    return LayerSoil.from_table(x, table)
+
+
+def _with_overrides(params: LgarParameters, cfg: dict) -> LgarParameters:
+    """Apply ``ponded_depth_max_cm`` and ``giuh_ordinates`` of the configuration."""
+    import dataclasses
+
+    changes = {}
+    if cfg.get("ponded_depth_max_cm") is not None:
+        changes["ponded_depth_max_cm"] = float(cfg["ponded_depth_max_cm"])
+    if cfg.get("giuh_ordinates") is not None:
+        g = cfg["giuh_ordinates"]
+        if not isinstance(g, list):
+            raise BmiError(f"giuh_ordinates must be a list of numbers, got {g!r}")
+        changes["giuh_ordinates"] = tuple(float(v) for v in g)
+    return dataclasses.replace(params, **changes) if changes else params

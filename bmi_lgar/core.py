@@ -1,0 +1,186 @@
+"""dLGAR for one catchment, stepped one hour at a time (the core the BMI wraps).
+
+Each :meth:`LgarCore.step` is one forcing step of the LGAR column (:class:`bmi_lgar.physics.Lgar`,
+the exact port of LGAR-C) with one fixed 3600 s substep: the same arithmetic as
+:func:`bmi_lgar.runner.run_lgar` on an hourly config with ``timestep=3600[sec]``, so the core's
+fluxes equal run_lgar's to the last bit. The parameters come from an
+:class:`~bmi_lgar.parameters.LgarParameters` (LGAR-C config, texture table, or later the δ
+model's learned soil parameters).
+
+Forcing per hour: precipitation [mm] (liquid water reaching the soil: LGAR has no snow) and PET
+[mm], or, without PET, air temperature [degC] from which PET is Hargreaves of the trailing 24
+hours spread over the day by sine weights (:class:`delta_core.bmi.hourly.TrailingHargreaves`,
+as the dCFE core).
+
+Knows nothing of BMI: amounts in mm per hour, stores in mm (LGAR computes in cm; outputs are
+converted with ``x 10``).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import numpy as np
+
+from bmi_lgar.fronts import Fronts
+from bmi_lgar.parameters import LgarParameters
+from bmi_lgar.physics import Lgar, LgarState, StepFluxes
+from delta_core.bmi.core import LumpedCore
+from delta_core.bmi.hourly import TrailingHargreaves
+
+#: cm -> mm.
+CM_TO_MM = 10.0
+#: Scalars of :class:`LgarState` saved by :meth:`LgarCore.get_state`, in order.
+STATE_SCALARS = ("ponded_cm", "precip_previous_cm", "runoff_in_prev_step", "cr_fast_cm",
+                 "cr_slow_cm", "timestep_h", "time_s", "cache_fluxes", "cache_count",
+                 "previous_aet", "previous_pet", "previous_recharge", "accumulated_pet",
+                 "accumulated_free_drainage")
+_BOOL_SCALARS = {"runoff_in_prev_step", "cache_fluxes"}
+_INT_SCALARS = {"cache_count"}
+#: Front arrays saved (the first ``n`` entries of each).
+FRONT_FIELDS = ("depth", "theta", "psi", "k", "dzdt", "layer", "to_bottom")
+
+
+def sine_pet_weights() -> list[float]:
+    """Fraction of the daily PET in each hour: the sine scheme of
+    :class:`delta_core.disaggregation.HourlyScheme` (``max(0, sin(pi (h - 6) / 12))``,
+    normalised), written without torch so that the LGAR BMI does not import it."""
+    w = [max(0.0, math.sin(math.pi * (h - 6) / 12.0)) for h in range(24)]
+    total = sum(w)
+    return [x / total for x in w]
+
+
+class LgarCore(LumpedCore):
+    """One LGAR column stepped hourly (see the module docstring).
+
+    Parameters
+    ----------
+    params : LgarParameters
+        Soil layers, ponding, GIUH, reservoirs.
+    latitude : float, optional
+        Degrees north; needed only when PET is derived from temperature.
+    pet_weights : sequence of 24 float, optional
+        Hourly shares of the daily Hargreaves PET (default: the sine scheme).
+    """
+
+    step_seconds = 3600
+    #: Hour's precipitation [mm], PET [mm] (None: from temperature), temperature [degC].
+    fields = ("prcp", "pet", "tmean")
+    optional_fields = frozenset({"pet", "tmean"})
+    #: Routed discharge at the outlet (GIUH of surface runoff + reservoir outflow) [mm h-1].
+    flows = ("discharge",)
+    rates = ("surface_runoff", "giuh_runoff", "infiltration", "percolation", "aet", "pet",
+             "reservoir_discharge")
+    levels = ("soil_storage", "ponded", "reservoir_storage", "n_fronts")
+
+    def __init__(self, params: LgarParameters, latitude: float | None = None,
+                 pet_weights=None):
+        super().__init__()
+        self.params = params
+        self.config = params.to_config()
+        self.model = Lgar(self.config)
+        self._pet = None if latitude is None else TrailingHargreaves(
+            latitude, pet_weights or sine_pet_weights(), "dLGAR")
+        self.reset()
+
+    # -- LumpedCore --------------------------------------------------------------------------
+    def reset(self) -> None:
+        self.state: LgarState = self.model.initial_state()
+        self.fluxes: StepFluxes | None = None
+        if self._pet is not None:
+            self._pet.reset()
+        self.flow_new = np.zeros(len(self.flows))
+        self.flow_carry = np.zeros(len(self.flows))
+        self.rate_values = np.zeros(len(self.rates))
+        self.level_values = np.zeros(len(self.levels))
+        self._write_levels()
+
+    def step(self, forcing: list, start: dt.datetime) -> None:
+        """One hour from ``start``: ``forcing`` = [P mm, PET mm or None, T degC or None]."""
+        p, pet, t = forcing
+        if t is not None and self._pet is not None:
+            self._pet.push(t)
+        if pet is None:
+            if t is None or self._pet is None:
+                raise ValueError("dLGAR: an hour without PET needs the air temperature and the "
+                                 "latitude (Hargreaves PET)")
+            pet = self._pet.pet(start)
+        f = self.model.step(self.state, p, pet)
+        self.fluxes = f
+        self.flow_new[0] = f.total_discharge * CM_TO_MM
+        rv = self.rate_values
+        rv[0] = f.surface_runoff * CM_TO_MM
+        rv[1] = f.giuh_runoff * CM_TO_MM
+        rv[2] = f.infiltration * CM_TO_MM
+        rv[3] = f.percolation * CM_TO_MM
+        rv[4] = f.actual_evapotranspiration * CM_TO_MM
+        rv[5] = f.potential_evapotranspiration * CM_TO_MM
+        rv[6] = f.conceptual_reservoir_to_stream_discharge * CM_TO_MM
+        self._write_levels()
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        st = self.state
+        fr = st.fronts
+        out = {f"front_{name}": np.array(getattr(fr, name)) for name in FRONT_FIELDS}
+        out["front_layer"] = out["front_layer"].astype(np.int64)
+        out["front_to_bottom"] = out["front_to_bottom"].astype(bool)
+        out["scalars"] = np.array([float(getattr(st, k)) for k in STATE_SCALARS])
+        out["giuh_queue"] = np.array(st.giuh_queue, dtype=np.float64)
+        out["rate_values"] = self.rate_values
+        out["level_values"] = self.level_values
+        out["flow_new"] = self.flow_new
+        if self._pet is not None:
+            out["temps"] = self._pet.state
+        return {k: np.array(v, copy=True) for k, v in out.items()}
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        self._check_state(state)
+        fronts = Fronts.empty()
+        for name in FRONT_FIELDS:
+            arr = state[f"front_{name}"]
+            conv = int if name == "layer" else bool if name == "to_bottom" else float
+            setattr(fronts, name, [conv(x) for x in arr])
+        st = self.model.initial_state()
+        st.fronts = fronts
+        for key, x in zip(STATE_SCALARS, state["scalars"]):
+            value = bool(x) if key in _BOOL_SCALARS else int(x) if key in _INT_SCALARS \
+                else float(x)
+            setattr(st, key, value)
+        st.giuh_queue = [float(x) for x in state["giuh_queue"]]
+        self.state = st
+        self.fluxes = None
+        self.rate_values = state["rate_values"].astype(np.float64).copy()
+        self.level_values = state["level_values"].astype(np.float64).copy()
+        self.flow_new = state["flow_new"].astype(np.float64).copy()
+        if self._pet is not None:
+            self._pet.state = state["temps"]
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _check_state(self, state: dict[str, np.ndarray]) -> None:
+        """Refuse a state of another configuration (layers, GIUH length, PET model)."""
+        need = [f"front_{n}" for n in FRONT_FIELDS] + ["scalars", "giuh_queue", "rate_values",
+                                                        "level_values", "flow_new"]
+        if self._pet is not None:
+            need.append("temps")
+        lacking = [k for k in need if k not in state]
+        if lacking:
+            raise ValueError(f"dLGAR state lacks {lacking} (saved by another model "
+                             f"configuration?)")
+        n = len(state["front_depth"])
+        if any(len(state[f"front_{k}"]) != n for k in FRONT_FIELDS) or n < 1:
+            raise ValueError("dLGAR state: front arrays of different lengths")
+        layers = state["front_layer"]
+        if layers.max() > self.model.num_layers or layers[-1] != self.model.num_layers:
+            raise ValueError(f"dLGAR state has fronts in {int(layers.max())} layers; this "
+                             f"column has {self.model.num_layers}")
+        if len(state["giuh_queue"]) != len(self.model.giuh) + 1 or \
+                len(state["scalars"]) != len(STATE_SCALARS):
+            raise ValueError("dLGAR state: GIUH queue or scalars of another configuration")
+
+    def _write_levels(self) -> None:
+        st = self.state
+        lv = self.level_values
+        lv[0] = self.model.mass(st.fronts) * CM_TO_MM
+        lv[1] = st.ponded_cm * CM_TO_MM
+        lv[2] = (st.cr_fast_cm + st.cr_slow_cm) * CM_TO_MM
+        lv[3] = float(st.fronts.n)
