@@ -48,6 +48,9 @@ struct Model {
   Soil<double> sv[kMaxLayers + 1];  // values of soil (the iterative solves run on values)
   T largest_ks;
   T ponded_max, a, b, frac_to_cr, a_slow, b_slow, frac_slow;
+  // Per layer, computed once (same operations as where they are used): theta at the head
+  // PSI_UPPER_LIM (least storage) and the head psi_wp of the AET curve.
+  T min_theta[kMaxLayers + 1], psi_wp[kMaxLayers + 1];
 
   // p: kNumParams parameters (T: values, or values with tangents).
   Model(const Settings& settings, const T* p) : c(settings) {
@@ -70,6 +73,14 @@ struct Model {
     a_slow = p[kASlow];
     b_slow = p[kBSlow];
     frac_slow = p[kFracSlow];
+    for (int l = 0; l <= nl; ++l) {
+      const Soil<T>& s = soil[l];
+      min_theta[l] = theta_from_psi(kPsiUpperLim, s);
+      const T theta_fc = theta_from_psi(c.field_capacity_psi, s);
+      const T wp_head_theta = theta_from_psi(c.wilting_point_psi, s);
+      const T theta_wp = (theta_fc - wp_head_theta) * 1.0 / 2.0 + wp_head_theta;
+      psi_wp[l] = psi_from_se(se_from_theta(theta_wp, s), s);
+    }
   }
 
   // -- soil helpers --------------------------------------------------------------------------
@@ -139,8 +150,7 @@ struct Model {
   T min_storage_to_front(const Fronts<T>& fr, int i_fd) const {
     T total(0.0), previous(0.0);
     for (int i = 0; i < fr.n; ++i) {
-      const T min_theta = theta_at(fr.layer[i], kPsiUpperLim);
-      total += min_theta * (fr.depth[i] - previous);
+      total += min_theta[fr.layer[i]] * (fr.depth[i] - previous);
       if (i == i_fd) break;
       previous = fr.depth[i];
     }
@@ -161,13 +171,7 @@ struct Model {
   T aet(const Fronts<T>& fr, const T& pet_cm_per_h, double dt_h) const {
     T demand(0.0);
     if (fr.psi[0] < 1.0e6) {
-      const Soil<T>& s = soil[fr.layer[0]];
-      const T theta_fc = theta_from_psi(c.field_capacity_psi, s);
-      const T wp_head_theta = theta_from_psi(c.wilting_point_psi, s);
-      const T theta_wp = (theta_fc - wp_head_theta) * 1.0 / 2.0 + wp_head_theta;
-      const T se = se_from_theta(theta_wp, s);
-      const T psi_wp = psi_from_se(se, s);
-      const T h_ratio = 1.0 + pow(fr.psi[0] / psi_wp, 3.0);
+      const T h_ratio = 1.0 + pow(fr.psi[0] / psi_wp[fr.layer[0]], 3.0);
       demand = pet_cm_per_h * (1.0 / h_ratio) * dt_h;
       if (demand < 0.0)
         demand = T(0.0);

@@ -71,7 +71,8 @@ T geff_closed_form(const T& theta1, const T& theta2, const Soil<T>& s) {
   const T lam = s.bc_lambda;
   const T h_c = s.bc_psib * ((2.0 + 3.0 * lam) / (1.0 + 3.0 * lam));
   const T expo = 3.0 + 1.0 / lam;
-  T geff = (h_c * (pow(se_i, expo) - pow(se_f, expo))) / (1.0 - pow(se_f, expo));
+  const T pow_f = pow(se_f, expo);  // used twice (pow may set errno: not merged by the compiler)
+  T geff = (h_c * (pow(se_i, expo) - pow_f)) / (1.0 - pow_f);
   if (std::isinf(val(geff)) || std::isnan(val(geff))) geff = h_c;
   return geff;
 }
