@@ -221,6 +221,8 @@ class KernelRun:
         [T, B, V, P] d output / d parameter [m per unit of the parameter] (sensitivities).
     state_tangent : numpy.ndarray or None
         [B, S, P] tangents of the final state (pass as ``state_tangent`` to continue).
+    vjp : numpy.ndarray or None
+        [B, P] vector-Jacobian product with ``vjp_weights`` (sensitivities).
     """
 
     outputs: dict[str, np.ndarray]
@@ -230,6 +232,7 @@ class KernelRun:
     fronts: np.ndarray | None = None
     jacobian: np.ndarray | None = None
     state_tangent: np.ndarray | None = None
+    vjp: np.ndarray | None = None
 
 
 def _forcing(x, n_basins: int, name: str) -> np.ndarray:
@@ -244,7 +247,9 @@ def _forcing(x, n_basins: int, name: str) -> np.ndarray:
 def run_kernel(batch: KernelBatch | Sequence[LgarConfig], precip_mm_per_h, pet_mm_per_h,
                params: np.ndarray | None = None, state: np.ndarray | None = None,
                state_tangent: np.ndarray | None = None, sensitivities: bool = False,
-               record_fronts: int = 0, n_threads: int = 1) -> KernelRun:
+               record_fronts: int = 0, n_threads: int = 1, jacobian: bool = True,
+               vjp_weights: np.ndarray | None = None,
+               vjp_outputs: Sequence[str] = ()) -> KernelRun:
     """Run B columns over T forcing steps in the compiled kernel.
 
     Parameters
@@ -264,6 +269,12 @@ def run_kernel(batch: KernelBatch | Sequence[LgarConfig], precip_mm_per_h, pet_m
         Record the first K fronts of each basin after every step.
     n_threads : int
         Threads over basins.
+    jacobian : bool
+        With ``sensitivities``, return the Jacobian [T, B, 14, 27] (memory T B 378 doubles).
+    vjp_weights, vjp_outputs : optional
+        With ``sensitivities``, weights [T, B, K] of the outputs named ``vjp_outputs`` (K names):
+        return ``vjp`` [B, P] = sum over steps and outputs of weight x d output / d p, accumulated
+        in the kernel (memory independent of T; pass ``jacobian=False`` to skip the Jacobian).
     """
     if not isinstance(batch, KernelBatch):
         batch = pack_configs(list(batch))
@@ -275,8 +286,17 @@ def run_kernel(batch: KernelBatch | Sequence[LgarConfig], precip_mm_per_h, pet_m
     kwargs = {}
     if sensitivities:
         kwargs["state_tangent"] = state_tangent
-    elif state_tangent is not None:
-        raise ValueError("state_tangent: only with sensitivities=True")
+        kwargs["jacobian"] = jacobian
+        if vjp_weights is not None:
+            unknown = [name for name in vjp_outputs if name not in OUTPUT_NAMES]
+            if unknown or not vjp_outputs:
+                raise ValueError(f"vjp_outputs: expected names of {OUTPUT_NAMES}, got "
+                                 f"{list(vjp_outputs)}")
+            kwargs["vjp_weights"] = np.ascontiguousarray(vjp_weights, dtype=np.float64)
+            kwargs["vjp_outputs"] = np.array([OUTPUT_NAMES.index(n) for n in vjp_outputs],
+                                             np.int32)
+    elif state_tangent is not None or vjp_weights is not None:
+        raise ValueError("state_tangent, vjp_weights: only with sensitivities=True")
     res = fn(batch.num_layers, batch.cum_depth, batch.scalars, batch.flags, batch.giuh,
              batch.n_giuh, p, precip, pet, state=state, record_fronts=record_fronts,
              n_threads=n_threads, **kwargs)
@@ -284,32 +304,35 @@ def run_kernel(batch: KernelBatch | Sequence[LgarConfig], precip_mm_per_h, pet_m
     return KernelRun(outputs={name: out[:, :, i] for i, name in enumerate(OUTPUT_NAMES)},
                      state=res["state"], n_fronts=res["n_fronts"], substeps=res["substeps"],
                      fronts=res.get("fronts"), jacobian=res.get("jacobian"),
-                     state_tangent=res.get("state_tangent"))
+                     state_tangent=res.get("state_tangent"), vjp=res.get("vjp"))
 
 
 # ----------------------------------------------------------------------------------------------
 # Autograd
 # ----------------------------------------------------------------------------------------------
 class LgarFunction(torch.autograd.Function):
-    """params [B, P] (float64) -> selected outputs [T, B, len(outputs)] with the Jacobian from
-    the sensitivity kernel; backward = sum over t and outputs of grad_out x J."""
+    """params [B, P] (float64) -> selected outputs [T, B, K] (metres per step).
+
+    Forward runs the plain kernel. Backward runs the sensitivity kernel once more with the
+    incoming gradient as weights and returns ``sum_t sum_k grad_out[t, b, k] J[t, b, k, :]``,
+    accumulated in the kernel (no Jacobian stored; memory independent of T)."""
 
     @staticmethod
     def forward(ctx, params: torch.Tensor, batch: KernelBatch, precip, pet,
                 outputs: tuple[str, ...], n_threads: int):
-        idx = [OUTPUT_NAMES.index(name) for name in outputs]
-        p = params.detach().cpu().numpy().astype(np.float64)
-        run = run_kernel(batch, precip, pet, params=p, sensitivities=params.requires_grad,
-                         n_threads=n_threads)
+        p = np.ascontiguousarray(params.detach().cpu().numpy(), dtype=np.float64)
+        run = run_kernel(batch, precip, pet, params=p, n_threads=n_threads)
+        ctx.args = (p, batch, precip, pet, outputs, n_threads)
         y = np.stack([run.outputs[name] for name in outputs], axis=-1)
-        if run.jacobian is not None:
-            ctx.save_for_backward(torch.from_numpy(np.ascontiguousarray(run.jacobian[:, :, idx])))
         return torch.from_numpy(y).to(params.dtype)
 
     @staticmethod
     def backward(ctx, grad_out):
-        (jac,) = ctx.saved_tensors
-        grad = torch.einsum("tbv,tbvp->bp", grad_out.to(jac.dtype), jac)
+        p, batch, precip, pet, outputs, n_threads = ctx.args
+        w = grad_out.detach().cpu().numpy().astype(np.float64)
+        run = run_kernel(batch, precip, pet, params=p, sensitivities=True, jacobian=False,
+                         vjp_weights=w, vjp_outputs=outputs, n_threads=n_threads)
+        grad = torch.from_numpy(run.vjp).to(grad_out.dtype)
         return grad, None, None, None, None, None
 
 

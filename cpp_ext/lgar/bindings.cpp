@@ -148,7 +148,8 @@ template <typename T>
 py::dict run(const Arr<int>& layers, const Arr<double>& cum, const Arr<double>& scalars,
              const Arr<int>& flags, const Arr<double>& giuh, const Arr<int>& n_giuh,
              const Arr<double>& params, const Arr<double>& precip, const Arr<double>& pet,
-             py::object state_in, py::object tangent_in, int record_fronts, int n_threads) {
+             py::object state_in, py::object tangent_in, int record_fronts, int n_threads,
+             bool jacobian, py::object vjp_weights, py::object vjp_outputs) {
   constexpr bool sens = lgar::is_dual<T>::value;
   Batch bt = make_batch(layers, cum, scalars, flags, giuh, n_giuh, params, precip, pet, n_threads);
   lgar::Problem& pr = bt.pr;
@@ -181,13 +182,34 @@ py::dict run(const Arr<int>& layers, const Arr<double>& cum, const Arr<double>& 
   o.substeps = substeps.mutable_data();
   o.fronts = record_fronts > 0 ? fronts.mutable_data() : nullptr;
   py::dict d;
+  Arr<double> w;
+  Arr<int> wo;
   if constexpr (sens) {
-    py::array_t<double> jac({TT, B, V, P});
     py::array_t<double> tangent_out({B, S, P});
-    o.jac = jac.mutable_data();
     o.tangent_out = tangent_out.mutable_data();
-    d["jacobian"] = jac;
     d["state_tangent"] = tangent_out;
+    if (jacobian) {
+      py::array_t<double> jac({TT, B, V, P});
+      o.jac = jac.mutable_data();
+      d["jacobian"] = jac;
+    }
+    if (!vjp_weights.is_none()) {
+      if (vjp_outputs.is_none()) fail("vjp_outputs: needed with vjp_weights");
+      wo = vjp_outputs.cast<Arr<int>>();
+      if (wo.ndim() != 1) fail("vjp_outputs: expected [K] output indices");
+      for (py::ssize_t k = 0; k < wo.size(); ++k)
+        if (wo.data()[k] < 0 || wo.data()[k] >= V) fail("vjp_outputs: index out of range");
+      w = vjp_weights.cast<Arr<double>>();
+      check_shape<double>(w, {TT, B, wo.size()}, "vjp_weights");
+      py::array_t<double> vjp({B, P});
+      o.weights = w.data();
+      o.vjp_outputs = wo.data();
+      o.n_vjp = int(wo.size());
+      o.vjp = vjp.mutable_data();
+      d["vjp"] = vjp;
+    }
+  } else {
+    if (jacobian || !vjp_weights.is_none()) fail("jacobian / vjp_weights: only with sensitivities");
   }
   {
     py::gil_scoped_release release;
@@ -207,7 +229,8 @@ void bind(py::module_& m, const char* name, const char* doc) {
         py::arg("flags"), py::arg("giuh"), py::arg("n_giuh"), py::arg("params"),
         py::arg("precip"), py::arg("pet"), py::arg("state") = py::none(),
         py::arg("state_tangent") = py::none(), py::arg("record_fronts") = 0,
-        py::arg("n_threads") = 1, doc);
+        py::arg("n_threads") = 1, py::arg("jacobian") = lgar::is_dual<T>::value,
+        py::arg("vjp_weights") = py::none(), py::arg("vjp_outputs") = py::none(), doc);
 }
 
 }  // namespace

@@ -159,6 +159,12 @@ struct Outputs {
   double* fronts = nullptr;      // [T, B, K, 4] or nullptr
   int* n_fronts = nullptr;       // [T, B] or nullptr
   int* substeps = nullptr;       // [T, B] or nullptr
+  // Vector-Jacobian product instead of (or besides) the Jacobian (sensitivities only):
+  // vjp[b, p] = sum_t sum_k weights[t, b, k] d out[t, b, vjp_outputs[k]] / d p.
+  const double* weights = nullptr;  // [T, B, n_vjp]
+  const int* vjp_outputs = nullptr; // [n_vjp]
+  int n_vjp = 0;
+  double* vjp = nullptr;            // [B, P]
 };
 
 constexpr double kCmToM = 0.01;
@@ -177,8 +183,20 @@ void record(const Problem& pr, const Outputs& o, std::ptrdiff_t t, std::ptrdiff_
   for (int v = 0; v < kNumOutputs; ++v) {
     o.out[tb * kNumOutputs + v] = val(step_out[v]) * kCmToM;
     if constexpr (is_dual<T>::value)
-      for (int p = 0; p < kNumParams; ++p)
-        o.jac[(tb * kNumOutputs + v) * kNumParams + p] = step_out[v].d[p] * kCmToM;
+      if (o.jac)
+        for (int p = 0; p < kNumParams; ++p)
+          o.jac[(tb * kNumOutputs + v) * kNumParams + p] = step_out[v].d[p] * kCmToM;
+  }
+  if constexpr (is_dual<T>::value) {
+    if (o.vjp) {
+      double* g = o.vjp + b * kNumParams;
+      for (int k = 0; k < o.n_vjp; ++k) {
+        const double w = o.weights[tb * o.n_vjp + k];
+        if (w == 0.0) continue;
+        const T& y = step_out[o.vjp_outputs[k]];
+        for (int p = 0; p < kNumParams; ++p) g[p] += w * (y.d[p] * kCmToM);
+      }
+    }
   }
   if (o.substeps) o.substeps[tb] = substeps;
   if (o.n_fronts) o.n_fronts[tb] = fr.n;
@@ -205,6 +223,8 @@ void run_basin(const Problem& pr, const Outputs& o, std::ptrdiff_t b, Work<T>& w
     else p[i] = pr.params[b * kNumParams + i];
   }
   const Model<T> m(s, p);
+  if (o.vjp)
+    for (int i = 0; i < kNumParams; ++i) o.vjp[b * kNumParams + i] = 0.0;
   w.st.giuh_queue = w.queue.data();
   if (pr.state_in) {
     const double* tin = pr.tangent_in ? pr.tangent_in + b * S * kNumParams : nullptr;
