@@ -235,6 +235,32 @@ class KernelRun:
     vjp: np.ndarray | None = None
 
 
+#: Fields of the front arrays in a packed state, in order (each MAX_FRONTS long).
+STATE_FRONT_FIELDS: tuple[str, ...] = ("depth", "theta", "psi", "k", "dzdt", "layer", "to_bottom")
+#: Scalars at the start of a packed state, in order (``n`` fronts first).
+STATE_SCALARS: tuple[str, ...] = (
+    "n", "ponded_cm", "precip_previous_cm", "cr_fast_cm", "cr_slow_cm", "previous_aet",
+    "previous_pet", "previous_recharge", "accumulated_pet", "accumulated_free_drainage",
+    "runoff_in_prev_step", "cache_fluxes", "cache_count", "timestep_h", "time_s", "reserved")
+
+
+def unpack_state(state: np.ndarray, basin: int = 0) -> dict[str, np.ndarray | float]:
+    """The packed state of one basin as named values: the :data:`STATE_SCALARS`, the fronts
+    (:data:`STATE_FRONT_FIELDS`, ``n`` each; depth and psi cm, K and dZ/dt cm/h) and
+    ``giuh_queue`` (cm)."""
+    row = np.asarray(state)[basin]
+    cap = int(core().MAX_FRONTS)
+    ns = len(STATE_SCALARS)
+    out: dict[str, np.ndarray | float] = {k: float(row[i]) for i, k in enumerate(STATE_SCALARS)}
+    n = int(row[0])
+    for j, name in enumerate(STATE_FRONT_FIELDS):
+        values = row[ns + j * cap: ns + j * cap + n]
+        out[name] = values.astype(int) if name == "layer" else (
+            values != 0 if name == "to_bottom" else values.copy())
+    out["giuh_queue"] = row[ns + len(STATE_FRONT_FIELDS) * cap:].copy()
+    return out
+
+
 def _forcing(x, n_basins: int, name: str) -> np.ndarray:
     a = np.ascontiguousarray(np.asarray(x, dtype=np.float64))
     if a.ndim == 1 and n_basins == 1:

@@ -21,6 +21,7 @@ import torch
 
 from bmi_lgar import kernel
 from bmi_lgar.lgar_config import read_lgar_config
+from bmi_lgar.physics import Lgar
 from bmi_lgar.reference import CASES, base_dir, reference_workdir
 from bmi_lgar.runner import run_lgar
 from lgar_helpers import REF, need_reference, storm_forcing, synthetic_config
@@ -162,6 +163,25 @@ def test_split_run_equals_one_run(generality):
         joined = np.concatenate([first.outputs[name], second.outputs[name]])
         np.testing.assert_array_equal(joined, whole.outputs[name], name)
     np.testing.assert_array_equal(second.state, whole.state)
+
+
+def test_final_state_holds_the_port_state():
+    cfg = synthetic_config([13, 14, 15], [44.0, 131.0, 25.0], n_steps=80, a=0.002, b=2.0,
+                           frac_to_cr=0.2, a_slow=0.0002, b_slow=1.5, frac_slow=0.3)
+    f = storm_forcing(80, 40.0, seed=7)
+    model = Lgar(cfg)
+    st = model.initial_state()
+    for p, e in zip(f.precip_mm_per_h, f.pet_mm_per_h):
+        model.step(st, float(p), float(e))
+    got = kernel.unpack_state(kernel.run_kernel([cfg], f.precip_mm_per_h, f.pet_mm_per_h).state)
+    fr = st.fronts
+    assert got["n"] == fr.n
+    for name in ("depth", "theta", "psi", "k", "dzdt", "layer", "to_bottom"):
+        np.testing.assert_array_equal(got[name], getattr(fr, name), name)
+    for name in ("ponded_cm", "cr_fast_cm", "cr_slow_cm", "precip_previous_cm", "time_s"):
+        assert got[name] == getattr(st, name), name
+    assert got["runoff_in_prev_step"] == float(st.runoff_in_prev_step)
+    np.testing.assert_array_equal(got["giuh_queue"][:len(st.giuh_queue)], st.giuh_queue)
 
 
 def test_split_sensitivity_run_equals_one_run():
