@@ -105,7 +105,7 @@ def core():
 # Parameters and settings of a batch
 # ----------------------------------------------------------------------------------------------
 def parameters_from_config(config: LgarConfig) -> np.ndarray:
-    """The kernel's parameter vector [27] of a config (unused layer slots: a loam-like filler)."""
+    """The kernel's parameter vector [27] of a config (unused layer slots repeat the last layer)."""
     p = np.empty(len(PARAMETER_NAMES))
     soils = config.layer_soils
     for layer in range(MAX_LAYERS):

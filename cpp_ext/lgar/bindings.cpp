@@ -49,11 +49,13 @@ void check_soils(const double* p, int nl, py::ssize_t b) {
     if (!(q[lgar::kN] > 1.0)) fail("params: " + at + "van Genuchten n must be > 1");
     if (!(q[lgar::kAlpha] > 0.0 && q[lgar::kKs] > 0.0))
       fail("params: " + at + "alpha and Ks must be positive");
-    if (!(0.0 <= q[lgar::kThetaR] && q[lgar::kThetaR] < q[lgar::kThetaE] && q[lgar::kThetaE] <= 1.0))
+    const double tr = q[lgar::kThetaR], te = q[lgar::kThetaE];
+    if (!(0.0 <= tr && tr < te && te <= 1.0))
       fail("params: " + at + "need 0 <= theta_r < theta_e <= 1");
   }
   for (int i = lgar::kPondedMax; i < lgar::kNumParams; ++i)
-    if (!std::isfinite(p[i])) fail("params: " + where(b) + ": " + kParamNames[i] + " is not finite");
+    if (!std::isfinite(p[i]))
+      fail("params: " + where(b) + ": " + kParamNames[i] + " is not finite");
 }
 
 void check_forcing(const Arr<double>& a, const char* name) {

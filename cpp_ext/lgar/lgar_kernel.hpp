@@ -240,7 +240,8 @@ void run_basin(const Problem& pr, const Outputs& o, std::ptrdiff_t b, Work<T>& w
     record(pr, o, t, b, step_out, w.st.fronts, n_sub);
   }
   double* tout = nullptr;
-  if constexpr (is_dual<T>::value) tout = o.tangent_out ? o.tangent_out + b * S * kNumParams : nullptr;
+  if constexpr (is_dual<T>::value)
+    tout = o.tangent_out ? o.tangent_out + b * S * kNumParams : nullptr;
   pack_state(w.st, pr.queue_len, Packer<T>{o.state_out + b * S, tout});
 }
 
@@ -249,7 +250,7 @@ template <typename T>
 void run(const Problem& pr, const Outputs& o) {
   std::vector<std::string> errors(std::size_t(pr.n_basins));
   std::vector<char> invalid(std::size_t(pr.n_basins), 0);
-  delta::parallel_chunks(std::size_t(pr.n_basins), pr.n_threads, [&](std::size_t lo, std::size_t hi) {
+  const auto chunk = [&](std::size_t lo, std::size_t hi) {
     auto w = std::make_unique<Work<T>>();
     w->queue.assign(std::size_t(pr.queue_len), T(0.0));
     for (std::size_t b = lo; b < hi; ++b) {
@@ -262,7 +263,8 @@ void run(const Problem& pr, const Outputs& o) {
         errors[b] = e.what();
       }
     }
-  });
+  };
+  delta::parallel_chunks(std::size_t(pr.n_basins), pr.n_threads, chunk);
   for (std::size_t b = 0; b < errors.size(); ++b) {
     if (errors[b].empty()) continue;
     const std::string msg = "LGAR basin " + std::to_string(b) + ": " + errors[b];

@@ -367,7 +367,8 @@ void dzdt_calc(const Model<T>& m, Fronts<T>& fr, const T& h_p, double dt_h, bool
   const double* cum = m.cum;
   int count_correct_for_crossing = 0;
   const int n = fr.n;
-  if (n == 0) throw std::runtime_error("lgar derivative function called for an empty list of fronts");
+  if (n == 0)
+    throw std::runtime_error("lgar derivative function called for an empty list of fronts");
   for (int cur = 0; cur < n - 1; ++cur) {
     const int layer = fr.layer[cur];
     const T k_cur = fr.k[cur];
