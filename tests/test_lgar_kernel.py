@@ -21,6 +21,7 @@ import pytest
 import torch
 
 from bmi_lgar import kernel
+from bmi_lgar.forcing import Forcing, read_forcing
 from bmi_lgar.lgar_config import read_lgar_config
 from bmi_lgar.physics import Lgar
 from bmi_lgar.reference import CASES, base_dir, reference_workdir
@@ -68,8 +69,6 @@ def reference_case(name: str, workdir: Path, n_steps: int | None = None):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         cfg = read_lgar_config(case.path(case.config, REF), base_dir(case, workdir))
-    from bmi_lgar.forcing import read_forcing
-
     forcing = read_forcing(cfg.forcing_file)
     n = cfg.num_forcing_steps if n_steps is None else n_steps
     return cfg, forcing, n
@@ -286,6 +285,49 @@ def test_sensitivity_values_equal_plain_values(generality):
     for name in kernel.OUTPUT_NAMES:
         np.testing.assert_array_equal(plain.outputs[name], sens.outputs[name], name)
     assert np.isfinite(sens.jacobian).all()
+
+
+def random_columns(n_basins: int, n_steps: int, seed: int = 1):
+    """Columns of 1 to 4 layers with random van Genuchten soils, heads and options, and
+    storms of random size: a batch, its parameters and forcing."""
+    rng = np.random.default_rng(seed)
+    configs, params, precip, pet = [], [], [], []
+    for b in range(n_basins):
+        nl = int(rng.integers(1, 5))
+        thickness = list(rng.uniform(10, 80, nl))
+        cfg = synthetic_config([int(x) for x in rng.integers(1, 19, nl)], thickness,
+                               n_steps=n_steps,
+                               use_closed_form_g=bool(rng.random() < 0.7),
+                               free_drainage_enabled=bool(rng.random() < 0.3),
+                               initial_psi_cm=float(rng.uniform(50, 5000)))
+        p = kernel.parameters_from_config(cfg)
+        for layer in range(nl):
+            p[5 * layer:5 * layer + 5] = (10 ** rng.uniform(-2.5, -0.8), rng.uniform(1.1, 3.0),
+                                          10 ** rng.uniform(-1.5, 1.5), rng.uniform(0.35, 0.55),
+                                          rng.uniform(0.01, 0.12))
+        f = storm_forcing(n_steps, float(rng.uniform(5, 80)), seed=b)
+        configs.append(cfg)
+        params.append(p)
+        precip.append(f.precip_mm_per_h)
+        pet.append(f.pet_mm_per_h)
+    return (kernel.pack_configs(configs), np.stack(params), np.stack(precip, 1),
+            np.stack(pet, 1), configs)
+
+
+def test_random_columns_finite_sensitivities_and_port_values():
+    """Saturated fronts crossing layers (psi = 0, Se = 1, where dK/dSe and dpsi/dSe are
+    infinite) give finite tangents; values equal the port's."""
+    batch, params, precip, pet, configs = random_columns(40, 200)
+    sens = kernel.run_kernel(batch, precip, pet, params=params, sensitivities=True, n_threads=2)
+    assert np.isfinite(sens.jacobian).all()
+    plain = kernel.run_kernel(batch, precip, pet, params=params)
+    for name in kernel.OUTPUT_NAMES:
+        np.testing.assert_array_equal(plain.outputs[name], sens.outputs[name], name)
+    for b in (0, 21, 26):
+        forcing = Forcing([f"t{k}" for k in range(len(precip))], precip[:, b], pet[:, b])
+        run = run_lgar(kernel.config_with_parameters(configs[b], params[b]), forcing)
+        for name in kernel.OUTPUT_NAMES:
+            np.testing.assert_array_equal(plain.outputs[name][:, b], run.variables[name], name)
 
 
 def test_autograd_matches_jacobian_and_gradcheck():

@@ -122,22 +122,27 @@ struct Dual {
   friend bool operator>=(double a, const Dual& b) { return a >= b.v; }
 
   // -- functions -------------------------------------------------------------------------------
+  // At a zero base (saturation Se = 1 in psi(Se) and K(Se), or Se = 0) the derivative through
+  // the base is infinite; the scheme clamps there (theta <= theta_e, theta >= theta_r), so the
+  // tangent through a zero base is taken as 0 (the clamped function's), never inf or nan.
   friend Dual sqrt(const Dual& a) {
     Dual r(std::sqrt(a.v));
-    const double g = 0.5 / r.v;
+    const double g = a.v == 0.0 ? 0.0 : 0.5 / r.v;
     LGAR_SIMD for (int i = 0; i < N; ++i) r.d[i] = a.d[i] == 0.0 ? 0.0 : g * a.d[i];
     return r;
   }
   friend Dual fabs(const Dual& a) { return a.v < 0.0 ? -a : a; }
   friend Dual pow(const Dual& x, double y) {
     Dual r(std::pow(x.v, y));
-    const double g = y * std::pow(x.v, y - 1.0);
+    double g = y * std::pow(x.v, y - 1.0);
+    if (x.v == 0.0 && !std::isfinite(g)) g = 0.0;
     LGAR_SIMD for (int i = 0; i < N; ++i) r.d[i] = x.d[i] == 0.0 ? 0.0 : g * x.d[i];
     return r;
   }
   friend Dual pow(const Dual& x, const Dual& y) {
     Dual r(std::pow(x.v, y.v));
-    const double gx = y.v * std::pow(x.v, y.v - 1.0);
+    double gx = y.v * std::pow(x.v, y.v - 1.0);
+    if (x.v == 0.0 && !std::isfinite(gx)) gx = 0.0;
     const double gy = x.v > 0.0 ? r.v * std::log(x.v) : 0.0;
     LGAR_SIMD for (int i = 0; i < N; ++i)
       r.d[i] = (x.d[i] == 0.0 ? 0.0 : gx * x.d[i]) + (y.d[i] == 0.0 ? 0.0 : gy * y.d[i]);
