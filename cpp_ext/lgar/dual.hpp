@@ -17,6 +17,15 @@
 
 namespace lgar {
 
+// The C library's pow, always called. Compilers replace pow(x, 2.0) by x * x even without
+// fast-math; x * x is correctly rounded while glibc's pow (< 1 ulp) is not always, and the
+// reference (Python's math.pow, the C pow) then differs in the last bit. The volatile exponent
+// keeps the call (its cost is nothing next to pow's).
+inline double c_pow(double x, double y) {
+  volatile double exponent = y;
+  return std::pow(x, exponent);
+}
+
 template <int N>
 struct Dual {
   double v = 0.0;
@@ -133,15 +142,15 @@ struct Dual {
   }
   friend Dual fabs(const Dual& a) { return a.v < 0.0 ? -a : a; }
   friend Dual pow(const Dual& x, double y) {
-    Dual r(std::pow(x.v, y));
-    double g = y * std::pow(x.v, y - 1.0);
+    Dual r(c_pow(x.v, y));
+    double g = y * c_pow(x.v, y - 1.0);
     if (x.v == 0.0 && !std::isfinite(g)) g = 0.0;
     LGAR_SIMD for (int i = 0; i < N; ++i) r.d[i] = x.d[i] == 0.0 ? 0.0 : g * x.d[i];
     return r;
   }
   friend Dual pow(const Dual& x, const Dual& y) {
-    Dual r(std::pow(x.v, y.v));
-    double gx = y.v * std::pow(x.v, y.v - 1.0);
+    Dual r(c_pow(x.v, y.v));
+    double gx = y.v * c_pow(x.v, y.v - 1.0);
     if (x.v == 0.0 && !std::isfinite(gx)) gx = 0.0;
     const double gy = x.v > 0.0 ? r.v * std::log(x.v) : 0.0;
     LGAR_SIMD for (int i = 0; i < N; ++i)
@@ -155,7 +164,7 @@ struct Dual {
 
 inline double val(double x) { return x; }
 using std::fabs;
-using std::pow;
+inline double pow(double x, double y) { return c_pow(x, y); }
 using std::sqrt;
 // C semantics of fmax / fmin, written as the Dual ones so both scalar types choose alike.
 inline double fmax(double a, double b) { return (a >= b || b != b) ? a : b; }
