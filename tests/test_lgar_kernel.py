@@ -77,7 +77,10 @@ def reference_case(name: str, workdir: Path, n_steps: int | None = None):
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_CASES
                                   else n for n in sorted(CASES)])
 def test_reference_runs_bit_for_bit(name, workdir):
-    cfg, forcing, n = reference_case(name, workdir)
+    """The kernel equals the port on every reference run; the long ones (SLOW_CASES) over their
+    first 2000 forcing steps here (the port itself is checked against LGAR-C over the whole run
+    in test_lgar_reference.py; full-length kernel equality was measured once, bmi_lgar/LGAR.md)."""
+    cfg, forcing, n = reference_case(name, workdir, 2000 if name in SLOW_CASES else None)
     run = run_lgar(cfg, forcing, n_steps=n)
     kr = kernel.run_kernel([cfg], forcing.precip_mm_per_h[:n], forcing.pet_mm_per_h[:n],
                            record_fronts=K)
