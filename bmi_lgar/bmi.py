@@ -86,9 +86,9 @@ class BmiLGAR(NgenBmi):
         """Pure Python: one thread, nothing to set."""
 
     def _load_model(self, cfg: dict) -> tuple:
-        if cfg.get("bundle") is not None:
-            raise BmiError("dLGAR has no trained bundle yet: give lgar_config, attributes or "
-                           "soil_layers (the δ model's bundle comes later)")
+        self._has_bundle = cfg.get("bundle") is not None
+        if self._has_bundle:
+            return self._bundle_parameters(cfg)
         try:
             params = self._parameter_set(cfg)
         except BmiError:
@@ -99,6 +99,33 @@ class BmiLGAR(NgenBmi):
         self._bundle_path = params.source
         self._bundle_checksum = params.checksum()
         return params, None, None
+
+    def _bundle_parameters(self, cfg: dict) -> tuple:
+        """The parameter set the bundle's network gives for the catchment's ``attributes``
+        (encoded for the network; the raw texture attributes for the texture-table prior)."""
+        import torch
+
+        others = [k for k in PARAMETER_SOURCES if k != "attributes" and cfg.get(k) is not None]
+        if others:
+            raise BmiError(f"bundle gives the parameters: drop {others} (or drop bundle)")
+        if cfg.get("attributes") is None:
+            raise BmiError("missing required key(s) ['attributes']: a bundle needs the "
+                           "catchment attributes")
+        model, norm, _ = self._load_bundle(cfg["bundle"])
+        attrs = cfg["attributes"]
+        x_attr = self._encode_attributes(attrs, norm)
+        names = tuple(getattr(model, "raw_attributes", ()))
+        lacking = [n for n in names if attrs.get(n) is None]
+        if lacking:
+            raise BmiError(f"attributes lacks {lacking}: the dLGAR bundle's texture-table prior "
+                           f"needs the raw attributes {list(names)}")
+        try:
+            raw = torch.tensor([[float(attrs[n]) for n in names]], dtype=torch.float64)
+            params = model.lgar_parameters(torch.as_tensor(x_attr, dtype=torch.float64)[None],
+                                           raw)[0]
+        except (LgarParameterError, TypeError, ValueError) as exc:
+            raise BmiError(f"dLGAR parameters from the bundle: {exc}") from None
+        return _with_overrides(params, cfg), None, None
 
     def _parameter_set(self, cfg: dict) -> LgarParameters:
         """The :class:`LgarParameters` of this catchment from the configuration."""
@@ -131,7 +158,7 @@ class BmiLGAR(NgenBmi):
                            f"{'pet_mm_h' if self._pet_input else 'tmean_c'})") from None
 
     def _make_core(self, model, norm, x_attr, cfg) -> LgarCore:
-        pet_source = cfg.get("pet_source", "input")
+        pet_source = cfg.get("pet_source", "hargreaves" if self._has_bundle else "input")
         if pet_source not in ("input", "hargreaves"):
             raise BmiError(f"pet_source must be 'input' or 'hargreaves', got {pet_source!r}")
         self._pet_input = pet_source == "input"
