@@ -62,8 +62,8 @@ import torch
 from torch import nn
 
 from bmi_lgar import kernel
-from bmi_lgar.parameters import DEFAULT_SOIL_TABLE, WILTING_POINT_PSI_CM, LayerSoil, \
-    LgarParameters, Reservoirs
+from bmi_lgar.parameters import DEFAULT_SOIL_TABLE, FIELD_CAPACITY_PSI_CM, WILTING_POINT_PSI_CM, \
+    LayerSoil, LgarParameters, Reservoirs
 from bmi_lgar.soil import read_soil_table
 from bmi_lgar.texture import PONDED_DEPTH_MAX_CM, RESERVOIRS, parameters_from_attributes
 from delta_core import snow as snow_routine
@@ -142,6 +142,9 @@ class PhysicsConfig:
     #: Conceptual reservoirs and free drainage into them (texture.RESERVOIRS); False: none.
     reservoirs: bool = True
     giuh_hours: int = 48
+    #: Cold-start capillary head of the column [cm] (default: the field-capacity head of the
+    #: AET curve; the texture-table BMI path keeps LGAR-C's 2000 cm).
+    initial_psi_cm: float = FIELD_CAPACITY_PSI_CM
     snow_tt: float = 0.0
     snow_cfmax: float = 5.25
     snow_cfr: float = 0.05
@@ -162,6 +165,8 @@ class PhysicsConfig:
         if not 0.0 <= self.theta_e_range < 1.0:
             raise ValueError(f"physics.theta_e_range must be in [0, 1), got "
                              f"{self.theta_e_range}")
+        if not self.initial_psi_cm > 0:
+            raise ValueError(f"physics.initial_psi_cm must be > 0 cm, got {self.initial_psi_cm}")
         if not self.giuh_hours >= 1:
             raise ValueError(f"physics.giuh_hours must be >= 1, got {self.giuh_hours}")
         self.scheme()
@@ -219,12 +224,15 @@ class Prior:
     vector: np.ndarray
 
 
-def texture_prior(raw: np.ndarray, reservoirs: bool = True) -> Prior:
+def texture_prior(raw: np.ndarray, reservoirs: bool = True,
+                  initial_psi_cm: float = FIELD_CAPACITY_PSI_CM) -> Prior:
     """The :class:`Prior` of raw attributes ``raw`` [4] (:data:`RAW_ATTRIBUTES`: fractions %,
-    depth m), with the one-ordinate GIUH (routing is learned in torch)."""
+    depth m), with the one-ordinate GIUH (routing is learned in torch), the reservoirs (or
+    none) and the cold-start head ``initial_psi_cm`` [cm]."""
     attrs = dict(zip(RAW_ATTRIBUTES, (float(x) for x in raw)))
     res = RESERVOIRS if reservoirs else Reservoirs()
-    params = parameters_from_attributes(attrs, giuh_ordinates=(1.0,), reservoirs=res)
+    params = parameters_from_attributes(attrs, giuh_ordinates=(1.0,), reservoirs=res,
+                                        initial_psi_cm=initial_psi_cm)
     if len(params.layers) != N_LAYERS:  # pragma: no cover - texture.layer_thicknesses gives 3
         raise AssertionError(f"texture table gave {len(params.layers)} layers")
     return Prior(params, kernel.parameters_from_config(params.to_config()))
@@ -268,7 +276,8 @@ class DLGAR(nn.Module):
         for row in raw_attr.detach().cpu().to(torch.float64).numpy():
             key = tuple(float(x) for x in row)
             if key not in self._priors:
-                self._priors[key] = texture_prior(row, self.config.reservoirs)
+                self._priors[key] = texture_prior(row, self.config.reservoirs,
+                                                  self.config.initial_psi_cm)
             out.append(self._priors[key])
         return out
 
