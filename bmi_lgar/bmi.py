@@ -9,6 +9,7 @@ texture table (``attributes``, :mod:`bmi_lgar.texture`) or from explicit layers
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from bmi_lgar.core import LgarCore
@@ -65,7 +66,7 @@ class BmiLGAR(NgenBmi):
     MODEL = "dlgar"
     HOST_STEPS = (3600,)
     REQUIRED = ("latitude", "area_km2", "start_time")
-    BACKENDS = ("python",)
+    BACKENDS = ("cpp", "python")
     EXTRA_KEYS = {
         "lgar_config": "LGAR-C config file giving the parameters (its timing is replaced by "
                        "hourly steps with one 3600 s substep)",
@@ -162,10 +163,29 @@ class BmiLGAR(NgenBmi):
         if pet_source not in ("input", "hargreaves"):
             raise BmiError(f"pet_source must be 'input' or 'hargreaves', got {pet_source!r}")
         self._pet_input = pet_source == "input"
-        return LgarCore(model, None if self._pet_input else self._lat)
+        self._backend = self._choose_backend(cfg.get("backend"))
+        return LgarCore(model, None if self._pet_input else self._lat, backend=self._backend)
+
+    @staticmethod
+    def _choose_backend(backend: str | None) -> str:
+        """The configured engine; without the key, cpp where the kernel is built (else python,
+        with a warning)."""
+        from bmi_lgar import kernel
+
+        if backend == "cpp" and not kernel.cpp_available():
+            raise BmiError("backend: cpp needs the compiled LGAR kernel bmi_lgar._core, which "
+                           "could not be imported (reinstall with a C++ compiler, or set "
+                           "backend: python)")
+        if backend is not None:
+            return backend
+        if not kernel.cpp_available():
+            warnings.warn("the compiled LGAR kernel bmi_lgar._core is not available: dLGAR BMI "
+                          "falls back to backend python (slower)", stacklevel=4)
+            return "python"
+        return "cpp"
 
     def _state_signature(self) -> dict:
-        return {"pet_input": self._pet_input}
+        return {"pet_input": self._pet_input, "backend": self._backend}
 
     # -- variables ---------------------------------------------------------------------------
     def _inputs(self) -> list[InputVar]:
