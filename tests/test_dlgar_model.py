@@ -140,3 +140,26 @@ def test_core_backend_is_checked():
     params = parameters_from_attributes(dict(zip(M.RAW_ATTRIBUTES, RAW[0].tolist())))
     with pytest.raises(ValueError, match="backend must be one of"):
         LgarCore(params, backend="torch")
+
+
+def test_lgar_outputs_continue_from_a_packed_state():
+    """``kernel.lgar_outputs(..., state=)``: values of the continued run, gradient = the
+    sensitivity run's Jacobian from that state with zero state tangents."""
+    from bmi_lgar import kernel
+
+    priors = [M.texture_prior(r) for r in RAW]
+    kb = M.kernel_batch(priors)
+    f = storm_forcing(96, peak_mm_per_h=60.0, seed=7)
+    precip = np.repeat(f.precip_mm_per_h[:, None], 2, 1)
+    pet = np.repeat(f.pet_mm_per_h[:, None], 2, 1)
+    state = kernel.run_kernel(kb, precip[:48], pet[:48]).state
+    params = torch.tensor(kb.params, requires_grad=True)
+    y = kernel.lgar_outputs(params, kb, precip[48:], pet[48:], ("total_discharge",),
+                            state=state)
+    ref = kernel.run_kernel(kb, precip[48:], pet[48:], state=state, sensitivities=True)
+    np.testing.assert_array_equal(y[..., 0].detach().numpy(), ref.outputs["total_discharge"])
+    y.sum().backward()
+    j = kernel.OUTPUT_NAMES.index("total_discharge")
+    np.testing.assert_allclose(params.grad.numpy(), ref.jacobian[:, :, j, :].sum(0),
+                               rtol=1e-12, atol=1e-300)
+    assert np.abs(params.grad.numpy()).max() > 0
