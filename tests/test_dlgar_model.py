@@ -163,3 +163,10 @@ def test_lgar_outputs_continue_from_a_packed_state():
     np.testing.assert_allclose(params.grad.numpy(), ref.jacobian[:, :, j, :].sum(0),
                                rtol=1e-12, atol=1e-300)
     assert np.abs(params.grad.numpy()).max() > 0
+
+
+def test_demo_without_a_bundle_is_named():
+    from bmi_lgar.cli import demo_main
+
+    with pytest.raises(SystemExit, match="--bundle PATH"):
+        demo_main([])
