@@ -83,6 +83,8 @@ LAYER_OUTPUTS = kernel.LAYER_PARAMETERS
 GLOBAL_OUTPUTS: tuple[str, ...] = ("ponded_depth_max", "a", "b", "frac_to_cr", "a_slow",
                                    "b_slow", "frac_slow", "giuh_a", "giuh_b")
 N_OUTPUTS = N_LAYERS * len(LAYER_OUTPUTS) + len(GLOBAL_OUTPUTS)
+#: Hours per kernel call when no gradient is needed (evaluation: bounded memory).
+CHUNK_HOURS = 24 * 365
 #: GIUH shape ranges (the gamma unit hydrograph of dCFE, on hours).
 GIUH_RANGES = {"giuh_a": (0.0, 2.9), "giuh_b": (0.0, 12.0)}
 
@@ -419,9 +421,8 @@ class DLGAR(nn.Module):
                 hist = warm.outputs[_FLOWS[k]][max(0, w - keep):] * 1000.0
                 pad = np.zeros((keep - len(hist), kb.n_basins))
                 history[k] = torch.as_tensor(np.concatenate([pad, hist]), dtype=torch.float64)
-        hourly = kernel.lgar_outputs(params, kb, np.ascontiguousarray(rain_h[w:]),
-                                     np.ascontiguousarray(pet_h[w:]), names,
-                                     n_threads=self._threads(kb), state=state) * 1000.0
+        hourly = self._hourly(params, kb, np.ascontiguousarray(rain_h[w:]),
+                              np.ascontiguousarray(pet_h[w:]), names, state) * 1000.0
         series = dict(zip(names, hourly.unbind(-1)))
         out = {k: daily_sums(route(series[_FLOWS[k]], uh, history.get(k))) for k in flows}
         out["pet"] = pet[warmup:]
@@ -433,6 +434,26 @@ class DLGAR(nn.Module):
                 out[k] = series[v][23::24]
             out["swe"] = swe[warmup:]
         return out
+
+    def _hourly(self, params: torch.Tensor, kb: kernel.KernelBatch, rain: np.ndarray,
+                pet: np.ndarray, names: tuple[str, ...], state: np.ndarray | None
+                ) -> torch.Tensor:
+        """Kernel outputs ``names`` [H, B, K] (m per hour): differentiable when gradients are
+        needed; otherwise run in pieces of :data:`CHUNK_HOURS` carrying the packed state (the
+        same values, bit for bit; memory of the needed outputs only)."""
+        if torch.is_grad_enabled() and params.requires_grad:
+            return kernel.lgar_outputs(params, kb, rain, pet, names,
+                                       n_threads=self._threads(kb), state=state)
+        p = params.detach().numpy()
+        parts = []
+        for h0 in range(0, len(rain), CHUNK_HOURS):
+            run = kernel.run_kernel(kb, rain[h0:h0 + CHUNK_HOURS], pet[h0:h0 + CHUNK_HOURS],
+                                    params=p, state=state, n_threads=self._threads(kb))
+            state = run.state
+            parts.append(np.stack([run.outputs[n] for n in names], -1))
+        if not parts:
+            return torch.zeros((0, kb.n_basins, len(names)), dtype=torch.float64)
+        return torch.from_numpy(np.concatenate(parts))
 
     @staticmethod
     def _threads(kb: kernel.KernelBatch) -> int:
