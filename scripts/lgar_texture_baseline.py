@@ -159,10 +159,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.engine == "kernel":
         rows = []
         for c0 in range(0, len(args.basins), args.chunk):
-            rows += run_kernel_engine(ds, list(args.basins[c0:c0 + args.chunk]),
-                                      args.warmup_start, args.start, args.end, scheme)
+            new = run_kernel_engine(ds, list(args.basins[c0:c0 + args.chunk]),
+                                    args.warmup_start, args.start, args.end, scheme)
+            rows += new
+            for r in new:
+                print(f"  done {r['basin']:>9} NSE {r['nse']:7.3f} KGE {r['kge']:7.3f}", flush=True)
             print(f"  {len(rows)} basins done, running median NSE "
-                  f"{np.median([r['nse'] for r in rows]):.3f}", flush=True)
+                  f"{np.median([r['nse'] for r in rows]):.3f}, KGE "
+                  f"{np.median([r['kge'] for r in rows]):.3f}", flush=True)
     else:
         rows = [run_basin(ds, g, args.warmup_start, args.start, args.end, scheme)
                 for g in args.basins]
