@@ -9,6 +9,7 @@ texture table (``attributes``, :mod:`bmi_lgar.texture`) or from explicit layers
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from bmi_lgar.core import LgarCore
@@ -65,7 +66,7 @@ class BmiLGAR(NgenBmi):
     MODEL = "dlgar"
     HOST_STEPS = (3600,)
     REQUIRED = ("latitude", "area_km2", "start_time")
-    BACKENDS = ("python",)
+    BACKENDS = ("cpp", "python")
     EXTRA_KEYS = {
         "lgar_config": "LGAR-C config file giving the parameters (its timing is replaced by "
                        "hourly steps with one 3600 s substep)",
@@ -86,9 +87,9 @@ class BmiLGAR(NgenBmi):
         """Pure Python: one thread, nothing to set."""
 
     def _load_model(self, cfg: dict) -> tuple:
-        if cfg.get("bundle") is not None:
-            raise BmiError("dLGAR has no trained bundle yet: give lgar_config, attributes or "
-                           "soil_layers (the δ model's bundle comes later)")
+        self._has_bundle = cfg.get("bundle") is not None
+        if self._has_bundle:
+            return self._bundle_parameters(cfg)
         try:
             params = self._parameter_set(cfg)
         except BmiError:
@@ -99,6 +100,33 @@ class BmiLGAR(NgenBmi):
         self._bundle_path = params.source
         self._bundle_checksum = params.checksum()
         return params, None, None
+
+    def _bundle_parameters(self, cfg: dict) -> tuple:
+        """The parameter set the bundle's network gives for the catchment's ``attributes``
+        (encoded for the network; the raw texture attributes for the texture-table prior)."""
+        import torch
+
+        others = [k for k in PARAMETER_SOURCES if k != "attributes" and cfg.get(k) is not None]
+        if others:
+            raise BmiError(f"bundle gives the parameters: drop {others} (or drop bundle)")
+        if cfg.get("attributes") is None:
+            raise BmiError("missing required key(s) ['attributes']: a bundle needs the "
+                           "catchment attributes")
+        model, norm, _ = self._load_bundle(cfg["bundle"])
+        attrs = cfg["attributes"]
+        x_attr = self._encode_attributes(attrs, norm)
+        names = tuple(getattr(model, "raw_attributes", ()))
+        lacking = [n for n in names if attrs.get(n) is None]
+        if lacking:
+            raise BmiError(f"attributes lacks {lacking}: the dLGAR bundle's texture-table prior "
+                           f"needs the raw attributes {list(names)}")
+        try:
+            raw = torch.tensor([[float(attrs[n]) for n in names]], dtype=torch.float64)
+            params = model.lgar_parameters(torch.as_tensor(x_attr, dtype=torch.float64)[None],
+                                           raw)[0]
+        except (LgarParameterError, TypeError, ValueError) as exc:
+            raise BmiError(f"dLGAR parameters from the bundle: {exc}") from None
+        return _with_overrides(params, cfg), None, None
 
     def _parameter_set(self, cfg: dict) -> LgarParameters:
         """The :class:`LgarParameters` of this catchment from the configuration."""
@@ -131,14 +159,33 @@ class BmiLGAR(NgenBmi):
                            f"{'pet_mm_h' if self._pet_input else 'tmean_c'})") from None
 
     def _make_core(self, model, norm, x_attr, cfg) -> LgarCore:
-        pet_source = cfg.get("pet_source", "input")
+        pet_source = cfg.get("pet_source", "hargreaves" if self._has_bundle else "input")
         if pet_source not in ("input", "hargreaves"):
             raise BmiError(f"pet_source must be 'input' or 'hargreaves', got {pet_source!r}")
         self._pet_input = pet_source == "input"
-        return LgarCore(model, None if self._pet_input else self._lat)
+        self._backend = self._choose_backend(cfg.get("backend"))
+        return LgarCore(model, None if self._pet_input else self._lat, backend=self._backend)
+
+    @staticmethod
+    def _choose_backend(backend: str | None) -> str:
+        """The configured engine; without the key, cpp where the kernel is built (else python,
+        with a warning)."""
+        from bmi_lgar import kernel
+
+        if backend == "cpp" and not kernel.cpp_available():
+            raise BmiError("backend: cpp needs the compiled LGAR kernel bmi_lgar._core, which "
+                           "could not be imported (reinstall with a C++ compiler, or set "
+                           "backend: python)")
+        if backend is not None:
+            return backend
+        if not kernel.cpp_available():
+            warnings.warn("the compiled LGAR kernel bmi_lgar._core is not available: dLGAR BMI "
+                          "falls back to backend python (slower)", stacklevel=4)
+            return "python"
+        return "cpp"
 
     def _state_signature(self) -> dict:
-        return {"pet_input": self._pet_input}
+        return {"pet_input": self._pet_input, "backend": self._backend}
 
     # -- variables ---------------------------------------------------------------------------
     def _inputs(self) -> list[InputVar]:

@@ -17,6 +17,7 @@ converted with ``x 10``).
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 
@@ -28,8 +29,19 @@ from bmi_lgar.physics import Lgar, LgarState, StepFluxes
 from delta_core.bmi.core import LumpedCore
 from delta_core.bmi.hourly import TrailingHargreaves
 
-#: cm -> mm.
+#: cm -> mm (stores).
 CM_TO_MM = 10.0
+#: Fluxes go cm -> m as LGAR-C and the kernel write them (x 0.01), then m -> mm (x 1000), so
+#: that both backends give the same bits.
+CM_TO_M = 0.01
+M_TO_MM = 1000.0
+#: Engines: the Python port or the compiled kernel (bit for bit the same).
+BACKENDS = ("python", "cpp")
+#: Core rates -> kernel outputs.
+KERNEL_RATES = {"surface_runoff": "surface_runoff", "giuh_runoff": "giuh_runoff",
+                "infiltration": "infiltration", "percolation": "percolation",
+                "aet": "actual_evapotranspiration", "pet": "potential_evapotranspiration",
+                "reservoir_discharge": "conceptual_reservoir_to_stream_discharge"}
 #: Scalars of :class:`LgarState` saved by :meth:`LgarCore.get_state`, in order.
 STATE_SCALARS = ("ponded_cm", "precip_previous_cm", "runoff_in_prev_step", "cr_fast_cm",
                  "cr_slow_cm", "timestep_h", "time_s", "cache_fluxes", "cache_count",
@@ -61,6 +73,11 @@ class LgarCore(LumpedCore):
         Degrees north; needed only when PET is derived from temperature.
     pet_weights : sequence of 24 float, optional
         Hourly shares of the daily Hargreaves PET (default: the sine scheme).
+    backend : {"python", "cpp"}
+        The port (:class:`bmi_lgar.physics.Lgar`) or the compiled kernel, one basin and one
+        hour per call, its state kept in the kernel's packed layout
+        (:func:`bmi_lgar.kernel.unpack_state`). Both give the same outputs and fronts bit for
+        bit.
     """
 
     step_seconds = 3600
@@ -74,11 +91,20 @@ class LgarCore(LumpedCore):
     levels = ("soil_storage", "ponded", "reservoir_storage", "n_fronts")
 
     def __init__(self, params: LgarParameters, latitude: float | None = None,
-                 pet_weights=None):
+                 pet_weights=None, backend: str = "python"):
         super().__init__()
+        if backend not in BACKENDS:
+            raise ValueError(f"dLGAR backend must be one of {list(BACKENDS)}, got {backend!r}")
         self.params = params
         self.config = params.to_config()
         self.model = Lgar(self.config)
+        self.backend = backend
+        if backend == "cpp":
+            from bmi_lgar import kernel
+
+            self._kernel = kernel
+            self._kb = kernel.pack_configs([dataclasses.replace(self.config,
+                                                                endtime_s=3600.0 * 1e9)])
         self._pet = None if latitude is None else TrailingHargreaves(
             latitude, pet_weights or sine_pet_weights(), "dLGAR")
         self.reset()
@@ -87,6 +113,10 @@ class LgarCore(LumpedCore):
     def reset(self) -> None:
         self.state: LgarState = self.model.initial_state()
         self.fluxes: StepFluxes | None = None
+        if self.backend == "cpp":
+            empty = np.zeros((0, 1))
+            self.packed = self._kernel.run_kernel(self._kb, empty, empty).state
+            self.state = self.kernel_state()
         if self._pet is not None:
             self._pet.reset()
         self.flow_new = np.zeros(len(self.flows))
@@ -105,20 +135,62 @@ class LgarCore(LumpedCore):
                 raise ValueError("dLGAR: an hour without PET needs the air temperature and the "
                                  "latitude (Hargreaves PET)")
             pet = self._pet.pet(start)
+        if self.backend == "cpp":
+            self._step_kernel(p, pet)
+            return
         f = self.model.step(self.state, p, pet)
         self.fluxes = f
-        self.flow_new[0] = f.total_discharge * CM_TO_MM
+        self.flow_new[0] = f.total_discharge * CM_TO_M * M_TO_MM
         rv = self.rate_values
-        rv[0] = f.surface_runoff * CM_TO_MM
-        rv[1] = f.giuh_runoff * CM_TO_MM
-        rv[2] = f.infiltration * CM_TO_MM
-        rv[3] = f.percolation * CM_TO_MM
-        rv[4] = f.actual_evapotranspiration * CM_TO_MM
-        rv[5] = f.potential_evapotranspiration * CM_TO_MM
-        rv[6] = f.conceptual_reservoir_to_stream_discharge * CM_TO_MM
+        rv[0] = f.surface_runoff * CM_TO_M * M_TO_MM
+        rv[1] = f.giuh_runoff * CM_TO_M * M_TO_MM
+        rv[2] = f.infiltration * CM_TO_M * M_TO_MM
+        rv[3] = f.percolation * CM_TO_M * M_TO_MM
+        rv[4] = f.actual_evapotranspiration * CM_TO_M * M_TO_MM
+        rv[5] = f.potential_evapotranspiration * CM_TO_M * M_TO_MM
+        rv[6] = f.conceptual_reservoir_to_stream_discharge * CM_TO_M * M_TO_MM
         self._write_levels()
 
+    def _step_kernel(self, p: float, pet: float) -> None:
+        """One hour in the compiled kernel from the packed state (outputs in m -> mm)."""
+        run = self._kernel.run_kernel(self._kb, np.array([[float(p)]]),
+                                      np.array([[float(pet)]]), state=self.packed)
+        self.packed = run.state
+        self.state = self.kernel_state()
+        o = run.outputs
+        self.flow_new[0] = o["total_discharge"][0, 0] * M_TO_MM
+        for i, name in enumerate(self.rates):
+            self.rate_values[i] = o[KERNEL_RATES[name]][0, 0] * M_TO_MM
+        self._write_levels()
+
+    def kernel_state(self) -> LgarState:
+        """The kernel's packed state as an :class:`LgarState` of the port (fronts, ponding,
+        reservoirs, GIUH queue, bookkeeping): the state the port would have."""
+        u = self._kernel.unpack_state(self.packed)
+        n = int(u["n"])
+        fronts = Fronts(depth=[float(x) for x in u["depth"]], theta=[float(x) for x in u["theta"]],
+                        psi=[float(x) for x in u["psi"]], k=[float(x) for x in u["k"]],
+                        layer=[int(x) for x in u["layer"]],
+                        to_bottom=[bool(x) for x in u["to_bottom"]],
+                        dzdt=[float(x) for x in u["dzdt"]])
+        if fronts.n != n:  # pragma: no cover - unpack_state slices n entries
+            raise AssertionError("packed state: front count mismatch")
+        st = self.model.initial_state()
+        st.fronts = fronts
+        for key in STATE_SCALARS:
+            x = u[key]
+            setattr(st, key, bool(x) if key in _BOOL_SCALARS else int(x)
+                    if key in _INT_SCALARS else float(x))
+        st.giuh_queue = [float(x) for x in u["giuh_queue"][:len(self.model.giuh) + 1]]
+        return st
+
     def get_state(self) -> dict[str, np.ndarray]:
+        if self.backend == "cpp":
+            out = {"packed": self.packed[0], "rate_values": self.rate_values,
+                   "level_values": self.level_values, "flow_new": self.flow_new}
+            if self._pet is not None:
+                out["temps"] = self._pet.state
+            return {k: np.array(v, copy=True) for k, v in out.items()}
         st = self.state
         fr = st.fronts
         out = {f"front_{name}": np.array(getattr(fr, name)) for name in FRONT_FIELDS}
@@ -134,6 +206,9 @@ class LgarCore(LumpedCore):
         return {k: np.array(v, copy=True) for k, v in out.items()}
 
     def set_state(self, state: dict[str, np.ndarray]) -> None:
+        if self.backend == "cpp":
+            self._set_packed(state)
+            return
         self._check_state(state)
         fronts = Fronts.empty()
         for name in FRONT_FIELDS:
@@ -156,6 +231,26 @@ class LgarCore(LumpedCore):
             self._pet.state = state["temps"]
 
     # -- helpers -----------------------------------------------------------------------------
+    def _set_packed(self, state: dict[str, np.ndarray]) -> None:
+        need = ["packed", "rate_values", "level_values", "flow_new"] + (
+            ["temps"] if self._pet is not None else [])
+        lacking = [k for k in need if k not in state]
+        if lacking:
+            raise ValueError(f"dLGAR kernel state lacks {lacking} (saved by backend python or "
+                             f"another configuration?)")
+        packed = np.asarray(state["packed"], dtype=np.float64)
+        if packed.shape != (self._kb.state_width,):
+            raise ValueError(f"dLGAR kernel state of {packed.shape} doubles; this column's "
+                             f"packed state has {self._kb.state_width}")
+        self.packed = packed[None, :].copy()
+        self.state = self.kernel_state()
+        self.fluxes = None
+        self.rate_values = state["rate_values"].astype(np.float64).copy()
+        self.level_values = state["level_values"].astype(np.float64).copy()
+        self.flow_new = state["flow_new"].astype(np.float64).copy()
+        if self._pet is not None:
+            self._pet.state = state["temps"]
+
     def _check_state(self, state: dict[str, np.ndarray]) -> None:
         """Refuse a state of another configuration (layers, GIUH length, PET model)."""
         need = [f"front_{n}" for n in FRONT_FIELDS] + ["scalars", "giuh_queue", "rate_values",

@@ -345,28 +345,32 @@ class LgarFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, params: torch.Tensor, batch: KernelBatch, precip, pet,
-                outputs: tuple[str, ...], n_threads: int):
+                outputs: tuple[str, ...], n_threads: int, state=None):
         p = np.ascontiguousarray(params.detach().cpu().numpy(), dtype=np.float64)
-        run = run_kernel(batch, precip, pet, params=p, n_threads=n_threads)
-        ctx.args = (p, batch, precip, pet, outputs, n_threads)
+        run = run_kernel(batch, precip, pet, params=p, state=state, n_threads=n_threads)
+        ctx.args = (p, batch, precip, pet, outputs, n_threads, state)
         y = np.stack([run.outputs[name] for name in outputs], axis=-1)
         return torch.from_numpy(y).to(params.dtype)
 
     @staticmethod
     def backward(ctx, grad_out):
-        p, batch, precip, pet, outputs, n_threads = ctx.args
+        p, batch, precip, pet, outputs, n_threads, state = ctx.args
         w = grad_out.detach().cpu().numpy().astype(np.float64)
-        run = run_kernel(batch, precip, pet, params=p, sensitivities=True, jacobian=False,
-                         vjp_weights=w, vjp_outputs=outputs, n_threads=n_threads)
+        run = run_kernel(batch, precip, pet, params=p, state=state, sensitivities=True,
+                         jacobian=False, vjp_weights=w, vjp_outputs=outputs,
+                         n_threads=n_threads)
         grad = torch.from_numpy(run.vjp).to(grad_out.dtype)
-        return grad, None, None, None, None, None
+        return grad, None, None, None, None, None, None
 
 
 def lgar_outputs(params: torch.Tensor, batch: KernelBatch, precip, pet,
-                 outputs: Sequence[str] = ("total_discharge",), n_threads: int = 1
-                 ) -> torch.Tensor:
+                 outputs: Sequence[str] = ("total_discharge",), n_threads: int = 1,
+                 state: np.ndarray | None = None) -> torch.Tensor:
     """Differentiable kernel run: outputs [T, B, len(outputs)] (metres per step) of the
-    parameters ``params`` [B, 27] (float64 tensor); gradients reach ``params`` only."""
+    parameters ``params`` [B, 27] (float64 tensor); gradients reach ``params`` only.
+
+    ``state`` [B, S]: a packed state to start from (e.g. after a warm-up run without
+    gradient), taken as constant (zero tangents)."""
     unknown = [name for name in outputs if name not in OUTPUT_NAMES]
     if unknown:
         raise ValueError(f"unknown outputs {unknown}; known: {OUTPUT_NAMES}")
@@ -375,4 +379,6 @@ def lgar_outputs(params: torch.Tensor, batch: KernelBatch, precip, pet,
     if tuple(params.shape) != (batch.n_basins, len(PARAMETER_NAMES)):
         raise ValueError(f"params: expected shape ({batch.n_basins}, {len(PARAMETER_NAMES)}), "
                          f"got {tuple(params.shape)}")
-    return LgarFunction.apply(params, batch, precip, pet, tuple(outputs), n_threads)
+    if state is not None:
+        state = np.ascontiguousarray(state, dtype=np.float64)
+    return LgarFunction.apply(params, batch, precip, pet, tuple(outputs), n_threads, state)

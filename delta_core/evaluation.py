@@ -14,7 +14,7 @@ import torch
 
 from delta_core.bundle import load_bundle
 from delta_core.data.camels import CamelsDataset, date_index
-from delta_core.inputs import Normalization, build_inputs
+from delta_core.inputs import Normalization, build_inputs, raw_attribute_array
 from delta_core.metrics import all_metrics
 from delta_core.registry import model_spec
 from delta_core.spec import Engine
@@ -56,7 +56,8 @@ def simulate(model, norm: Normalization, dataset: CamelsDataset, ids: list[str],
     ts = dataset.load(ids, end=end, forcings=norm.forcing.names, progress=progress)
     i0 = date_index(ts.dates, start, "start date")
     raw = dataset.attributes(ids, norm.attributes.names)
-    inputs = build_inputs(ts, raw, norm)
+    inputs = build_inputs(ts, raw, norm,
+                          raw_attribute_array(dataset, ids, getattr(model, "raw_attributes", ())))
     outputs: dict[str, list[np.ndarray]] = {}
     steps = np.arange(len(ts.dates))
     for b0 in tqdm(range(0, len(ids), batch_basins), desc="simulating", disable=not progress):

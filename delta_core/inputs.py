@@ -51,12 +51,16 @@ class ModelInputs:
         Encoded attributes.
     qobs : ndarray [T, B]
         Observed streamflow [mm/day] (NaN where missing).
+    raw_attr : ndarray [B, R] or None
+        Raw values of the model's ``raw_attributes`` (see
+        :attr:`delta_core.spec.ModelSpec.raw_attributes`); None if it declares none.
     """
 
     forcing: np.ndarray
     x_forcing: np.ndarray
     x_attr: np.ndarray
     qobs: np.ndarray
+    raw_attr: np.ndarray | None = None
 
     def batch(self, steps, basins, warmup: int, dtype: torch.dtype) -> dict:
         """A model :class:`~delta_core.spec.Batch` of the given steps ``[T]`` or ``[T, B]``
@@ -66,13 +70,42 @@ class ModelInputs:
         steps = np.asarray(steps)
         rows = steps if steps.ndim == 2 else steps[:, None]
         idx = (rows, basins[None, :])
-        return {"forcing": to(self.forcing[idx]), "x_forcing": to(self.x_forcing[idx]),
-                "x_attr": to(self.x_attr[basins]), "warmup": int(warmup)}
+        out = {"forcing": to(self.forcing[idx]), "x_forcing": to(self.x_forcing[idx]),
+               "x_attr": to(self.x_attr[basins]), "warmup": int(warmup)}
+        if self.raw_attr is not None:
+            out["raw_attr"] = to(self.raw_attr[basins])
+        return out
+
+
+def raw_attribute_array(dataset, ids: list[str], names) -> np.ndarray | None:
+    """Raw values [B, R] of the attributes ``names`` (a model's ``raw_attributes``) of basins
+    ``ids``; None when ``names`` is empty.
+
+    Raises
+    ------
+    ValueError
+        An attribute is missing or not a number for some basin (names the attribute and basin).
+    """
+    names = list(names)
+    if not names:
+        return None
+    values = dataset.attributes(ids, names)
+    out = np.empty((len(ids), len(names)))
+    for j, name in enumerate(names):
+        for i, gid in enumerate(ids):
+            try:
+                out[i, j] = float(values[name][i])
+            except (TypeError, ValueError):
+                raise ValueError(f"attribute {name} of basin {gid} is not a number: "
+                                 f"{values[name][i]!r} (the model reads it raw)") from None
+    return out
 
 
 def build_inputs(ts: BasinTimeseries, raw_attributes: dict[str, list[str]],
-                 norm: Normalization) -> ModelInputs:
-    """Assemble :class:`ModelInputs` from a loaded timeseries and raw attributes."""
+                 norm: Normalization, raw_attr: np.ndarray | None = None) -> ModelInputs:
+    """Assemble :class:`ModelInputs` from a loaded timeseries and raw attributes
+    (``raw_attr``: the model's raw attribute array, :func:`raw_attribute_array`)."""
     forcing = ts.forcing(norm.forcing.names)
     return ModelInputs(forcing, norm.forcing.transform(forcing),
-                       norm.attributes.transform(raw_attributes, ts.gauge_ids), ts.qobs)
+                       norm.attributes.transform(raw_attributes, ts.gauge_ids), ts.qobs,
+                       raw_attr)

@@ -13,6 +13,7 @@ from delta_core.spec import ModelSpec
 
 #: model name -> "module:attribute" of its ModelSpec.
 MODELS: dict[str, str] = {"dhbv": "bmi_dhbv.model:SPEC", "dcfe": "bmi_dcfe.model:SPEC",
+                          "dlgar": "bmi_lgar.model:SPEC",
                           "lstm": "delta_core.baselines.lstm:SPEC"}
 
 _LOADED: dict[str, ModelSpec] = {}

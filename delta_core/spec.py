@@ -110,12 +110,16 @@ class Batch(TypedDict, total=False):
         Encoded catchment attributes.
     warmup : int
         Leading steps that only spin up the states (no gradient, not returned).
+    raw_attr : Tensor [B, R]
+        Raw (not encoded) values of the spec's :attr:`~ModelSpec.raw_attributes`, in that
+        order; only for models that declare some.
     """
 
     forcing: torch.Tensor
     x_forcing: torch.Tensor
     x_attr: torch.Tensor
     warmup: int
+    raw_attr: torch.Tensor
 
 
 #: ``build(physics, network, n_attributes, engine) -> torch.nn.Module`` with ``module(batch)``
@@ -157,6 +161,11 @@ class ModelSpec:
     calibration_target : str or None
         ``"module:Class"`` of its process model with parameters given directly, a
         :class:`delta_core.baselines.calibration.CalibrationTarget` (the per-basin DDS baseline).
+    raw_attributes : tuple of str
+        Catchment attributes the model needs as raw values besides the encoded network input
+        (e.g. soil texture for a texture-table prior): served as ``batch["raw_attr"]`` [B, R]
+        in this order, whatever the run's ``data.attributes``; the built module must carry the
+        same tuple as its attribute ``raw_attributes``. Empty for most models.
     """
 
     name: str
@@ -173,6 +182,7 @@ class ModelSpec:
     default_bundle: Path | None = None
     bmi_class: str | None = None
     calibration_target: str | None = None
+    raw_attributes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         names = [o.name for o in self.outputs]

@@ -23,7 +23,7 @@ import yaml
 from delta_core.bundle import save_bundle
 from delta_core.config import RunConfig
 from delta_core.data.camels import CamelsDataset, date_index
-from delta_core.inputs import ModelInputs, Normalization, build_inputs
+from delta_core.inputs import ModelInputs, Normalization, build_inputs, raw_attribute_array
 from delta_core.losses import get_loss
 from delta_core.provenance import code_provenance
 from delta_core.spec import Engine
@@ -57,7 +57,8 @@ def prepare_training_data(cfg: RunConfig, progress: bool = False
         norm = Normalization.fit(dataset, ids, cfg.data.attributes,
                                  ts.slice_dates(cfg.data.train_start, cfg.data.train_end),
                                  spec.forcings)
-    inputs = build_inputs(ts, dataset.attributes(ids, cfg.data.attributes), norm)
+    inputs = build_inputs(ts, dataset.attributes(ids, cfg.data.attributes), norm,
+                          raw_attribute_array(dataset, ids, spec.raw_attributes))
     first = max(i_start, cfg.training.warmup_days)
     last = len(ts.dates) - 1
     if last - first + 1 < cfg.training.window_days:

@@ -16,7 +16,7 @@ import toy_model  # noqa: F401  (registers the "toy" model)
 from delta_core.bundle import save_bundle
 from delta_core.config import CAMELS_ATTRIBUTES
 from delta_core.data.camels import CamelsDataset
-from delta_core.inputs import Normalization, build_inputs
+from delta_core.inputs import Normalization, build_inputs, raw_attribute_array
 from delta_core.registry import MODELS, model_spec
 from delta_core.spec import Engine
 
@@ -116,7 +116,8 @@ def sample_batch(sample):
         ts = sample.load(ids, "1990-01-01", "1990-04-30", forcings=spec.forcings)
         norm = Normalization.fit(sample, ids, ["p_mean", "aridity", "frac_snow",
                                                "geol_1st_class"], ts, spec.forcings)
-        inputs = build_inputs(ts, sample.attributes(ids, norm.attributes.names), norm)
+        inputs = build_inputs(ts, sample.attributes(ids, norm.attributes.names), norm,
+                              raw_attribute_array(sample, ids, spec.raw_attributes))
         model = random_model(name, inputs.x_attr.shape[1], dtype=dtype).eval()
         import numpy as np
 
