@@ -14,11 +14,11 @@ from bmi_dcfe.core import CfeCore
 from bmi_dcfe.model import PARAMETERS
 from delta_core.bmi.adapter import RATE_UNITS, InputVar, NgenBmi, OutputVar
 from delta_core.bmi.base import BmiError
-from delta_core.ngen.crosswalk import (BASEFLOW, ET, INTERFLOW, PET, PRECIP, RUNOFF_DEPTH,
-                                      RUNOFF_FLUX, SOIL, SURFACE_FLOW, SWE, T_PLAUSIBLE, TEMP)
+from delta_core.ngen.crosswalk import (BASEFLOW, ET, INTERFLOW, MELT, PET, PRECIP,
+                                      RUNOFF_DEPTH, RUNOFF_FLUX, SOIL, SURFACE_FLOW, SWE,
+                                      T_PLAUSIBLE, TEMP)
 
 GROUNDWATER = "groundwater__depth"
-MELT = "snowpack__melt_volume_flux"
 
 
 def parameter_var_name(name: str) -> str:

@@ -4,8 +4,9 @@
 Hourly only: each ``update`` is one LGAR forcing step of one hour with one 3600 s substep. The
 parameters come from an LGAR-C config file (``lgar_config``), from CAMELS attributes through the
 texture table (``attributes``, :mod:`bmi_lgar.texture`) or from explicit layers
-(``soil_layers`` + ``layer_thickness_cm``); there is no trained bundle yet. See
-``bmi_lgar/BMI.md``.
+(``soil_layers`` + ``layer_thickness_cm``), or from a dLGAR weight bundle (the network's
+corrections of the texture-table parameters, learned GIUH, and the bundle's degree-day snow ahead
+of LGAR). See ``bmi_lgar/BMI.md``.
 """
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ from bmi_lgar.soil import SoilTableError
 from bmi_lgar.texture import parameters_from_attributes
 from delta_core.bmi.adapter import RATE_UNITS, InputVar, NgenBmi, OutputVar
 from delta_core.bmi.base import BmiError
-from delta_core.ngen.crosswalk import (BASEFLOW, ET, PET, PRECIP, RUNOFF_DEPTH, RUNOFF_FLUX,
-                                      SOIL, SURFACE_FLOW, T_PLAUSIBLE, TEMP)
+from delta_core.ngen.crosswalk import (BASEFLOW, ET, MELT, PET, PRECIP, RUNOFF_DEPTH,
+                                      RUNOFF_FLUX, SOIL, SURFACE_FLOW, SWE, T_PLAUSIBLE, TEMP)
 
 GIUH_RUNOFF = "land_surface_water__routed_runoff_volume_flux"
 INFILTRATION = "soil_surface_water__infiltration_volume_flux"
@@ -59,7 +60,8 @@ class BmiLGAR(NgenBmi):
 
     Inputs: precipitation every hour, and PET (``pet_source: input``, default, as LGAR-C) or air
     temperature (``pet_source: hargreaves``: PET from the trailing 24 hours of temperature,
-    spread over the day by sine weights).
+    spread over the day by sine weights); air temperature also whenever the snow routine runs
+    (``snow``: default on with a bundle, off otherwise).
     """
 
     _component_name = "dLGAR: Layered Green-Ampt with Redistribution (NextGen BMI)"
@@ -79,6 +81,9 @@ class BmiLGAR(NgenBmi):
         "giuh_ordinates": "override: GIUH ordinates per hour (sum 1)",
         "pet_source": "input (default: PET is an input variable) or hargreaves (PET from the "
                       "trailing 24 h of air temperature, which is then the input)",
+        "snow": "true/false: degree-day snow ahead of LGAR (air temperature becomes an input); "
+                "default true with a bundle (its trained constants), false otherwise (then the "
+                "constants of dLGAR's PhysicsConfig)",
     }
     SPINUP_COLUMNS = {"prcp_mm_h": "prcp", "pet_mm_h": "pet", "tmean_c": "tmean"}
 
@@ -88,8 +93,13 @@ class BmiLGAR(NgenBmi):
 
     def _load_model(self, cfg: dict) -> tuple:
         self._has_bundle = cfg.get("bundle") is not None
+        self._snow = None
         if self._has_bundle:
             return self._bundle_parameters(cfg)
+        if _flag(cfg, "snow", False):
+            from bmi_lgar.model import PhysicsConfig
+
+            self._snow = PhysicsConfig().snow()
         try:
             params = self._parameter_set(cfg)
         except BmiError:
@@ -113,6 +123,8 @@ class BmiLGAR(NgenBmi):
             raise BmiError("missing required key(s) ['attributes']: a bundle needs the "
                            "catchment attributes")
         model, norm, _ = self._load_bundle(cfg["bundle"])
+        if _flag(cfg, "snow", True):
+            self._snow = model.config.snow()
         attrs = cfg["attributes"]
         x_attr = self._encode_attributes(attrs, norm)
         names = tuple(getattr(model, "raw_attributes", ()))
@@ -154,9 +166,11 @@ class BmiLGAR(NgenBmi):
         except BmiError:
             raise
         except ValueError as exc:
-            raise BmiError(f"spinup_forcing {path}: {exc} (columns: prcp_mm_h and, for "
-                           f"pet_source {'input' if self._pet_input else 'hargreaves'}, "
-                           f"{'pet_mm_h' if self._pet_input else 'tmean_c'})") from None
+            need = ["prcp_mm_h"] + (["pet_mm_h"] if self._pet_input else []) + (
+                ["tmean_c"] if self._snow is not None or not self._pet_input else [])
+            raise BmiError(f"spinup_forcing {path}: {exc} (columns needed: {need}, for "
+                           f"pet_source {'input' if self._pet_input else 'hargreaves'}, snow "
+                           f"{'on' if self._snow is not None else 'off'})") from None
 
     def _make_core(self, model, norm, x_attr, cfg) -> LgarCore:
         pet_source = cfg.get("pet_source", "hargreaves" if self._has_bundle else "input")
@@ -164,7 +178,8 @@ class BmiLGAR(NgenBmi):
             raise BmiError(f"pet_source must be 'input' or 'hargreaves', got {pet_source!r}")
         self._pet_input = pet_source == "input"
         self._backend = self._choose_backend(cfg.get("backend"))
-        return LgarCore(model, None if self._pet_input else self._lat, backend=self._backend)
+        return LgarCore(model, None if self._pet_input else self._lat, backend=self._backend,
+                        snow=self._snow)
 
     @staticmethod
     def _choose_backend(backend: str | None) -> str:
@@ -185,18 +200,24 @@ class BmiLGAR(NgenBmi):
         return "cpp"
 
     def _state_signature(self) -> dict:
-        return {"pet_input": self._pet_input, "backend": self._backend}
+        return {"pet_input": self._pet_input, "backend": self._backend,
+                "snow": self._snow is not None}
 
     # -- variables ---------------------------------------------------------------------------
     def _inputs(self) -> list[InputVar]:
         rate = RATE_UNITS[int(self._time_step)]
-        out = [InputVar(PRECIP, rate, "precipitation rate (liquid water reaching the soil)",
+        snow = self._snow is not None
+        out = [InputVar(PRECIP, rate, "precipitation rate (rain and snow: the degree-day routine "
+                        "splits it by temperature)" if snow else
+                        "precipitation rate (liquid water reaching the soil)",
                         (("prcp", "sum"),), min_value=0.0)]
         if self._pet_input:
             out.append(InputVar(PET, rate, "potential evapotranspiration", (("pet", "sum"),),
                                 min_value=0.0))
-        else:
-            out.append(InputVar(TEMP, "degC", "air temperature (Hargreaves PET)",
+        if snow or not self._pet_input:
+            uses = " and ".join(x for x, on in (("snow", snow),
+                                                ("Hargreaves PET", not self._pet_input)) if on)
+            out.append(InputVar(TEMP, "degC", f"air temperature ({uses})",
                                 (("tmean", "mean"),), plausible=T_PLAUSIBLE))
         return out
 
@@ -206,7 +227,19 @@ class BmiLGAR(NgenBmi):
                for name, units, desc, source in OUTPUT_TABLE]
         if not self._pet_input:
             out.append(OutputVar(PET, rate, "Hargreaves potential evapotranspiration", "pet"))
+        if self._snow is not None:
+            out += [OutputVar(MELT, rate, "snowmelt", "melt"),
+                    OutputVar(SWE, "mm", "snow water equivalent (snowpack + liquid water)",
+                              "swe")]
         return out
+
+
+def _flag(cfg: dict, key: str, default: bool) -> bool:
+    """A true/false key of the configuration."""
+    value = cfg.get(key, default)
+    if not isinstance(value, bool):
+        raise BmiError(f"{key} must be true or false, got {value!r}")
+    return value
 
 
 def _explicit_layers(cfg: dict, table: Path | None) -> LgarParameters:

@@ -7,10 +7,13 @@ fluxes equal run_lgar's to the last bit. The parameters come from an
 :class:`~bmi_lgar.parameters.LgarParameters` (LGAR-C config, texture table, or later the δ
 model's learned soil parameters).
 
-Forcing per hour: precipitation [mm] (liquid water reaching the soil: LGAR has no snow) and PET
-[mm], or, without PET, air temperature [degC] from which PET is Hargreaves of the trailing 24
-hours spread over the day by sine weights (:class:`delta_core.bmi.hourly.TrailingHargreaves`,
-as the dCFE core).
+Forcing per hour: precipitation [mm] and PET [mm], or, without PET, air temperature [degC] from
+which PET is Hargreaves of the trailing 24 hours spread over the day by sine weights
+(:class:`delta_core.bmi.hourly.TrailingHargreaves`, as the dCFE core). LGAR itself has no snow:
+without ``snow`` the precipitation is the liquid water reaching the soil; with ``snow`` (the
+fixed degree-day constants a dLGAR bundle was trained with) the degree-day routine of
+:mod:`delta_core.snow` runs ahead of LGAR each hour at hourly rates (CFMAX / 24, phase by the
+hour's temperature, as the dCFE core) and LGAR receives its rain and released water.
 
 Knows nothing of BMI: amounts in mm per hour, stores in mm (LGAR computes in cm; outputs are
 converted with ``x 10``).
@@ -26,6 +29,7 @@ import numpy as np
 from bmi_lgar.fronts import Fronts
 from bmi_lgar.parameters import LgarParameters
 from bmi_lgar.physics import Lgar, LgarState, StepFluxes
+from delta_core import snow as snow_routine
 from delta_core.bmi.core import LumpedCore
 from delta_core.bmi.hourly import TrailingHargreaves
 
@@ -78,6 +82,10 @@ class LgarCore(LumpedCore):
         hour per call, its state kept in the kernel's packed layout
         (:func:`bmi_lgar.kernel.unpack_state`). Both give the same outputs and fronts bit for
         bit.
+    snow : dict, optional
+        Degree-day constants ``{TT [degC], CFMAX [mm degC-1 d-1], CFR, CWH}`` (daily, as
+        :func:`delta_core.snow.degree_day_step`); None: no snow routine (precipitation is
+        liquid).
     """
 
     step_seconds = 3600
@@ -87,11 +95,11 @@ class LgarCore(LumpedCore):
     #: Routed discharge at the outlet (GIUH of surface runoff + reservoir outflow) [mm h-1].
     flows = ("discharge",)
     rates = ("surface_runoff", "giuh_runoff", "infiltration", "percolation", "aet", "pet",
-             "reservoir_discharge")
-    levels = ("soil_storage", "ponded", "reservoir_storage", "n_fronts")
+             "reservoir_discharge", "melt")
+    levels = ("soil_storage", "ponded", "reservoir_storage", "n_fronts", "swe")
 
     def __init__(self, params: LgarParameters, latitude: float | None = None,
-                 pet_weights=None, backend: str = "python"):
+                 pet_weights=None, backend: str = "python", snow: dict | None = None):
         super().__init__()
         if backend not in BACKENDS:
             raise ValueError(f"dLGAR backend must be one of {list(BACKENDS)}, got {backend!r}")
@@ -107,6 +115,8 @@ class LgarCore(LumpedCore):
                                                                 endtime_s=3600.0 * 1e9)])
         self._pet = None if latitude is None else TrailingHargreaves(
             latitude, pet_weights or sine_pet_weights(), "dLGAR")
+        self.snow = None if snow is None else {k: float(snow[k]) for k in
+                                               snow_routine.PARAMETER_RANGES}
         self.reset()
 
     # -- LumpedCore --------------------------------------------------------------------------
@@ -119,6 +129,8 @@ class LgarCore(LumpedCore):
             self.state = self.kernel_state()
         if self._pet is not None:
             self._pet.reset()
+        self.snowpack = 0.0
+        self.meltwater = 0.0
         self.flow_new = np.zeros(len(self.flows))
         self.flow_carry = np.zeros(len(self.flows))
         self.rate_values = np.zeros(len(self.rates))
@@ -135,9 +147,28 @@ class LgarCore(LumpedCore):
                 raise ValueError("dLGAR: an hour without PET needs the air temperature and the "
                                  "latitude (Hargreaves PET)")
             pet = self._pet.pet(start)
+        p, melt = self._liquid_water(p, t)
         if self.backend == "cpp":
             self._step_kernel(p, pet)
-            return
+        else:
+            self._step_port(p, pet)
+        self.rate_values[7] = melt
+        self.level_values[4] = self.snowpack + self.meltwater
+
+    def _liquid_water(self, p: float, t: float | None) -> tuple[float, float]:
+        """The hour's water reaching the soil [mm] and snowmelt [mm] (snow routine, if any)."""
+        if self.snow is None:
+            return p, 0.0
+        if t is None:
+            raise ValueError("dLGAR with snow needs the hour's air temperature")
+        c = self.snow
+        s = snow_routine.degree_day_step(self.snowpack, self.meltwater, p, t, c["TT"],
+                                         c["CFMAX"] / 24.0, c["CFR"], c["CWH"])
+        self.snowpack, self.meltwater = s.snowpack, s.meltwater
+        return s.rain + s.outflow, s.melt
+
+    def _step_port(self, p: float, pet: float) -> None:
+        """One hour of the Python port (outputs in cm -> m -> mm)."""
         f = self.model.step(self.state, p, pet)
         self.fluxes = f
         self.flow_new[0] = f.total_discharge * CM_TO_M * M_TO_MM
@@ -159,7 +190,7 @@ class LgarCore(LumpedCore):
         self.state = self.kernel_state()
         o = run.outputs
         self.flow_new[0] = o["total_discharge"][0, 0] * M_TO_MM
-        for i, name in enumerate(self.rates):
+        for i, name in enumerate(KERNEL_RATES):
             self.rate_values[i] = o[KERNEL_RATES[name]][0, 0] * M_TO_MM
         self._write_levels()
 
@@ -186,23 +217,21 @@ class LgarCore(LumpedCore):
 
     def get_state(self) -> dict[str, np.ndarray]:
         if self.backend == "cpp":
-            out = {"packed": self.packed[0], "rate_values": self.rate_values,
-                   "level_values": self.level_values, "flow_new": self.flow_new}
-            if self._pet is not None:
-                out["temps"] = self._pet.state
-            return {k: np.array(v, copy=True) for k, v in out.items()}
-        st = self.state
-        fr = st.fronts
-        out = {f"front_{name}": np.array(getattr(fr, name)) for name in FRONT_FIELDS}
-        out["front_layer"] = out["front_layer"].astype(np.int64)
-        out["front_to_bottom"] = out["front_to_bottom"].astype(bool)
-        out["scalars"] = np.array([float(getattr(st, k)) for k in STATE_SCALARS])
-        out["giuh_queue"] = np.array(st.giuh_queue, dtype=np.float64)
-        out["rate_values"] = self.rate_values
-        out["level_values"] = self.level_values
-        out["flow_new"] = self.flow_new
+            out = {"packed": self.packed[0]}
+        else:
+            st = self.state
+            fr = st.fronts
+            out = {f"front_{name}": np.array(getattr(fr, name)) for name in FRONT_FIELDS}
+            out["front_layer"] = out["front_layer"].astype(np.int64)
+            out["front_to_bottom"] = out["front_to_bottom"].astype(bool)
+            out["scalars"] = np.array([float(getattr(st, k)) for k in STATE_SCALARS])
+            out["giuh_queue"] = np.array(st.giuh_queue, dtype=np.float64)
+        out.update(rate_values=self.rate_values, level_values=self.level_values,
+                   flow_new=self.flow_new)
         if self._pet is not None:
             out["temps"] = self._pet.state
+        if self.snow is not None:
+            out["snow"] = np.array([self.snowpack, self.meltwater])
         return {k: np.array(v, copy=True) for k, v in out.items()}
 
     def set_state(self, state: dict[str, np.ndarray]) -> None:
@@ -223,17 +252,27 @@ class LgarCore(LumpedCore):
             setattr(st, key, value)
         st.giuh_queue = [float(x) for x in state["giuh_queue"]]
         self.state = st
+        self._set_common(state)
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _common_keys(self) -> list[str]:
+        """State keys of both backends: last outputs, trailing temperatures, snow stores."""
+        return ["rate_values", "level_values", "flow_new"] + (
+            ["temps"] if self._pet is not None else []) + (
+            ["snow"] if self.snow is not None else [])
+
+    def _set_common(self, state: dict[str, np.ndarray]) -> None:
         self.fluxes = None
         self.rate_values = state["rate_values"].astype(np.float64).copy()
         self.level_values = state["level_values"].astype(np.float64).copy()
         self.flow_new = state["flow_new"].astype(np.float64).copy()
         if self._pet is not None:
             self._pet.state = state["temps"]
+        if self.snow is not None:
+            self.snowpack, self.meltwater = (float(x) for x in state["snow"])
 
-    # -- helpers -----------------------------------------------------------------------------
     def _set_packed(self, state: dict[str, np.ndarray]) -> None:
-        need = ["packed", "rate_values", "level_values", "flow_new"] + (
-            ["temps"] if self._pet is not None else [])
+        need = ["packed"] + self._common_keys()
         lacking = [k for k in need if k not in state]
         if lacking:
             raise ValueError(f"dLGAR kernel state lacks {lacking} (saved by backend python or "
@@ -244,19 +283,12 @@ class LgarCore(LumpedCore):
                              f"packed state has {self._kb.state_width}")
         self.packed = packed[None, :].copy()
         self.state = self.kernel_state()
-        self.fluxes = None
-        self.rate_values = state["rate_values"].astype(np.float64).copy()
-        self.level_values = state["level_values"].astype(np.float64).copy()
-        self.flow_new = state["flow_new"].astype(np.float64).copy()
-        if self._pet is not None:
-            self._pet.state = state["temps"]
+        self._set_common(state)
 
     def _check_state(self, state: dict[str, np.ndarray]) -> None:
-        """Refuse a state of another configuration (layers, GIUH length, PET model)."""
-        need = [f"front_{n}" for n in FRONT_FIELDS] + ["scalars", "giuh_queue", "rate_values",
-                                                        "level_values", "flow_new"]
-        if self._pet is not None:
-            need.append("temps")
+        """Refuse a state of another configuration (layers, GIUH length, PET model, snow)."""
+        need = [f"front_{n}" for n in FRONT_FIELDS] + ["scalars", "giuh_queue"] + \
+            self._common_keys()
         lacking = [k for k in need if k not in state]
         if lacking:
             raise ValueError(f"dLGAR state lacks {lacking} (saved by another model "

@@ -24,11 +24,16 @@ def _model(seed: int = 0) -> M.DLGAR:
     return M.SPEC.build_model({}, {"hidden": 8}, 4).to(torch.float64)
 
 
-def _step_all(m: BmiLGAR, precip, pet) -> tuple[np.ndarray, list]:
+def _step_all(m: BmiLGAR, precip, pet, temp=None) -> tuple[np.ndarray, list]:
+    """Step every hour; air temperature ``temp`` [degC] (default 20: no snow) where it is an
+    input."""
     rows, fronts = [], []
-    for p, e in zip(precip, pet):
+    temp = np.full(len(precip), 20.0) if temp is None else temp
+    for p, e, t in zip(precip, pet, temp):
         m.set_value(PRECIP, np.array([float(p)]))
         m.set_value(PET, np.array([float(e)]))
+        if TEMP in m.get_input_var_names():
+            m.set_value(TEMP, np.array([float(t)]))
         m.update()
         rows.append([m.get_value(o, np.empty(1))[0] for o in m.get_output_var_names()])
         fr = m.core.state.fronts
@@ -123,6 +128,79 @@ def test_bundle_bmi_backends_and_the_models_hourly_run(tmp_path, random_bundle, 
     assert daily_bmi.max() > 0
     np.testing.assert_allclose(out["streamflow"][:, 0].numpy(), daily_bmi, rtol=1e-9,
                                atol=1e-12)
+
+
+def _winter(hours: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Hourly precipitation [mm], PET [mm] and temperature [degC]: a cold spell with snow, then
+    a thaw with rain."""
+    f = storm_forcing(hours, peak_mm_per_h=20.0, seed=seed)
+    t = np.where(np.arange(hours) < hours // 2, -6.0, 6.0) + 3 * np.sin(np.arange(hours) / 4)
+    return f.precip_mm_per_h, f.pet_mm_per_h, t
+
+
+def test_bundle_bmi_runs_the_bundles_snow_ahead_of_lgar(tmp_path, random_bundle, catchment):
+    """Snow on by default with a bundle: temperature is an input, SWE builds in the cold spell
+    and melts in the thaw, water is conserved (precipitation = liquid water + SWE), and LGAR gets
+    exactly the hourly degree-day routine's liquid water (bit for bit against a snow-free core
+    fed that water)."""
+    from delta_core import snow as snow_routine
+    from delta_core.ngen.crosswalk import MELT, SWE
+
+    p, pet, t = _winter(24 * 10, seed=11)
+    cfg = {**catchment, "bundle": str(random_bundle("dlgar")), "pet_source": "input"}
+    m = _bmi(tmp_path, "snow", **cfg)
+    assert TEMP in m.get_input_var_names() and {MELT, SWE} <= set(m.get_output_var_names())
+    rows, _ = _step_all(m, p, pet, t)
+    names = m.get_output_var_names()
+    swe, melt = rows[:, names.index(SWE)], rows[:, names.index(MELT)]
+    assert swe[len(p) // 2 - 1] > 5.0 and swe[-1] < swe[len(p) // 2 - 1] and melt.sum() > 1.0
+    c = M.PhysicsConfig().snow()
+    pack = water = 0.0
+    liquid = []
+    for x, y in zip(p, t):
+        s = snow_routine.degree_day_step(pack, water, float(x), float(y), c["TT"],
+                                         c["CFMAX"] / 24.0, c["CFR"], c["CWH"])
+        pack, water = s.snowpack, s.meltwater
+        liquid.append(s.rain + s.outflow)
+    np.testing.assert_allclose(np.sum(liquid) + swe[-1], p.sum(), rtol=1e-12)
+    plain = LgarCore(m.core.params, backend="cpp")
+    again = LgarCore(m.core.params, backend="cpp", snow=c)
+    for x, y, e, w in zip(p, t, pet, liquid):
+        plain.step([w, float(e), None], None)
+        again.step([float(x), float(e), float(y)], None)
+        assert again.flow_new[0] == plain.flow_new[0]
+        np.testing.assert_array_equal(again.rate_values[:7], plain.rate_values[:7])
+
+
+@pytest.mark.parametrize("backend", ["cpp", "python"])
+def test_snow_state_restores_bit_for_bit(tmp_path, random_bundle, catchment, backend):
+    p, pet, t = _winter(24 * 6, seed=12)
+    cfg = {**catchment, "bundle": str(random_bundle("dlgar")), "pet_source": "input",
+           "backend": backend}
+    ref, _ = _step_all(_bmi(tmp_path, "ref", **cfg), p, pet, t)
+    a = _bmi(tmp_path, "a", **cfg)
+    split = len(p) // 2 - 5
+    first, _ = _step_all(a, p[:split], pet[:split], t[:split])
+    assert a.core.snowpack > 0
+    a.save_state(tmp_path / "snow.npz")
+    b = _bmi(tmp_path, "b", **cfg)
+    b.load_state(tmp_path / "snow.npz")
+    rest, _ = _step_all(b, p[split:], pet[split:], t[split:])
+    np.testing.assert_array_equal(np.vstack([first, rest]), ref)
+    with pytest.raises(Exception, match="model options"):
+        _bmi(tmp_path, "c", **cfg, snow=False).load_state(tmp_path / "snow.npz")
+
+
+def test_snow_flag_is_checked_and_optional_without_bundle(tmp_path, random_bundle, catchment):
+    from delta_core.bmi.base import BmiError
+
+    with pytest.raises(BmiError, match="snow must be true or false"):
+        _bmi(tmp_path, "bad", **catchment, bundle=str(random_bundle("dlgar")), snow="yes")
+    attrs = dict(zip(M.RAW_ATTRIBUTES, RAW[0].tolist()))
+    off = _bmi(tmp_path, "off", attributes=attrs)
+    on = _bmi(tmp_path, "on", attributes=attrs, snow=True)
+    assert TEMP not in off.get_input_var_names() and TEMP in on.get_input_var_names()
+    assert on.core.snow == M.PhysicsConfig().snow()
 
 
 def test_bundle_needs_the_raw_texture_attributes(tmp_path, random_bundle, catchment):
