@@ -120,13 +120,25 @@ class LgarCore(LumpedCore):
         self.reset()
 
     # -- LumpedCore --------------------------------------------------------------------------
+    @property
+    def state(self) -> LgarState:
+        """The column's state as the port's :class:`LgarState` (backend cpp: unpacked from the
+        kernel's packed state when first asked for after a step)."""
+        if self._state is None:
+            self._state = self.kernel_state()
+        return self._state
+
+    @state.setter
+    def state(self, value: LgarState | None) -> None:
+        self._state = value
+
     def reset(self) -> None:
-        self.state: LgarState = self.model.initial_state()
+        self.state = self.model.initial_state()
         self.fluxes: StepFluxes | None = None
         if self.backend == "cpp":
             empty = np.zeros((0, 1))
             self.packed = self._kernel.run_kernel(self._kb, empty, empty).state
-            self.state = self.kernel_state()
+            self.state = None
         if self._pet is not None:
             self._pet.reset()
         self.snowpack = 0.0
@@ -187,7 +199,7 @@ class LgarCore(LumpedCore):
         run = self._kernel.run_kernel(self._kb, np.array([[float(p)]]),
                                       np.array([[float(pet)]]), state=self.packed)
         self.packed = run.state
-        self.state = self.kernel_state()
+        self.state = None
         o = run.outputs
         self.flow_new[0] = o["total_discharge"][0, 0] * M_TO_MM
         for i, name in enumerate(KERNEL_RATES):
@@ -282,7 +294,7 @@ class LgarCore(LumpedCore):
             raise ValueError(f"dLGAR kernel state of {packed.shape} doubles; this column's "
                              f"packed state has {self._kb.state_width}")
         self.packed = packed[None, :].copy()
-        self.state = self.kernel_state()
+        self.state = None
         self._set_common(state)
 
     def _check_state(self, state: dict[str, np.ndarray]) -> None:
@@ -305,9 +317,27 @@ class LgarCore(LumpedCore):
             raise ValueError("dLGAR state: GIUH queue or scalars of another configuration")
 
     def _write_levels(self) -> None:
-        st = self.state
         lv = self.level_values
-        lv[0] = self.model.mass(st.fronts) * CM_TO_MM
-        lv[1] = st.ponded_cm * CM_TO_MM
-        lv[2] = (st.cr_fast_cm + st.cr_slow_cm) * CM_TO_MM
-        lv[3] = float(st.fronts.n)
+        if self._state is None:  # backend cpp: read the packed row, no unpacking of the fronts
+            u = self._kernel.unpack_state(self.packed)
+            fronts = _FrontView(int(u["n"]), u["layer"].tolist(), u["depth"].tolist(),
+                                u["theta"].tolist())
+            ponded, fast, slow = u["ponded_cm"], u["cr_fast_cm"], u["cr_slow_cm"]
+        else:
+            st = self._state
+            fronts, ponded, fast, slow = st.fronts, st.ponded_cm, st.cr_fast_cm, st.cr_slow_cm
+        lv[0] = self.model.mass(fronts) * CM_TO_MM
+        lv[1] = ponded * CM_TO_MM
+        lv[2] = (fast + slow) * CM_TO_MM
+        lv[3] = float(fronts.n)
+
+
+@dataclasses.dataclass
+class _FrontView:
+    """What :meth:`bmi_lgar.physics.Lgar.mass` reads of the fronts (count, layer, depth [cm],
+    theta [-])."""
+
+    n: int
+    layer: list
+    depth: list
+    theta: list

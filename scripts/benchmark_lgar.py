@@ -11,7 +11,10 @@ same warm-up and best-of-N for every backend:
 * forward + sensitivities (Jacobian of the 14 outputs to the 27 parameters at every step) on
   the same hours, and its cost relative to the forward;
 * threads: ``--basins`` copies of the column (each with its own soil parameters scaled slightly)
-  on 1 and 2 threads (per substep per basin, and the speedup).
+  on 1 and 2 threads (per substep per basin, and the speedup);
+* the NextGen BMI (:class:`bmi_lgar.bmi.BmiLGAR`, texture-table column of CAMELS 09480000,
+  hourly, one 3600 s substep): latency of one ``set_value`` x 2 + ``update`` with backend cpp
+  and python (the lowest of ``--repeat`` medians of ``--bmi-calls`` hours, same warm-up).
 
 Prints a Markdown table with the machine (CPU model, cores, compiler and flags); ``--out``
 writes it. Other jobs on the machine slow every figure: run it on an idle machine to compare.
@@ -23,51 +26,23 @@ Example::
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import sys
-import time
+import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from bmi_lgar import kernel
 from bmi_lgar.forcing import read_forcing
 from bmi_lgar.lgar_config import read_lgar_config
 from bmi_lgar.physics import Lgar
 from bmi_lgar.reference import CASES, base_dir, reference_workdir
+from delta_core.benchmarking import best_median, best_of, machine_info, machine_line
+from delta_core.ngen.crosswalk import PET, PRECIP
 
 REPO = Path(__file__).resolve().parents[1]
 CASE = "Phillipsburg_fixed300_nocache"
-
-
-def machine_info() -> dict:
-    """CPU model, logical CPUs, compiler and flags of the kernel."""
-    model = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    build = dict(getattr(kernel.core(), "BUILD_INFO", {}))
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return {"cpu_model": model, "logical_cpus": os.cpu_count(), "python": sys.version.split()[0],
-            "compiler": build.get("compiler", "?"), "compile_flags": build.get("flags", "?"),
-            "load": load}
-
-
-def best_of(fn, repeat: int) -> float:
-    """Best wall time of ``repeat`` calls after one warm-up call [s]."""
-    fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def load_case(ref: Path, tmp: Path):
@@ -88,6 +63,37 @@ def python_port(cfg, precip, pet) -> None:
         model.step(st, float(p), float(e))
 
 
+#: Texture attributes of CAMELS 09480000 (clay loam) for the BMI column.
+BMI_ATTRIBUTES = {"sand_frac": 41.1498547899355, "silt_frac": 28.1180467371064,
+                  "clay_frac": 28.8165607541358, "soil_depth_statsgo": 1.22140798674422}
+
+
+def bmi_update_latency(backend: str, precip, pet, n_calls: int, repeat: int) -> float:
+    """Seconds per hour of the BMI (two set_value and one update) with ``backend``, forcing
+    cycled from ``precip``/``pet`` [mm/h]."""
+    from bmi_lgar.bmi import BmiLGAR
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "c.yaml"
+        path.write_text(yaml.safe_dump({"attributes": BMI_ATTRIBUTES, "latitude": 31.36,
+                                        "area_km2": 212.8, "start_time": "2000-01-01 00:00:00",
+                                        "backend": backend, "allow_exceed_end_time": True}))
+        m = BmiLGAR()
+        m.initialize(str(path))
+    x, y = np.empty(1), np.empty(1)
+    i = [0]
+
+    def hour() -> None:
+        k = i[0] % len(precip)
+        i[0] += 1
+        x[0], y[0] = precip[k], pet[k]
+        m.set_value(PRECIP, x)
+        m.set_value(PET, y)
+        m.update()
+
+    return best_median(hour, n_calls, repeat, warmup=100)
+
+
 def main(argv=None) -> str:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--ref", type=Path, default=REPO.parent / "shared" / "reference" / "lgar",
@@ -96,10 +102,11 @@ def main(argv=None) -> str:
                     help="hours of the Python-vs-kernel comparison (12 substeps each)")
     ap.add_argument("--basins", type=int, default=8, help="columns of the threads measure")
     ap.add_argument("--repeat", type=int, default=3, help="best of N (after one warm-up)")
+    ap.add_argument("--bmi-calls", type=int, default=1000,
+                    help="hours per median of the BMI latency")
+    ap.add_argument("--note", default="", help="conditions of the run, in words")
     ap.add_argument("--out", help="write the Markdown table here")
     a = ap.parse_args(argv)
-    import tempfile
-
     with tempfile.TemporaryDirectory() as tmp:
         cfg, forcing = load_case(a.ref, Path(tmp))
     n_all = cfg.num_forcing_steps
@@ -133,14 +140,22 @@ def main(argv=None) -> str:
     rows.append((f"forward, kernel, {nb} basins, 1 thread", f"{t1 * per:.2f}", "1"))
     rows.append((f"forward, kernel, {nb} basins, 2 threads", f"{t2 * per:.2f}",
                  f"{t1 / t2:.2f}x speedup"))
-    info = machine_info()
+    bmi = {b: bmi_update_latency(b, p_all[:, 0], e_all[:, 0], a.bmi_calls, a.repeat)
+           for b in ("python", "cpp")}
+    info = machine_info(getattr(kernel.core(), "BUILD_INFO", {}), a.note)
     lines = [f"LGAR kernel benchmark: {CASE} (3 layers, {sub_per_step} substeps of 300 s per "
              f"hour); best of {a.repeat} after a warm-up, same for every backend", "",
-             f"machine: {info['cpu_model']}, {info['logical_cpus']} logical CPUs, load average "
-             f"{info['load']:.1f} at the end (other jobs running slow every figure); python "
-             f"{info['python']}; {info['compiler']} `{info['compile_flags']}`", "",
+             f"machine: {machine_line(info)}", "",
              "| measure | us per substep (per basin) | ratio |", "|---|---|---|"]
     lines += [f"| {r[0]} | {r[1]} | {r[2]} |" for r in rows]
+    lines += ["", f"BMI (texture-table column, hourly, one 3600 s substep; lowest of {a.repeat} "
+              f"medians of {a.bmi_calls} hours, Phillipsburg forcing cycled):", "",
+              "| BmiLGAR backend | us per hour (2 x set_value + update) | ratio |",
+              "|---|---|---|",
+              f"| python (port) | {bmi['python'] * 1e6:.0f} | 1 |",
+              f"| cpp (kernel) | {bmi['cpp'] * 1e6:.0f} | {bmi['python'] / bmi['cpp']:.1f}x "
+              f"faster |"]
+    lines += ["", "Reproduce: `python scripts/benchmark_lgar.py --out benchmarks/lgar_kernel.md`"]
     text = "\n".join(lines) + "\n"
     print(text)
     if a.out:
