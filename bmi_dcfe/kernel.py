@@ -15,11 +15,12 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib
 
 import torch
 
 from bmi_dcfe import physics
+from delta_core.kernels import KernelMismatchError, import_kernel, missing_kernel
+from delta_core.kernels import check_names as _check_names
 
 #: Per-basin kernel parameters, in the compiled module's order (derived constants).
 PARAMETER_NAMES: tuple[str, ...] = (
@@ -37,32 +38,14 @@ STATE_NAMES: tuple[str, ...] = ("soil", "gw", "percolation")
 BACKENDS: tuple[str, ...] = ("torch", "cpp")
 
 
-class KernelMismatchError(ImportError):
-    """The compiled kernel orders parameters, outputs or states differently from this module."""
-
-
 def check_names(core) -> None:
     """Raise :class:`KernelMismatchError` unless the compiled module's name tuples are ours."""
-    for attr, want in (("PARAMETER_NAMES", PARAMETER_NAMES), ("OUTPUT_NAMES", OUTPUT_NAMES),
-                       ("STATE_NAMES", STATE_NAMES)):
-        got = tuple(getattr(core, attr, ()))
-        if got != want:
-            raise KernelMismatchError(
-                f"the compiled CFE kernel {getattr(core, '__file__', core)} has {attr} {got}, "
-                f"bmi_dcfe/kernel.py has {want}: rebuild the package (pip install .)")
-    if getattr(core, "N_GRAD_OUTPUTS", None) != N_GRAD_OUTPUTS:
-        raise KernelMismatchError("the compiled CFE kernel differs in N_GRAD_OUTPUTS: rebuild")
+    _check_names(core, "CFE", "bmi_dcfe/kernel.py",
+                 {"PARAMETER_NAMES": PARAMETER_NAMES, "OUTPUT_NAMES": OUTPUT_NAMES,
+                  "STATE_NAMES": STATE_NAMES, "N_GRAD_OUTPUTS": N_GRAD_OUTPUTS})
 
 
-try:
-    _core = importlib.import_module("bmi_dcfe._core")
-    check_names(_core)
-    _IMPORT_ERROR: Exception | None = None
-except KernelMismatchError:
-    raise
-except ImportError as exc:  # pragma: no cover - depends on the build
-    _core = None
-    _IMPORT_ERROR = exc
+_core, _IMPORT_ERROR = import_kernel("bmi_dcfe._core", check_names)
 
 _N_THREADS = 0
 
@@ -100,9 +83,7 @@ def unsupported(options: physics.CfeOptions) -> str | None:
 
 def _require_core():
     if _core is None:
-        raise RuntimeError(f"the compiled CFE kernel bmi_dcfe._core is not available "
-                           f"({_IMPORT_ERROR}); reinstall the package with a C++ compiler or use "
-                           f"backend='torch'")
+        raise missing_kernel("CFE", "bmi_dcfe._core", _IMPORT_ERROR, " or use backend='torch'")
     return _core
 
 

@@ -251,7 +251,7 @@ class DCFE(nn.Module):
             raise ValueError(f"dCFE.simulate: daily values of dynamic {sorted(missing)} needed")
         # dynamic parameters' static slots: their first day (unused by the runs below)
         params = self.cfe_parameters({**learned, **{k: v[0] for k, v in dynamic.items()}})
-        liquid, melt, swe = snow_liquid_water(p, t, learned)
+        liquid, melt, swe = snow_routine.liquid_water(p, t, learned)
         scheme = self.config.scheme()
         rain_h = to_hourly(liquid, scheme.rain_weights()) / 1000.0
         pet_h = to_hourly(pet, scheme.pet_weights()) / (1000.0 * physics.STEP_SECONDS)
@@ -285,26 +285,6 @@ class DCFE(nn.Module):
 
         return kernel.run(state, params, rain, pet, self.config.options(), outputs=keep,
                           backend=self.engine.backend, dynamic=dyn, period=24)
-
-
-def snow_liquid_water(p: torch.Tensor, t: torch.Tensor, learned: dict[str, torch.Tensor]
-                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Run the degree-day snow routine daily (cold start: no snow).
-
-    Returns liquid water reaching the ground (rain + release) [mm/day], melt [mm/day] and SWE at
-    the end of each day [mm], each [D, B].
-    """
-    pack = torch.zeros_like(p[0])
-    water = torch.zeros_like(p[0])
-    liquid, melt, swe = [], [], []
-    for d in range(p.shape[0]):
-        s = snow_routine.degree_day_step(pack, water, p[d], t[d], learned["TT"], learned["CFMAX"],
-                                         learned["CFR"], learned["CWH"])
-        pack, water = s.snowpack, s.meltwater
-        liquid.append(s.rain + s.outflow)
-        melt.append(s.melt)
-        swe.append(pack + water)
-    return torch.stack(liquid), torch.stack(melt), torch.stack(swe)
 
 
 def build_model(physics_config: PhysicsConfig, network: NetworkConfig, n_attributes: int,

@@ -15,41 +15,27 @@
 """
 from __future__ import annotations
 
-import importlib
 from typing import Mapping
 
 import numpy as np
 import torch
 
 from bmi_dhbv import hbv
+from delta_core.kernels import KernelMismatchError, import_kernel, missing_kernel
+from delta_core.kernels import check_names as _check_names
 
-
-
-class KernelMismatchError(ImportError):
-    """The compiled kernel orders parameters, states or fluxes differently from hbv.py."""
 
 
 def check_names(core) -> None:
     """Raise :class:`KernelMismatchError` unless the compiled module's name tuples equal the
     Python spec's (:data:`hbv.PARAMETER_NAMES`, :data:`hbv.STATE_NAMES`, :data:`hbv.FLUX_NAMES`):
     a stale or foreign build must not run with silently permuted parameters."""
-    for attr in ("PARAMETER_NAMES", "STATE_NAMES", "FLUX_NAMES"):
-        want, got = getattr(hbv, attr), tuple(getattr(core, attr, ()))
-        if got != want:
-            raise KernelMismatchError(
-                f"the compiled HBV kernel {getattr(core, '__file__', core)} has {attr} {got}, "
-                f"bmi_dhbv/hbv.py has {want}: rebuild the package (pip install .)")
+    _check_names(core, "HBV", "bmi_dhbv/hbv.py",
+                 {a: getattr(hbv, a) for a in ("PARAMETER_NAMES", "STATE_NAMES", "FLUX_NAMES")})
 
 
-try:  # the compiled extension is optional at import time; cpp_available() tells
-    _core = importlib.import_module("bmi_dhbv._core")  # (names a missing module as such)
-    check_names(_core)
-    _IMPORT_ERROR: Exception | None = None
-except KernelMismatchError:
-    raise
-except ImportError as exc:  # pragma: no cover - depends on the build
-    _core = None
-    _IMPORT_ERROR = exc
+# the compiled extension is optional at import time; cpp_available() tells
+_core, _IMPORT_ERROR = import_kernel("bmi_dhbv._core", check_names)
 
 #: Valid values of ``backend``.
 BACKENDS: tuple[str, ...] = ("torch", "cpp")
@@ -64,9 +50,7 @@ def cpp_available() -> bool:
 
 def _require_core():
     if _core is None:
-        raise RuntimeError(f"the compiled HBV kernel bmi_dhbv._core is not available "
-                           f"({_IMPORT_ERROR}); reinstall the package with a C++ compiler "
-                           f"or use backend='torch'")
+        raise missing_kernel("HBV", "bmi_dhbv._core", _IMPORT_ERROR, " or use backend='torch'")
     return _core
 
 

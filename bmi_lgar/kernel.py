@@ -26,7 +26,6 @@ metres per forcing step (soil and reservoir storage and ponded water in metres),
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -35,6 +34,8 @@ import torch
 
 from bmi_lgar.lgar_config import LgarConfig
 from bmi_lgar.soil import make_soil
+from delta_core.kernels import KernelMismatchError, import_kernel, missing_kernel
+from delta_core.kernels import check_names as _check_names
 
 #: Van Genuchten / Mualem parameters of each layer, in the kernel's order.
 LAYER_PARAMETERS: tuple[str, ...] = ("alpha", "n", "ks", "theta_e", "theta_r")
@@ -62,30 +63,14 @@ FLAG_NAMES: tuple[str, ...] = ("use_closed_form_g", "adaptive_timestep", "allow_
                                "free_drainage_to_cr")
 
 
-class KernelMismatchError(ImportError):
-    """The compiled kernel orders parameters or outputs differently from this module."""
-
-
 def check_names(core) -> None:
     """Raise :class:`KernelMismatchError` unless the compiled module's name tuples are ours."""
-    for attr, want in (("PARAMETER_NAMES", PARAMETER_NAMES), ("OUTPUT_NAMES", OUTPUT_NAMES),
-                       ("SCALAR_NAMES", SCALAR_NAMES), ("FLAG_NAMES", FLAG_NAMES)):
-        got = tuple(getattr(core, attr, ()))
-        if got != want:
-            raise KernelMismatchError(
-                f"the compiled LGAR kernel {getattr(core, '__file__', core)} has {attr} {got}, "
-                f"bmi_lgar/kernel.py has {want}: rebuild the package (pip install .)")
+    _check_names(core, "LGAR", "bmi_lgar/kernel.py",
+                 {"PARAMETER_NAMES": PARAMETER_NAMES, "OUTPUT_NAMES": OUTPUT_NAMES,
+                  "SCALAR_NAMES": SCALAR_NAMES, "FLAG_NAMES": FLAG_NAMES})
 
 
-try:
-    _core = importlib.import_module("bmi_lgar._core")
-    check_names(_core)
-    _IMPORT_ERROR: Exception | None = None
-except KernelMismatchError:
-    raise
-except ImportError as exc:  # pragma: no cover - depends on the build
-    _core = None
-    _IMPORT_ERROR = exc
+_core, _IMPORT_ERROR = import_kernel("bmi_lgar._core", check_names)
 
 
 def cpp_available() -> bool:
@@ -96,8 +81,7 @@ def cpp_available() -> bool:
 def core():
     """The compiled module (a clear error when it is missing)."""
     if _core is None:
-        raise RuntimeError(f"the compiled LGAR kernel bmi_lgar._core is not available "
-                           f"({_IMPORT_ERROR}); reinstall the package with a C++ compiler")
+        raise missing_kernel("LGAR", "bmi_lgar._core", _IMPORT_ERROR)
     return _core
 
 

@@ -400,7 +400,7 @@ class DLGAR(nn.Module):
         (:data:`PARAMETERS`) and priors (settings: layers, options); ``forcing`` [D, B, 3]
         float64. Returns :data:`OUTPUTS` [D - warmup, B] float64 (see :meth:`forward`)."""
         p, t, pet = forcing.unbind(-1)
-        liquid, melt, swe = snow_liquid_water(p, t, self.config.snow())
+        liquid, melt, swe = snow_routine.liquid_water(p, t, self.config.snow())
         scheme = self.config.scheme()
         rain_h = to_hourly(liquid, scheme.rain_weights()).numpy()
         pet_h = to_hourly(pet, scheme.pet_weights()).numpy()
@@ -458,27 +458,6 @@ class DLGAR(nn.Module):
     @staticmethod
     def _threads(kb: kernel.KernelBatch) -> int:
         return max(1, min(torch.get_num_threads(), kb.n_basins))
-
-
-def snow_liquid_water(p: torch.Tensor, t: torch.Tensor, params: dict[str, float]
-                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Run the degree-day snow routine daily with fixed parameters (cold start: no snow).
-
-    Returns liquid water reaching the ground (rain + release) [mm/day], melt [mm/day] and SWE at
-    the end of each day [mm], each [D, B].
-    """
-    pack = torch.zeros_like(p[0])
-    water = torch.zeros_like(p[0])
-    c = {k: torch.full_like(p[0], v) for k, v in params.items()}
-    liquid, melt, swe = [], [], []
-    for d in range(p.shape[0]):
-        s = snow_routine.degree_day_step(pack, water, p[d], t[d], c["TT"], c["CFMAX"], c["CFR"],
-                                         c["CWH"])
-        pack, water = s.snowpack, s.meltwater
-        liquid.append(s.rain + s.outflow)
-        melt.append(s.melt)
-        swe.append(pack + water)
-    return torch.stack(liquid), torch.stack(melt), torch.stack(swe)
 
 
 def build_model(physics_config: PhysicsConfig, network: NetworkConfig, n_attributes: int,

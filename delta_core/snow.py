@@ -1,7 +1,7 @@
 """Degree-day snow routine (HBV formulation), shared by the δ models that need snow.
 
-dHBV runs it inside its daily HBV step; dCFE runs it daily ahead of CFE (which has no snow) and
-feeds its liquid output to CFE. Daily step, water amounts in mm, temperature in degC. Works on any
+dHBV runs it inside its daily HBV step; dCFE and dLGAR run it daily ahead of their process
+models (which have no snow) and feed them its liquid output (:func:`liquid_water`). Daily step, water amounts in mm, temperature in degC. Works on any
 broadcastable shapes (e.g. [B, C] components or [B] basins).
 """
 from __future__ import annotations
@@ -69,3 +69,36 @@ def degree_day_step(snowpack: torch.Tensor, meltwater: torch.Tensor, p: torch.Te
     outflow = positive(meltwater - cwh * snowpack)
     meltwater = meltwater - outflow
     return SnowStep(rain, snow, melt, refreeze, outflow, snowpack, meltwater)
+
+
+def liquid_water(p: torch.Tensor, t: torch.Tensor, params: dict) -> tuple[torch.Tensor,
+                                                                          torch.Tensor,
+                                                                          torch.Tensor]:
+    """Run the routine day by day from no snow, for a model that feeds its liquid output to a
+    snow-free process model (dCFE, dLGAR).
+
+    Parameters
+    ----------
+    p, t : Tensor [D, B]
+        Daily precipitation [mm/day] and mean air temperature [degC].
+    params : dict
+        ``TT``, ``CFMAX``, ``CFR``, ``CWH`` (see :func:`degree_day_step`): tensors [B] or floats.
+
+    Returns
+    -------
+    liquid, melt, swe : Tensor [D, B]
+        Water reaching the ground (rain + release) [mm/day], melt [mm/day] and SWE (pack +
+        liquid water) at the end of each day [mm].
+    """
+    pack = torch.zeros_like(p[0])
+    water = torch.zeros_like(p[0])
+    c = {k: params[k] if isinstance(params[k], torch.Tensor) else
+         torch.full_like(p[0], float(params[k])) for k in PARAMETER_RANGES}
+    liquid, melt, swe = [], [], []
+    for d in range(p.shape[0]):
+        s = degree_day_step(pack, water, p[d], t[d], c["TT"], c["CFMAX"], c["CFR"], c["CWH"])
+        pack, water = s.snowpack, s.meltwater
+        liquid.append(s.rain + s.outflow)
+        melt.append(s.melt)
+        swe.append(pack + water)
+    return torch.stack(liquid), torch.stack(melt), torch.stack(swe)

@@ -67,7 +67,7 @@ def test_daily_outputs_are_hourly_cfe_summed(sample_batch):
         forcing = batch["forcing"]
         learned = model.parameters_physical(batch["x_attr"])
         params = model.cfe_parameters(learned)
-        from bmi_dcfe.model import snow_liquid_water
+        from delta_core.snow import liquid_water as snow_liquid_water
 
         liquid, _, _ = snow_liquid_water(forcing[..., 0], forcing[..., 1], learned)
         sch = model.config.scheme()
@@ -84,7 +84,7 @@ def test_daily_outputs_are_hourly_cfe_summed(sample_batch):
 
 def test_model_water_balance(sample_batch):
     """Precipitation = ET + streamflow + change in snow and every CFE store (mass_conserving)."""
-    from bmi_dcfe.model import snow_liquid_water
+    from delta_core.snow import liquid_water as snow_liquid_water
 
     model, batch = sample_batch("dcfe")
     batch = {**batch, "warmup": 0}
