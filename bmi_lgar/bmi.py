@@ -51,6 +51,8 @@ OUTPUT_TABLE: tuple[tuple[str, str, str, str], ...] = (
     (N_FRONTS, "1", "number of wetting fronts in the soil column", "n_fronts"),
 )
 
+#: ``bundle: shipped``: the package's dLGAR bundle (:attr:`ModelSpec.default_bundle`).
+SHIPPED = "shipped"
 #: Keys that give the parameter set (exactly one).
 PARAMETER_SOURCES = ("lgar_config", "attributes", "soil_layers")
 
@@ -70,6 +72,9 @@ class BmiLGAR(NgenBmi):
     REQUIRED = ("latitude", "area_km2", "start_time")
     BACKENDS = ("cpp", "python")
     EXTRA_KEYS = {
+        "bundle": "dLGAR weight bundle: a path, or 'shipped' for the package's bundle; without "
+                  "it LGAR runs the parameters of lgar_config, attributes (texture table) or "
+                  "soil_layers",
         "lgar_config": "LGAR-C config file giving the parameters (its timing is replaced by "
                        "hourly steps with one 3600 s substep)",
         "soil_layers": "explicit layers, surface first: each a soil name or row of the soil "
@@ -122,7 +127,7 @@ class BmiLGAR(NgenBmi):
         if cfg.get("attributes") is None:
             raise BmiError("missing required key(s) ['attributes']: a bundle needs the "
                            "catchment attributes")
-        model, norm, _ = self._load_bundle(cfg["bundle"])
+        model, norm, _ = self._load_bundle(None if cfg["bundle"] == SHIPPED else cfg["bundle"])
         if _flag(cfg, "snow", True):
             self._snow = model.config.snow()
         attrs = cfg["attributes"]

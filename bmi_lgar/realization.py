@@ -1,8 +1,11 @@
 """``dlgar-realization``: NextGen realizations and per-catchment configs for dLGAR (the generic
 writer of :mod:`delta_core.ngen.realization` bound to dLGAR's BMI names and options).
 
-The configs carry the catchment's texture attributes (:data:`bmi_lgar.texture.ATTRIBUTES`), so
-each catchment runs the texture-table parameter set; the hourly AORC-style forcing has no PET,
+Without ``--bundle`` the configs carry the catchment's texture attributes
+(:data:`bmi_lgar.texture.ATTRIBUTES`), so each catchment runs the texture-table parameter set;
+with ``--bundle shipped`` (the package's dLGAR bundle) or ``--bundle PATH`` they carry every
+attribute the bundle needs and the texture attributes of its prior, and each catchment runs the
+learned parameters and the bundle's snow. The hourly AORC-style forcing has no PET,
 so PET is Hargreaves from the hourly temperature (``pet_source: hargreaves``, inputs
 precipitation and temperature) unless ``--pet-source input`` (a forcing column ``pet``).
 """
@@ -14,7 +17,8 @@ from bmi_lgar import bmi as B
 from bmi_lgar.bmi import BmiLGAR
 from bmi_lgar.texture import ATTRIBUTES
 from delta_core.ngen import crosswalk as X
-from delta_core.ngen.realization import HOURLY_MAP, ModelBinding, main as _main
+from delta_core.ngen.realization import HOURLY_MAP, ModelBinding, main as _main, \
+    needed_attributes
 
 #: Outputs written to the per-catchment CSVs: (BMI name, CSV header).
 OUTPUTS = [(X.RUNOFF_DEPTH, "runoff_depth_m"), (X.RUNOFF_FLUX, "runoff_m3_s"),
@@ -42,6 +46,15 @@ def _add_arguments(ap: argparse.ArgumentParser) -> None:
                          "'pet [mm h-1]')")
 
 
+def _attributes(args: argparse.Namespace) -> list[str]:
+    """Texture attributes, or with ``--bundle`` the bundle's and the texture prior's."""
+    bundle = getattr(args, "bundle", None)
+    if not bundle:
+        return list(ATTRIBUTES)
+    need = needed_attributes(None if bundle == B.SHIPPED else bundle, "dlgar")
+    return need + [a for a in ATTRIBUTES if a not in need]
+
+
 BINDING = ModelBinding(
     model="dlgar", prog="dlgar-realization", model_type_name="dLGAR",
     python_type="bmi_lgar.bmi.BmiLGAR",
@@ -50,7 +63,7 @@ BINDING = ModelBinding(
     spinup_step=3600,
     add_arguments=_add_arguments,
     config_extras=lambda args: {"pet_source": _pet_source(args)},
-    attributes=ATTRIBUTES,
+    attributes=_attributes,
 )
 
 

@@ -349,6 +349,24 @@ def test_realization_writer(tmp_path):
                  "--time-step", "86400"]) == 2
 
 
+def test_realization_writer_with_a_bundle(tmp_path, random_bundle):
+    """--bundle: the configs carry the bundle's attributes and the texture prior's, and the
+    BMI runs the bundle (learned layers, snow on)."""
+    from bmi_lgar.realization import main
+
+    bundle = random_bundle("dlgar")
+    src = REPO / "realizations" / "dlgar_ngen_example"
+    assert main(["--stand-in", "03439000", "--catchments", str(src / "catchment_data.geojson"),
+                 "--out", str(tmp_path), "--start", "2015-12-01 00:00:00",
+                 "--end", "2015-12-01 23:00:00", "--bundle", str(bundle)]) == 0
+    cfg = yaml.safe_load((tmp_path / "config" / "cat-27.yaml").read_text())
+    assert cfg["bundle"] == str(bundle) and set(ATTRS) <= set(cfg["attributes"])
+    assert len(cfg["attributes"]) > len(ATTRS)
+    m = BmiLGAR()
+    m.initialize(str(tmp_path / "config" / "cat-27.yaml"))
+    assert "dLGAR bundle" in m.core.params.source and m.core.snow is not None
+
+
 @pytest.fixture(scope="module")
 def replayed(tmp_path_factory):
     """The two shipped dLGAR realizations replayed with ngen's call sequence."""

@@ -116,9 +116,10 @@ class ModelBinding:
         Model-specific options.
     config_extras : callable(args) -> dict
         Model-specific keys written into every config.
-    attributes : tuple of str or None
-        The catchment attributes the configs carry, for a model whose parameters do not come
-        from a weight bundle (None: the bundle's, see :func:`needed_attributes`).
+    attributes : tuple of str, callable(args) -> tuple of str or None, or None
+        The catchment attributes the configs carry, for a model whose parameters need not come
+        from a weight bundle (None: the bundle's, see :func:`needed_attributes`; a callable
+        decides from the parsed options).
     """
 
     model: str
@@ -131,7 +132,7 @@ class ModelBinding:
     add_arguments: Callable | None = None
     spinup_step: int = 86400
     config_extras: Callable = field(default=lambda args: {})
-    attributes: tuple[str, ...] | None = None
+    attributes: tuple[str, ...] | Callable | None = None
 
 
 ID_COLUMNS = ("id", "catchment_id", "divide_id", "gauge_id")
@@ -627,8 +628,8 @@ def _hydrofabric_source(args, need, out: Path) -> tuple[Hydrofabric, list[dict],
 
 def _main(argv, binding: ModelBinding) -> int:
     args = _parse_args(argv, binding)
-    need = (list(binding.attributes) if binding.attributes is not None
-            else needed_attributes(args.bundle, binding.model))
+    attrs = binding.attributes(args) if callable(binding.attributes) else binding.attributes
+    need = list(attrs) if attrs is not None else needed_attributes(args.bundle, binding.model)
     out = Path(args.out)
     hf = None
     if args.hydrofabric:
