@@ -297,8 +297,9 @@ def _check_finite(loss: torch.Tensor, params: list, epoch: int, iteration: int,
 
 def _finish(cfg: RunConfig, dataset: CamelsDataset, data: TrainingData, model, history: list,
             run_dir: Path) -> Path:
-    """Write the bundle, score it on the test period, record the metrics in it."""
-    from delta_core.evaluation import evaluate_model
+    """Write the bundle, score it on the test period, record the medians in it and the
+    per-basin scores in ``run_dir/test_metrics.csv``."""
+    from delta_core.evaluation import evaluate_model, write_metrics_csv
 
     tc = cfg.training
     provenance = {**code_provenance(),
@@ -320,6 +321,7 @@ def _finish(cfg: RunConfig, dataset: CamelsDataset, data: TrainingData, model, h
                 metrics={"test_period": [cfg.data.test_start, cfg.data.test_end],
                          "median_nse": metrics["median_nse"], "median_kge": metrics["median_kge"],
                          "n_basins": metrics["n_basins"]})
+    write_metrics_csv(run_dir / "test_metrics.csv", metrics["rows"])
     print(f"test {cfg.data.test_start}..{cfg.data.test_end}: median NSE "
           f"{metrics['median_nse']:.3f}, median KGE {metrics['median_kge']:.3f} "
           f"over {metrics['n_basins']} basins; bundle {bundle_path}")

@@ -80,6 +80,12 @@ def test_bundle_contents(tiny_bundle):
     assert "git_commit" in b["provenance"] and len(b["provenance"]["history"]) == 2
     assert np.isfinite(b["metrics"]["median_nse"])
     assert "p_mean" in b["normalization"]["attributes"]["names"]
+    import csv
+
+    with open(tiny_bundle.parent / "test_metrics.csv") as f:  # the per-basin test scores
+        rows = list(csv.DictReader(f))
+    assert len(rows) == b["metrics"]["n_basins"]
+    assert np.median([float(r["nse"]) for r in rows]) == pytest.approx(b["metrics"]["median_nse"])
     # weights_only loading is what load_bundle uses; it must hold no pickled code
     torch.load(tiny_bundle, weights_only=True)
 
