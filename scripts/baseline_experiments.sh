@@ -19,7 +19,7 @@ run() {
         --seeds 111111 222222 333333 --reuse 111111=bmi_dhbv/weights/dhbv_dynamic.pt \
         --out "$EXP/seeds_dhbv_dynamic" --no-progress ;;
     seeds_lstm) delta-experiment seeds --config configs/lstm_full.yaml \
-        --seeds 111111 222222 333333 --reuse 111111=runs/lstm_full/bundle.pt \
+        --seeds 111111 222222 333333 --reuse 111111=benchmarks/results/lstm_full/bundle.pt \
         --out "$EXP/seeds_lstm" --no-progress ;;
     pub_static) delta-experiment pub --config configs/dhbv_static_full.yaml \
         --out "$EXP/pub_dhbv_static" --no-progress ;;
