@@ -12,27 +12,23 @@
 set -euo pipefail
 export OMP_NUM_THREADS=1
 EXP=${EXP:-runs/exp}
+# exp KIND CONFIG NAME [OPTIONS...]: one delta-experiment into $EXP/NAME
+exp() {
+  delta-experiment "$1" --config "configs/$2.yaml" --out "$EXP/$3" --no-progress "${@:4}"
+}
 run() {
   case "$1" in
     lstm) lstm-train --config configs/lstm_full.yaml --no-progress ;;
-    seeds_dynamic) delta-experiment seeds --config configs/dhbv_dynamic_full.yaml \
-        --seeds 111111 222222 333333 --reuse 111111=bmi_dhbv/weights/dhbv_dynamic.pt \
-        --out "$EXP/seeds_dhbv_dynamic" --no-progress ;;
-    seeds_lstm) delta-experiment seeds --config configs/lstm_full.yaml \
-        --seeds 111111 222222 333333 --reuse 111111=benchmarks/results/lstm_full/bundle.pt \
-        --out "$EXP/seeds_lstm" --no-progress ;;
-    pub_static) delta-experiment pub --config configs/dhbv_static_full.yaml \
-        --out "$EXP/pub_dhbv_static" --no-progress ;;
-    pur_static) delta-experiment pur --config configs/dhbv_static_full.yaml \
-        --out "$EXP/pur_dhbv_static" --no-progress ;;
-    pub_dynamic) delta-experiment pub --config configs/dhbv_dynamic_full.yaml \
-        --out "$EXP/pub_dhbv_dynamic" --no-progress ;;
-    pur_dynamic) delta-experiment pur --config configs/dhbv_dynamic_full.yaml \
-        --out "$EXP/pur_dhbv_dynamic" --no-progress ;;
-    pub_lstm) delta-experiment pub --config configs/lstm_full.yaml \
-        --out "$EXP/pub_lstm" --no-progress ;;
-    pur_lstm) delta-experiment pur --config configs/lstm_full.yaml \
-        --out "$EXP/pur_lstm" --no-progress ;;
+    seeds_dynamic) exp seeds dhbv_dynamic_full seeds_dhbv_dynamic --seeds 111111 222222 333333 \
+        --reuse 111111=bmi_dhbv/weights/dhbv_dynamic.pt ;;
+    seeds_lstm) exp seeds lstm_full seeds_lstm --seeds 111111 222222 333333 \
+        --reuse 111111=benchmarks/results/lstm_full/bundle.pt ;;
+    pub_static) exp pub dhbv_static_full pub_dhbv_static ;;
+    pur_static) exp pur dhbv_static_full pur_dhbv_static ;;
+    pub_dynamic) exp pub dhbv_dynamic_full pub_dhbv_dynamic ;;
+    pur_dynamic) exp pur dhbv_dynamic_full pur_dhbv_dynamic ;;
+    pub_lstm) exp pub lstm_full pub_lstm ;;
+    pur_lstm) exp pur lstm_full pur_lstm ;;
     *) echo "unknown experiment $1" >&2; exit 2 ;;
   esac
 }
