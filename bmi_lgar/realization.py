@@ -64,6 +64,9 @@ BINDING = ModelBinding(
     add_arguments=_add_arguments,
     config_extras=lambda args: {"pet_source": _pet_source(args)},
     attributes=_attributes,
+    bundle_help="'shipped' (the package's dLGAR bundle) or a bundle.pt: the configs run its "
+                "learned parameters and snow (default: none, texture-table parameters)",
+    backends=("cpp", "python"),
 )
 
 

@@ -81,6 +81,9 @@ class TrainingConfig:
     dtype: str = "float32"
     checkpoint_every: int = 1
     grad_clip: float | None = 1.0
+    #: Batches in a row whose loss or gradient is non-finite that are skipped (no weight update,
+    #: counted in training_log.csv) before the run stops; 0: stop at the first.
+    skip_nonfinite: int = 0
     threads: int | None = None  # torch intra-op and kernel threads; None: torch default
     device: str = "cpu"  # cpu | cuda | auto (networks and PyTorch physics; the kernel is CPU)
     #: A bundle whose weights and normalisation start the run (fine-tuning, e.g. a daily-trained
@@ -89,6 +92,9 @@ class TrainingConfig:
 
     def __post_init__(self) -> None:
         from delta_core.distributed import DEVICES
+
+        if self.skip_nonfinite < 0:
+            raise ConfigError(f"training.skip_nonfinite must be >= 0, got {self.skip_nonfinite}")
         from delta_core.spec import BACKENDS
 
         if self.device not in DEVICES:

@@ -252,7 +252,7 @@ def _epochs(cfg: RunConfig, ctx, data: TrainingData, run: _Run, loss_fn, stop: i
     while run.epoch < stop:
         epoch = run.epoch + 1
         run.step_model.train()
-        t0, losses = time.time(), []
+        t0, losses, skipped, in_a_row = time.time(), [], 0, 0
         bar = tqdm(range(n_iter), desc=f"epoch {epoch}/{tc.epochs}", disable=not progress,
                    leave=False)
         for _ in bar:
@@ -263,7 +263,14 @@ def _epochs(cfg: RunConfig, ctx, data: TrainingData, run: _Run, loss_fn, stop: i
             loss = loss_fn.combine(parts, tc.loss_alpha)
             run.optimizer.zero_grad()
             loss.backward()
-            _check_finite(loss, params, epoch, len(losses) + 1, tc.dtype)
+            bad = _non_finite(loss, params)
+            if bad:
+                in_a_row += 1
+                if in_a_row > tc.skip_nonfinite:
+                    _stop_non_finite(bad, epoch, len(losses) + skipped + 1, tc)
+                skipped += 1
+                continue
+            in_a_row = 0
             if tc.grad_clip:
                 torch.nn.utils.clip_grad_norm_(params, tc.grad_clip)
             run.optimizer.step()
@@ -272,7 +279,7 @@ def _epochs(cfg: RunConfig, ctx, data: TrainingData, run: _Run, loss_fn, stop: i
         run.epoch = epoch
         run.history.append({"epoch": epoch, "loss": float(np.mean(losses)),
                             "seconds": time.time() - t0, "iterations": n_iter,
-                            "processes": ctx.world})
+                            "processes": ctx.world, "skipped": skipped})
         if ctx.is_main:
             print(f"epoch {epoch}: loss {run.history[-1]['loss']:.4f} "
                   f"({run.history[-1]['seconds']:.0f} s)", flush=True)
@@ -282,17 +289,22 @@ def _epochs(cfg: RunConfig, ctx, data: TrainingData, run: _Run, loss_fn, stop: i
         ctx.barrier()
 
 
-def _check_finite(loss: torch.Tensor, params: list, epoch: int, iteration: int,
-                  dtype: str) -> None:
-    """Stop before a non-finite loss or gradient reaches the weights (the checkpoint of the
-    last epoch stays valid)."""
+def _non_finite(loss: torch.Tensor, params: list) -> list[str]:
+    """What of the loss and the gradient is non-finite (empty: both finite)."""
     bad = [] if torch.isfinite(loss) else ["the loss"]
     if any(p.grad is not None and not torch.isfinite(p.grad).all() for p in params):
         bad.append("the gradient")
-    if bad:
-        hint = " (training.dtype float32: try float64)" if dtype == "float32" else ""
-        raise FloatingPointError(f"{' and '.join(bad)} became non-finite in epoch {epoch}, "
-                                 f"iteration {iteration}{hint}; the weights were not updated")
+    return bad
+
+
+def _stop_non_finite(bad: list[str], epoch: int, iteration: int, tc) -> None:
+    """Stop before a non-finite loss or gradient reaches the weights (the checkpoint of the
+    last epoch stays valid)."""
+    hint = " (training.dtype float32: try float64)" if tc.dtype == "float32" else ""
+    more = (f" after {tc.skip_nonfinite} skipped batch(es) in a row" if tc.skip_nonfinite
+            else "; training.skip_nonfinite lets the run skip such batches")
+    raise FloatingPointError(f"{' and '.join(bad)} became non-finite in epoch {epoch}, "
+                             f"iteration {iteration}{hint}{more}; the weights were not updated")
 
 
 def _finish(cfg: RunConfig, dataset: CamelsDataset, data: TrainingData, model, history: list,
@@ -337,7 +349,7 @@ def _finish(cfg: RunConfig, dataset: CamelsDataset, data: TrainingData, model, h
 
 #: Config keys that may change between an interrupted run and its resumption.
 RESUMABLE_CHANGES = {"run_dir", "training.epochs", "training.threads", "training.checkpoint_every",
-                     "training.device"}
+                     "training.device", "training.skip_nonfinite"}
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
@@ -375,7 +387,8 @@ def _write_run_config(cfg: RunConfig, run_dir: Path, ctx) -> None:
 
 def _write_history(path: Path, history: list[dict]) -> None:
     with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(history[0]))
+        fields = list(dict.fromkeys(k for row in history for k in row))
+        w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         w.writerows(history)
 

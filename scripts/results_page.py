@@ -6,7 +6,8 @@ Each model is ``LABEL=CSV`` or ``LABEL=CSV#PREFIX``: a per-basin metrics file wi
 e.g. ``dds_`` in the DDS files). Medians are over the basins with a finite NSE, for all basins
 and for the arid (CAMELS aridity > 1) and humid ones, read from ``--data``'s attributes.
 
-Writes ``OUT.md`` (Markdown table) and ``OUT.png`` (NSE CDFs).
+Writes ``OUT.md`` (Markdown table) and ``OUT.png`` (NSE CDFs); ``--subset arid`` scores only the
+arid basins (for models trained on them alone, e.g. dLGAR).
 
 Example::
 
@@ -86,11 +87,16 @@ def main(argv=None) -> None:
     ap.add_argument("models", nargs="+", help="LABEL=CSV or LABEL=CSV#PREFIX, in table order")
     ap.add_argument("--data", required=True, help="CAMELS-format data directory (aridity)")
     ap.add_argument("--out", required=True, help="output path without suffix (.md and .png)")
+    ap.add_argument("--subset", choices=("all", "arid", "humid"), default="all",
+                    help="score only these basins (arid: CAMELS aridity > 1; default all)")
     a = ap.parse_args(argv)
     models = [read_scores(m) for m in a.models]
     ds = CamelsDataset(a.data)
     ids = ds.basin_ids()
     aridity = dict(zip(ids, map(float, ds.attributes(ids, ["aridity"])["aridity"])))
+    if a.subset != "all":
+        keep = {g for g, v in aridity.items() if (v > 1.0) == (a.subset == "arid")}
+        models = [(label, {g: v for g, v in s.items() if g in keep}) for label, s in models]
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     md = table(models, aridity)

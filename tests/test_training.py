@@ -309,3 +309,38 @@ def test_non_finite_gradient_stops_training(tmp_path, monkeypatch):
     monkeypatch.setattr(training, "get_loss", poisoned)
     with pytest.raises(FloatingPointError, match="non-finite in epoch 1, iteration 1.*float64"):
         train(tiny_config(tmp_path), progress=False)
+
+
+def test_skip_nonfinite_skips_batches_and_logs_them(tmp_path, monkeypatch):
+    """With training.skip_nonfinite, a poisoned batch leaves the weights alone and is counted;
+    more poisoned batches in a row than allowed still stop the run."""
+    import csv
+    import dataclasses
+
+    import delta_core.training as training
+
+    real, calls = training.get_loss, []
+
+    def poison_first(name):
+        loss = real(name)
+
+        def combine(p, a):
+            calls.append(1)
+            return loss.combine(p, a) * (float("nan") if len(calls) == 1 else 1.0)
+        return dataclasses.replace(loss, combine=combine)
+
+    monkeypatch.setattr(training, "get_loss", poison_first)
+    cfg = tiny_config(tmp_path, skip_nonfinite=1)
+    train(cfg, progress=False)
+    with open(tmp_path / "run" / "training_log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["skipped"]) for r in rows] == [1] + [0] * (len(rows) - 1)
+    assert all(np.isfinite(float(r["loss"])) for r in rows)
+
+    def poisoned(name):
+        loss = real(name)
+        return dataclasses.replace(loss, combine=lambda p, a: loss.combine(p, a) * float("nan"))
+
+    monkeypatch.setattr(training, "get_loss", poisoned)
+    with pytest.raises(FloatingPointError, match="iteration 3.*after 2 skipped"):
+        train(tiny_config(tmp_path, "all_bad", skip_nonfinite=2), progress=False)

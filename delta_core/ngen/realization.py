@@ -120,6 +120,10 @@ class ModelBinding:
         The catchment attributes the configs carry, for a model whose parameters need not come
         from a weight bundle (None: the bundle's, see :func:`needed_attributes`; a callable
         decides from the parsed options).
+    bundle_help : str
+        Help of ``--bundle`` (what the configs run without it).
+    backends : tuple of str
+        The BMI's ``backend`` values (``--backend`` choices; the first is the default).
     """
 
     model: str
@@ -133,6 +137,8 @@ class ModelBinding:
     spinup_step: int = 86400
     config_extras: Callable = field(default=lambda args: {})
     attributes: tuple[str, ...] | Callable | None = None
+    bundle_help: str = "weight bundle written into the configs (default: shipped)"
+    backends: tuple[str, ...] = ("cpp", "torch")
 
 
 ID_COLUMNS = ("id", "catchment_id", "divide_id", "gauge_id")
@@ -546,8 +552,9 @@ def _parse_args(argv, binding: ModelBinding) -> argparse.Namespace:
                     help="BMI time step [s] (default 3600)")
     ap.add_argument("--output-interval", type=int, help="ngen output interval [s] "
                     "(default: the time step)")
-    ap.add_argument("--bundle", help="weight bundle written into the configs (default: shipped)")
-    ap.add_argument("--backend", choices=("cpp", "torch"), help="physics engine (default cpp)")
+    ap.add_argument("--bundle", help=binding.bundle_help)
+    ap.add_argument("--backend", choices=binding.backends,
+                    help=f"physics engine (default {binding.backends[0]})")
     ap.add_argument("--forcing-path", default="./forcing/", help="realization forcing.path")
     ap.add_argument("--file-pattern", default=".*{{id}}.*.csv",
                     help="realization forcing.file_pattern")
