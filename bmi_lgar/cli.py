@@ -15,11 +15,4 @@ def eval_main(argv: list[str] | None = None) -> None:
 
 
 def demo_main(argv: list[str] | None = None) -> None:
-    import sys
-
-    args = sys.argv[1:] if argv is None else argv
-    if SPEC.default_bundle is None and not any(a.startswith("--bundle") or a in ("-h", "--help")
-                                               for a in args):
-        raise SystemExit("lgar-demo: no trained dLGAR bundle ships with the package yet; give "
-                         "--bundle PATH (a bundle.pt of lgar-train)")
     cli.run(cli.demo_command, argv, "lgar-demo", SPEC)

@@ -56,6 +56,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -71,6 +72,9 @@ from delta_core.disaggregation import HourlyScheme, daily_sums, to_hourly
 from delta_core.networks import MLP
 from delta_core.routing import gamma_unit_hydrograph, route
 from delta_core.spec import Batch, Engine, ModelSpec, ParameterSpec, StateSpec, Variable
+
+#: The shipped bundle: trained on the 147 arid pack basins (``configs/dlgar_arid.yaml``).
+DEFAULT_BUNDLE = Path(__file__).resolve().parent / "weights" / "dlgar_arid.pt"
 
 #: Forcing variables: P [mm/day], mean T [degC], PET [mm/day] (daily, as the CAMELS pack).
 FORCING_NAMES: tuple[str, ...] = ("prcp", "tmean", "pet")
@@ -483,7 +487,7 @@ SPEC = ModelSpec(
     physics_config=PhysicsConfig,
     build=build_model,
     flow_components=("surface_flow", "baseflow"),
-    default_bundle=None,
+    default_bundle=DEFAULT_BUNDLE,
     bmi_class="bmi_lgar.bmi.BmiLGAR",
     raw_attributes=RAW_ATTRIBUTES,
 )

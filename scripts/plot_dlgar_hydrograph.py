@@ -1,5 +1,6 @@
 """Plot the hourly hydrograph of realizations/dlgar_camels_arid (the shipped dLGAR bundle in
-BmiLGAR, replayed as ngen runs it, synthetic hourly forcing from Daymet) with its hourly rain,
+BmiLGAR, replayed as ngen runs it, synthetic hourly forcing from Daymet with the rain in 6 h
+from 12:00) with its hourly rain,
 beside the δ model's own daily run (the same bundle on the daily Daymet forcing, as lgar-eval
 runs it, same spin-up start) and the observed daily means, for ``--days`` days from ``--start``.
 

@@ -243,11 +243,20 @@ def test_lgar_outputs_continue_from_a_packed_state():
     assert np.abs(params.grad.numpy()).max() > 0
 
 
-def test_demo_without_a_bundle_is_named():
+def test_demo_runs_the_shipped_bundle_on_the_sample(tmp_path, capsys):
+    """``lgar-demo`` without options: the shipped dLGAR bundle on the package's sample basins."""
+    import netCDF4
+
     from bmi_lgar.cli import demo_main
 
-    with pytest.raises(SystemExit, match="--bundle PATH"):
-        demo_main([])
+    with pytest.raises(SystemExit) as e:
+        demo_main(["--out", str(tmp_path), "--threads", "1"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "median NSE" in out and "03439000" in out
+    with netCDF4.Dataset(tmp_path / "simulation.nc") as nc:
+        assert nc.dimensions["basin"].size == 5
+        assert np.all(np.isfinite(nc["streamflow"][:]))
 
 
 def test_simulation_without_gradient_in_pieces_equals_the_differentiable_run(monkeypatch):

@@ -270,3 +270,21 @@ def test_replay_equals_real_ngen(name, tmp_path):
     for ref in expected:
         got = (tmp_path / "out" / ref.name[:-3]).read_bytes()
         assert got == gzip.decompress(ref.read_bytes()), ref.name
+
+
+def test_synthetic_hourly_rain_block_keeps_the_daily_totals():
+    """--rain-block puts each day's rain evenly in its hours and nowhere else; the default
+    spreads it over all 24; both give back the daily total; a block past midnight is refused."""
+    from delta_core.ngen.realization import hourly_from_daily
+
+    prcp = np.array([0.0, 12.0, 3.3])
+    t = np.array([10.0, 12.0, 8.0])
+    even, temp = hourly_from_daily(prcp, t, t + 5, t - 5)
+    block, temp_b = hourly_from_daily(prcp, t, t + 5, t - 5, rain_block=(12, 6))
+    np.testing.assert_array_equal(temp, temp_b)
+    np.testing.assert_allclose(even.sum(1) * 3600.0, prcp, rtol=1e-14)
+    np.testing.assert_allclose(block.sum(1) * 3600.0, prcp, rtol=1e-14)
+    assert np.all(block[:, :12] == 0) and np.all(block[:, 18:] == 0)
+    np.testing.assert_allclose(block[1, 12:18] * 3600.0, 2.0, rtol=1e-14)
+    with pytest.raises(ValueError, match="within one day"):
+        hourly_from_daily(prcp, t, t + 5, t - 5, rain_block=(20, 6))

@@ -151,7 +151,8 @@ def test_dcfe_eval_reproduces_recorded_metrics():
     assert round(res["median_nse"], 3) == 0.634  # the figure README reports
 
 
-PER_BASIN = {"dcfe_dynamic": "dcfe_dynamic_metrics.csv", "dhbv_hourly": "dhbv_hourly_metrics.csv"}
+PER_BASIN = {"dcfe_dynamic": "dcfe_dynamic_metrics.csv", "dhbv_hourly": "dhbv_hourly_metrics.csv",
+             "dlgar_arid": "dlgar_arid_metrics.csv"}
 
 
 def _per_basin(which: str) -> dict[str, dict]:
@@ -165,8 +166,10 @@ def _per_basin(which: str) -> dict[str, dict]:
 def _new_bundle(which: str) -> Path:
     from bmi_dcfe.model import DYNAMIC_BUNDLE
     from bmi_dhbv.bmi import HOURLY_BUNDLE
+    from bmi_lgar.model import DEFAULT_BUNDLE as DLGAR_BUNDLE
 
-    return {"dcfe_dynamic": DYNAMIC_BUNDLE, "dhbv_hourly": HOURLY_BUNDLE}[which]
+    return {"dcfe_dynamic": DYNAMIC_BUNDLE, "dhbv_hourly": HOURLY_BUNDLE,
+            "dlgar_arid": DLGAR_BUNDLE}[which]
 
 
 @pytest.mark.parametrize("which", sorted(PER_BASIN))
@@ -197,3 +200,35 @@ def test_new_bundles_reproduce_per_basin_metrics(which):
         for k in ("nse", "kge"):
             assert float(got[gid][k]) == pytest.approx(float(rows[gid][k]), abs=1e-5), (gid, k)
 
+
+def test_dlgar_bundle_valid_with_provenance():
+    from bmi_lgar.model import DEFAULT_BUNDLE as DLGAR_BUNDLE
+
+    b = load_bundle(DLGAR_BUNDLE)
+    assert b["model"] == "dlgar" and b["config"]["training"]["dtype"] == "float64"
+    prov = b["provenance"]
+    assert len(prov["basins"]) == 147 and prov["train_period"] == ["1980-10-01", "1995-09-30"]
+    assert prov["epochs"] == b["config"]["training"]["epochs"] == len(prov["history"])
+    assert b["metrics"]["test_period"] == ["1995-10-01", "2010-09-30"]
+    assert b["metrics"]["n_basins"] == 147
+
+
+def test_dlgar_bmi_takes_the_shipped_bundle(tmp_path, catchment):
+    """``bundle: shipped`` in a BmiLGAR config is the package's dLGAR bundle."""
+    import yaml
+
+    from bmi_lgar.bmi import BmiLGAR
+    from bmi_lgar.model import DEFAULT_BUNDLE as DLGAR_BUNDLE
+    from bmi_lgar.texture import ATTRIBUTES
+
+    attrs = dict(catchment["attributes"])
+    assert set(ATTRIBUTES) <= set(attrs)
+    params = []
+    for i, bundle in enumerate(("shipped", str(DLGAR_BUNDLE))):
+        path = tmp_path / f"c{i}.yaml"
+        path.write_text(yaml.safe_dump({**catchment, "bundle": bundle,
+                                        "start_time": "2000-01-01 00:00:00"}))
+        m = BmiLGAR()
+        m.initialize(str(path))
+        params.append(m.core.params)
+    assert params[0] == params[1] and "dLGAR bundle" in params[0].source

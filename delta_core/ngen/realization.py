@@ -42,7 +42,9 @@ the daily CSVs ``--write-forcing`` writes (``prcp [mm d-1]``, ``tmean``/``tmax``
   exactly the daily forcing of the daily model:
 
   - precipitation is spread evenly over the day: ``precip_rate = P_day / 86400`` mm s-1 every
-    hour (ngen converts to mm h-1; the BMI sums the 24 hours back to ``P_day``);
+    hour (ngen converts to mm h-1; the BMI sums the 24 hours back to ``P_day``), or with
+    ``--rain-block START_HOUR HOURS`` evenly over those hours (the hourly-native dCFE and dLGAR
+    respond to rain intensity: their bundles were trained with rain in 6 h from 12:00);
   - temperature follows a cosine diurnal cycle,
     ``T(h) = tmean + a * cos(2 pi (h - 15) / 24) + 273.15`` K with ``a = max(tmax - tmin, 0)/2``:
     maximum ``tmean + a`` at hour 15, minimum ``tmean - a`` at hour 3, and the 24-sample mean of
@@ -358,10 +360,13 @@ PLACEHOLDER_HALF_SIDE_DEG = 0.01
 DIURNAL_PEAK_HOUR = 15
 
 
-def hourly_from_daily(prcp, tmean, tmax, tmin) -> tuple[np.ndarray, np.ndarray]:
+def hourly_from_daily(prcp, tmean, tmax, tmin,
+                      rain_block: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Synthetic hourly forcing ``[n_days, 24]`` from daily series (see the module docstring):
-    ``precip_rate`` [mm s-1] = P/86400 every hour and ``TMP_2maboveground`` [K] = ``tmean +
-    a cos(2 pi (h - 15)/24) + 273.15`` with ``a = max(tmax - tmin, 0)/2``."""
+    ``precip_rate`` [mm s-1] = P/86400 every hour, or with ``rain_block = (start_hour, hours)``
+    P spread evenly over those hours of the day (the δ models' training scheme, e.g. (12, 6));
+    ``TMP_2maboveground`` [K] = ``tmean + a cos(2 pi (h - 15)/24) + 273.15`` with
+    ``a = max(tmax - tmin, 0)/2``."""
     prcp, tmean, tmax, tmin = (np.asarray(x, dtype=float).reshape(-1, 1)
                                for x in (prcp, tmean, tmax, tmin))
     h = np.arange(24)
@@ -369,19 +374,26 @@ def hourly_from_daily(prcp, tmean, tmax, tmin) -> tuple[np.ndarray, np.ndarray]:
     cos[DIURNAL_PEAK_HOUR] = 1.0  # exact extremes (cos(0), cos(-pi))
     cos[(DIURNAL_PEAK_HOUR + 12) % 24] = -1.0
     amp = 0.5 * np.maximum(tmax - tmin, 0.0)
-    rate = np.broadcast_to(prcp / 86400.0, (prcp.shape[0], 24))
-    return rate.copy(), tmean + amp * cos + 273.15
+    if rain_block is None:
+        rate = np.broadcast_to(prcp / 86400.0, (prcp.shape[0], 24)).copy()
+    else:
+        from delta_core.disaggregation import HourlyScheme
+
+        w = HourlyScheme("block", *rain_block).rain_weights().numpy()
+        rate = prcp * w / 3600.0
+    return rate, tmean + amp * cos + 273.15
 
 
 def write_camels_csvs(gauge: str, root, start: str, end: str, forcing_path: Path | None,
                       spinup_start: str | None, spinup_path: Path | None,
                       time_step: int = 86400, spinup_columns: dict | None = None,
-                      spinup_step: int = 86400) -> None:
+                      spinup_step: int = 86400,
+                      rain_block: tuple[int, int] | None = None) -> None:
     """Forcing CSV for the days start..end and a daily spin-up CSV (``date`` and
     ``spinup_columns``: column -> data variable) from ``spinup_start`` to the day before start. The forcing CSV is daily
     (``time,prcp [mm d-1],tmean,tmax,tmin [degC]``) for ``time_step`` 86400 and the synthetic
     hourly AORC-style ``time,precip_rate,TMP_2maboveground`` (mm s-1, K; :func:`hourly_from_daily`)
-    for 3600."""
+    for 3600 (``rain_block``: see :func:`hourly_from_daily`; also for hourly spin-up rows)."""
     from delta_core.data.camels import CamelsDataset
 
     ds = CamelsDataset(root)
@@ -392,7 +404,7 @@ def write_camels_csvs(gauge: str, root, start: str, end: str, forcing_path: Path
             w = csv.writer(f)
             if time_step == 3600:
                 rate, temp = hourly_from_daily(ts.prcp[:, 0], ts.tmean[:, 0], ts.tmax[:, 0],
-                                               ts.tmin[:, 0])
+                                               ts.tmin[:, 0], rain_block)
                 w.writerow(["time", "precip_rate", "TMP_2maboveground"])
                 for i, d in enumerate(ts.dates):
                     for h in range(24):
@@ -418,7 +430,7 @@ def write_camels_csvs(gauge: str, root, start: str, end: str, forcing_path: Path
                     w.writerow([str(d), *(repr(float(ts[v][i, 0])) for v in cols.values())])
                 return
             rate, temp = hourly_from_daily(ts.prcp[:, 0], ts.tmean[:, 0], ts.tmax[:, 0],
-                                           ts.tmin[:, 0])
+                                           ts.tmin[:, 0], rain_block)
             hourly = {"prcp": rate * 3600.0, "tmean": temp - 273.15}
             unknown = [v for v in cols.values() if v not in hourly]
             if unknown:
@@ -563,6 +575,10 @@ def _parse_args(argv, binding: ModelBinding) -> argparse.Namespace:
     ap.add_argument("--write-forcing", action="store_true",
                     help="--camels: write forcing CSVs <out>/forcing/<id>.csv (hourly AORC-style "
                          "for --time-step 3600, daily for 86400)")
+    ap.add_argument("--rain-block", type=int, nargs=2, metavar=("START_HOUR", "HOURS"),
+                    help="--camels, hourly: spread each day's rain over HOURS hours from "
+                         "START_HOUR:00 (e.g. 12 6, the scheme the dCFE and dLGAR bundles were "
+                         "trained with) instead of evenly over the 24 hours")
     ap.add_argument("--spinup-start", help="--camels: write spin-up CSVs <out>/spinup/<id>.csv "
                     "from this date to the day before --start and use them")
     ap.add_argument("--spinup-forcing", help="existing spin-up CSV (date,"
@@ -660,7 +676,8 @@ def _main(argv, binding: ModelBinding) -> int:
                               out / "forcing" / f"{r['id']}.csv" if args.write_forcing else None,
                               args.spinup_start, sp, time_step=args.time_step,
                               spinup_columns=binding.spinup_columns,
-                              spinup_step=binding.spinup_step)
+                              spinup_step=binding.spinup_step,
+                              rain_block=tuple(args.rain_block) if args.rain_block else None)
             if sp is not None:
                 spinup[r["id"]] = f"../spinup/{r['id']}.csv"
     if args.camels:
