@@ -2,7 +2,7 @@
 """Comparison table and NSE CDF figure of models scored on the same basins.
 
 Each model is ``LABEL=CSV`` or ``LABEL=CSV#PREFIX``: a per-basin metrics file with a
-``gauge_id`` column and ``nse``/``kge`` columns (``PREFIX`` picks ``PREFIXnse``/``PREFIXkge``,
+``gauge_id`` (or ``basin``) column and ``nse``/``kge`` columns (``PREFIX`` picks ``PREFIXnse``/``PREFIXkge``,
 e.g. ``dds_`` in the DDS files). Medians are over the basins with a finite NSE, for all basins
 and for the arid (CAMELS aridity > 1) and humid ones, read from ``--data``'s attributes.
 
@@ -35,10 +35,11 @@ def read_scores(arg: str) -> tuple[str, dict[str, tuple[float, float]]]:
     path, _, prefix = rest.partition("#")
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
-    for col in (f"{prefix}nse", f"{prefix}kge", "gauge_id"):
+    idcol = "basin" if rows and "gauge_id" not in rows[0] and "basin" in rows[0] else "gauge_id"
+    for col in (f"{prefix}nse", f"{prefix}kge", idcol):
         if rows and col not in rows[0]:
             raise SystemExit(f"{path} has no column {col!r}; columns: {list(rows[0])}")
-    return label, {r["gauge_id"]: (float(r[f"{prefix}nse"]), float(r[f"{prefix}kge"]))
+    return label, {r[idcol]: (float(r[f"{prefix}nse"]), float(r[f"{prefix}kge"]))
                    for r in rows}
 
 
@@ -50,7 +51,14 @@ def medians(scores: dict[str, tuple[float, float]], keep) -> tuple[float, float,
     return float(np.median(vals[ok, 0])), float(np.nanmedian(vals[ok, 1])), int(ok.sum())
 
 
-def table(models: list[tuple[str, dict]], aridity: dict[str, float]) -> str:
+def table(models: list[tuple[str, dict]], aridity: dict[str, float], split: bool = True) -> str:
+    """Markdown table of the medians; ``split``: also the arid and humid ones."""
+    if not split:
+        lines = ["| model | basins | median NSE | median KGE |", "|---|---:|---:|---:|"]
+        for label, s in models:
+            n_all, k_all, n = medians(s, lambda g: True)
+            lines.append(f"| {label} | {n} | {n_all:.3f} | {k_all:.3f} |")
+        return "\n".join(lines) + "\n"
     lines = ["| model | basins | median NSE | median KGE | arid NSE / KGE (n) | "
              "humid NSE / KGE (n) |", "|---|---:|---:|---:|---:|---:|"]
     for label, s in models:
@@ -99,7 +107,7 @@ def main(argv=None) -> None:
         models = [(label, {g: v for g, v in s.items() if g in keep}) for label, s in models]
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    md = table(models, aridity)
+    md = table(models, aridity, split=a.subset == "all")
     out.with_suffix(".md").write_text(md)
     cdf_figure(models, out.with_suffix(".png"))
     print(md, end="")
