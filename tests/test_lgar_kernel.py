@@ -348,6 +348,51 @@ def test_random_columns_with_reservoirs_bit_for_bit():
         assert_same_as_port(run, kr, b)
 
 
+def test_dry_column_with_zero_conductivity_finite_sensitivities():
+    """A dry column of steep soils (n > 4) where K of layer 1 at the head of the front in layer
+    3 rounds to exactly 0 (1 - Se^(1/m) == 1): dZ/dt divides by it, (cum[k] - cum[k-1]) / K =
+    inf, whose tangent (0 - inf * 0) / 0 was nan and reached the front depths and soil storage
+    the next step (a training VJP was nan). The quotient by 0 is now held constant."""
+    n_steps = 4
+    cfg = synthetic_config([13, 14, 15], [10.0, 30.0, 110.0], n_steps=n_steps,
+                           initial_psi_cm=3.0e4)
+    p = kernel.parameters_from_config(cfg)
+    soils = [(0.0304, 5.29, 54.7, 0.450, 0.0286), (0.0103, 4.21, 2.91, 0.410, 0.0376),
+             (0.0206, 4.14, 3.64, 0.313, 0.0266)]  # alpha, n, Ks, theta_e, theta_r
+    for layer, soil in enumerate(soils):
+        p[5 * layer:5 * layer + 5] = soil
+    zero = np.zeros((1, 1))
+    start = kernel.run_kernel([cfg], zero, zero, params=p[None]).state.copy()
+    # Fronts after a long dry spell: layers 1 and 2 and the upper part of layer 3 at one head.
+    psi = np.array([3.65e4, 3.65e4, 3.65e4, 3.1e5])
+    layer = np.array([1, 2, 3, 3])
+    alpha, n, ks, theta_e, theta_r = (np.array([soils[x - 1][i] for x in layer])
+                                      for i in range(5))
+    m = 1.0 - 1.0 / n
+    se = (1.0 + (alpha * psi) ** n) ** -m
+    k = ks * np.sqrt(se) * (1.0 - (1.0 - se ** (1.0 / m)) ** m) ** 2
+    fields = dict(depth=[10.0, 40.0, 121.16, 150.0], theta=theta_r + (theta_e - theta_r) * se,
+                  psi=psi, k=k, dzdt=np.zeros(4), layer=layer, to_bottom=[1, 1, 0, 1])
+    cap, ns = int(kernel.core().MAX_FRONTS), len(kernel.STATE_SCALARS)
+    start[0, 0] = 4
+    for j, name in enumerate(kernel.STATE_FRONT_FIELDS):
+        start[0, ns + j * cap: ns + j * cap + 4] = fields[name]
+    precip = np.zeros((n_steps, 1))
+    pet = np.full((n_steps, 1), 0.7)
+    plain = kernel.run_kernel([cfg], precip, pet, params=p[None], state=start)
+    sens = kernel.run_kernel([cfg], precip, pet, params=p[None], state=start, sensitivities=True)
+    for name in kernel.OUTPUT_NAMES:
+        np.testing.assert_array_equal(plain.outputs[name], sens.outputs[name], name)
+    np.testing.assert_array_equal(sens.n_fronts, 4)
+    assert kernel.unpack_state(sens.state)["k"][0] == 0.0  # the head dried K to 0
+    assert np.isfinite(sens.jacobian).all()
+    assert np.isfinite(sens.state_tangent).all()
+    w = np.ones((n_steps, 1, 1))
+    vjp = kernel.run_kernel([cfg], precip, pet, params=p[None], state=start, sensitivities=True,
+                            jacobian=False, vjp_weights=w, vjp_outputs=("soil_storage",)).vjp
+    assert np.isfinite(vjp).all()
+
+
 def test_autograd_matches_jacobian_and_gradcheck():
     cfg = synthetic_config([3, 12], [40.0, 60.0], n_steps=24)
     f = storm_forcing(24, 15.0, seed=4)

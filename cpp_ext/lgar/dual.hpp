@@ -89,19 +89,25 @@ struct Dual {
     return r;
   }
   friend Dual operator*(double a, const Dual& b) { return b * a; }
+  // A quotient by an exact zero (an inf or nan value, which the scheme guards or sends on as
+  // a constant, e.g. (cum[k] - cum[k-1]) / K when K underflows to 0 in a dry layer) is held
+  // constant: zero tangents (the formulas would give (x - inf * 0) / 0 = nan).
   friend Dual operator/(const Dual& a, const Dual& b) {
     // d(a/b) = (da - (a/b) db) / b: exactly zero when da == db and a == b.
     Dual r(a.v / b.v);
+    if (b.v == 0.0) return r;
     LGAR_SIMD for (int i = 0; i < N; ++i) r.d[i] = (a.d[i] - r.v * b.d[i]) / b.v;
     return r;
   }
   friend Dual operator/(const Dual& a, double b) {
     Dual r(a.v / b);
+    if (b == 0.0) return r;
     LGAR_SIMD for (int i = 0; i < N; ++i) r.d[i] = a.d[i] / b;
     return r;
   }
   friend Dual operator/(double a, const Dual& b) {
     Dual r(a / b.v);
+    if (b.v == 0.0) return r;
     LGAR_SIMD for (int i = 0; i < N; ++i) r.d[i] = (0.0 - r.v * b.d[i]) / b.v;
     return r;
   }
