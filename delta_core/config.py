@@ -92,10 +92,10 @@ class TrainingConfig:
 
     def __post_init__(self) -> None:
         from delta_core.distributed import DEVICES
+        from delta_core.spec import BACKENDS
 
         if self.skip_nonfinite < 0:
             raise ConfigError(f"training.skip_nonfinite must be >= 0, got {self.skip_nonfinite}")
-        from delta_core.spec import BACKENDS
 
         if self.device not in DEVICES:
             raise ConfigError(f"training.device must be one of {list(DEVICES)}, got "

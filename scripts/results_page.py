@@ -53,20 +53,20 @@ def medians(scores: dict[str, tuple[float, float]], keep) -> tuple[float, float,
 
 def table(models: list[tuple[str, dict]], aridity: dict[str, float], split: bool = True) -> str:
     """Markdown table of the medians; ``split``: also the arid and humid ones."""
-    if not split:
-        lines = ["| model | basins | median NSE | median KGE |", "|---|---:|---:|---:|"]
-        for label, s in models:
-            n_all, k_all, n = medians(s, lambda g: True)
-            lines.append(f"| {label} | {n} | {n_all:.3f} | {k_all:.3f} |")
-        return "\n".join(lines) + "\n"
-    lines = ["| model | basins | median NSE | median KGE | arid NSE / KGE (n) | "
-             "humid NSE / KGE (n) |", "|---|---:|---:|---:|---:|---:|"]
+    head = "| model | basins | median NSE | median KGE |"
+    rule = "|---|---:|---:|---:|"
+    if split:
+        head += " arid NSE / KGE (n) | humid NSE / KGE (n) |"
+        rule += "---:|---:|"
+    lines = [head, rule]
     for label, s in models:
         n_all, k_all, n = medians(s, lambda g: True)
-        a = medians(s, lambda g: aridity.get(g, np.nan) > 1.0)
-        h = medians(s, lambda g: aridity.get(g, np.nan) <= 1.0)
-        lines.append(f"| {label} | {n} | {n_all:.3f} | {k_all:.3f} | "
-                     f"{a[0]:.3f} / {a[1]:.3f} ({a[2]}) | {h[0]:.3f} / {h[1]:.3f} ({h[2]}) |")
+        row = f"| {label} | {n} | {n_all:.3f} | {k_all:.3f} |"
+        if split:
+            a = medians(s, lambda g: aridity.get(g, np.nan) > 1.0)
+            h = medians(s, lambda g: aridity.get(g, np.nan) <= 1.0)
+            row += f" {a[0]:.3f} / {a[1]:.3f} ({a[2]}) | {h[0]:.3f} / {h[1]:.3f} ({h[2]}) |"
+        lines.append(row)
     return "\n".join(lines) + "\n"
 
 
