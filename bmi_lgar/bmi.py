@@ -94,7 +94,8 @@ class BmiLGAR(NgenBmi):
 
     # -- parameters --------------------------------------------------------------------------
     def _set_threads(self, threads: int) -> None:
-        """Pure Python: one thread, nothing to set."""
+        """Nothing to set: LGAR steps one catchment on one thread (either backend), and a
+        bundle's network runs once, at initialize."""
 
     def _load_model(self, cfg: dict) -> tuple:
         self._has_bundle = cfg.get("bundle") is not None
