@@ -14,6 +14,9 @@ no dynamic parameters).
 Basins: ``--n`` basins stratified by HUC-02 region (``--select region``, default) or spread over
 the aridity ranking of the pack (``--select aridity``), or ``--basins``.
 
+The search state is saved in ``OUT/dds_checkpoint.npz`` every 10 iterations: rerunning the
+same command after an interruption continues it (the wall time printed is then that of the
+last part only).
 Writes ``OUT/dds_metrics.csv`` (per basin: region, aridity, calibration KGE, test NSE/KGE of the
 calibrated model and the δ model), ``OUT/dds_parameters.csv`` and prints the medians and wall time.
 
@@ -97,7 +100,11 @@ def main(argv=None) -> None:
     t0 = date_index(ts.dates, TEST[0], "start")
 
     start = time.time()
-    best, cal_kge = calibrate(target, forcing, ts.qobs, cal, a.evals, a.seed, progress=True)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    best, cal_kge = calibrate(target, forcing, ts.qobs, cal, a.evals, a.seed, progress=True,
+                              checkpoint=out / "dds_checkpoint.npz",
+                              key=f"{a.model} {bundle['config']['physics']} {','.join(ids)}")
     wall = time.time() - start
     q_dds = target.simulate(best, forcing, t0)
     q_delta = delta_model_flow(bundle, ds, ids)
@@ -107,11 +114,11 @@ def main(argv=None) -> None:
              "cal_kge": cal_kge[b], "dds_nse": nse(q_dds[:, b], o[:, b]),
              "dds_kge": kge(q_dds[:, b], o[:, b]), "delta_nse": nse(q_delta[:, b], o[:, b]),
              "delta_kge": kge(q_delta[:, b], o[:, b])} for b, g in enumerate(ids)]
-    write_outputs(Path(a.out), rows, ids, target.physical(best))
+    write_outputs(out, rows, ids, target.physical(best))
     med = lambda k, sel=None: float(np.nanmedian([r[k] for r in rows if sel is None or sel(r)]))  # noqa: E731
     arid = lambda r: float(r["aridity"]) > 1.0  # noqa: E731
     print(f"{a.model}: {len(ids)} basins ({sum(map(arid, rows))} arid) in "
-          f"{len(set(raw['huc_02']))} regions, {a.evals} DDS evaluations each, wall {wall:.0f} s")
+          f"{len(set(raw['huc_02']))} regions, {a.evals} DDS evaluations each, wall {wall:.0f} s (this invocation)")
     print(f"test {TEST[0]}..{TEST[1]} median NSE / KGE: DDS {med('dds_nse'):.3f} / "
           f"{med('dds_kge'):.3f}; δ model {med('delta_nse'):.3f} / {med('delta_kge'):.3f}")
     print(f"arid basins: DDS {med('dds_nse', arid):.3f} / {med('dds_kge', arid):.3f}; "

@@ -31,6 +31,28 @@ def test_dds_treats_nan_as_worst_and_rejects_bad_settings():
         dds(f, 2, 2, n_evals=0)
 
 
+def test_dds_resumes_from_its_checkpoint_bit_for_bit(tmp_path):
+    opt = np.array([[0.2, 0.8, 0.5], [0.9, 0.3, 0.6]])
+    f = lambda x: -np.sum((x - opt) ** 2, axis=1)  # noqa: E731
+    straight = dds(f, 3, 2, n_evals=60, seed=4)
+    calls = {"n": 0}
+
+    def interrupted(x):
+        calls["n"] += 1
+        if calls["n"] == 37:  # after the checkpoint of iteration 30
+            raise KeyboardInterrupt
+        return f(x)
+
+    ckpt = tmp_path / "dds.npz"
+    with pytest.raises(KeyboardInterrupt):
+        dds(interrupted, 3, 2, n_evals=60, seed=4, checkpoint=ckpt, key="a,b")
+    resumed = dds(f, 3, 2, n_evals=60, seed=4, checkpoint=ckpt, key="a,b")
+    for a, b in zip(straight, resumed):
+        assert np.array_equal(a, b)
+    with pytest.raises(ValueError, match="other settings"):
+        dds(f, 3, 2, n_evals=60, seed=4, checkpoint=ckpt, key="a,c")
+
+
 def test_region_stratified_basins_follow_region_sizes():
     regions = {f"{i:08d}": r for i, r in enumerate(["01"] * 50 + ["02"] * 30 + ["03"] * 20)}
     aridity = {g: float(i % 7) for i, g in enumerate(regions)}

@@ -13,7 +13,10 @@ spread over the HUC-02 regions.
 """
 from __future__ import annotations
 
+import json
 import math
+import os
+from pathlib import Path
 from typing import Callable, Protocol
 
 import numpy as np
@@ -26,7 +29,8 @@ Objective = Callable[[np.ndarray], np.ndarray]
 
 
 def dds(evaluate: Objective, n_params: int, n_sets: int, n_evals: int = 500, r: float = 0.2,
-        seed: int = 0, x0: np.ndarray | None = None, progress: bool = False
+        seed: int = 0, x0: np.ndarray | None = None, progress: bool = False,
+        checkpoint: str | Path | None = None, every: int = 10, key: str = ""
         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Maximise ``evaluate`` by DDS, independently for each of ``n_sets`` parameter sets.
 
@@ -46,6 +50,13 @@ def dds(evaluate: Objective, n_params: int, n_sets: int, n_evals: int = 500, r: 
         Perturbation size (DDS default 0.2).
     x0 : ndarray [n_sets, n_params], optional
         Initial points (default: uniform random).
+    checkpoint : path, optional
+        File (``.npz``) the search state is saved to every ``every`` iterations and resumed
+        from when it exists: an interrupted search continues bit for bit (the random generator's
+        state is saved with the points). A checkpoint of other settings (``n_params``,
+        ``n_sets``, ``n_evals``, ``r``, ``seed``, ``key``) is an error, not silently resumed.
+    key : str
+        Identifies what is calibrated (e.g. the basin ids) in the checkpoint.
 
     Returns
     -------
@@ -54,14 +65,20 @@ def dds(evaluate: Objective, n_params: int, n_sets: int, n_evals: int = 500, r: 
     """
     if n_evals < 1 or not 0 < r <= 1:
         raise ValueError(f"DDS needs n_evals >= 1 and 0 < r <= 1, got {n_evals}, {r}")
+    settings = {"n_params": n_params, "n_sets": n_sets, "n_evals": n_evals, "r": r, "seed": seed,
+                "key": key}
     rng = np.random.default_rng(seed)
-    best = rng.uniform(size=(n_sets, n_params)) if x0 is None else np.array(x0, dtype=float)
-    f_best = _clean(evaluate(best))
-    history = [f_best.copy()]
-    steps = range(1, n_evals)
+    state = _load_checkpoint(checkpoint, settings, rng) if checkpoint else None
+    if state is None:
+        best = rng.uniform(size=(n_sets, n_params)) if x0 is None else np.array(x0, dtype=float)
+        f_best = _clean(evaluate(best))
+        history = [f_best.copy()]
+    else:
+        best, f_best, history = state
+    steps = range(len(history), n_evals)
     if progress:
         from tqdm import tqdm
-        steps = tqdm(steps, desc="DDS", total=n_evals - 1)
+        steps = tqdm(steps, desc="DDS", total=n_evals - 1, initial=len(history) - 1)
     for i in steps:
         p_select = 1.0 - math.log(i) / math.log(n_evals) if n_evals > 1 else 1.0
         select = rng.uniform(size=best.shape) < p_select
@@ -74,7 +91,33 @@ def dds(evaluate: Objective, n_params: int, n_sets: int, n_evals: int = 500, r: 
         best[better] = cand[better]
         f_best = np.where(better, f, f_best)
         history.append(f_best.copy())
+        if checkpoint and (i % every == 0 or i == n_evals - 1):
+            _save_checkpoint(checkpoint, settings, rng, best, f_best, history)
     return best, f_best, np.array(history)
+
+
+def _save_checkpoint(path: str | Path, settings: dict, rng: np.random.Generator,
+                     best: np.ndarray, f_best: np.ndarray, history: list[np.ndarray]) -> None:
+    """Write the search state atomically (a temporary file renamed over ``path``)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    meta = json.dumps({"settings": settings, "rng": rng.bit_generator.state})
+    np.savez(tmp, best=best, f_best=f_best, history=np.array(history), meta=np.array(meta))
+    os.replace(tmp, path)
+
+
+def _load_checkpoint(path: str | Path, settings: dict, rng: np.random.Generator
+                     ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]] | None:
+    """The saved state (and ``rng`` restored to it), or None when ``path`` does not exist."""
+    if not Path(path).exists():
+        return None
+    with np.load(path) as z:
+        meta = json.loads(str(z["meta"]))
+        if meta["settings"] != settings:
+            raise ValueError(f"DDS checkpoint {path} was written with other settings "
+                             f"{meta['settings']}, not {settings}: remove it or use another path")
+        rng.bit_generator.state = meta["rng"]
+        return z["best"].copy(), z["f_best"].copy(), list(z["history"])
 
 
 def _reflect(x: np.ndarray) -> np.ndarray:
@@ -112,7 +155,8 @@ class CalibrationTarget(Protocol):
 
 
 def calibrate(target: CalibrationTarget, forcing: torch.Tensor, qobs: np.ndarray,
-              cal: slice, n_evals: int = 500, seed: int = 0, progress: bool = False
+              cal: slice, n_evals: int = 500, seed: int = 0, progress: bool = False,
+              checkpoint: str | Path | None = None, key: str = ""
               ) -> tuple[np.ndarray, np.ndarray]:
     """DDS of ``target`` per basin, maximising KGE over the days ``cal``.
 
@@ -124,6 +168,8 @@ def calibrate(target: CalibrationTarget, forcing: torch.Tensor, qobs: np.ndarray
         Observed streamflow [mm/day] (NaN: missing).
     cal : slice
         Calibration days (indices into ``forcing``).
+    checkpoint, key
+        Resumable search (see :func:`dds`).
 
     Returns
     -------
@@ -137,7 +183,7 @@ def calibrate(target: CalibrationTarget, forcing: torch.Tensor, qobs: np.ndarray
         return np.array([kge(q[:, b], obs[:, b]) for b in range(q.shape[1])])
 
     best, f_best, _ = dds(objective, len(target.names), forcing.shape[1], n_evals, seed=seed,
-                          progress=progress)
+                          progress=progress, checkpoint=checkpoint, key=key)
     return best, f_best
 
 
