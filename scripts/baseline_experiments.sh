@@ -6,18 +6,22 @@
 #
 #   bash scripts/baseline_experiments.sh [NAME ...]     # all, or only the named experiments
 #
-# Names: lstm seeds_dynamic seeds_lstm pub_static pur_static pub_dynamic pur_dynamic pub_lstm
-# pur_lstm. Wall time on one core (quiet machine): δn 8 min, δn(γt,βt) 25-30 min, LSTM 1.5-2 h
-# per run (x 2 seeds, x 5 PUB folds, x 4 PUR groups).
+# Names: dds_hbv dds_cfe lstm seeds_dynamic seeds_lstm pub_static pur_static pub_dynamic
+# pur_dynamic pub_lstm pur_lstm. Wall time on one core (quiet machine): DDS-HBV 447 basins 15 min,
+# DDS-CFE 100 basins 1.5 h, δn 8 min, δn(γt,βt) 25-30 min, LSTM 1.5-2 h per run (x 2 seeds,
+# x 5 PUB folds, x 4 PUR groups).
 set -euo pipefail
 export OMP_NUM_THREADS=1
 EXP=${EXP:-runs/exp}
+DATA=${DATA:-../shared/data/camels_us_daily}
 # exp KIND CONFIG NAME [OPTIONS...]: one delta-experiment into $EXP/NAME
 exp() {
   delta-experiment "$1" --config "configs/$2.yaml" --out "$EXP/$3" --no-progress "${@:4}"
 }
 run() {
   case "$1" in
+    dds_hbv) python scripts/calibrate_dds.py --model dhbv --n 447 --data "$DATA" --out "$EXP/dds_hbv" ;;
+    dds_cfe) python scripts/calibrate_dds.py --model dcfe --n 100 --data "$DATA" --out "$EXP/dds_cfe" ;;
     lstm) lstm-train --config configs/lstm_full.yaml --no-progress ;;
     seeds_dynamic) exp seeds dhbv_dynamic_full seeds_dhbv_dynamic --seeds 111111 222222 333333 \
         --reuse 111111=bmi_dhbv/weights/dhbv_dynamic.pt ;;
@@ -34,8 +38,8 @@ run() {
 }
 names=("$@")
 if [ ${#names[@]} -eq 0 ]; then
-  names=(lstm seeds_dynamic pub_static pur_static pub_dynamic pur_dynamic seeds_lstm pub_lstm
-         pur_lstm)
+  names=(dds_hbv dds_cfe lstm seeds_dynamic pub_static pur_static pub_dynamic pur_dynamic
+         seeds_lstm pub_lstm pur_lstm)
 fi
 for n in "${names[@]}"; do
   echo "== $n $(date -u +%FT%TZ)"
