@@ -7,7 +7,8 @@ e.g. ``dds_`` in the DDS files). Medians are over the basins with a finite NSE, 
 and for the arid (CAMELS aridity > 1) and humid ones, read from ``--data``'s attributes.
 
 Writes ``OUT.md`` (Markdown table) and ``OUT.png`` (NSE CDFs); ``--subset arid`` scores only the
-arid basins (for models trained on them alone, e.g. dLGAR).
+arid basins (for models trained on them alone, e.g. dLGAR), ``--basins-of CSV`` only the
+basins listed in a per-basin file (e.g. the 100 basins of a DDS-CFE run).
 
 Example::
 
@@ -41,6 +42,16 @@ def read_scores(arg: str) -> tuple[str, dict[str, tuple[float, float]]]:
             raise SystemExit(f"{path} has no column {col!r}; columns: {list(rows[0])}")
     return label, {r[idcol]: (float(r[f"{prefix}nse"]), float(r[f"{prefix}kge"]))
                    for r in rows}
+
+
+def _prefix_of(path: str) -> str:
+    """Column prefix of a per-basin file's NSE column ('' or e.g. 'dds_')."""
+    with open(path, newline="") as f:
+        cols = next(csv.reader(f))
+    nse = [c for c in cols if c.endswith("nse")]
+    if not nse:
+        raise SystemExit(f"{path} has no NSE column; columns: {cols}")
+    return nse[0][:-3]
 
 
 def medians(scores: dict[str, tuple[float, float]], keep) -> tuple[float, float, int]:
@@ -97,8 +108,13 @@ def main(argv=None) -> None:
     ap.add_argument("--out", required=True, help="output path without suffix (.md and .png)")
     ap.add_argument("--subset", choices=("all", "arid", "humid"), default="all",
                     help="score only these basins (arid: CAMELS aridity > 1; default all)")
+    ap.add_argument("--basins-of", metavar="CSV",
+                    help="score only the basins of this per-basin file (e.g. a 100-basin DDS run)")
     a = ap.parse_args(argv)
     models = [read_scores(m) for m in a.models]
+    if a.basins_of:
+        only = set(read_scores(f"x={a.basins_of}#" + _prefix_of(a.basins_of))[1])
+        models = [(label, {g: v for g, v in s.items() if g in only}) for label, s in models]
     ds = CamelsDataset(a.data)
     ids = ds.basin_ids()
     aridity = dict(zip(ids, map(float, ds.attributes(ids, ["aridity"])["aridity"])))

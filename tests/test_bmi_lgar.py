@@ -37,7 +37,7 @@ START = "2000-06-01 00:00:00"
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
     need_reference()
-    return reference_workdir(tmp_path_factory.mktemp("lgar_ref"))
+    return reference_workdir(tmp_path_factory.mktemp("lgar_ref"), REF)
 
 
 def reference_config(name: str, workdir: Path):
