@@ -118,7 +118,8 @@ def main(argv=None) -> None:
     med = lambda k, sel=None: float(np.nanmedian([r[k] for r in rows if sel is None or sel(r)]))  # noqa: E731
     arid = lambda r: float(r["aridity"]) > 1.0  # noqa: E731
     print(f"{a.model}: {len(ids)} basins ({sum(map(arid, rows))} arid) in "
-          f"{len(set(raw['huc_02']))} regions, {a.evals} DDS evaluations each, wall {wall:.0f} s (this invocation)")
+          f"{len(set(raw['huc_02']))} regions, {a.evals} DDS evaluations each, "
+          f"wall {wall:.0f} s (this invocation)")
     print(f"test {TEST[0]}..{TEST[1]} median NSE / KGE: DDS {med('dds_nse'):.3f} / "
           f"{med('dds_kge'):.3f}; δ model {med('delta_nse'):.3f} / {med('delta_kge'):.3f}")
     print(f"arid basins: DDS {med('dds_nse', arid):.3f} / {med('dds_kge', arid):.3f}; "
