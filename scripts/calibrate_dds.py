@@ -127,7 +127,6 @@ def main(argv=None) -> None:
 
 
 def write_outputs(out: Path, rows: list[dict], ids: list[str], phys: dict[str, np.ndarray]) -> None:
-    out.mkdir(parents=True, exist_ok=True)
     with open(out / "dds_metrics.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()

@@ -28,30 +28,28 @@ import numpy as np
 from delta_core.data.camels import CamelsDataset
 
 
+def read_rows(path: str) -> tuple[list[dict], str]:
+    """Rows of a per-basin CSV and the name of its id column (``gauge_id`` or ``basin``)."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    idcol = "basin" if rows and "gauge_id" not in rows[0] and "basin" in rows[0] else "gauge_id"
+    if rows and idcol not in rows[0]:
+        raise SystemExit(f"{path} has no column {idcol!r}; columns: {list(rows[0])}")
+    return rows, idcol
+
+
 def read_scores(arg: str) -> tuple[str, dict[str, tuple[float, float]]]:
     """``LABEL=CSV[#PREFIX]`` -> (label, {gauge_id: (NSE, KGE)})."""
     label, sep, rest = arg.partition("=")
     if not sep:
         raise SystemExit(f"model argument {arg!r} must be LABEL=CSV or LABEL=CSV#PREFIX")
     path, _, prefix = rest.partition("#")
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    idcol = "basin" if rows and "gauge_id" not in rows[0] and "basin" in rows[0] else "gauge_id"
-    for col in (f"{prefix}nse", f"{prefix}kge", idcol):
+    rows, idcol = read_rows(path)
+    for col in (f"{prefix}nse", f"{prefix}kge"):
         if rows and col not in rows[0]:
             raise SystemExit(f"{path} has no column {col!r}; columns: {list(rows[0])}")
     return label, {r[idcol]: (float(r[f"{prefix}nse"]), float(r[f"{prefix}kge"]))
                    for r in rows}
-
-
-def _prefix_of(path: str) -> str:
-    """Column prefix of a per-basin file's NSE column ('' or e.g. 'dds_')."""
-    with open(path, newline="") as f:
-        cols = next(csv.reader(f))
-    nse = [c for c in cols if c.endswith("nse")]
-    if not nse:
-        raise SystemExit(f"{path} has no NSE column; columns: {cols}")
-    return nse[0][:-3]
 
 
 def medians(scores: dict[str, tuple[float, float]], keep) -> tuple[float, float, int]:
@@ -113,7 +111,8 @@ def main(argv=None) -> None:
     a = ap.parse_args(argv)
     models = [read_scores(m) for m in a.models]
     if a.basins_of:
-        only = set(read_scores(f"x={a.basins_of}#" + _prefix_of(a.basins_of))[1])
+        rows, idcol = read_rows(a.basins_of)
+        only = {r[idcol] for r in rows}
         models = [(label, {g: v for g, v in s.items() if g in only}) for label, s in models]
     ds = CamelsDataset(a.data)
     ids = ds.basin_ids()
