@@ -7,8 +7,8 @@ e.g. ``dds_`` in the DDS files). Medians are over the basins with a finite NSE, 
 and for the arid (CAMELS aridity > 1) and humid ones, read from ``--data``'s attributes.
 
 Writes ``OUT.md`` (Markdown table) and ``OUT.png`` (NSE CDFs); ``--subset arid`` scores only the
-arid basins (for models trained on them alone, e.g. dLGAR), ``--basins-of CSV`` only the
-basins listed in a per-basin file (e.g. the 100 basins of a DDS-CFE run).
+arid basins (for models trained on them alone, e.g. dLGAR), ``--basins-of CSV`` (repeatable)
+only the basins listed in these per-basin files (e.g. the 100 basins of a DDS-CFE run).
 
 Example::
 
@@ -106,13 +106,16 @@ def main(argv=None) -> None:
     ap.add_argument("--out", required=True, help="output path without suffix (.md and .png)")
     ap.add_argument("--subset", choices=("all", "arid", "humid"), default="all",
                     help="score only these basins (arid: CAMELS aridity > 1; default all)")
-    ap.add_argument("--basins-of", metavar="CSV",
-                    help="score only the basins of this per-basin file (e.g. a 100-basin DDS run)")
+    ap.add_argument("--basins-of", metavar="CSV", action="append",
+                    help="score only the basins of this per-basin file (e.g. a 100-basin DDS "
+                         "run); repeat to take the union of several")
     a = ap.parse_args(argv)
     models = [read_scores(m) for m in a.models]
     if a.basins_of:
-        rows, idcol = read_rows(a.basins_of)
-        only = {r[idcol] for r in rows}
+        only = set()
+        for path in a.basins_of:
+            rows, idcol = read_rows(path)
+            only |= {r[idcol] for r in rows}
         models = [(label, {g: v for g, v in s.items() if g in only}) for label, s in models]
     ds = CamelsDataset(a.data)
     ids = ds.basin_ids()
