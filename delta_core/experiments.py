@@ -130,20 +130,31 @@ def seed_experiment(cfg: RunConfig, seeds: list[int], out: Path, reuse: dict[int
 
 
 def split_experiment(cfg: RunConfig, folds: list[list[str]], out: Path, label: str,
-                     progress: bool = False) -> list[dict]:
+                     progress: bool = False, only: list[int] | None = None) -> list[dict]:
     """Each fold predicted by a model trained on all other folds; summary rows per fold and
-    over all held-out basins."""
+    over all held-out basins. ``only``: run just these fold indices (e.g. one per process or
+    machine) and return their rows, without the pooled row and without writing
+    ``OUT/metrics.csv``; a later run without ``only`` reuses their bundles."""
     from delta_core.evaluation import summarize
 
+    if only is not None:
+        bad = sorted(set(only) - set(range(len(folds))))
+        if bad:
+            raise ValueError(f"fold index(es) {bad} out of range: this split has folds "
+                             f"0..{len(folds) - 1}")
     rows, held_out = [], []
     everyone = sorted(g for f in folds for g in f)
     for i, fold in enumerate(folds):
+        if only is not None and i not in only:
+            continue
         train_ids = sorted(set(everyone) - set(fold))
         res = run_fold(cfg, f"fold_{i}", out, train_ids, fold, progress=progress)
         rows.append({"run": f"fold {i} ({label(i)})", "median_nse": res["median_nse"],
                      "median_kge": res["median_kge"], "n_basins": res["n_basins"],
                      "n_train": len(train_ids)})
         held_out += [{**r, "fold": i} for r in res["rows"]]
+    if only is not None:
+        return rows
     rows.append({"run": "all held-out basins", **summarize(held_out)})
     _write_basin_rows(out / "metrics.csv", held_out)
     return rows
@@ -177,8 +188,10 @@ def _fmt(v):
 def run_experiment(kind: str, cfg: RunConfig, out: Path, seeds: list[int] | None = None,
                    reuse: dict[int, Path] | None = None, folds: int = 5,
                    region_groups: list[list[str]] | None = None, split_seed: int = 0,
-                   progress: bool = False) -> list[dict]:
-    """Run experiment ``kind`` (one of :data:`EXPERIMENTS`) and write its tables to ``out``."""
+                   progress: bool = False, only: list[int] | None = None) -> list[dict]:
+    """Run experiment ``kind`` (one of :data:`EXPERIMENTS`) and write its tables to ``out``;
+    ``only`` (pub, pur): run just these fold indices and write no tables (see
+    :func:`split_experiment`)."""
     out.mkdir(parents=True, exist_ok=True)
     dataset = CamelsDataset(cfg.data.root)
     ids = dataset.resolve_basins(cfg.data.basins)
@@ -189,7 +202,7 @@ def run_experiment(kind: str, cfg: RunConfig, out: Path, seeds: list[int] | None
         title = f"{cfg.model}: {len(seeds)} seeds"
     elif kind == "pub":
         fs = pub_folds(regions, folds, split_seed)
-        rows = split_experiment(cfg, fs, out, lambda i: f"{len(fs[i])} basins", progress)
+        rows = split_experiment(cfg, fs, out, lambda i: f"{len(fs[i])} basins", progress, only)
         title = f"{cfg.model}: prediction in ungauged basins, {folds} region-stratified folds"
     elif kind == "pur":
         groups = region_groups or pur_groups(regions)
@@ -201,11 +214,13 @@ def run_experiment(kind: str, cfg: RunConfig, out: Path, seeds: list[int] | None
         if any(not f for f in fs):
             raise ValueError(f"a region group has no basins (groups {groups}; codes without "
                              f"basins: {unknown})")
-        rows = split_experiment(cfg, fs, out, lambda i: "HUC " + "+".join(groups[i]), progress)
+        rows = split_experiment(cfg, fs, out, lambda i: "HUC " + "+".join(groups[i]), progress,
+                                only)
         title = f"{cfg.model}: prediction in ungauged regions, {len(groups)} region groups"
     else:
         raise ValueError(f"unknown experiment {kind!r}; valid: {list(EXPERIMENTS)}")
-    write_summary(out, rows, title)
+    if only is None:
+        write_summary(out, rows, title)
     return rows
 
 
@@ -226,8 +241,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split-seed", type=int, default=0, help="PUB fold shuffle seed")
     ap.add_argument("--regions", help='PUR region groups, e.g. "01-03,04-07,08-12,13-18" '
                                       "(default: 4 contiguous groups of about equal size)")
+    ap.add_argument("--fold", type=int, action="append", metavar="I",
+                    help="pub/pur: run only fold I (repeatable), e.g. one fold per process or "
+                         "machine; writes no tables: rerun without --fold to collect them")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
     a = ap.parse_args(argv)
+    if a.fold and a.experiment == "seeds":
+        ap.error("--fold applies to pub and pur; for seeds, pass --seeds")
     cfg = RunConfig.from_yaml(a.config)
     reuse = {}
     for item in a.reuse:
@@ -237,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         reuse[int(seed)] = Path(path)
     groups = parse_region_groups(a.regions) if a.regions else None
     rows = run_experiment(a.experiment, cfg, Path(a.out), a.seeds, reuse, a.folds, groups,
-                          a.split_seed, progress=not a.no_progress)
+                          a.split_seed, progress=not a.no_progress, only=a.fold)
     for r in rows:
         extra = (f" (sd {r['sd_nse']:.3f} / {r['sd_kge']:.3f})" if "sd_nse" in r else "")
         print(f"{r['run']}: median NSE {r['median_nse']:.3f}, KGE {r['median_kge']:.3f}{extra}")

@@ -5,6 +5,8 @@
 # continues where it stopped. Run from the repository root:
 #
 #   bash scripts/baseline_experiments.sh [NAME ...]     # all, or only the named experiments
+#   FOLD=3 bash scripts/baseline_experiments.sh pub_lstm  # one PUB/PUR fold only, so that two
+#                                                         # folds train at once; writes no table
 #
 # Names: dds_hbv dds_cfe lstm seeds_dynamic seeds_lstm pub_static pur_static pub_dynamic
 # pur_dynamic pub_lstm pur_lstm. Wall time on one core (quiet machine): DDS-HBV 447 basins 15 min,
@@ -16,7 +18,8 @@ EXP=${EXP:-runs/exp}
 DATA=${DATA:-../shared/data/camels_us_daily}
 # exp KIND CONFIG NAME [OPTIONS...]: one delta-experiment into $EXP/NAME
 exp() {
-  delta-experiment "$1" --config "configs/$2.yaml" --out "$EXP/$3" --no-progress "${@:4}"
+  delta-experiment "$1" --config "configs/$2.yaml" --out "$EXP/$3" --no-progress \
+    ${FOLD:+--fold "$FOLD"} "${@:4}"
 }
 run() {
   case "$1" in

@@ -70,6 +70,24 @@ def test_pub_experiment_predicts_each_basin_by_a_model_that_never_saw_it(toy_con
     assert (tmp_path / "pub" / "fold_0" / "bundle.pt").stat().st_mtime == mtime
 
 
+def test_pub_folds_run_apart_then_collected(toy_config, tmp_path):
+    """``only`` trains one fold per call (one per process or machine) and writes no tables; a
+    run without it reuses those bundles and writes the same table as a run in one go."""
+    out = tmp_path / "pub"
+    part = run_experiment("pub", toy_config, out, folds=2, only=[1])
+    assert [r["run"].split(" (")[0] for r in part] == ["fold 1"]
+    assert (out / "fold_1" / "bundle.pt").exists() and not (out / "fold_0").exists()
+    assert not (out / "summary.md").exists() and not (out / "metrics.csv").exists()
+    mtime = (out / "fold_1" / "bundle.pt").stat().st_mtime
+    run_experiment("pub", toy_config, out, folds=2, only=[0])
+    rows = run_experiment("pub", toy_config, out, folds=2)
+    assert (out / "fold_1" / "bundle.pt").stat().st_mtime == mtime  # not retrained
+    assert rows[1]["median_nse"] == part[0]["median_nse"] and rows[-1]["n_basins"] == 4
+    assert "all held-out basins" in (out / "summary.md").read_text()
+    with pytest.raises(ValueError, match="out of range"):
+        run_experiment("pub", toy_config, out, folds=2, only=[2])
+
+
 def test_seed_experiment_reports_spread_and_ensemble(toy_config, tmp_path):
     rows = run_experiment("seeds", toy_config, tmp_path / "s", seeds=[1, 2])
     assert [r["run"] for r in rows][:2] == ["seed 1", "seed 2"]
