@@ -86,9 +86,12 @@ def cdf_figure(models: list[tuple[str, dict]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    for label, s in models:
+    colours = plt.get_cmap("tab10").colors
+    for i, (label, s) in enumerate(models):
         nse = np.sort([v[0] for v in s.values() if np.isfinite(v[0])])
-        ax.plot(nse, np.arange(1, len(nse) + 1) / len(nse), label=f"{label} ({len(nse)})")
+        # past ten models the colours repeat: the dash style tells the repeats apart
+        ax.plot(nse, np.arange(1, len(nse) + 1) / len(nse), label=f"{label} ({len(nse)})",
+                color=colours[i % 10], linestyle=("-", "--", ":")[i // 10 % 3])
     ax.set_xlim(0.0, 1.0)
     ax.set_xlabel("test-period NSE (1995-10-01..2010-09-30)")
     ax.set_ylabel("fraction of basins with a lower NSE")
