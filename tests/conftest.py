@@ -31,8 +31,14 @@ BMI_MODEL_NAMES = [n for n in MODEL_NAMES if model_spec(n).bmi_class is not None
 
 
 def pytest_configure(config):
-    """Refuse to test the source tree instead of the installed package (unless asked to)."""
+    """Refuse to test the source tree instead of the installed package (unless asked to); under
+    pytest-xdist (``-n``), give each worker its share of the CPUs, so that the workers do not
+    thrash (torch would give each of them every core)."""
     import delta_core
+
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
 
     src = REPO / "delta_core"
     if Path(delta_core.__file__).resolve().parent == src and not os.environ.get(

@@ -275,7 +275,10 @@ def test_bmi_tester_conformance(bmi_model_name, make_bmi, tmp_path):
 
     # the folder the package was imported from (site-packages when installed), and tests/ (toy)
     pkg_root = str(Path(delta_core.__file__).resolve().parent.parent)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), pkg_root]))
+    # bmi-test's pytest finds this repository's pyproject.toml above .venv: -n 0 keeps its
+    # dependent tests in one process (pytest-xdist would spread them over workers)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), pkg_root]),
+               PYTEST_ADDOPTS=os.environ.get("PYTEST_ADDOPTS", "") + " -n 0")
     res = subprocess.run([exe, f"{module}:{name}", "--root-dir", str(stage), "--config-file",
                           "config.yaml"], cwd=stage, env=env, capture_output=True, text=True,
                          timeout=300)
