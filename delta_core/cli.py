@@ -6,17 +6,17 @@ A model package binds these to its own console scripts (``dhbv-train``, ``dhbv-e
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
+from delta_core.benchmarking import usable_cpus
 from delta_core.spec import BACKENDS, ModelSpec
 
 
 def default_threads() -> int:
-    """Default thread count of eval/demo: half the CPUs (at least 1), so a command does not
+    """Default thread count of eval/demo: half the CPUs this process may run on (at least 1), so a command does not
     oversubscribe a machine that is also doing other work."""
-    return max(1, (os.cpu_count() or 2) // 2)
+    return max(1, usable_cpus() // 2)
 
 
 def _add_engine_args(ap: argparse.ArgumentParser) -> None:

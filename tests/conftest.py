@@ -13,6 +13,7 @@ import torch
 import yaml
 
 import toy_model  # noqa: F401  (registers the "toy" model)
+from delta_core.benchmarking import usable_cpus
 from delta_core.bundle import save_bundle
 from delta_core.config import CAMELS_ATTRIBUTES
 from delta_core.data.camels import CamelsDataset
@@ -32,13 +33,13 @@ BMI_MODEL_NAMES = [n for n in MODEL_NAMES if model_spec(n).bmi_class is not None
 
 def pytest_configure(config):
     """Refuse to test the source tree instead of the installed package (unless asked to); under
-    pytest-xdist (``-n``), give each worker its share of the CPUs, so that the workers do not
+    pytest-xdist (``-n``), give each worker its share of the CPUs this process may use, so that the workers do not
     thrash (torch would give each of them every core)."""
     import delta_core
 
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers > 1:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+        torch.set_num_threads(max(1, usable_cpus() // workers))
 
     src = REPO / "delta_core"
     if Path(delta_core.__file__).resolve().parent == src and not os.environ.get(
