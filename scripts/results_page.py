@@ -8,7 +8,9 @@ and for the arid (CAMELS aridity > 1) and humid ones, read from ``--data``'s att
 
 Writes ``OUT.md`` (Markdown table) and ``OUT.png`` (NSE CDFs); ``--subset arid`` scores only the
 arid basins (for models trained on them alone, e.g. dLGAR), ``--basins-of CSV`` (repeatable)
-only the basins listed in these per-basin files (e.g. the 100 basins of a DDS-CFE run).
+only the basins listed in these per-basin files (e.g. the 100 basins of a DDS-CFE run), and
+``--basins-of CSV#COLUMN=VALUE`` only its rows with that value (e.g. ``#fold=3``: the basins a
+PUR run held out in its fourth region group). "NSE < 0" counts the basins below NSE 0.
 
 Example::
 
@@ -52,6 +54,23 @@ def read_scores(arg: str) -> tuple[str, dict[str, tuple[float, float]]]:
                    for r in rows}
 
 
+def basins_of(arg: str) -> set[str]:
+    """``CSV`` or ``CSV#COLUMN=VALUE`` -> the basin ids of that file (of its rows with that value)."""
+    path, _, cond = arg.partition("#")
+    rows, idcol = read_rows(path)
+    if not cond:
+        return {r[idcol] for r in rows}
+    col, sep, value = cond.partition("=")
+    if not sep:
+        raise SystemExit(f"--basins-of {arg!r}: the filter must be COLUMN=VALUE")
+    if rows and col not in rows[0]:
+        raise SystemExit(f"{path} has no column {col!r}; columns: {list(rows[0])}")
+    picked = {r[idcol] for r in rows if r[col] == value}
+    if not picked:
+        raise SystemExit(f"--basins-of {arg!r}: no row of {path} has {col} = {value!r}")
+    return picked
+
+
 def medians(scores: dict[str, tuple[float, float]], keep) -> tuple[float, float, int]:
     vals = np.array([v for g, v in scores.items() if keep(g)], dtype=float).reshape(-1, 2)
     ok = np.isfinite(vals[:, 0])
@@ -62,15 +81,16 @@ def medians(scores: dict[str, tuple[float, float]], keep) -> tuple[float, float,
 
 def table(models: list[tuple[str, dict]], aridity: dict[str, float], split: bool = True) -> str:
     """Markdown table of the medians; ``split``: also the arid and humid ones."""
-    head = "| model | basins | median NSE | median KGE |"
-    rule = "|---|---:|---:|---:|"
+    head = "| model | basins | median NSE | median KGE | NSE < 0 |"
+    rule = "|---|---:|---:|---:|---:|"
     if split:
         head += " arid NSE / KGE (n) | humid NSE / KGE (n) |"
         rule += "---:|---:|"
     lines = [head, rule]
     for label, s in models:
         n_all, k_all, n = medians(s, lambda g: True)
-        row = f"| {label} | {n} | {n_all:.3f} | {k_all:.3f} |"
+        below = sum(v[0] < 0 for v in s.values())
+        row = f"| {label} | {n} | {n_all:.3f} | {k_all:.3f} | {below} |"
         if split:
             a = medians(s, lambda g: aridity.get(g, np.nan) > 1.0)
             h = medians(s, lambda g: aridity.get(g, np.nan) <= 1.0)
@@ -111,14 +131,14 @@ def main(argv=None) -> None:
                     help="score only these basins (arid: CAMELS aridity > 1; default all)")
     ap.add_argument("--basins-of", metavar="CSV", action="append",
                     help="score only the basins of this per-basin file (e.g. a 100-basin DDS "
-                         "run); repeat to take the union of several")
+                         "run), CSV#COLUMN=VALUE only its rows with that value (e.g. "
+                         "#fold=3); repeat to take the union of several")
     a = ap.parse_args(argv)
     models = [read_scores(m) for m in a.models]
     if a.basins_of:
         only = set()
-        for path in a.basins_of:
-            rows, idcol = read_rows(path)
-            only |= {r[idcol] for r in rows}
+        for arg in a.basins_of:
+            only |= basins_of(arg)
         models = [(label, {g: v for g, v in s.items() if g in only}) for label, s in models]
     ds = CamelsDataset(a.data)
     ids = ds.basin_ids()

@@ -42,7 +42,7 @@ def test_table_split_and_figure(page, tmp_path, capsys):
     rows = _rows((tmp_path / "cmp.md").read_text())
     # the NaN basin is left out: medians of 0.8, 0.6, 0.1, 0.7
     assert rows["A"][:3] == ["4", "0.650", "0.325"]
-    assert rows["A"][3:] == ["0.100 / 0.050 (1)", "0.700 / 0.350 (3)"]
+    assert rows["A"][3:] == ["0", "0.100 / 0.050 (1)", "0.700 / 0.350 (3)"]
     assert rows["B"][:3] == ["4", "0.325", "0.325"]
     assert (tmp_path / "cmp.png").stat().st_size > 10_000
     assert "wrote" in capsys.readouterr().out
@@ -57,7 +57,24 @@ def test_basins_of_and_subset(page, tmp_path):
     assert _rows((tmp_path / "sel.md").read_text())["A"][:3] == ["3", "0.700", "0.350"]
     page.main(["--data", str(SAMPLE_DIR), "--out", str(tmp_path / "arid"), f"A={a}",
                "--subset", "arid"])
-    assert _rows((tmp_path / "arid.md").read_text())["A"] == ["1", "0.100", "0.050"]
+    assert _rows((tmp_path / "arid.md").read_text())["A"] == ["1", "0.100", "0.050", "0"]
+
+
+def test_basins_of_filter_and_negative_count(page, tmp_path):
+    a = _write(tmp_path / "a.csv", scale=-1.0)  # NSE -0.8, -0.6, -0.1, nan, -0.7
+    (tmp_path / "folds.csv").write_text("gauge_id,fold\n01022500,0\n06224000,3\n12010000,3\n")
+    page.main(["--data", str(SAMPLE_DIR), "--out", str(tmp_path / "f"), f"A={a}",
+               "--basins-of", f"{tmp_path / 'folds.csv'}#fold=3"])
+    assert _rows((tmp_path / "f.md").read_text())["A"][:4] == ["2", "-0.400", "0.200", "2"]
+    with pytest.raises(SystemExit, match="no column 'group'"):
+        page.main(["--data", str(SAMPLE_DIR), "--out", str(tmp_path / "x"), f"A={a}",
+                   "--basins-of", f"{tmp_path / 'folds.csv'}#group=3"])
+    with pytest.raises(SystemExit, match="no row .* fold = '7'"):
+        page.main(["--data", str(SAMPLE_DIR), "--out", str(tmp_path / "x"), f"A={a}",
+                   "--basins-of", f"{tmp_path / 'folds.csv'}#fold=7"])
+    with pytest.raises(SystemExit, match="COLUMN=VALUE"):
+        page.main(["--data", str(SAMPLE_DIR), "--out", str(tmp_path / "x"), f"A={a}",
+                   "--basins-of", f"{tmp_path / 'folds.csv'}#fold"])
 
 
 def test_bad_model_arguments_name_the_problem(page, tmp_path):
