@@ -14,8 +14,8 @@ from delta_core.spec import BACKENDS, ModelSpec
 
 
 def default_threads() -> int:
-    """Default thread count of eval/demo: half the CPUs this process may run on (at least 1), so a command does not
-    oversubscribe a machine that is also doing other work."""
+    """Default thread count of eval/demo: half the CPUs this process may run on (at least 1), so
+    a command does not oversubscribe a machine that is also doing other work."""
     return max(1, usable_cpus() // 2)
 
 

@@ -35,9 +35,15 @@ def read_rows(path: str) -> tuple[list[dict], str]:
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     idcol = "basin" if rows and "gauge_id" not in rows[0] and "basin" in rows[0] else "gauge_id"
-    if rows and idcol not in rows[0]:
-        raise SystemExit(f"{path} has no column {idcol!r}; columns: {list(rows[0])}")
+    require_columns(path, rows, idcol)
     return rows, idcol
+
+
+def require_columns(path: str, rows: list[dict], *cols: str) -> None:
+    """Exit with a message naming the first of ``cols`` that the rows of ``path`` lack."""
+    for col in cols:
+        if rows and col not in rows[0]:
+            raise SystemExit(f"{path} has no column {col!r}; columns: {list(rows[0])}")
 
 
 def read_scores(arg: str) -> tuple[str, dict[str, tuple[float, float]]]:
@@ -47,9 +53,7 @@ def read_scores(arg: str) -> tuple[str, dict[str, tuple[float, float]]]:
         raise SystemExit(f"model argument {arg!r} must be LABEL=CSV or LABEL=CSV#PREFIX")
     path, _, prefix = rest.partition("#")
     rows, idcol = read_rows(path)
-    for col in (f"{prefix}nse", f"{prefix}kge"):
-        if rows and col not in rows[0]:
-            raise SystemExit(f"{path} has no column {col!r}; columns: {list(rows[0])}")
+    require_columns(path, rows, f"{prefix}nse", f"{prefix}kge")
     return label, {r[idcol]: (float(r[f"{prefix}nse"]), float(r[f"{prefix}kge"]))
                    for r in rows}
 
@@ -63,8 +67,7 @@ def basins_of(arg: str) -> set[str]:
     col, sep, value = cond.partition("=")
     if not sep:
         raise SystemExit(f"--basins-of {arg!r}: the filter must be COLUMN=VALUE")
-    if rows and col not in rows[0]:
-        raise SystemExit(f"{path} has no column {col!r}; columns: {list(rows[0])}")
+    require_columns(path, rows, col)
     picked = {r[idcol] for r in rows if r[col] == value}
     if not picked:
         raise SystemExit(f"--basins-of {arg!r}: no row of {path} has {col} = {value!r}")

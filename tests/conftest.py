@@ -33,8 +33,8 @@ BMI_MODEL_NAMES = [n for n in MODEL_NAMES if model_spec(n).bmi_class is not None
 
 def pytest_configure(config):
     """Refuse to test the source tree instead of the installed package (unless asked to); under
-    pytest-xdist (``-n``), give each worker its share of the CPUs this process may use, so that the workers do not
-    thrash (torch would give each of them every core)."""
+    pytest-xdist (``-n``), give each worker its share of the CPUs this process may use, so that
+    the workers do not thrash (torch would give each of them every core)."""
     import delta_core
 
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
