@@ -10,7 +10,7 @@ routine at hourly rates (the daily factors / 24; phase by the hour's temperature
 precipitation into liquid water; CFE (:mod:`bmi_dcfe.physics`) steps one hour with it and the
 hour's PET. PET is an input, or Hargreaves from the trailing 24 hours of temperature (their
 maximum, minimum and the day-of-year radiation) spread over the day by the sine weights that
-training used (:class:`delta_core.disaggregation.HourlyScheme`).
+training used (:class:`delta_core.patterns.WithinDay`).
 
 Knows nothing of BMI: amounts in mm per hour, stores in mm, temperature in degC.
 """
@@ -73,7 +73,7 @@ class CfeCore(LumpedCore):
                 raise ValueError(f"the CFE kernel does not implement {why}: use backend torch")
             kernel._require_core()
         self.backend = backend
-        self._pet_weights = model.config.scheme().pet_weights().tolist()
+        self._pet_weights = model.pattern.pet_weights().tolist()
         self._ra = extraterrestrial_radiation(latitude, np.arange(1, 367))[:, 0].tolist()
         with torch.no_grad():
             learned = model.parameters_physical(torch.as_tensor(x_attr[None], dtype=torch.float64))

@@ -3,7 +3,7 @@ daily training contract.
 
 Per basin and day: a degree-day snow routine (:mod:`delta_core.snow`, the one dHBV uses) turns
 daily precipitation and temperature into liquid water (rain + release from the pack); that water
-and the daily PET are spread over the hours of the day (:mod:`delta_core.disaggregation`,
+and the daily PET are spread over the hours of the day (:mod:`delta_core.patterns`,
 configurable); CFE (:mod:`bmi_dcfe.physics`, the exact hourly NOAA-OWP model) steps every hour;
 its hourly outlet flow is summed to days for the loss. So the learned parameters are those of
 NextGen's hourly CFE, with its hourly constants (Cgw, K_lf, K_nash per hour).
@@ -22,7 +22,7 @@ from torch import nn
 
 from bmi_dcfe import physics
 from delta_core import snow as snow_routine
-from delta_core.disaggregation import HourlyScheme, daily_sums, to_hourly
+from delta_core.patterns import WithinDay, daily_sums, hourly_rain_weights, to_hourly
 from delta_core.networks import MLP, LSTMNet
 from delta_core.routing import gamma_unit_hydrograph
 from delta_core.spec import Batch, Engine, ModelSpec, ParameterSpec, StateSpec, Variable
@@ -107,10 +107,8 @@ class PhysicsConfig:
     wltsmc: float = 0.066
     initial_soil_fraction: float = 0.5
     initial_gw_fraction: float = 0.5
-    rain_disaggregation: str = "block"
-    rain_start_hour: int = 12
-    rain_hours: int = 6
-    pet_disaggregation: str = "sine"
+    #: How daily rain and PET are spread over the hours (:mod:`delta_core.patterns`).
+    within_day: WithinDay = field(default_factory=WithinDay)
     #: Parameters the LSTM sets day by day (of :data:`bmi_dcfe.physics.DYNAMIC_PARAMETERS`);
     #: empty: all static.
     dynamic: list[str] = field(default_factory=list)
@@ -127,15 +125,21 @@ class PhysicsConfig:
         if len(set(self.dynamic)) != len(self.dynamic):
             raise ValueError(f"physics.dynamic lists a parameter twice: {self.dynamic}")
         self.options()
-        self.scheme()
+        if isinstance(self.within_day, dict):
+            self.within_day = WithinDay(**self.within_day)
+
+    #: Bundles written before the ``within_day`` section: their flat keys' defaults.
+    LEGACY_WITHIN_DAY = WithinDay("block", 12, 6, "sine")
+
+    @property
+    def pattern(self) -> WithinDay:
+        """The within-day pattern (the physics steps hourly)."""
+        return self.within_day
 
     def options(self) -> physics.CfeOptions:
         return physics.CfeOptions(partitioning=self.partitioning, surface=self.surface,
                                   soil_scheme=self.soil_scheme,
                                   mass_conserving=self.mass_conserving)
-
-    def scheme(self) -> HourlyScheme:
-        return HourlyScheme.of(self)
 
 
 class DCFE(nn.Module):
@@ -231,18 +235,25 @@ class DCFE(nn.Module):
         learned = self.parameters_physical(batch["x_attr"])
         dynamic = (self.dynamic_parameters(batch["x_forcing"], batch["x_attr"])
                    if self.dynamic_names else None)
-        return self.simulate(learned, batch["forcing"], int(batch.get("warmup", 0)), dynamic)
+        return self.simulate(learned, batch["forcing"], int(batch.get("warmup", 0)), dynamic,
+                             batch.get("rain_weights"))
+
+    @property
+    def pattern(self) -> WithinDay:
+        """How daily rain and PET are spread over the hours."""
+        return self.config.pattern
 
     def simulate(self, learned: dict[str, torch.Tensor], forcing: torch.Tensor,
-                 warmup: int = 0, dynamic: dict[str, torch.Tensor] | None = None
-                 ) -> dict[str, torch.Tensor]:
+                 warmup: int = 0, dynamic: dict[str, torch.Tensor] | None = None,
+                 rain_weights: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Snow + hourly CFE for given physical parameters, e.g. from the networks or from a
         per-basin calibration: static ``learned`` ``{name: [B]}`` and, for the model's dynamic
         parameters, daily ``dynamic`` ``{name: [D, B]}`` (held for each day's 24 hours).
 
         ``forcing`` [D, B, 3] daily P [mm/day], T [degC], PET [mm/day]; returns
         :data:`OUTPUTS` series [D - warmup, B] (see :meth:`forward`; dynamic parameters as daily
-        series too).
+        series too). ``rain_weights`` [D, B, 24]: the within-day rain pattern of each day
+        (default: the configured pattern, :func:`delta_core.patterns.hourly_rain_weights`).
         """
         p, t, pet = forcing.unbind(-1)
         dynamic = dynamic or {}
@@ -252,8 +263,9 @@ class DCFE(nn.Module):
         # dynamic parameters' static slots: their first day (unused by the runs below)
         params = self.cfe_parameters({**learned, **{k: v[0] for k, v in dynamic.items()}})
         liquid, melt, swe = snow_routine.liquid_water(p, t, learned)
-        scheme = self.config.scheme()
-        rain_h = to_hourly(liquid, scheme.rain_weights()) / 1000.0
+        scheme = self.config.pattern
+        weights = hourly_rain_weights(scheme, {"rain_weights": rain_weights}, *p.shape)
+        rain_h = to_hourly(liquid, weights) / 1000.0
         pet_h = to_hourly(pet, scheme.pet_weights()) / (1000.0 * physics.STEP_SECONDS)
         keep = tuple(_HOURLY.values()) + (() if self.training else tuple(_STORES.values()))
         state = self.initial_state(params)

@@ -69,5 +69,5 @@ class HBVCalibrationTarget:
         with torch.no_grad():
             o = self.options
         out = substeps.simulate(self, {"forcing": forcing, "x_attr": x, "warmup": warmup},
-                                o.steps_per_day, o.scheme(), lag_days=0)
+                                o.steps_per_day, o.within_day, lag_days=0)
         return out["streamflow"].numpy()

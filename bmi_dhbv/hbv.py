@@ -14,12 +14,14 @@ same computation compiled, and the tests hold the two equal.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 import torch
 
 from delta_core import snow as snow_routine
+from delta_core.patterns import WithinDay
 
 #: Physical ranges of the HBV parameters, ``name: (low, high, units)``; a network output
 #: s in (0, 1) maps to ``low + s * (high - low)``.
@@ -74,8 +76,9 @@ class HBVOptions:
     dynamic_lag_days : {0, 1}
         Day d's dynamic parameters from the LSTM after day d - lag (1: what an hourly host can
         compute at the day's first hour).
-    rain_disaggregation, rain_start_hour, rain_hours, pet_disaggregation :
-        The :class:`delta_core.disaggregation.HourlyScheme` of ``steps_per_day = 24``.
+    within_day : WithinDay
+        How daily rain and PET are spread over the hours with ``steps_per_day = 24``
+        (:mod:`delta_core.patterns`).
     """
 
     n_components: int = 16
@@ -83,10 +86,7 @@ class HBVOptions:
     nn_recharge: bool = False
     steps_per_day: int = 1
     dynamic_lag_days: int = 0
-    rain_disaggregation: str = "uniform"
-    rain_start_hour: int = 12
-    rain_hours: int = 6
-    pet_disaggregation: str = "sine"
+    within_day: WithinDay = field(default_factory=WithinDay)
 
     def __post_init__(self) -> None:
         if self.n_components < 1:
@@ -100,13 +100,16 @@ class HBVOptions:
                              f"{self.steps_per_day}")
         if self.dynamic_lag_days not in (0, 1):
             raise ValueError(f"dynamic_lag_days must be 0 or 1, got {self.dynamic_lag_days}")
-        self.scheme()
+        if isinstance(self.within_day, dict):
+            object.__setattr__(self, "within_day", WithinDay(**self.within_day))
 
-    def scheme(self):
-        """How daily forcing is spread over the hours (``steps_per_day = 24``)."""
-        from delta_core.disaggregation import HourlyScheme
+    #: Bundles written before the ``within_day`` section: their flat keys' defaults.
+    LEGACY_WITHIN_DAY = WithinDay("uniform", 12, 6, "sine")
 
-        return HourlyScheme.of(self)
+    @property
+    def pattern(self) -> WithinDay | None:
+        """The within-day pattern of an hourly model (None: HBV steps daily)."""
+        return self.within_day if self.steps_per_day == 24 else None
 
     @property
     def static(self) -> tuple[str, ...]:
@@ -117,9 +120,7 @@ class HBVOptions:
         return {"n_components": self.n_components, "dynamic": list(self.dynamic),
                 "nn_recharge": self.nn_recharge, "steps_per_day": self.steps_per_day,
                 "dynamic_lag_days": self.dynamic_lag_days,
-                "rain_disaggregation": self.rain_disaggregation,
-                "rain_start_hour": self.rain_start_hour, "rain_hours": self.rain_hours,
-                "pet_disaggregation": self.pet_disaggregation}
+                "within_day": dataclasses.asdict(self.within_day)}
 
 
 def scale_parameters(unit: torch.Tensor, names: tuple[str, ...]) -> dict[str, torch.Tensor]:

@@ -44,7 +44,7 @@ class HourlyHBVCore(HBVCore):
     spinup_optional_fields = HBVCore.optional_fields
 
     def __init__(self, model, norm, x_attr: np.ndarray, latitude: float, backend: str = "cpp"):
-        self._scheme = model.options.scheme()
+        self._scheme = model.options.within_day
         self.dynamic_raw = np.zeros(0)
         self._inputs = None
         super().__init__(model, norm, x_attr, latitude, backend)
@@ -95,7 +95,7 @@ class HourlyHBVCore(HBVCore):
             params.update(self._dynamic_series(lagged, repeat=24))
             self.dynamic_raw = raw[-1].copy()
             self._set_dynamic(self.dynamic_raw)
-        rain_w = self._scheme.rain_weights().numpy()
+        rain_w = self._scheme.spinup_weights(len(days))
         pet_w = self._scheme.pet_weights().numpy()
         f = lambda a: torch.from_numpy(np.ascontiguousarray(a))[:, None]  # noqa: E731
         with torch.no_grad():

@@ -67,6 +67,11 @@ class RechargeNet(nn.Module):
         self.net = nn.Sequential(nn.Linear(5, hidden), nn.Tanh(), nn.Linear(hidden, 1))
         self.register_buffer("scale", torch.tensor(self.SCALE), persistent=False)
 
+    @property
+    def pattern(self):
+        """The within-day pattern of an hourly model (None: HBV steps daily)."""
+        return self.options.pattern
+
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.net(feats / self.scale.to(feats.dtype))).squeeze(-1)
 
@@ -165,7 +170,7 @@ class DHBV(nn.Module):
         from bmi_dhbv import substeps
 
         o = self.options
-        return substeps.simulate(self, batch, o.steps_per_day, o.scheme(), o.dynamic_lag_days)
+        return substeps.simulate(self, batch, o.steps_per_day, o.within_day, o.dynamic_lag_days)
 
 
 def build_model(physics: hbv.HBVOptions, network: NetworkConfig, n_attributes: int,

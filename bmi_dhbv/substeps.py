@@ -25,7 +25,7 @@ import torch
 
 from bmi_dhbv import hbv
 from bmi_dhbv.kernel import run as run_physics
-from delta_core.disaggregation import HourlyScheme, daily_sums, to_hourly
+from delta_core.patterns import WithinDay, daily_sums, hourly_rain_weights, to_hourly
 from delta_core.routing import UH_LENGTH, gamma_unit_hydrograph_substeps, route
 
 #: Parameters whose values are per day and scale with the step, and how.
@@ -56,7 +56,7 @@ def lag_dynamic(model, raw: torch.Tensor, lag_days: int) -> torch.Tensor:
     return model.dynamic_net.lag_one_step(raw)
 
 
-def simulate(model, batch: dict, steps_per_day: int = 24, scheme: HourlyScheme | None = None,
+def simulate(model, batch: dict, steps_per_day: int = 24, scheme: WithinDay | None = None,
              lag_days: int = 1, chunk_days: int = 365) -> dict[str, torch.Tensor]:
     """Run a :class:`~bmi_dhbv.model.DHBV` on daily forcing at ``steps_per_day`` substeps;
     return daily series (the :data:`bmi_dhbv.model.OUTPUTS` of :meth:`DHBV.forward`).
@@ -70,9 +70,10 @@ def simulate(model, batch: dict, steps_per_day: int = 24, scheme: HourlyScheme |
         ``x_forcing``, ``x_attr``, ``warmup`` (days: run without gradient, not returned).
     steps_per_day : int
         Substeps per day (24: hourly; 1: daily).
-    scheme : HourlyScheme, optional
+    scheme : WithinDay, optional
         How daily P and PET are spread over the hours (default: uniform rain, sine PET); for
-        ``steps_per_day = 24``. Temperature is held at the daily mean.
+        ``steps_per_day = 24``; a stochastic pattern's weights come from ``batch["rain_weights"]``
+        [D, B, 24]. Temperature is held at the daily mean.
     lag_days : int
         Dynamic parameters from the LSTM output of ``lag_days`` days before (module docstring).
     chunk_days : int
@@ -88,7 +89,7 @@ def simulate(model, batch: dict, steps_per_day: int = 24, scheme: HourlyScheme |
     n = steps_per_day
     if n not in (1, 24):
         raise ValueError(f"steps_per_day must be 1 or 24, got {n}")
-    scheme = scheme or HourlyScheme("uniform", pet="sine")
+    scheme = scheme or WithinDay("uniform", pet="sine")
     forcing, x_attr = batch["forcing"], batch["x_attr"]
     warmup = int(batch.get("warmup", 0))
     n_days, n_basins = forcing.shape[:2]
@@ -104,7 +105,8 @@ def simulate(model, batch: dict, steps_per_day: int = 24, scheme: HourlyScheme |
     par = substep_parameters(daily, n)
     p, t, pet = forcing.unbind(-1)
     if n == 24:
-        p, pet = to_hourly(p, scheme.rain_weights()), to_hourly(pet, scheme.pet_weights())
+        p = to_hourly(p, hourly_rain_weights(scheme, batch, n_days, n_basins))
+        pet = to_hourly(pet, scheme.pet_weights())
         t = t.repeat_interleave(24, dim=0)
     keep = not model.training
     states = hbv.cold_states(n_basins, model.options.n_components, forcing.dtype, forcing.device)

@@ -32,6 +32,7 @@ from bmi_lgar.physics import Lgar, LgarState, StepFluxes
 from delta_core import snow as snow_routine
 from delta_core.bmi.core import LumpedCore
 from delta_core.bmi.hourly import TrailingHargreaves
+from delta_core.patterns import pet_hour_weights
 
 #: cm -> mm (stores).
 CM_TO_MM = 10.0
@@ -55,15 +56,6 @@ _BOOL_SCALARS = {"runoff_in_prev_step", "cache_fluxes"}
 _INT_SCALARS = {"cache_count"}
 #: Front arrays saved (the first ``n`` entries of each).
 FRONT_FIELDS = ("depth", "theta", "psi", "k", "dzdt", "layer", "to_bottom")
-
-
-def sine_pet_weights() -> list[float]:
-    """Fraction of the daily PET in each hour: the sine scheme of
-    :class:`delta_core.disaggregation.HourlyScheme` (``max(0, sin(pi (h - 6) / 12))``,
-    normalised), written without torch so that the LGAR BMI does not import it."""
-    w = [max(0.0, math.sin(math.pi * (h - 6) / 12.0)) for h in range(24)]
-    total = sum(w)
-    return [x / total for x in w]
 
 
 class LgarCore(LumpedCore):
@@ -114,7 +106,7 @@ class LgarCore(LumpedCore):
             self._kb = kernel.pack_configs([dataclasses.replace(self.config,
                                                                 endtime_s=3600.0 * 1e9)])
         self._pet = None if latitude is None else TrailingHargreaves(
-            latitude, pet_weights or sine_pet_weights(), "dLGAR")
+            latitude, pet_weights or pet_hour_weights("sine"), "dLGAR")
         self.snow = None if snow is None else {k: float(snow[k]) for k in
                                                snow_routine.PARAMETER_RANGES}
         self.reset()

@@ -3,7 +3,7 @@ attributes; LGAR runs hourly in the C++ kernel inside the daily training contrac
 
 Per basin and day: a degree-day snow routine (:mod:`delta_core.snow`, fixed parameters, see
 below) turns daily precipitation and temperature into liquid water; that water and the daily PET
-are spread over the hours of the day (:mod:`delta_core.disaggregation`, the scheme dCFE uses);
+are spread over the hours of the day (:mod:`delta_core.patterns`, the scheme dCFE uses);
 LGAR (:mod:`bmi_lgar.kernel`, bit for bit the float64 port of LGAR-C) steps every hour with one
 3600 s substep; its unrouted outlet runoff (surface runoff + conceptual-reservoir outflow) is
 routed through a learned gamma GIUH in torch and summed to days for the loss.
@@ -54,7 +54,7 @@ the reference backend runs.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -68,7 +68,7 @@ from bmi_lgar.parameters import DEFAULT_SOIL_TABLE, FIELD_CAPACITY_PSI_CM, WILTI
 from bmi_lgar.soil import read_soil_table
 from bmi_lgar.texture import PONDED_DEPTH_MAX_CM, RESERVOIRS, parameters_from_attributes
 from delta_core import snow as snow_routine
-from delta_core.disaggregation import HourlyScheme, daily_sums, to_hourly
+from delta_core.patterns import WithinDay, daily_sums, hourly_rain_weights, to_hourly
 from delta_core.networks import MLP
 from delta_core.routing import gamma_unit_hydrograph, route
 from delta_core.spec import Batch, Engine, ModelSpec, ParameterSpec, StateSpec, Variable
@@ -155,10 +155,8 @@ class PhysicsConfig:
     snow_cfmax: float = 5.25
     snow_cfr: float = 0.05
     snow_cwh: float = 0.1
-    rain_disaggregation: str = "block"
-    rain_start_hour: int = 12
-    rain_hours: int = 6
-    pet_disaggregation: str = "sine"
+    #: How daily rain and PET are spread over the hours (:mod:`delta_core.patterns`).
+    within_day: WithinDay = field(default_factory=WithinDay)
 
     def __post_init__(self) -> None:
         if self.layers != "texture":
@@ -175,10 +173,16 @@ class PhysicsConfig:
             raise ValueError(f"physics.initial_psi_cm must be > 0 cm, got {self.initial_psi_cm}")
         if not self.giuh_hours >= 1:
             raise ValueError(f"physics.giuh_hours must be >= 1, got {self.giuh_hours}")
-        self.scheme()
+        if isinstance(self.within_day, dict):
+            self.within_day = WithinDay(**self.within_day)
 
-    def scheme(self) -> HourlyScheme:
-        return HourlyScheme.of(self)
+    #: Bundles written before the ``within_day`` section: their flat keys' defaults.
+    LEGACY_WITHIN_DAY = WithinDay("block", 12, 6, "sine")
+
+    @property
+    def pattern(self) -> WithinDay:
+        """The within-day pattern (the physics steps hourly)."""
+        return self.within_day
 
     def snow(self) -> dict[str, float]:
         """The fixed degree-day parameters ``{TT, CFMAX, CFR, CWH}``."""
@@ -395,18 +399,25 @@ class DLGAR(nn.Module):
         priors = self.priors(batch["raw_attr"])
         learned = self.corrected(self.unit_outputs(batch["x_attr"]), priors)
         out = self.simulate(learned, priors, batch["forcing"].to(torch.float64),
-                            int(batch.get("warmup", 0)))
+                            int(batch.get("warmup", 0)), batch.get("rain_weights"))
         return {k: v.to(batch["forcing"].dtype) for k, v in out.items()}
 
+    @property
+    def pattern(self) -> WithinDay:
+        """How daily rain and PET are spread over the hours."""
+        return self.config.pattern
+
     def simulate(self, learned: dict[str, torch.Tensor], priors: list[Prior],
-                 forcing: torch.Tensor, warmup: int = 0) -> dict[str, torch.Tensor]:
+                 forcing: torch.Tensor, warmup: int = 0,
+                 rain_weights: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Snow + hourly LGAR + GIUH for given parameters ``learned`` ``{name: [B]}``
         (:data:`PARAMETERS`) and priors (settings: layers, options); ``forcing`` [D, B, 3]
         float64. Returns :data:`OUTPUTS` [D - warmup, B] float64 (see :meth:`forward`)."""
         p, t, pet = forcing.unbind(-1)
         liquid, melt, swe = snow_routine.liquid_water(p, t, self.config.snow())
-        scheme = self.config.scheme()
-        rain_h = to_hourly(liquid, scheme.rain_weights()).numpy()
+        scheme = self.config.pattern
+        weights = hourly_rain_weights(scheme, {"rain_weights": rain_weights}, *p.shape)
+        rain_h = to_hourly(liquid, weights.to(torch.float64)).numpy()
         pet_h = to_hourly(pet, scheme.pet_weights()).numpy()
         params = self.kernel_vector(learned)
         kb = kernel_batch(priors)

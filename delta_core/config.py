@@ -130,7 +130,7 @@ class RunConfig:
             raise ConfigError(f"config.model: {exc}") from None
         if not isinstance(self.physics, dict):
             raise ConfigError(f"config.physics must be a mapping, got {self.physics!r}")
-        section(spec.physics_config, self.physics, "config.physics")  # validates
+        spec.physics_section(self.physics)  # validates
         if self.network is None:
             self.network = spec.network_config()
         elif not isinstance(self.network, spec.network_config):

@@ -44,7 +44,9 @@ def training_dtype(bundle: dict) -> torch.dtype:
 def simulate(model, norm: Normalization, dataset: CamelsDataset, ids: list[str], start: str,
              end: str, batch_basins: int = 64, dtype=torch.float32,
              progress: bool = False) -> dict:
-    """Run the model from the first day of data to ``end``; return ``start..end``.
+    """Run the model from the first day of data to ``end``; return ``start..end``. A
+    stochastic within-day rain pattern is drawn per basin from its seed
+    (:meth:`delta_core.patterns.WithinDay.draw_for_basins`).
 
     Returns
     -------
@@ -60,10 +62,15 @@ def simulate(model, norm: Normalization, dataset: CamelsDataset, ids: list[str],
                           raw_attribute_array(dataset, ids, getattr(model, "raw_attributes", ())))
     outputs: dict[str, list[np.ndarray]] = {}
     steps = np.arange(len(ts.dates))
+    pattern = getattr(model, "pattern", None)
     for b0 in tqdm(range(0, len(ids), batch_basins), desc="simulating", disable=not progress):
         basins = np.arange(b0, min(b0 + batch_basins, len(ids)))
+        batch = inputs.batch(steps, basins, i0, dtype)
+        if pattern is not None and pattern.stochastic:  # seeded per basin: batching-independent
+            batch["rain_weights"] = torch.from_numpy(
+                pattern.draw_for_basins(len(steps), [ids[b] for b in basins]))
         with torch.no_grad():
-            out = model(inputs.batch(steps, basins, i0, dtype))
+            out = model(batch)
         for k, v in out.items():
             if k != "final_states":
                 outputs.setdefault(k, []).append(v.numpy())

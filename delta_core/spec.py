@@ -223,6 +223,24 @@ class ModelSpec:
         module, _, cls = self.calibration_target.partition(":")
         return getattr(importlib.import_module(module), cls)
 
+    def physics_section(self, physics: Mapping | Any, where: str = "config.physics") -> Any:
+        """The validated :attr:`physics_config` of a mapping (or the instance itself); a
+        mapping of an older bundle with flat within-day keys is read as it was trained
+        (:meth:`delta_core.patterns.WithinDay.from_physics`, the config class's
+        ``LEGACY_WITHIN_DAY``)."""
+        from delta_core.config import section
+        from delta_core.patterns import WithinDay
+
+        legacy = getattr(self.physics_config, "LEGACY_WITHIN_DAY", None)
+        if legacy is not None and isinstance(physics, Mapping):
+            try:
+                physics = WithinDay.from_physics(dict(physics), legacy)
+            except ValueError as exc:
+                from delta_core.config import ConfigError
+
+                raise ConfigError(f"{where}: {exc}") from None
+        return section(self.physics_config, physics, where)
+
     def build_model(self, physics: Mapping | Any, network: Mapping | Any, n_attributes: int,
                     engine: Engine | None = None) -> torch.nn.Module:
         """Build the model from config sections (dicts are validated into the dataclasses), in
@@ -230,6 +248,6 @@ class ModelSpec:
         from delta_core.config import section
 
         engine = engine or Engine()
-        phys = section(self.physics_config, physics, f"{self.name} physics")
+        phys = self.physics_section(physics, f"{self.name} physics")
         net = section(self.network_config, network, f"{self.name} network")
         return self.build(phys, net, n_attributes, engine).to(engine.dtype)

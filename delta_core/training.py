@@ -104,16 +104,24 @@ def sample_batch(cfg: RunConfig, data: TrainingData, rng: np.random.Generator, d
                  share: slice = slice(None)) -> tuple[dict, torch.Tensor]:
     """Random basins and per-basin windows: a model batch and the observed streamflow
     ``[window, B]``. The whole batch is drawn (same draws whatever ``share``); ``share`` keeps
-    this process's part of its basins (data-parallel training)."""
+    this process's part of its basins (data-parallel training). A model whose within-day rain
+    pattern is stochastic gets new rain weights per batch (``batch["rain_weights"]``
+    [D, B, 24], :mod:`delta_core.patterns`): augmentation over the hours of the rain."""
     tc = cfg.training
     n_batch = min(tc.batch_basins, len(data.ids))
     basins = rng.choice(len(data.ids), n_batch, replace=False)
     starts = rng.integers(data.first_target, data.last_target - tc.window_days + 2, n_batch)
+    n_days = tc.warmup_days + tc.window_days
+    pattern = getattr(cfg.spec.physics_section(cfg.physics), "pattern", None)
+    weights = (pattern.draw(n_days, n_batch, rng)[:, share]
+               if pattern is not None and pattern.stochastic else None)
     basins, starts = basins[share], starts[share]
-    days = (starts - tc.warmup_days)[None, :] + np.arange(tc.warmup_days + tc.window_days)[:, None]
+    days = (starts - tc.warmup_days)[None, :] + np.arange(n_days)[:, None]
     qobs = data.inputs.qobs[days[tc.warmup_days:], basins[None, :]]
-    return (data.inputs.batch(days, basins, tc.warmup_days, dtype),
-            torch.as_tensor(np.ascontiguousarray(qobs), dtype=dtype))
+    batch = data.inputs.batch(days, basins, tc.warmup_days, dtype)
+    if weights is not None:
+        batch["rain_weights"] = torch.from_numpy(np.ascontiguousarray(weights))
+    return batch, torch.as_tensor(np.ascontiguousarray(qobs), dtype=dtype)
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:

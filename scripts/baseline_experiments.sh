@@ -29,7 +29,7 @@ run() {
     seeds_dynamic) exp seeds dhbv_dynamic_full seeds_dhbv_dynamic --seeds 111111 222222 333333 \
         --reuse 111111=bmi_dhbv/weights/dhbv_dynamic.pt ;;
     seeds_lstm) exp seeds lstm_full seeds_lstm --seeds 111111 222222 333333 \
-        --reuse 111111=benchmarks/results/lstm_full/bundle.pt ;;
+        --reuse 111111=delta_core/baselines/weights/lstm_full.pt ;;
     pub_static) exp pub dhbv_static_full pub_dhbv_static ;;
     pur_static) exp pur dhbv_static_full pur_dhbv_static ;;
     pub_dynamic) exp pub dhbv_dynamic_full pub_dhbv_dynamic ;;

@@ -4,7 +4,7 @@ Per basin: the LGAR parameter set from its CAMELS attributes (:mod:`bmi_lgar.tex
 Daymet forcing through the degree-day snow routine (:mod:`delta_core.snow`, daily, fixed
 parameters: the midpoints of its ranges, TT 0 degC, CFMAX 5.25 mm degC-1 d-1, CFR 0.05, CWH 0.1),
 then the liquid water and the Hargreaves PET spread over the hours of each day
-(:mod:`delta_core.disaggregation`: rain in a 6-hour block from 12:00, PET by sine weights, as
+(:mod:`delta_core.patterns`: rain in a 6-hour block from 12:00, PET by sine weights, as
 dCFE), then the hourly :class:`bmi_lgar.core.LgarCore` (the pure-Python port, about 0.3 ms per
 hour). Hourly discharge is summed to mm/day and compared with the observations over the test
 period (after the warm-up).
@@ -38,7 +38,7 @@ from bmi_lgar.core import LgarCore  # noqa: E402
 from bmi_lgar.texture import ATTRIBUTES, parameters_from_attributes  # noqa: E402
 from delta_core import snow  # noqa: E402
 from delta_core.data.camels import CamelsDataset  # noqa: E402
-from delta_core.disaggregation import HourlyScheme  # noqa: E402
+from delta_core.patterns import WithinDay  # noqa: E402
 from delta_core.metrics import kge, nse  # noqa: E402
 
 #: Arid basins (aridity > 1; HUC 15, 13) of the data pack.
@@ -60,7 +60,7 @@ def liquid_water(prcp: np.ndarray, tmean: np.ndarray) -> np.ndarray:
 
 
 def simulate(core: LgarCore, liquid: np.ndarray, pet: np.ndarray,
-             scheme: HourlyScheme) -> np.ndarray:
+             scheme: WithinDay) -> np.ndarray:
     """Daily discharge [mm/day] of the core run hourly over daily liquid water and PET [mm]."""
     rw, pw = scheme.rain_weights().tolist(), scheme.pet_weights().tolist()
     q = np.empty(len(liquid))
@@ -75,7 +75,7 @@ def simulate(core: LgarCore, liquid: np.ndarray, pet: np.ndarray,
 
 
 def run_basin(ds: CamelsDataset, gid: str, warmup_start: str, start: str, end: str,
-              scheme: HourlyScheme) -> dict:
+              scheme: WithinDay) -> dict:
     """NSE, KGE and volumes of one basin over start..end (warm-up from warmup_start)."""
     attrs = {k: v[0] for k, v in ds.attributes([gid], list(ATTRIBUTES)).items()}
     params = parameters_from_attributes(attrs)
@@ -94,7 +94,7 @@ def run_basin(ds: CamelsDataset, gid: str, warmup_start: str, start: str, end: s
 
 
 def run_kernel_engine(ds: CamelsDataset, ids: list[str], warmup_start: str, start: str,
-                      end: str, scheme: HourlyScheme, days_per_call: int = 365) -> list[dict]:
+                      end: str, scheme: WithinDay, days_per_call: int = 365) -> list[dict]:
     """:func:`run_basin` for all ``ids`` at once in the C++ kernel (rows in the same form)."""
     import dataclasses
 
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args.basins) == 1 and not args.basins[0].isdigit():
         args.basins = ds.resolve_basins(args.basins[0])
     ds.check_basins(args.basins)
-    scheme = HourlyScheme()
+    scheme = WithinDay("block", 12, 6, "sine")
     engine = "C++ kernel" if args.engine == "kernel" else "Python port"
     print(f"texture-table LGAR, {len(args.basins)} basins, test {args.start}..{args.end} "
           f"(warm-up from {args.warmup_start}), {engine}")

@@ -201,7 +201,7 @@ def test_hourly_mode_is_the_hourly_model(make, bundle, basin):
     m = make(pet_source="input")
     assert m.core.step_seconds == 3600 and len(m.core.unit_hydrograph) == 360
     model, norm, _ = load_model(bundle, dtype=torch.float64)
-    sch = model.options.scheme()
+    sch = model.options.within_day
     forcing = ts.forcing(FORCING_NAMES)[:n_days]  # [D, 1, 3]
     rain_w, pet_w = sch.rain_weights().numpy(), sch.pet_weights().numpy()
     runoff = []

@@ -17,7 +17,8 @@ import yaml
 
 from bmi_lgar import bmi as B
 from bmi_lgar.bmi import BmiLGAR
-from bmi_lgar.core import LgarCore, sine_pet_weights
+from bmi_lgar.core import LgarCore
+from delta_core.patterns import pet_hour_weights as sine_pet_weights
 from bmi_lgar.forcing import read_forcing
 from bmi_lgar.lgar_config import read_lgar_config
 from bmi_lgar.parameters import LgarParameters
@@ -131,9 +132,9 @@ def test_bmi_from_lgar_config_equals_run_lgar(workdir, tmp_path):
 
 
 def test_pet_weights_are_the_sine_scheme():
-    from delta_core.disaggregation import HourlyScheme
+    from delta_core.patterns import WithinDay
 
-    np.testing.assert_allclose(sine_pet_weights(), HourlyScheme(pet="sine").pet_weights(),
+    np.testing.assert_allclose(sine_pet_weights(), WithinDay(pet="sine").pet_weights(),
                                rtol=1e-15, atol=1e-18)
 
 

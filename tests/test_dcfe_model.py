@@ -11,7 +11,7 @@ import torch
 from bmi_dcfe import physics
 from bmi_dcfe.model import PARAMETERS, PhysicsConfig
 from delta_core import snow
-from delta_core.disaggregation import HourlyScheme, daily_sums, to_hourly
+from delta_core.patterns import WithinDay, daily_sums, to_hourly
 from delta_core.ngen.crosswalk import PET, PRECIP, RUNOFF_DEPTH, TEMP
 
 
@@ -27,8 +27,8 @@ def test_snow_known_answers():
     assert s.meltwater.item() == pytest.approx(0.8) and s.outflow.item() == pytest.approx(11.2)
 
 
-@pytest.mark.parametrize("scheme", [HourlyScheme(), HourlyScheme("uniform", pet="uniform"),
-                                    HourlyScheme("block", 0, 24), HourlyScheme("block", 20, 4)])
+@pytest.mark.parametrize("scheme", [WithinDay("block"), WithinDay("uniform", pet="uniform"),
+                                    WithinDay("block", 0, 24), WithinDay("block", 20, 4)])
 def test_disaggregation_conserves_daily_totals(scheme):
     daily = torch.rand(30, 4, dtype=torch.float64) * 20
     for w in (scheme.rain_weights(), scheme.pet_weights()):
@@ -45,9 +45,9 @@ def test_disaggregation_conserves_daily_totals(scheme):
 
 def test_disaggregation_errors():
     with pytest.raises(ValueError, match="within one day"):
-        HourlyScheme("block", 20, 6)
+        WithinDay("block", 20, 6)
     with pytest.raises(ValueError, match="choose one of"):
-        HourlyScheme("gauss")
+        WithinDay("gauss")
 
 
 def test_parameter_scaling_spans_the_ranges():
@@ -70,7 +70,7 @@ def test_daily_outputs_are_hourly_cfe_summed(sample_batch):
         from delta_core.snow import liquid_water as snow_liquid_water
 
         liquid, _, _ = snow_liquid_water(forcing[..., 0], forcing[..., 1], learned)
-        sch = model.config.scheme()
+        sch = model.config.pattern
         rain = to_hourly(liquid, sch.rain_weights()) / 1000.0
         pet = to_hourly(forcing[..., 2], sch.pet_weights()) / 3.6e6
         _, hourly = physics.run(model.initial_state(params), params, rain, pet,
@@ -94,7 +94,7 @@ def test_model_water_balance(sample_batch):
         learned = model.parameters_physical(batch["x_attr"])
         params = model.cfe_parameters(learned)
         liquid, _, swe = snow_liquid_water(forcing[..., 0], forcing[..., 1], learned)
-        sch = model.config.scheme()
+        sch = model.config.pattern
         s0 = model.initial_state(params)
         s1, _ = physics.run(s0, params, to_hourly(liquid, sch.rain_weights()) / 1000.0,
                             to_hourly(forcing[..., 2], sch.pet_weights()) / 3.6e6,
@@ -357,7 +357,7 @@ def test_bmi_dynamic_parameters_follow_the_trained_model(make_bmi, dynamic_bundl
     days = 20
     daily = np.stack([np.where(rng.random(days) < 0.4, rng.gamma(1.0, 12.0, days), 0.0),
                       np.full(days, 15.0), rng.uniform(1.0, 5.0, days)], -1)
-    sch = core._model.config.scheme()
+    sch = core._model.config.pattern
     rain_h = to_hourly(torch.tensor(daily[:, None, 0]), sch.rain_weights())[:, 0].numpy()
     pet_h = to_hourly(torch.tensor(daily[:, None, 2]), sch.pet_weights())[:, 0].numpy()
     runoff, refkdt = [], []

@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
+from delta_core.patterns import WithinDay
 import yaml
 
 from bmi_lgar import model as M
@@ -102,7 +104,7 @@ def test_bundle_bmi_backends_and_the_models_hourly_run(tmp_path, random_bundle, 
     rng = np.random.default_rng(5)
     p_day = rng.exponential(25.0, days) * (rng.uniform(size=days) < 0.6)
     pet_day = np.full(days, 4.0)
-    scheme = M.PhysicsConfig().scheme()
+    scheme = WithinDay("block")
     p_h = np.repeat(p_day, 24) * np.tile(scheme.rain_weights().numpy(), days)
     pet_h = np.repeat(pet_day, 24) * np.tile(scheme.pet_weights().numpy(), days)
     cfg = {**catchment, "bundle": str(bundle), "pet_source": "input"}
@@ -119,8 +121,9 @@ def test_bundle_bmi_backends_and_the_models_hourly_run(tmp_path, random_bundle, 
                        dtype=torch.float64)
     forcing = torch.tensor(np.stack([p_day, np.full(days, 20.0), pet_day], -1)[:, None, :])
     with torch.no_grad():
+        w = torch.as_tensor(scheme.draw(days, 1, np.random.default_rng()))
         out = model({"forcing": forcing, "x_attr": torch.as_tensor(x), "raw_attr": raw,
-                     "warmup": 0})
+                     "warmup": 0, "rain_weights": w})
     m = _bmi(tmp_path, "bq", backend="cpp", **cfg)
     runoff = [m.get_output_var_names().index(v) for v in m.get_output_var_names()
               if v == "land_surface_water__runoff_depth"][0]

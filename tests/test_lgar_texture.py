@@ -112,7 +112,7 @@ def test_texture_baseline_script_runs_a_basin():
     import importlib.util
 
     from delta_core.data.camels import CamelsDataset
-    from delta_core.disaggregation import HourlyScheme
+    from delta_core.patterns import WithinDay
 
     if not CAMELS_ATTRS.is_file():
         pytest.skip("CAMELS data pack not found")
@@ -121,6 +121,6 @@ def test_texture_baseline_script_runs_a_basin():
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     r = script.run_basin(CamelsDataset(CAMELS_ATTRS.parent), "09480000", "2006-06-20",
-                         "2006-07-20", "2006-08-31", HourlyScheme())
+                         "2006-07-20", "2006-08-31", WithinDay("block"))
     assert r["texture"] == "Clay-loam" and r["hours"] == 24 * 73 and r["q_obs"] > 0.1
     assert all(np.isfinite([r["nse"], r["kge"], r["q_sim"]])) and r["q_sim"] >= 0

@@ -377,9 +377,9 @@ def hourly_from_daily(prcp, tmean, tmax, tmin,
     if rain_block is None:
         rate = np.broadcast_to(prcp / 86400.0, (prcp.shape[0], 24)).copy()
     else:
-        from delta_core.disaggregation import HourlyScheme
+        from delta_core.patterns import WithinDay
 
-        w = HourlyScheme("block", *rain_block).rain_weights().numpy()
+        w = WithinDay("block", *rain_block).rain_weights().numpy()
         rate = prcp * w / 3600.0
     return rate, tmean + amp * cos + 273.15
 
