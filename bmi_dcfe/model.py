@@ -22,7 +22,9 @@ from torch import nn
 
 from bmi_dcfe import physics
 from delta_core import snow as snow_routine
-from delta_core.patterns import WithinDay, daily_sums, hourly_rain_weights, to_hourly
+from delta_core import subdaily
+from delta_core.patterns import WithinDay
+from delta_core.subdaily import daily_sums, end_of_day
 from delta_core.networks import MLP, LSTMNet
 from delta_core.routing import gamma_unit_hydrograph
 from delta_core.spec import Batch, Engine, ModelSpec, ParameterSpec, StateSpec, Variable
@@ -236,7 +238,7 @@ class DCFE(nn.Module):
         dynamic = (self.dynamic_parameters(batch["x_forcing"], batch["x_attr"])
                    if self.dynamic_names else None)
         return self.simulate(learned, batch["forcing"], int(batch.get("warmup", 0)), dynamic,
-                             batch.get("rain_weights"))
+                             batch)
 
     @property
     def pattern(self) -> WithinDay:
@@ -245,45 +247,44 @@ class DCFE(nn.Module):
 
     def simulate(self, learned: dict[str, torch.Tensor], forcing: torch.Tensor,
                  warmup: int = 0, dynamic: dict[str, torch.Tensor] | None = None,
-                 rain_weights: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                 batch: dict | None = None) -> dict[str, torch.Tensor]:
         """Snow + hourly CFE for given physical parameters, e.g. from the networks or from a
         per-basin calibration: static ``learned`` ``{name: [B]}`` and, for the model's dynamic
         parameters, daily ``dynamic`` ``{name: [D, B]}`` (held for each day's 24 hours).
 
         ``forcing`` [D, B, 3] daily P [mm/day], T [degC], PET [mm/day]; returns
         :data:`OUTPUTS` series [D - warmup, B] (see :meth:`forward`; dynamic parameters as daily
-        series too). ``rain_weights`` [D, B, 24]: the within-day rain pattern of each day
-        (default: the configured pattern, :func:`delta_core.patterns.hourly_rain_weights`).
+        series too). ``batch`` may carry this run's ``rain_weights`` [D, B, 24] or
+        ``hourly_forcing`` [24 D, B, 3] (:func:`delta_core.subdaily.step_forcing`).
         """
-        p, t, pet = forcing.unbind(-1)
+        batch = batch or {}
         dynamic = dynamic or {}
         missing = set(self.dynamic_names) - set(dynamic)
         if missing:
             raise ValueError(f"dCFE.simulate: daily values of dynamic {sorted(missing)} needed")
         # dynamic parameters' static slots: their first day (unused by the runs below)
         params = self.cfe_parameters({**learned, **{k: v[0] for k, v in dynamic.items()}})
-        liquid, melt, swe = snow_routine.liquid_water(p, t, learned)
-        scheme = self.config.pattern
-        weights = hourly_rain_weights(scheme, {"rain_weights": rain_weights}, *p.shape)
-        rain_h = to_hourly(liquid, weights) / 1000.0
-        pet_h = to_hourly(pet, scheme.pet_weights()) / (1000.0 * physics.STEP_SECONDS)
+        pattern = self.config.pattern
+        steps = subdaily.step_forcing(forcing, pattern, batch)
+        liquid, melt, swe = subdaily.liquid_water(forcing, steps, pattern, batch, learned)
+        rain_h = liquid / 1000.0
+        pet_h = steps.pet / (1000.0 * physics.STEP_SECONDS)
         keep = tuple(_HOURLY.values()) + (() if self.training else tuple(_STORES.values()))
-        state = self.initial_state(params)
-        w = 24 * warmup
-        if w:
-            with torch.no_grad():
-                state, _ = self._run(state, params, rain_h[:w], pet_h[:w], ("Q_OUT",),
-                                     {k: v[:warmup] for k, v in dynamic.items()})
-            state = state.map(torch.Tensor.detach)
-        _, hourly = self._run(state, params, rain_h[w:], pet_h[w:], keep,
-                              {k: v[warmup:] for k, v in dynamic.items()})
+
+        def block(state, s0, s1, grad):
+            days = {k: v[s0 // 24:s1 // 24] for k, v in dynamic.items()}
+            return self._run(state, params, rain_h[s0:s1], pet_h[s0:s1],
+                             keep if grad else ("Q_OUT",), days)
+
+        _, hourly, _ = subdaily.run_steps(block, self.initial_state(params), rain_h.shape[0],
+                                          24 * warmup, None, lambda s: s.map(torch.Tensor.detach))
         out = {k: daily_sums(hourly[v]) * 1000.0 for k, v in _HOURLY.items()}
-        out["pet"] = pet[warmup:]
+        out["pet"] = daily_sums(steps.pet[24 * warmup:]) if steps.given else forcing[warmup:, :, 2]
         out["melt"] = melt[warmup:]
         if not self.training:
             out["swe"] = swe[warmup:]
             for k, v in _STORES.items():
-                out[k] = hourly[v][23::24] * 1000.0
+                out[k] = end_of_day(hourly[v]) * 1000.0
             for k, v in dynamic.items():
                 out[k] = v[warmup:]
         return out

@@ -25,8 +25,13 @@ import torch
 
 from bmi_dhbv import hbv
 from bmi_dhbv.kernel import run as run_physics
-from delta_core.patterns import WithinDay, daily_sums, hourly_rain_weights, to_hourly
+from delta_core import subdaily
+from delta_core.patterns import WithinDay
+from delta_core.subdaily import daily_sums, end_of_day
 from delta_core.routing import UH_LENGTH, gamma_unit_hydrograph_substeps, route
+
+#: HBV fluxes summed to days.
+FLUXES = ("q0", "q1", "q2", "et", "recharge", "excess", "perc", "melt")
 
 #: Parameters whose values are per day and scale with the step, and how.
 RECESSIONS: tuple[str, ...] = ("K0", "K1", "K2")
@@ -87,12 +92,11 @@ def simulate(model, batch: dict, steps_per_day: int = 24, scheme: WithinDay | No
         dynamic parameters (component means), PET.
     """
     n = steps_per_day
-    if n not in (1, 24):
-        raise ValueError(f"steps_per_day must be 1 or 24, got {n}")
     scheme = scheme or WithinDay("uniform", pet="sine")
     forcing, x_attr = batch["forcing"], batch["x_attr"]
     warmup = int(batch.get("warmup", 0))
     n_days, n_basins = forcing.shape[:2]
+    steps = subdaily.step_forcing(forcing, scheme if n == 24 else None, batch, n)
     static, route_a, route_b = model.static_and_routing(x_attr)
     daily = dict(static)
     dynamic = {}
@@ -103,50 +107,33 @@ def simulate(model, batch: dict, steps_per_day: int = 24, scheme: WithinDay | No
         dynamic = hbv.scale_parameters(unit.reshape(n_days, n_basins, n_d, c), model.dynamic_names)
         daily.update(dynamic)
     par = substep_parameters(daily, n)
-    p, t, pet = forcing.unbind(-1)
-    if n == 24:
-        p = to_hourly(p, hourly_rain_weights(scheme, batch, n_days, n_basins))
-        pet = to_hourly(pet, scheme.pet_weights())
-        t = t.repeat_interleave(24, dim=0)
     keep = not model.training
-    states = hbv.cold_states(n_basins, model.options.n_components, forcing.dtype, forcing.device)
-    fluxes = ("q0", "q1", "q2", "et", "recharge", "excess", "perc", "melt")
-    sub: dict[str, list[torch.Tensor]] = {}
-    days_of = [(d0, min(warmup, d0 + chunk_days)) for d0 in range(0, warmup, chunk_days)]
-    days_of += [(d0, min(n_days, d0 + chunk_days)) for d0 in range(warmup, n_days, chunk_days)]
-    for d0, d1 in days_of:
-        chunk = {k: (v[d0:d1].repeat_interleave(n, dim=0) if v.dim() == 3 else v)
-                 for k, v in par.items()}
-        args = (p[d0 * n:d1 * n], t[d0 * n:d1 * n], pet[d0 * n:d1 * n], chunk, states,
-                model.recharge_net)
-        if d1 <= warmup:
-            with torch.no_grad():
-                res = run_physics(*args, keep_storages=False, backend=model.engine.backend)
-            res.fluxes = {k: v.detach() for k, v in res.fluxes.items()}
-            states = res.final_states.detach()
-        else:
-            res = run_physics(*args, keep_storages=keep, backend=model.engine.backend)
-            states = res.final_states
-            for k, v in res.storages.items():
-                sub.setdefault(k, []).append(v[n - 1::n])  # end of each day
-        for k in fluxes:
-            sub.setdefault(k, []).append(res.fluxes[k])
-    series = {k: torch.cat(v) for k, v in sub.items()}
     uh = gamma_unit_hydrograph_substeps(route_a, route_b, n, UH_LENGTH)
     lag = uh.shape[1] - 1
-    w = warmup * n
-    routed = {}
-    for k in ("q0", "q1", "q2"):
-        hist = series[k][max(0, w - lag):w]
-        if hist.shape[0] < lag:
-            hist = torch.cat([hist.new_zeros(lag - hist.shape[0], n_basins), hist])
-        routed[k] = route(series[k][w:], uh, hist)
-    to_days = (lambda x: x) if n == 1 else daily_sums
-    out = {"surface_flow": to_days(routed["q0"]), "interflow": to_days(routed["q1"]),
-           "baseflow": to_days(routed["q2"])}
+
+    def block(states, s0, s1, grad):
+        d0, d1 = s0 // n, s1 // n
+        chunk = {k: (v[d0:d1].repeat_interleave(n, dim=0) if v.dim() == 3 else v)
+                 for k, v in par.items()}
+        res = run_physics(steps.prcp[s0:s1], steps.temp[s0:s1], steps.pet[s0:s1], chunk, states,
+                          model.recharge_net, keep_storages=keep and grad,
+                          backend=model.engine.backend)
+        out = {k: res.fluxes[k] for k in FLUXES}
+        out.update({k: end_of_day(v, n) for k, v in res.storages.items()})
+        return res.final_states, out
+
+    states = hbv.cold_states(n_basins, model.options.n_components, forcing.dtype, forcing.device)
+    states, series, tails = subdaily.run_steps(
+        block, states, n_days * n, warmup * n, chunk_days * n, torch.Tensor.detach,
+        history={k: lag for k in ("q0", "q1", "q2")})
+    routed = {k: route(series[k], uh, tails[k]) for k in ("q0", "q1", "q2")}
+    days = lambda x: daily_sums(x, n)  # noqa: E731
+    out = {"surface_flow": days(routed["q0"]), "interflow": days(routed["q1"]),
+           "baseflow": days(routed["q2"])}
     out["streamflow"] = out["surface_flow"] + out["interflow"] + out["baseflow"]
-    f = {k: to_days(v[w:]) for k, v in series.items() if k in fluxes}
-    out.update(streamflow_unrouted=f["q0"] + f["q1"] + f["q2"], et=f["et"], pet=forcing[warmup:, :, 2],
+    f = {k: days(series[k]) for k in FLUXES}
+    pet = daily_sums(steps.pet[warmup * n:]) if steps.given else forcing[warmup:, :, 2]
+    out.update(streamflow_unrouted=f["q0"] + f["q1"] + f["q2"], et=f["et"], pet=pet,
                recharge=f["recharge"] + f["excess"], percolation=f["perc"], melt=f["melt"])
     if keep:
         st = {k: v for k, v in series.items() if k in hbv.STATE_NAMES}

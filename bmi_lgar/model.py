@@ -68,7 +68,9 @@ from bmi_lgar.parameters import DEFAULT_SOIL_TABLE, FIELD_CAPACITY_PSI_CM, WILTI
 from bmi_lgar.soil import read_soil_table
 from bmi_lgar.texture import PONDED_DEPTH_MAX_CM, RESERVOIRS, parameters_from_attributes
 from delta_core import snow as snow_routine
-from delta_core.patterns import WithinDay, daily_sums, hourly_rain_weights, to_hourly
+from delta_core import subdaily
+from delta_core.patterns import WithinDay
+from delta_core.subdaily import daily_sums, end_of_day
 from delta_core.networks import MLP
 from delta_core.routing import gamma_unit_hydrograph, route
 from delta_core.spec import Batch, Engine, ModelSpec, ParameterSpec, StateSpec, Variable
@@ -399,7 +401,7 @@ class DLGAR(nn.Module):
         priors = self.priors(batch["raw_attr"])
         learned = self.corrected(self.unit_outputs(batch["x_attr"]), priors)
         out = self.simulate(learned, priors, batch["forcing"].to(torch.float64),
-                            int(batch.get("warmup", 0)), batch.get("rain_weights"))
+                            int(batch.get("warmup", 0)), batch)
         return {k: v.to(batch["forcing"].dtype) for k, v in out.items()}
 
     @property
@@ -408,45 +410,46 @@ class DLGAR(nn.Module):
         return self.config.pattern
 
     def simulate(self, learned: dict[str, torch.Tensor], priors: list[Prior],
-                 forcing: torch.Tensor, warmup: int = 0,
-                 rain_weights: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                 forcing: torch.Tensor, warmup: int = 0, batch: dict | None = None
+                 ) -> dict[str, torch.Tensor]:
         """Snow + hourly LGAR + GIUH for given parameters ``learned`` ``{name: [B]}``
         (:data:`PARAMETERS`) and priors (settings: layers, options); ``forcing`` [D, B, 3]
         float64. Returns :data:`OUTPUTS` [D - warmup, B] float64 (see :meth:`forward`)."""
-        p, t, pet = forcing.unbind(-1)
-        liquid, melt, swe = snow_routine.liquid_water(p, t, self.config.snow())
-        scheme = self.config.pattern
-        weights = hourly_rain_weights(scheme, {"rain_weights": rain_weights}, *p.shape)
-        rain_h = to_hourly(liquid, weights.to(torch.float64)).numpy()
-        pet_h = to_hourly(pet, scheme.pet_weights()).numpy()
+        batch = batch or {}
+        pattern = self.config.pattern
+        steps = subdaily.step_forcing(forcing, pattern, batch)
+        liquid, melt, swe = subdaily.liquid_water(forcing, steps, pattern, batch,
+                                                  self.config.snow())
+        rain_h, pet_h = liquid.numpy(), steps.pet.numpy()
         params = self.kernel_vector(learned)
         kb = kernel_batch(priors)
         flows = ("streamflow",) if self.training else tuple(_FLOWS)
         names = tuple(_FLOWS[k] for k in flows) + (
             () if self.training else tuple(_SUMS.values()) + tuple(_STORES.values()))
-        w = 24 * warmup
-        state, history = None, {}
         uh = self.giuh(learned)
-        if w:
-            warm = kernel.run_kernel(kb, rain_h[:w], pet_h[:w],
-                                     params=params.detach().numpy(), n_threads=self._threads(kb))
-            state = warm.state
-            keep = uh.shape[1] - 1
-            for k in flows:
-                hist = warm.outputs[_FLOWS[k]][max(0, w - keep):] * 1000.0
-                pad = np.zeros((keep - len(hist), kb.n_basins))
-                history[k] = torch.as_tensor(np.concatenate([pad, hist]), dtype=torch.float64)
-        hourly = self._hourly(params, kb, np.ascontiguousarray(rain_h[w:]),
-                              np.ascontiguousarray(pet_h[w:]), names, state) * 1000.0
-        series = dict(zip(names, hourly.unbind(-1)))
-        out = {k: daily_sums(route(series[_FLOWS[k]], uh, history.get(k))) for k in flows}
-        out["pet"] = pet[warmup:]
+
+        def block(state, s0, s1, grad):
+            rain, pet = rain_h[s0:s1], pet_h[s0:s1]
+            if not grad:  # warm-up: the flows only, for the routing history
+                warm = kernel.run_kernel(kb, rain, pet, params=params.detach().numpy(),
+                                         n_threads=self._threads(kb))
+                return warm.state, {_FLOWS[k]: torch.from_numpy(warm.outputs[_FLOWS[k]] * 1000.0)
+                                    for k in flows}
+            hourly = self._hourly(params, kb, np.ascontiguousarray(rain),
+                                  np.ascontiguousarray(pet), names, state) * 1000.0
+            return None, dict(zip(names, hourly.unbind(-1)))
+
+        lag = uh.shape[1] - 1
+        _, series, tails = subdaily.run_steps(block, None, rain_h.shape[0], 24 * warmup, None,
+                                              lambda s: s, {_FLOWS[k]: lag for k in flows})
+        out = {k: daily_sums(route(series[_FLOWS[k]], uh, tails[_FLOWS[k]])) for k in flows}
+        out["pet"] = daily_sums(steps.pet[24 * warmup:]) if steps.given else forcing[warmup:, :, 2]
         out["melt"] = melt[warmup:]
         if not self.training:
             for k, v in _SUMS.items():
                 out[k] = daily_sums(series[v])
             for k, v in _STORES.items():
-                out[k] = series[v][23::24]
+                out[k] = end_of_day(series[v])
             out["swe"] = swe[warmup:]
         return out
 

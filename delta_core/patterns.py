@@ -209,11 +209,3 @@ def to_hourly(daily: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     if w.dim() == 1:
         return (daily.unsqueeze(1) * w.view(1, 24, 1)).reshape(24 * d, b)
     return (daily.unsqueeze(-1) * w).permute(0, 2, 1).reshape(24 * d, b)
-
-
-def daily_sums(hourly: torch.Tensor) -> torch.Tensor:
-    """Sum hourly values ``[24 D, B]`` to days ``[D, B]``."""
-    h, b = hourly.shape
-    if h % 24:
-        raise ValueError(f"{h} hours are not whole days")
-    return hourly.reshape(h // 24, 24, b).sum(1)

@@ -11,7 +11,8 @@ import torch
 from bmi_dcfe import physics
 from bmi_dcfe.model import PARAMETERS, PhysicsConfig
 from delta_core import snow
-from delta_core.patterns import WithinDay, daily_sums, to_hourly
+from delta_core.patterns import WithinDay, to_hourly
+from delta_core.subdaily import daily_sums
 from delta_core.ngen.crosswalk import PET, PRECIP, RUNOFF_DEPTH, TEMP
 
 
