@@ -67,11 +67,6 @@ class RechargeNet(nn.Module):
         self.net = nn.Sequential(nn.Linear(5, hidden), nn.Tanh(), nn.Linear(hidden, 1))
         self.register_buffer("scale", torch.tensor(self.SCALE), persistent=False)
 
-    @property
-    def pattern(self):
-        """The within-day pattern of an hourly model (None: HBV steps daily)."""
-        return self.options.pattern
-
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.net(feats / self.scale.to(feats.dtype))).squeeze(-1)
 
@@ -148,6 +143,11 @@ class DHBV(nn.Module):
         return hbv.scale_parameters(unit, self.dynamic_names), state
 
     # -- simulation ------------------------------------------------------------------------
+    @property
+    def pattern(self):
+        """The within-day pattern of an hourly model (None: HBV steps daily)."""
+        return self.options.pattern
+
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Simulate; the first ``batch["warmup"]`` days only spin up states (no gradient, not
         returned).

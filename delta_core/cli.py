@@ -27,6 +27,44 @@ def _add_engine_args(ap: argparse.ArgumentParser) -> None:
                          f"here {default_threads()})")
 
 
+def _add_pattern_args(ap: argparse.ArgumentParser) -> None:
+    from delta_core.patterns import RAIN_PATTERNS
+
+    g = ap.add_argument_group("hourly runs (models whose physics steps hourly)")
+    g.add_argument("--hourly-forcing", metavar="DIR",
+                   help="run on hourly forcing files: DIR/<gauge_id>.csv or cat-<gauge_id>.csv "
+                        "with time, precip_rate [mm s-1], TMP_2maboveground [K] (ngen's "
+                        "CsvPerFeature; units in the header override), optional 'PET [mm h-1]'; "
+                        "spun up on the pack's daily forcing before their first hour, daily sums "
+                        "scored over the overlap with --start/--end")
+    g.add_argument("--rain-pattern", choices=RAIN_PATTERNS,
+                   help="spread each day's rain over its hours this way instead of the bundle's "
+                        "pattern (delta_core.patterns; default: the bundle's)")
+    g.add_argument("--rain-block", nargs=2, type=int, metavar=("START_HOUR", "HOURS"),
+                   help="with --rain-pattern block: HOURS hours from START_HOUR:00 (default 12 6)")
+    g.add_argument("--pattern-seed", type=int,
+                   help="with --rain-pattern stochastic: seed of the storms (default: the bundle's, 0)")
+
+
+def pattern_override(args: argparse.Namespace) -> dict | None:
+    """The :class:`~delta_core.patterns.WithinDay` fields the pattern options set (None: the
+    bundle's pattern)."""
+    if args.rain_pattern is None:
+        if args.rain_block or args.pattern_seed is not None:
+            raise ValueError("--rain-block and --pattern-seed go with --rain-pattern")
+        return None
+    out = {"rain": args.rain_pattern}
+    if args.rain_block:
+        if args.rain_pattern != "block":
+            raise ValueError("--rain-block goes with --rain-pattern block")
+        out.update(rain_start_hour=args.rain_block[0], rain_hours=args.rain_block[1])
+    if args.pattern_seed is not None:
+        if args.rain_pattern != "stochastic":
+            raise ValueError("--pattern-seed goes with --rain-pattern stochastic")
+        out["seed"] = args.pattern_seed
+    return out
+
+
 def _set_threads(n: int) -> None:
     import torch
 
@@ -77,24 +115,28 @@ def eval_command(argv: list[str] | None, prog: str, spec: ModelSpec) -> int:
     ap.add_argument("--basins", help=f"gauge id(s), comma-separated (01022500,01333000), a file "
                                      f"of ids one per line, or a subset: {', '.join(SUBSETS)} "
                                      f"(default: all)")
-    ap.add_argument("--start", default="1995-10-01", help="first evaluation day (YYYY-MM-DD)")
-    ap.add_argument("--end", default="2010-09-30", help="last evaluation day (YYYY-MM-DD)")
+    ap.add_argument("--start", default="1995-10-01",
+                    help="first evaluation day (YYYY-MM-DD; default: 1995-10-01, the test period)")
+    ap.add_argument("--end", default="2010-09-30",
+                    help="last evaluation day (YYYY-MM-DD; default: 2010-09-30)")
     ap.add_argument("--out", required=True, help="output directory")
     ap.add_argument("--plot", action="store_true", help="also write hydrographs.png (<= 12 basins)")
+    _add_pattern_args(ap)
     _add_engine_args(ap)
     args = ap.parse_args(argv)
     _set_threads(args.threads)
     ds = CamelsDataset(args.data)
     ids = ds.resolve_basins(args.basins)
     res = evaluate_model(args.bundle, ds, ids, args.start, args.end, backend=args.backend,
-                         out_dir=args.out, progress=True)
+                         out_dir=args.out, progress=True, hourly_dir=args.hourly_forcing,
+                         pattern=pattern_override(args))
     if args.plot:
         k = min(12, len(ids))
         sim = res["simulation"]
         sub = {**sim, "gauge_ids": ids[:k], "qobs": sim["qobs"][:, :k],
                "outputs": {n: v[:, :k] for n, v in sim["outputs"].items()}}
         _plot(spec, sub, res["rows"][:k], Path(args.out) / "hydrographs.png")
-    print(f"{args.start}..{args.end}: median NSE {res['median_nse']:.3f}, median KGE "
+    print(f"{res['start']}..{res['end']}: median NSE {res['median_nse']:.3f}, median KGE "
           f"{res['median_kge']:.3f} over {res['n_basins']} basins -> {args.out}")
     return 0
 

@@ -6,6 +6,7 @@ start), then the model runs through the evaluation period; metrics use that peri
 from __future__ import annotations
 
 import csv
+import dataclasses
 import warnings
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import numpy as np
 import torch
 
 from delta_core.bundle import load_bundle
+from delta_core.hourly_forcing import HourlyForcing
 from delta_core.data.camels import CamelsDataset, date_index
 from delta_core.inputs import Normalization, build_inputs, raw_attribute_array
 from delta_core.metrics import all_metrics
@@ -21,14 +23,22 @@ from delta_core.spec import Engine
 
 
 def load_model(bundle: str | Path | dict, dtype: torch.dtype = torch.float32,
-               backend: str = "cpp"):
+               backend: str = "cpp", pattern: dict | None = None):
     """Model (in eval mode), normalisation and bundle dict from a bundle file (or a loaded
-    bundle); the physics runs on ``backend``."""
+    bundle); the physics runs on ``backend``. ``pattern``: :class:`WithinDay` fields that
+    replace the bundle's within-day pattern (an hourly model only)."""
     b = bundle if isinstance(bundle, dict) else load_bundle(bundle)
     spec = model_spec(b["model"])
     cfg = b["config"]
     norm = Normalization.from_dict(b["normalization"])
-    model = spec.build_model(cfg["physics"], cfg["network"], len(norm.attributes.feature_names),
+    physics = spec.physics_section(cfg["physics"], f"bundle {b['model']} physics")
+    if pattern:
+        if getattr(physics, "pattern", None) is None:
+            raise ValueError(f"this {b['model']} bundle steps daily: a within-day pattern needs "
+                             f"an hourly model")
+        physics = dataclasses.replace(
+            physics, within_day=dataclasses.replace(physics.within_day, **pattern))
+    model = spec.build_model(physics, cfg["network"], len(norm.attributes.feature_names),
                              Engine(backend, dtype))
     model.load_state_dict(b["state_dict"])
     return model.eval(), norm, b
@@ -43,10 +53,16 @@ def training_dtype(bundle: dict) -> torch.dtype:
 
 def simulate(model, norm: Normalization, dataset: CamelsDataset, ids: list[str], start: str,
              end: str, batch_basins: int = 64, dtype=torch.float32,
-             progress: bool = False) -> dict:
+             progress: bool = False, hourly: HourlyForcing | None = None) -> dict:
     """Run the model from the first day of data to ``end``; return ``start..end``. A
     stochastic within-day rain pattern is drawn per basin from its seed
     (:meth:`delta_core.patterns.WithinDay.draw_for_basins`).
+
+    With ``hourly`` (:func:`delta_core.hourly_forcing.read_directory` of ``ids``, covering whole
+    days up to ``end``) the model runs hourly on those hours: before them on the pack's daily
+    forcing spread by its within-day pattern (the spin-up), from their first day on the given
+    hours; the networks see the days' aggregates (precipitation and PET summed, temperature
+    averaged), as an hourly BMI does.
 
     Returns
     -------
@@ -63,12 +79,17 @@ def simulate(model, norm: Normalization, dataset: CamelsDataset, ids: list[str],
     outputs: dict[str, list[np.ndarray]] = {}
     steps = np.arange(len(ts.dates))
     pattern = getattr(model, "pattern", None)
+    given = None
+    if hourly is not None:
+        given = _given_hours(hourly, ts.dates, ts.lat, pattern, inputs, norm)
     for b0 in tqdm(range(0, len(ids), batch_basins), desc="simulating", disable=not progress):
         basins = np.arange(b0, min(b0 + batch_basins, len(ids)))
         batch = inputs.batch(steps, basins, i0, dtype)
         if pattern is not None and pattern.stochastic:  # seeded per basin: batching-independent
             batch["rain_weights"] = torch.from_numpy(
                 pattern.draw_for_basins(len(steps), [ids[b] for b in basins]))
+        if given is not None:
+            batch["hourly_forcing"] = _spun_up_hours(batch, pattern, given[:, basins], dtype)
         with torch.no_grad():
             out = model(batch)
         for k, v in out.items():
@@ -77,6 +98,44 @@ def simulate(model, norm: Normalization, dataset: CamelsDataset, ids: list[str],
     return {"dates": ts.dates[i0:], "gauge_ids": list(ids), "qobs": ts.qobs[i0:],
             "area_km2": ts.area_km2, "lat": ts.lat,
             "outputs": {k: np.concatenate(v, axis=1) for k, v in outputs.items()}}
+
+
+def _given_hours(hourly: HourlyForcing, dates: np.ndarray, lat: np.ndarray, pattern,
+                 inputs, norm: Normalization) -> np.ndarray:
+    """The given hours ``[24 n, B, 3]`` (P mm, T degC, PET mm) of the last ``n`` days of
+    ``dates`` (which must end with them); the networks' daily forcing of those days becomes
+    their aggregates (``inputs`` changed in place)."""
+    from delta_core.hourly_forcing import trailing_hargreaves
+
+    if pattern is None:
+        raise ValueError("this bundle's physics steps daily: hourly forcing needs an hourly "
+                         "model (dHBV with steps_per_day 24, dCFE, dLGAR)")
+    first = date_index(dates, str(hourly.first_day), "first day of the hourly forcing")
+    if len(dates) - first != hourly.n_days:
+        raise ValueError(f"the hourly forcing covers {hourly.n_days} days from "
+                         f"{hourly.first_day}, the run {len(dates) - first}")
+    pet = hourly.pet
+    if pet is None:
+        pet = trailing_hargreaves(hourly.temp, hourly.start, lat, pattern.pet_weights().tolist())
+    hours = np.stack([hourly.prcp, hourly.temp, pet], axis=-1)
+    days = hours.reshape(hourly.n_days, 24, *hours.shape[1:])
+    inputs.forcing[first:] = np.stack([days[..., 0].sum(1), days[..., 1].mean(1),
+                                       days[..., 2].sum(1)], axis=-1)
+    inputs.x_forcing = norm.forcing.transform(inputs.forcing)
+    return hours
+
+
+def _spun_up_hours(batch: dict, pattern, given: np.ndarray, dtype) -> torch.Tensor:
+    """Hourly forcing ``[24 D, B, 3]`` of a batch: its daily forcing spread by ``pattern``
+    (the batch's rain weights) before the given hours, then the given hours."""
+    from delta_core.subdaily import step_forcing
+
+    forcing = batch["forcing"]
+    n_spin = forcing.shape[0] - given.shape[0] // 24
+    spin = {k: v[:n_spin] for k, v in batch.items() if k == "rain_weights"}
+    s = step_forcing(forcing[:n_spin], pattern, spin)
+    early = torch.stack([s.prcp, s.temp, s.pet], dim=-1)
+    return torch.cat([early, torch.as_tensor(given, dtype=dtype)])
 
 
 def basin_metrics(sim: dict, baseflow: str | None = "baseflow") -> list[dict]:
@@ -124,8 +183,15 @@ def warn_if_overlap(train: list | tuple | None, start: str, end: str, what: str,
 
 def evaluate_model(bundle: str | Path | dict, dataset: CamelsDataset, ids: list[str],
                    start: str, end: str, backend: str = "cpp", out_dir: str | Path | None = None,
-                   progress: bool = False, warn_overlap: bool = True) -> dict:
+                   progress: bool = False, warn_overlap: bool = True,
+                   hourly_dir: str | Path | None = None, pattern: dict | None = None) -> dict:
     """Simulate, score and (with ``out_dir``) write metrics.csv and simulation.nc.
+
+    ``hourly_dir``: a directory of hourly forcing files (:mod:`delta_core.hourly_forcing`): the
+    model runs hourly on them (spun up on the pack's daily forcing before their first hour) and
+    is scored over the overlap of their whole days with ``start..end``. ``pattern``: fields of
+    :class:`~delta_core.patterns.WithinDay` that replace the bundle's within-day pattern (e.g.
+    ``{"rain": "block", "rain_start_hour": 14, "rain_hours": 3}``).
 
     Returns the summary of :func:`summarize` plus ``rows`` (per-basin metrics) and
     ``simulation`` (see :func:`simulate`).
@@ -136,12 +202,24 @@ def evaluate_model(bundle: str | Path | dict, dataset: CamelsDataset, ids: list[
         raise ValueError(f"end {end} is before start {start}")
     b = bundle if isinstance(bundle, dict) else load_bundle(bundle)
     dtype = training_dtype(b)
-    model, norm, b = load_model(b, dtype=dtype, backend=backend)
+    model, norm, b = load_model(b, dtype=dtype, backend=backend, pattern=pattern)
+    hourly = None
+    if hourly_dir is not None:
+        from delta_core.hourly_forcing import read_directory
+
+        hourly = read_directory(hourly_dir, ids)
+        last = str(hourly.first_day + hourly.n_days - 1)
+        start, end = max(str(start), str(hourly.first_day)), min(str(end), last)
+        if end < start:
+            raise ValueError(f"the hourly forcing in {hourly_dir} ({hourly.first_day}..{last}) "
+                             f"does not overlap the evaluation period")
+        hourly = hourly.until(end)
     if warn_overlap:
         warn_if_overlap(b["provenance"].get("train_period"), start, end, "evaluation period",
                      "the bundle's")
     spec = model_spec(b["model"])
-    sim = simulate(model, norm, dataset, ids, start, end, dtype=dtype, progress=progress)
+    sim = simulate(model, norm, dataset, ids, start, end, dtype=dtype, progress=progress,
+                   hourly=hourly)
     rows = basin_metrics(sim, spec.baseflow_output)
     summary = summarize(rows)
     if out_dir is not None:
@@ -153,4 +231,4 @@ def evaluate_model(bundle: str | Path | dict, dataset: CamelsDataset, ids: list[
                          attrs={"model": b["model"], "backend": backend,
                                 "bundle_checksum": b["checksum"],
                                 "bundle_commit": b["provenance"].get("git_commit", "unknown")})
-    return {**summary, "rows": rows, "simulation": sim}
+    return {**summary, "rows": rows, "simulation": sim, "start": str(start), "end": str(end)}

@@ -129,15 +129,15 @@ class WithinDay:
     @classmethod
     def from_physics(cls, physics: dict, legacy: "WithinDay") -> dict:
         """``physics`` (a config mapping) with the flat keys of older bundles
-        (:data:`LEGACY_KEYS`) moved into a ``within_day`` mapping; where no ``within_day`` was
-        given, unset fields take the model's former defaults ``legacy`` (so an old bundle runs
-        as it was trained)."""
+        (:data:`LEGACY_KEYS`) moved into a ``within_day`` mapping, the keys they did not set
+        taking the model's former defaults ``legacy`` (so an old bundle runs as it was
+        trained)."""
         flat = {k: physics[k] for k in LEGACY_KEYS if k in physics}
-        if "within_day" in physics:
-            if flat:
-                raise ValueError(f"physics: {sorted(flat)} and within_day both given; use "
-                                 f"within_day only")
+        if not flat:
             return dict(physics)
+        if "within_day" in physics:
+            raise ValueError(f"physics: {sorted(flat)} and within_day both given; use "
+                             f"within_day only")
         out = {k: v for k, v in physics.items() if k not in LEGACY_KEYS}
         out["within_day"] = {"rain": legacy.rain, "rain_start_hour": legacy.rain_start_hour,
                              "rain_hours": legacy.rain_hours, "pet": legacy.pet,
