@@ -99,8 +99,11 @@ def test_misuse_is_named(bmi_model_name, make_bmi):
         m.set_value(PRECIP, np.array([1.0, 2.0]))
     with pytest.raises(BmiError, match=">= 0"):
         m.set_value(PRECIP, np.array([-1.0]))
-    m.set_value(TEMP, np.array([300.0]))  # K given as degC: caught at update
-    with pytest.raises(BmiError, match="plausible"):
+    with pytest.raises(BmiError, match=r"temperature = 300.0 degC: must be in the plausible "
+                                       r"range -90..70 degC \(a temperature in K\?"):
+        m.set_value(TEMP, np.array([300.0]))  # K given as degC: refused at set_value
+    m.get_value_ptr(TEMP)[0] = 300.0  # written behind set_value's back: caught at update
+    with pytest.raises(BmiError, match="300.0 degC at model time 0.0 s: must be in the plausible"):
         m.update()
     m.finalize()
     with pytest.raises(BmiError, match="after finalize"):
@@ -108,6 +111,29 @@ def test_misuse_is_named(bmi_model_name, make_bmi):
     fresh = model_spec(bmi_model_name).load_bmi_class()()
     with pytest.raises(BmiError, match="before initialize"):
         fresh.update()
+
+
+def test_spinup_rows_pass_the_checks_of_set_value(bmi_model_name, make_bmi, tmp_path):
+    """Spin-up rows get the one check of set_value: negative precipitation and a temperature in
+    K are refused naming the file, line, column and value (they gave NaN states before)."""
+    cls = model_spec(bmi_model_name).load_bmi_class()
+    core = make_bmi(bmi_model_name).core
+    step = np.timedelta64(int(core.spinup_step_seconds or core.step_seconds), "s")
+    cols = list(cls.SPINUP_COLUMNS)
+    temp = next(c for c in cols if c.endswith("_c"))
+    for col, value, msg in ((cols[0], -1.0, "must be >= 0"),
+                            (temp, 285.0, r"must be in the plausible range.*in K\?")):
+        lines = [",".join(["date", *cols])]
+        for k in range(3):
+            vals = [value if c == col and k == 1 else 5.0 if c.endswith("_c") else 1.0
+                    for c in cols]
+            when = str(np.datetime64("1980-12-01T00:00") + k * step).replace("T", " ")
+            lines.append(",".join([when, *map(str, vals)]))
+        path = tmp_path / f"spin_{col}.csv"
+        path.write_text("\n".join(lines) + "\n")
+        with pytest.raises(BmiError, match=rf"spinup_forcing .*{path.name} line 3 \(.*\): "
+                                           rf"column {col} = {value}: {msg}"):
+            make_bmi(bmi_model_name, spinup_forcing=str(path))
 
 
 def test_every_accessor_names_bad_names_sizes_and_indices(bmi_model_name, make_bmi):

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from delta_core.bmi.base import BmiError, LumpedBmi, VarSpec
+from delta_core.bmi.base import BmiError, LumpedBmi, VarSpec, bad_value, value_problem
 from delta_core.bmi.core import LumpedCore
 
 #: Unit strings of a water rate per host step.
@@ -318,8 +318,8 @@ class NgenBmi(LumpedBmi):
         self._n_sub = max(1, model // host)  # host steps per model step
         self._n_rep = max(1, host // model)  # model steps per host step
         inputs, outputs = self._inputs(), self._outputs()
-        specs = [VarSpec(i.name, i.units, "input", i.description, min_value=i.min_value)
-                 for i in inputs]
+        specs = [VarSpec(i.name, i.units, "input", i.description, min_value=i.min_value,
+                         plausible=i.plausible) for i in inputs]
         specs += [VarSpec(o.name, o.units, "output", o.description) for o in outputs]
         self._declare_variables(specs)
         v = self._values
@@ -379,11 +379,7 @@ class NgenBmi(LumpedBmi):
         self._acc = list(self._acc0)
 
     def _bad_input(self, spec: InputVar, x: float) -> BmiError:
-        hint = f" or outside the plausible range {spec.plausible} {spec.units}" \
-            if spec.plausible else ""
-        lo = "" if spec.min_value is None else f" and >= {spec.min_value}"
-        return BmiError(f"{spec.name} = {x} {spec.units} at model time {self._time} s: must be "
-                        f"finite{lo} ({spec.description}){hint}")
+        return bad_value(self._specs[spec.name], x, f" at model time {self._time} s")
 
     def _advance(self) -> None:
         for arr, spec, _, lo, hi in self._in:  # finite and in range (NaN fails both)
@@ -494,6 +490,7 @@ class NgenBmi(LumpedBmi):
             raise BmiError(f"spinup_forcing {path} must have a date column and columns {need} "
                            f"(optional: {[c for c in cols if c not in need]}) and at least one "
                            f"row")
+        checks = self._field_checks()
         step = dt.timedelta(seconds=step_s)
         prev = None
         forcings, starts = [], []
@@ -511,6 +508,11 @@ class NgenBmi(LumpedBmi):
                    or f not in optional and x is None]
             if bad:
                 raise BmiError(f"spinup_forcing {path} line {i}: {bad} missing or not finite")
+            for c, f in cols.items():
+                x = values[f]
+                if f in checks and x is not None and value_problem(checks[f], x):
+                    raise BmiError(f"spinup_forcing {path} line {i} ({row[tcol]}): column {c} "
+                                   f"= {x}: {value_problem(checks[f], x)}")
             prev = when
             forcings.append([values.get(f) for f in fields])
             starts.append(when)
@@ -519,6 +521,16 @@ class NgenBmi(LumpedBmi):
         _release_freed_memory()
         self._carry = core.flow_carry.tolist()
         self._write_held()
+
+    def _field_checks(self) -> dict[str, VarSpec]:
+        """Core field -> spec of the input feeding it, whose :func:`value_problem` check the
+        spin-up values of the field pass too (``tmax``/``tmin`` of a daily spin-up, fed by no
+        hourly input, are checked as ``tmean``)."""
+        checks = {f: self._specs[i.name] for i in self._inputs() for f, _ in i.feeds}
+        for f in ("tmax", "tmin"):
+            if f not in checks and "tmean" in checks:
+                checks[f] = checks["tmean"]
+        return checks
 
     def save_state(self, path: str | Path) -> None:
         """Write everything needed to continue this run bit for bit to ``path`` (npz)."""
