@@ -394,3 +394,13 @@ def test_replay_equals_direct_stepping(replayed):
               f.columns["TMP_2maboveground"][:n] - 273.15)
     np.testing.assert_allclose(res["catchments"][cid]["main_m"], out[:, 0], rtol=1e-12,
                                atol=1e-18)
+
+
+def test_readme_name_of_the_bmi_class():
+    """``bmi_lgar.BmiLGAR`` (the README's and realizations' name) is the BMI class."""
+    import bmi_lgar
+    from bmi_lgar import BmiLGAR as FromPackage
+
+    assert FromPackage is BmiLGAR and "BmiLGAR" in bmi_lgar.__all__
+    with pytest.raises(AttributeError, match="no attribute 'BmiLgar'"):
+        bmi_lgar.BmiLgar

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -160,6 +161,52 @@ def test_units_and_errors(staged, tmp_path):
     (real / "bare.geojson").write_text(json.dumps(geo))
     with pytest.raises(R.ReplayError, match="'27' does not start with cat-, wb-, agg-"):
         R.replay(real / "realization.json", real / "bare.geojson", write=False)
+
+
+def test_cli_errors_are_one_line_and_keep_the_previous_outputs(tmp_path, capsys):
+    """The README's python_type bmi_lgar.BmiLGAR runs; end before start, a misspelt python_type
+    and negative forcing are refused in one line naming the file (and catchment, line, time,
+    value), exit code 2, and the previous run's output files are left whole."""
+    real = tmp_path / "r"
+    shutil.copytree(REPO / "realizations" / "dlgar_ngen_example", real,
+                    ignore=shutil.ignore_patterns("output"))
+    rj = json.loads((real / "realization.json").read_text())
+    rj["global"]["formulations"][0]["params"]["python_type"] = "bmi_lgar.BmiLGAR"
+    (real / "readme.json").write_text(json.dumps(rj))
+    out = tmp_path / "out"
+    args = ["--catchments", str(real / "catchment_data.geojson"), "--ids", "cat-27", "--out",
+            str(out)]
+    assert R.main([str(real / "readme.json"), *args]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert len(before) == 2 and all(len(b) > 10000 for b in before.values())
+    capsys.readouterr()
+
+    def refused(change, msg):
+        bad = json.loads(json.dumps(rj))
+        change(bad)
+        (real / "bad.json").write_text(json.dumps(bad))
+        assert R.main([str(real / "bad.json"), *args]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+        assert re.search(msg, err), err
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+    refused(lambda r: r["time"].update(end_time="2015-11-30 00:00:00"),
+            r"bad.json: time.end_time 2015-11-30 00:00:00 is before time.start_time")
+    refused(lambda r: r["global"]["formulations"][0]["params"].update(
+        python_type="bmi_lgar.bmi.BmiLgar"), r"bad.json: python_type 'bmi_lgar.bmi.BmiLgar' "
+            r"cannot be loaded .*bmi_dhbv.BmiDHBV, bmi_dcfe.BmiDCFE, bmi_lgar.BmiLGAR")
+    refused(lambda r: r["global"]["formulations"][0]["params"].update(python_type="BmiLGAR"),
+            r"python_type 'BmiLGAR' must be 'package.ClassName'")
+    forcing = next((real / "forcing").glob("cat-27*.csv"))
+    lines = forcing.read_text().splitlines()
+    col = lines[0].split(",").index("precip_rate")
+    row = lines[100].split(",")
+    row[col] = "-1e-4"
+    lines[100] = ",".join(row)
+    forcing.write_text("\n".join(lines) + "\n")
+    refused(lambda r: None, r"cat-27: .*cat-27_.*\.csv line 101 \(2015-12-05 03:00:00\) column "
+                            r"'precip_rate' = -0.0001: .*precipitation_rate = .*must be >= 0")
 
 
 def test_cli_help(capsys):

@@ -30,6 +30,9 @@ BASEFLOW = "groundwater__baseflow_volume_flux"
 #: Plausible air temperature range [degC]; values outside are almost surely in K or garbage.
 T_PLAUSIBLE = (-90.0, 70.0)
 
+#: ``python_type`` of the package's BMI components in a realization.
+BMI_TYPES = ("bmi_dhbv.BmiDHBV", "bmi_dcfe.BmiDCFE", "bmi_lgar.BmiLGAR")
+
 #: Prefixes of the feature ids ngen treats as catchments (any other id is skipped, and the run
 #: aborts with request_from_empty_nexus); nexus ids start with ``nex-``.
 CATCHMENT_PREFIXES = ("cat-", "wb-", "agg-")
