@@ -56,8 +56,21 @@ def save_bundle(path: str | Path, *, model: str, state_dict: dict[str, torch.Ten
     return path
 
 
-def load_bundle(path: str | Path) -> dict[str, Any]:
-    """Load and validate a bundle; raise :class:`BundleError` naming the problem."""
+def load_bundle(path: str | Path, model: str | None = None) -> dict[str, Any]:
+    """Load and validate a bundle; raise :class:`BundleError` naming the problem.
+
+    Parameters
+    ----------
+    path : path
+        The bundle file.
+    model : str, optional
+        Registry name of the model the caller runs: a bundle of another model is refused.
+
+    Returns
+    -------
+    dict
+        The bundle (keys :data:`REQUIRED_KEYS`).
+    """
     path = Path(path)
     if not path.is_file():
         raise BundleError(f"bundle {path} does not exist")
@@ -76,4 +89,8 @@ def load_bundle(path: str | Path) -> dict[str, Any]:
         raise BundleError(f"bundle {path} lacks {missing}")
     if _checksum(bundle) != bundle["checksum"]:
         raise BundleError(f"bundle {path} fails its checksum: it was modified or corrupted")
+    if model is not None and bundle["model"] != model:
+        raise BundleError(f"bundle {path} holds model {bundle['model']!r}, not {model!r}: give "
+                          f"a {model} bundle (the shipped one or a {model} training run's "
+                          f"bundle.pt)")
     return bundle

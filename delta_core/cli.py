@@ -62,6 +62,7 @@ def train_command(argv: list[str] | None, prog: str, spec: ModelSpec | None) -> 
 
 def eval_command(argv: list[str] | None, prog: str, spec: ModelSpec) -> int:
     """``<model>-eval``: simulate with spin-up, write metrics.csv and simulation.nc."""
+    from delta_core.bundle import load_bundle
     from delta_core.data.camels import SUBSETS, CamelsDataset
     from delta_core.evaluation import evaluate_model
 
@@ -84,9 +85,10 @@ def eval_command(argv: list[str] | None, prog: str, spec: ModelSpec) -> int:
     _add_engine_args(ap)
     args = ap.parse_args(argv)
     _set_threads(args.threads)
+    bundle = load_bundle(args.bundle, model=spec.name)
     ds = CamelsDataset(args.data)
     ids = ds.resolve_basins(args.basins)
-    res = evaluate_model(args.bundle, ds, ids, args.start, args.end, backend=args.backend,
+    res = evaluate_model(bundle, ds, ids, args.start, args.end, backend=args.backend,
                          out_dir=args.out, progress=True)
     if args.plot:
         k = min(12, len(ids))
@@ -101,6 +103,7 @@ def eval_command(argv: list[str] | None, prog: str, spec: ModelSpec) -> int:
 
 def demo_command(argv: list[str] | None, prog: str, spec: ModelSpec) -> int:
     """``<model>-demo``: the shipped model on the shipped sample basins, test period."""
+    from delta_core.bundle import load_bundle
     from delta_core.data.camels import CamelsDataset
     from delta_core.evaluation import evaluate_model
 
@@ -114,8 +117,9 @@ def demo_command(argv: list[str] | None, prog: str, spec: ModelSpec) -> int:
     _add_engine_args(ap)
     args = ap.parse_args(argv)
     _set_threads(args.threads)
+    bundle = load_bundle(args.bundle, model=spec.name)
     ds = CamelsDataset()
-    res = evaluate_model(args.bundle, ds, ds.basin_ids(), "1995-10-01", "2010-09-30",
+    res = evaluate_model(bundle, ds, ds.basin_ids(), "1995-10-01", "2010-09-30",
                          backend=args.backend, out_dir=args.out)
     extra = [k for k in ("bfi_sim",) if k in res["rows"][0]]
     print(f"{'gauge_id':<10} {'NSE':>6} {'KGE':>6}" + "".join(f" {k:>8}" for k in extra))
