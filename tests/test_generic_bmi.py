@@ -215,6 +215,23 @@ def test_save_restore_bit_for_bit(bmi_model_name, make_bmi, tmp_path, split):
     np.testing.assert_array_equal(np.vstack([first, rest]), ref)
 
 
+def test_truncated_state_file_and_values_after_finalize_are_refused(bmi_model_name, make_bmi,
+                                                                     tmp_path):
+    m = make_bmi(bmi_model_name)
+    _run(m, 3)
+    m.save_state(tmp_path / "s.npz")
+    data = (tmp_path / "s.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(data[:len(data) // 2])
+    with pytest.raises(BmiError, match=rf"state file {tmp_path / 'cut.npz'}: truncated"):
+        make_bmi(bmi_model_name).load_state(tmp_path / "cut.npz")
+    m.finalize()
+    for call in (lambda: m.get_value(RUNOFF_DEPTH, np.empty(1)), lambda: m.get_value_ptr(PRECIP),
+                 lambda: m.get_value_at_indices(RUNOFF_DEPTH, np.empty(1), np.array([0])),
+                 lambda: m.set_value(PRECIP, np.array([1.0]))):
+        with pytest.raises(BmiError, match="after finalize"):
+            call()
+
+
 def test_state_file_of_another_bundle_is_refused(bmi_model_name, make_bmi, random_bundle, tmp_path):
     m = make_bmi(bmi_model_name)
     _run(m, 24)

@@ -29,7 +29,9 @@ import csv
 import datetime as dt
 import json
 import math
+import os
 import sys
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -547,8 +549,14 @@ class NgenBmi(LumpedBmi):
                       meta=np.array(json.dumps(meta)))
         for name, arr in self._values.items():
             arrays["var:" + name] = arr
-        with open(path, "wb") as f:
-            np.savez(f, **arrays)
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:  # through a temporary file: a failed save keeps the previous state file
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def load_state(self, path: str | Path) -> None:
         """Restore a state written by :meth:`save_state`, including the model time; the run then
@@ -562,8 +570,9 @@ class NgenBmi(LumpedBmi):
             with np.load(path, allow_pickle=False) as z:
                 data = {k: z[k] for k in z.files}
             meta = json.loads(str(data["meta"]))
-        except (OSError, ValueError, KeyError) as exc:
-            raise BmiError(f"cannot read {self.MODEL} state file {path}: {exc}") from exc
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            raise BmiError(f"cannot read {self.MODEL} state file {path}: truncated or not a "
+                           f"state file written by save_state ({exc})") from None
         fmt = f"{self.MODEL}/state"
         if meta.get("format") != fmt or meta.get("version") != STATE_VERSION:
             raise BmiError(f"{path} is not a {fmt} v{STATE_VERSION} file (format "

@@ -188,6 +188,9 @@ class LumpedBmi(Bmi):
                            f"outputs: {list(self._output_names)}") from None
 
     def _array(self, name: str) -> np.ndarray:
+        if self._finalized:
+            raise BmiError(f"value of {name!r} requested after finalize: the model is released "
+                           f"(read values before finalize)")
         try:
             return self._values[name]
         except KeyError:
@@ -300,11 +303,7 @@ class LumpedBmi(Bmi):
     # -- getters and setters -----------------------------------------------------------------
     def get_value_ptr(self, name: str) -> np.ndarray:
         """The live 1-D array of ``name`` (the model reads inputs from / writes outputs into it)."""
-        try:
-            return self._values[name]
-        except KeyError:
-            self._spec(name)
-            raise
+        return self._array(name)
 
     def get_value(self, name: str, dest: np.ndarray) -> np.ndarray:
         src = self._array(name)
@@ -330,6 +329,8 @@ class LumpedBmi(Bmi):
         return dest
 
     def _settable(self, name: str) -> VarSpec:
+        if self._finalized:
+            raise BmiError(f"set_value({name!r}) called after finalize")
         spec = self._specs.get(name) or self._spec(name)
         if spec.role != "input":
             raise BmiError(f"{name} is an output variable and cannot be set; inputs: "
