@@ -56,6 +56,14 @@ def save_bundle(path: str | Path, *, model: str, state_dict: dict[str, torch.Ten
     return path
 
 
+def _how_to_restore(path: Path) -> str:
+    """How to get a good copy of the bundle at ``path`` back."""
+    if path.resolve().parent.name == "weights":  # a bundle shipped in <package>/weights/
+        return ("it ships with the package: reinstall it (pip install --force-reinstall "
+                "ngen-delta-models; in a git checkout: git checkout -- <file>)")
+    return "copy it again from where it was made, or retrain (<model>-train writes bundle.pt)"
+
+
 def load_bundle(path: str | Path, model: str | None = None) -> dict[str, Any]:
     """Load and validate a bundle; raise :class:`BundleError` naming the problem.
 
@@ -76,8 +84,9 @@ def load_bundle(path: str | Path, model: str | None = None) -> dict[str, Any]:
         raise BundleError(f"bundle {path} does not exist")
     try:
         bundle = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated zip, wrong file type, disallowed pickle content
-        raise BundleError(f"bundle {path} is unreadable (truncated or not a bundle): {exc}") from exc
+    except Exception:  # truncated zip, wrong file type, disallowed pickle content
+        raise BundleError(f"bundle {path} is unreadable: truncated or not a bundle; "
+                          f"{_how_to_restore(path)}") from None
     if not isinstance(bundle, dict) or bundle.get("format") != BUNDLE_FORMAT:
         raise BundleError(f"{path} is not a {BUNDLE_FORMAT} file")
     version = bundle.get("format_version")
