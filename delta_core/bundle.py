@@ -59,8 +59,8 @@ def save_bundle(path: str | Path, *, model: str, state_dict: dict[str, torch.Ten
 def _how_to_restore(path: Path) -> str:
     """How to get a good copy of the bundle at ``path`` back."""
     if path.resolve().parent.name == "weights":  # a bundle shipped in <package>/weights/
-        return ("it ships with the package: reinstall it (pip install --force-reinstall "
-                "ngen-delta-models; in a git checkout: git checkout -- <file>)")
+        return ("it ships with the package: reinstall the package (pip install "
+                "--force-reinstall ngen-delta-models, or git checkout the file)")
     return "copy it again from where it was made, or retrain (<model>-train writes bundle.pt)"
 
 
