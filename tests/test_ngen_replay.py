@@ -245,14 +245,44 @@ def test_realization_cli(tmp_path, capsys):
 def test_realization_cli_errors_are_one_line(tmp_path, capsys):
     from bmi_dhbv import realization
 
-    with pytest.raises(SystemExit) as e:  # argparse error
-        realization.main(["--camels", "01022500", "--out", str(tmp_path / "a"), "--start",
-                          "2000-01-02", "--end", "2000-01-01"])
-    assert e.value.code == 2 and "--end 2000-01-01 is before --start" in capsys.readouterr().err
+    assert realization.main(["--camels", "01022500", "--out", str(tmp_path / "a"), "--start",
+                             "2000-01-02", "--end", "2000-01-01"]) == 2
+    assert capsys.readouterr().err == "error: --end 2000-01-01 is before --start 2000-01-02\n"
     assert realization.main(["--camels", "99999999", "--out", str(tmp_path / "b"), "--start",
                              "2000-01-01", "--end", "2000-01-02"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: unknown basin(s) ['99999999']") and "Traceback" not in err
+
+
+def test_realization_writer_refuses_what_ngen_refuses(tmp_path, capsys):
+    """A missing spin-up file (the BMI's initialize aborts ngen) and catchment ids without
+    cat-/wb-/agg- (ngen skips them and aborts) are refused in one line, before any file."""
+    from bmi_dhbv import realization
+
+    geo = json.loads((REPO / "realizations" / "ngen_example" / "catchment_data.geojson")
+                     .read_text())
+    good, bare = tmp_path / "good.geojson", tmp_path / "bare.geojson"
+    good.write_text(json.dumps(geo))
+    geo["features"][0]["id"] = "27"
+    bare.write_text(json.dumps(geo))
+    out = tmp_path / "out"
+    common = ["--stand-in", "01022500", "--out", str(out), "--start", "2015-12-01 00:00:00",
+              "--end", "2015-12-02 00:00:00"]
+    for extra, msg in (
+            (["--catchments", str(good), "--spinup-forcing", "../spinup/none.csv"],
+             rf"error: spin-up file ../spinup/none.csv of cat-27 does not exist \(looked for "
+             rf"{out / 'config'}/../spinup/none.csv"),
+            (["--catchments", str(bare)], rf"error: {bare}: catchment id '27' does not start "
+                                          rf"with cat-, wb-, agg-: .*name it e.g. 'cat-27'")):
+        assert realization.main(common + extra) == 2
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1 and re.match(msg, err), err
+        assert not out.exists()
+    (tmp_path / "spinup").mkdir()
+    (tmp_path / "spinup" / "s.csv").write_text("date,prcp_mm_day,tmax_c,tmin_c\n")
+    # the spin-up path is relative to out/config
+    assert realization.main(common[:3] + [str(tmp_path)] + common[4:] + [
+        "--catchments", str(good), "--spinup-forcing", "../spinup/s.csv"]) == 0
 
 
 def test_realization_pet_input_option(tmp_path):

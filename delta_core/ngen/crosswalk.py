@@ -47,6 +47,17 @@ def is_catchment_id(cid: str) -> bool:
     """Whether ngen treats ``cid`` as a catchment id."""
     return str(cid).startswith(CATCHMENT_PREFIXES)
 
+
+def check_catchment_id(cid: str, where: str) -> str:
+    """``cid`` if ngen treats it as a catchment id; otherwise :class:`ReplayError` saying what
+    ngen does with it and the fix (``where``: the file or option that holds it)."""
+    if not is_catchment_id(cid):
+        raise ReplayError(
+            f"{where}: catchment id {cid!r} does not start with {', '.join(CATCHMENT_PREFIXES)}: "
+            f"ngen skips such a feature ('unknown feature identifier type') and aborts with "
+            f"request_from_empty_nexus; name it e.g. 'cat-{cid}'")
+    return cid
+
 # -- ngen forcing -------------------------------------------------------------------------------------
 #: CsvPerFeature columns: short name -> (CSDMS standard name, default units).
 NGEN_FORCINGS: dict[str, tuple[str, str]] = {

@@ -74,6 +74,7 @@ import argparse
 import csv
 import datetime as dt
 import json
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,7 +83,9 @@ from typing import Callable
 import numpy as np
 import yaml
 
-from delta_core.ngen.crosswalk import PRECIP, RUNOFF_DEPTH, TEMP, TMAX, TMIN, catchment_id
+from delta_core.fileio import atomic_write_text
+from delta_core.ngen.crosswalk import (PRECIP, RUNOFF_DEPTH, TEMP, TMAX, TMIN, catchment_id,
+                                      check_catchment_id)
 from delta_core.ngen.hydrofabric import (Hydrofabric, HydrofabricWarning,
                                         check_area, check_latitude, read_hydrofabric,
                                         write_feature_collection)
@@ -340,9 +343,11 @@ def _warn_table_geometry(path, header, matched: dict, hf: Hydrofabric, need) -> 
                 f"divide's){still}", HydrofabricWarning, stacklevel=3)
 
 
-def check_rows(rows: list[dict]) -> None:
-    """Refuse latitudes outside [-90, 90] degrees and areas not > 0 (ngen aborts on them)."""
+def check_rows(rows: list[dict], source: str = "the catchments") -> None:
+    """Refuse what ngen refuses: ids without a ``cat-``/``wb-``/``agg-`` prefix, latitudes
+    outside [-90, 90] degrees and areas not > 0 (``source``: where the rows come from)."""
     for r in rows:
+        check_catchment_id(r["id"], source)
         r["latitude"] = check_latitude(r["latitude"], f"catchment {r['id']}")
         r["area_km2"] = check_area(r["area_km2"], f"catchment {r['id']}")
 
@@ -475,9 +480,16 @@ def write_realization(out: Path, rows: list[dict], binding: ModelBinding, *, sta
                       extras: dict | None = None, forcing_path: str = "./forcing/",
                       file_pattern: str = ".*{{id}}.*.csv", names_map: dict | None = None,
                       spinup: dict | None = None, note: str | None = None) -> Path:
-    """Write ``out/config/<id>.yaml`` per row and ``out/realization.json``; return the latter."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config").mkdir(exist_ok=True)
+    """Write ``out/config/<id>.yaml`` per row and ``out/realization.json``; return the latter.
+
+    ``spinup`` maps catchment ids to spin-up CSVs (relative to ``out/config``): a missing one is
+    refused before anything is written (the BMI's initialize, and with it ngen, would abort).
+    """
+    for cid, sp in (spinup or {}).items():
+        if not Path(os.path.normpath(out / "config" / sp)).is_file():  # config/ may not exist yet
+            raise ValueError(f"spin-up file {sp} of {cid} does not exist (looked for "
+                             f"{out / 'config' / sp}: a config's spinup_forcing is relative to "
+                             f"the config folder); write it first or fix the path")
     for r in rows:
         cfg = {"attributes": r["attributes"], "latitude": r["latitude"],
                "area_km2": r["area_km2"], "time_step_seconds": int(time_step),
@@ -492,7 +504,7 @@ def write_realization(out: Path, rows: list[dict], binding: ModelBinding, *, sta
         text = yaml.safe_dump(cfg, sort_keys=False)
         if note:
             text = "".join(f"# {line}\n" for line in note.splitlines()) + text
-        (out / "config" / f"{r['id']}.yaml").write_text(text)
+        atomic_write_text(out / "config" / f"{r['id']}.yaml", text)
     base = {**names_map} if names_map else {}
     realization = {
         "global": {
@@ -512,9 +524,7 @@ def write_realization(out: Path, rows: list[dict], binding: ModelBinding, *, sta
                  "output_interval": int(output_interval or time_step)},
         "output": {"root": "./output/"},
     }
-    path = out / "realization.json"
-    path.write_text(json.dumps(realization, indent=2) + "\n")
-    return path
+    return atomic_write_text(out / "realization.json", json.dumps(realization, indent=2) + "\n")
 
 
 def main(argv: list[str] | None, binding: ModelBinding) -> int:
@@ -589,7 +599,7 @@ def _parse_args(argv, binding: ModelBinding) -> argparse.Namespace:
     args = ap.parse_args(argv)
     start, end = (_parse_datetime(args.start, "--start"), _parse_datetime(args.end, "--end"))
     if end < start:
-        ap.error(f"--end {args.end} is before --start {args.start}")
+        raise ValueError(f"--end {args.end} is before --start {args.start}")
     return args
 
 
@@ -661,7 +671,7 @@ def _main(argv, binding: ModelBinding) -> int:
         raise ValueError("--hydrofabric-nexus needs --hydrofabric")
     else:
         rows, note = _classic_source(args, need)
-    check_rows(rows)
+    check_rows(rows, args.table or args.catchments or args.hydrofabric or "--camels")
     bad = [kv for kv in args.map if "=" not in kv]
     if bad:
         raise ValueError(f"--map expects BMI_NAME=COLUMN, got {bad}")

@@ -50,8 +50,8 @@ import numpy as np
 
 from delta_core.bmi.base import BmiError
 from delta_core.fileio import atomic_write_text
-from delta_core.ngen.crosswalk import (BMI_TYPES, CATCHMENT_PREFIXES, NGEN_FORCINGS, SUM_COLUMNS,
-                                      ReplayError, convert, is_catchment_id, time_units_seconds)
+from delta_core.ngen.crosswalk import (BMI_TYPES, NGEN_FORCINGS, SUM_COLUMNS, ReplayError,
+                                      check_catchment_id, convert, time_units_seconds)
 
 
 class CsvForcing:
@@ -134,12 +134,7 @@ def _catchments(geojson: Path) -> dict[str, dict]:
         cid = f.get("id") or f.get("properties", {}).get("id")
         if cid is None:
             raise ReplayError(f"{geojson}: a feature has no id")
-        if not is_catchment_id(cid):
-            raise ReplayError(
-                f"{geojson}: catchment id {cid!r} does not start with "
-                f"{', '.join(CATCHMENT_PREFIXES)}: ngen skips such a feature ('unknown feature "
-                f"identifier type') and aborts with request_from_empty_nexus; name it e.g. "
-                f"'cat-{cid}'")
+        check_catchment_id(cid, str(geojson))
         out[cid] = dict(f.get("properties", {}))
     if not out:
         raise ReplayError(f"{geojson} holds no catchment features")
