@@ -272,6 +272,12 @@ def test_hargreaves_mode_takes_temperature_and_gives_pet(tmp_path):
     ({"latitude": None}, r"missing required key\(s\) \['latitude'\]"),
     ({"colour": "red"}, "unknown key.*colour"),
     ({"lgar_config": "missing.txt", "attributes": None}, "does not exist"),
+    ({"lgar_config": "cfg.txt", "attributes": None, "soil_table": "my_soils.dat"},
+     r"soil_table my_soils.dat is not used with lgar_config: .*set soil_params_file in cfg.txt"),
+    ({"bundle": "shipped", "soil_table": "my_soils.dat"},
+     "soil_table my_soils.dat is not used with a bundle"),
+    ({"attributes": {**ATTRS, "sand_frac": 88.0}},
+     r"sand_frac \+ silt_frac \+ clay_frac = 144.9 % \(88 \+ 28.12 \+ 28.82\): above 100 %"),
 ])
 def test_config_errors_are_clear(tmp_path, extra, msg):
     if "soil_layers" in extra or "lgar_config" in extra:
