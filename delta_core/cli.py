@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from delta_core.benchmarking import usable_cpus
+from delta_core.console import one_line_warnings
 from delta_core.spec import BACKENDS, ModelSpec
 
 
@@ -141,13 +142,14 @@ def _plot(spec: ModelSpec, sim: dict, rows: list[dict], path: Path) -> Path:
 
 def run(fn, *args) -> None:
     """Run a command function, turning expected errors into one clear line and exit code 2
-    (130 after Ctrl-C)."""
+    (130 after Ctrl-C); warnings print as one line each (:func:`one_line_warnings`)."""
     from delta_core.bmi.base import BmiError
     from delta_core.bundle import BundleError
     from delta_core.config import ConfigError
     from delta_core.data.camels import DataError
     from delta_core.training import TrainingInterrupted
 
+    one_line_warnings()
     try:
         sys.exit(fn(*args))
     except TrainingInterrupted as exc:

@@ -329,6 +329,42 @@ def test_forcing_column_without_unit_is_passed_raw_as_ngen_does(staged, tmp_path
                                ref["catchments"]["cat-27"]["main_m"], rtol=1e-12, atol=0)
 
 
+def test_cli_warnings_are_one_line_on_a_line_of_their_own(staged, tmp_path, capsys):
+    """The console scripts print a warning as 'warning: <message>' (no source path or code
+    line), and in a log file not on the last line of a progress bar."""
+    import io
+    import warnings
+
+    from tqdm import tqdm
+
+    from delta_core import console
+
+    real = staged / "ngen_example"
+    rj = json.loads((real / "realization.json").read_text())
+    rj["time"]["end_time"] = "2015-12-01 05:00:00"
+    (real / "short.json").write_text(json.dumps(rj))
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        original = warnings.showwarning
+        try:
+            assert R.main([str(real / "short.json"), "--catchments",
+                           str(real / "catchment_data.geojson"), "--ids", "cat-27", "--out",
+                           str(tmp_path / "o")]) == 0
+            log = io.StringIO()  # not a terminal, like stderr redirected to a file
+            for _ in tqdm(range(3), file=log, leave=False, desc="loading"):
+                pass
+            warnings.warn_explicit("evaluation period overlaps the training period",
+                                   UserWarning, "x.py", 1)
+            console._show("evaluation period overlaps the\ntraining period", UserWarning,
+                          "x.py", 1, file=log)
+        finally:
+            warnings.showwarning = original
+    err = capsys.readouterr().err
+    assert "Warning" not in err and ".py:" not in err
+    assert err.splitlines()[-1] == "warning: evaluation period overlaps the training period"
+    assert log.getvalue().splitlines()[-1] == err.splitlines()[-1]
+
+
 REAL_NGEN = Path(__file__).resolve().parent / "data" / "ngen_real"
 
 

@@ -87,6 +87,7 @@ from typing import Callable
 import numpy as np
 import yaml
 
+from delta_core.console import one_line_warnings
 from delta_core.fileio import atomic_write_text
 from delta_core.ngen.crosswalk import (PRECIP, RUNOFF_DEPTH, TEMP, TMAX, TMIN, catchment_id,
                                       check_catchment_id)
@@ -562,6 +563,7 @@ def main(argv: list[str] | None, binding: ModelBinding) -> int:
     from delta_core.bundle import BundleError
     from delta_core.data.camels import DataError
 
+    one_line_warnings()
     try:
         return _main(argv, binding)
     except (BundleError, DataError, ValueError, OSError) as exc:

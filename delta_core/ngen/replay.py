@@ -49,6 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from delta_core.bmi.base import BmiError
+from delta_core.console import one_line_warnings
 from delta_core.fileio import atomic_write_text
 from delta_core.ngen.crosswalk import (BMI_TYPES, NGEN_FORCINGS, SUM_COLUMNS, ReplayError,
                                       check_catchment_id, convert, time_units_seconds)
@@ -376,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
                          "realization's folder, as if ngen were started there)")
     ap.add_argument("--out", default=None, help="output folder (default: realization output.root)")
     args = ap.parse_args(argv)
+    one_line_warnings()
     try:
         res = replay(args.realization, args.catchments,
                      ids=args.ids.split(",") if args.ids else None, workdir=args.workdir,
