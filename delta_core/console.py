@@ -19,21 +19,19 @@ def format_warning(message: Warning | str, category: type[Warning]) -> str:
     return f"{kind}: {' '.join(str(message).split())}"
 
 
-def _show(message, category, filename, lineno, file=None, line=None) -> None:
-    stream = file if file is not None else sys.stderr
-    if stream is None:
-        return
-    sys.stdout.flush()
-    text = format_warning(message, category)
-    if "tqdm" in sys.modules and not getattr(stream, "isatty", lambda: False)():
+def _format(message, category, filename, lineno, line=None) -> str:
+    """:func:`warnings.formatwarning` of the console scripts (the location is left out)."""
+    sys.stdout.flush()  # results printed so far come first
+    text = format_warning(message, category) + "\n"
+    if "tqdm" in sys.modules and not getattr(sys.stderr, "isatty", lambda: False)():
         text = "\n" + text  # a bar's line in a log file has no newline of its own
-    try:
-        stream.write(text + "\n")
-        stream.flush()
-    except OSError:  # stderr closed: nothing to do (as Python's own display)
-        pass
+    return text
 
 
 def one_line_warnings() -> None:
-    """Show warnings as one line each for the rest of this process (console scripts call it)."""
-    warnings.showwarning = _show
+    """Show warnings as one line each for the rest of this process (console scripts call it).
+
+    Replaces :func:`warnings.formatwarning` (not ``showwarning``), so code recording warnings
+    (``warnings.catch_warnings(record=True)``, ``pytest.warns``) still receives them.
+    """
+    warnings.formatwarning = _format

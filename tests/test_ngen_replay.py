@@ -343,26 +343,26 @@ def test_cli_warnings_are_one_line_on_a_line_of_their_own(staged, tmp_path, caps
     rj = json.loads((real / "realization.json").read_text())
     rj["time"]["end_time"] = "2015-12-01 05:00:00"
     (real / "short.json").write_text(json.dumps(rj))
-    with warnings.catch_warnings():
-        warnings.simplefilter("always")
-        original = warnings.showwarning
-        try:
-            assert R.main([str(real / "short.json"), "--catchments",
-                           str(real / "catchment_data.geojson"), "--ids", "cat-27", "--out",
-                           str(tmp_path / "o")]) == 0
-            log = io.StringIO()  # not a terminal, like stderr redirected to a file
-            for _ in tqdm(range(3), file=log, leave=False, desc="loading"):
-                pass
-            warnings.warn_explicit("evaluation period overlaps the training period",
-                                   UserWarning, "x.py", 1)
-            console._show("evaluation period overlaps the\ntraining period", UserWarning,
-                          "x.py", 1, file=log)
-        finally:
-            warnings.showwarning = original
-    err = capsys.readouterr().err
-    assert "Warning" not in err and ".py:" not in err
+    original = warnings.formatwarning
+    try:
+        assert R.main([str(real / "short.json"), "--catchments",
+                       str(real / "catchment_data.geojson"), "--ids", "cat-27", "--out",
+                       str(tmp_path / "o")]) == 0
+        with pytest.warns(UserWarning, match="still recorded"):  # recording is untouched
+            warnings.warn("still recorded")
+        log = io.StringIO()  # not a terminal, like stderr redirected to a file
+        for _ in tqdm(range(3), file=log, leave=False, desc="loading"):
+            pass
+        log.write(warnings.formatwarning("evaluation period overlaps the\ntraining period",
+                                         UserWarning, "x.py", 1))
+        err = warnings.formatwarning("evaluation period overlaps the training period",
+                                     UserWarning, "x.py", 1)
+    finally:
+        warnings.formatwarning = original
+    assert "Warning" not in err and ".py" not in err
     assert err.splitlines()[-1] == "warning: evaluation period overlaps the training period"
     assert log.getvalue().splitlines()[-1] == err.splitlines()[-1]
+    assert console.format_warning("x", DeprecationWarning) == "warning (DeprecationWarning): x"
 
 
 REAL_NGEN = Path(__file__).resolve().parent / "data" / "ngen_real"
