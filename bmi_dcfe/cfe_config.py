@@ -2,7 +2,9 @@
 
 The reader accepts the keys and aliases the C model accepts, applies its defaults and its rules for
 initial storages, and refuses what the C model would abort on (missing required keys) with a message
-naming the key. Options we do not support (frozen-soil coupling, root-zone AET) are refused rather
+naming the key. It also refuses what the C model would silently misread: a value in other units
+than the key's (the C reader drops ``[units]``), and two aliases (``soil_params.b`` and
+``soil_params.bb``...) or a repeated key with different values. Options we do not support (frozen-soil coupling, root-zone AET) are refused rather
 than ignored. Keys the C model would silently ignore are reported as warnings (usually typos).
 """
 from __future__ import annotations
@@ -59,6 +61,16 @@ _PARTITIONING = {"Schaake": "schaake", "schaake": "schaake", "1": "schaake",
 _SURFACE = {"GIUH": "giuh", "giuh": "giuh", "1": "giuh",
             "NASH_CASCADE": "nash_cascade", "nash_cascade": "nash_cascade", "2": "nash_cascade"}
 _TRUE = ("true", "True", "1")
+#: Units a scalar may be written in, per attribute (the first is the C model's); any other unit
+#: in brackets is refused (the C reader drops the brackets, so a value in other units would be
+#: silently wrong). Attributes not listed are dimensionless.
+_DIMENSIONLESS = ("", "-", "1", "m/m", "m m-1", "m3/m3", "m3 m-3")
+_PER_HOUR = ("h-1", "1/h", "")  # the C CFE's Nash and lateral-flow constants (files write [])
+_UNITS: dict[str, tuple[str, ...]] = {
+    "depth": ("m",), "satpsi": ("m",), "max_gw_storage": ("m",), "retention_depth": ("m",),
+    "satdk": ("m s-1", "m/s"), "cgw": ("m h-1", "m/h"),
+    "k_nash": _PER_HOUR, "k_lf": _PER_HOUR, "k_nash_surface": _PER_HOUR,
+    "k_infiltration": _PER_HOUR}
 _REQUIRED_XAJ = ("xaj_a", "xaj_b", "xaj_x", "urban_fraction")
 
 
@@ -89,7 +101,14 @@ class CfeConfig:
             key, sep, rest = line.partition("=")
             if not sep:
                 raise CfeConfigError(f"{path}:{lineno}: expected key=value, got {line!r}")
-            raw[key.strip()] = rest.partition("[")[0].strip()
+            key = key.strip()
+            value, bracket, units = rest.partition("[")
+            if bracket and key in _SCALARS:
+                _check_units(key, value.strip(), units.partition("]")[0], f"{path}:{lineno}")
+            if key in raw and raw[key] != value.strip():
+                raise CfeConfigError(f"{path}:{lineno}: {key} given twice ({raw[key]} and "
+                                     f"{value.strip()}): keep one")
+            raw[key] = value.strip()
         return cls.from_mapping(raw, where=str(path))
 
     @classmethod
@@ -99,9 +118,16 @@ class CfeConfig:
         ints = {k: v for k, v in _INTS.items() if v is not None}
         lists: dict[str, list[float]] = {}
         strings: dict[str, str] = {}
+        set_by: dict[str, str] = {}  # attribute -> the key (of its aliases) that set it
         for key, text in raw.items():
             if key in _SCALARS:
-                values[_SCALARS[key][0]] = _number(text, key, where)
+                attr, x = _SCALARS[key][0], _number(text, key, where)
+                if attr in set_by and values[attr] != x:
+                    raise CfeConfigError(
+                        f"{where}: {set_by[attr]}={values[attr]!r} and {key}={x!r} both set "
+                        f"{attr} (aliases in the C reader, which keeps whichever comes last): "
+                        f"keep one")
+                values[attr], set_by[attr] = x, key
             elif key in _INTS:
                 ints[key] = int(_number(text, key, where))
             elif key in _LISTS:
@@ -238,6 +264,15 @@ class CfeConfig:
         path = Path(path)
         path.write_text(self.to_text())
         return path
+
+
+def _check_units(key: str, value: str, units: str, where: str) -> None:
+    """Refuse ``key=value[units]`` whose units are not those the C model reads the key in."""
+    allowed = _UNITS.get(_SCALARS[key][0], _DIMENSIONLESS)
+    if " ".join(units.split()) not in allowed:
+        raise CfeConfigError(f"{where}: {key}={value}[{units}]: the C model reads {key} in "
+                             f"[{allowed[0]}] and ignores the brackets; give the value in "
+                             f"[{allowed[0]}]")
 
 
 def _number(text: str, key: str, where: str) -> float:

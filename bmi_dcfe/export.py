@@ -23,6 +23,7 @@ import torch
 from bmi_dcfe.cfe_config import CfeConfig
 from bmi_dcfe.model import SPEC
 from delta_core import snow as snow_routine
+from delta_core.fileio import atomic_write_text
 
 
 def cfe_config_for(model, x_attr: np.ndarray, forcing_file: str = "BMI",
@@ -84,10 +85,11 @@ def export(bundle: str | Path, gauge_id: str, out: str | Path, data: str | None 
            ) -> Path:
     """Write ``out``: the C CFE config of CAMELS basin ``gauge_id`` under ``bundle``
     (dynamic parameters at their mean over ``start..end``)."""
+    from delta_core.bundle import load_bundle
     from delta_core.data.camels import CamelsDataset
     from delta_core.evaluation import load_model
 
-    model, norm, meta = load_model(bundle, dtype=torch.float64)
+    model, norm, meta = load_model(load_bundle(bundle, model=SPEC.name), dtype=torch.float64)
     ds = CamelsDataset(data)
     attrs = ds.attributes([gauge_id], norm.attributes.names)
     x_attr = norm.attributes.transform(attrs, [gauge_id])[0]
@@ -101,9 +103,7 @@ def export(bundle: str | Path, gauge_id: str, out: str | Path, data: str | None 
     header += [f"# {k} is daily-dynamic in dCFE: written as its mean {m!r} over {start}..{end} "
                f"(daily values {lo:.6g}..{hi:.6g}); the C model holds it constant"
                for k, (m, lo, hi) in stats.items()]
-    out = Path(out)
-    out.write_text("\n".join(header) + "\n" + config.to_text())
-    return out
+    return atomic_write_text(out, "\n".join(header) + "\n" + config.to_text())
 
 
 def main(argv: list[str] | None = None) -> None:

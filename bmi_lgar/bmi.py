@@ -99,6 +99,13 @@ class BmiLGAR(NgenBmi):
 
     def _load_model(self, cfg: dict) -> tuple:
         self._has_bundle = cfg.get("bundle") is not None
+        if cfg.get("soil_table") is not None and (self._has_bundle or cfg.get("lgar_config")):
+            raise BmiError(
+                f"soil_table {cfg['soil_table']} is not used with "
+                + (f"lgar_config: the LGAR-C config names its own table (soil_params_file=...); "
+                   f"drop soil_table or set soil_params_file in {cfg['lgar_config']}"
+                   if not self._has_bundle else "a bundle (its texture-table prior reads the "
+                   "shipped table): drop soil_table"))
         self._snow = None
         if self._has_bundle:
             return self._bundle_parameters(cfg)

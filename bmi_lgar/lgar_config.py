@@ -7,9 +7,10 @@ booleans) and, unlike LGAR-C, also refuses configurations that LGAR-C runs silen
 
 * a substep longer than the forcing step (LGAR-C then takes ``int(forcing/step + 1e-8) = 0``
   substeps per forcing step and does nothing at all: no infiltration, no runoff, no error);
-* a forcing step that does not divide one hour (LGAR-C splits each hourly GIUH ordinate over
-  ``int(1 h / step)`` steps: the ordinates then no longer sum to 1, and above one hour there are
-  none and no runoff reaches the outlet);
+* a forcing step that does not divide one hour (LGAR-C splits each hourly GIUH ordinate ``g``
+  into ``int(1 h / step)`` copies of ``g / int(1 h / step)``: the ordinates still sum to 1, but
+  with 420 s steps each hour of the GIUH is squeezed into 8 x 420 s = 56 min, a distorted time
+  base; above one hour there are none and no runoff reaches the outlet);
 * a soil type number outside the soil table (LGAR-C then returns rain as runoff);
 * layer thicknesses and layer soil types of different counts, non-positive thicknesses, more than
   LGAR-C's 4 layers;
@@ -247,10 +248,14 @@ def _timing(raw: dict[str, tuple[str, str]], path: Path) -> dict[str, float]:
             f"Use a timestep <= forcing_resolution (and forcing at that resolution).")
     factor = int(1.0 / forcing_h)
     if factor < 1 or abs(factor * forcing_h - 1.0) > 1e-9:
+        step = forcing_h * 3600
+        why = (f"{factor} steps of {step:g} s = {factor * step / 60:g} min instead of 60: the "
+               f"ordinates still sum to 1 but the GIUH's time base is squeezed (runoff reaches "
+               f"the outlet too early)" if factor else
+               "0 steps: there are no ordinates and no runoff reaches the outlet")
         raise LgarConfigError(
-            f"{path}: forcing_resolution ({forcing_h * 3600:g} s) must divide one hour: LGAR-C "
-            f"spreads each hourly GIUH ordinate over int(1 h / forcing_resolution) = {factor} "
-            f"steps, which otherwise loses runoff (or, above 1 h, routes none)")
+            f"{path}: forcing_resolution ({step:g} s) must divide one hour: LGAR-C spreads "
+            f"each hourly GIUH ordinate over int(1 h / forcing_resolution) = {why}")
     if endtime_s < forcing_h * 3600.:
         raise LgarConfigError(f"{path}: endtime ({endtime_s:g} s) is shorter than one forcing "
                               f"step ({forcing_h * 3600:g} s)")

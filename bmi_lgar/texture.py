@@ -5,7 +5,7 @@ The recipe (the texture-table baseline of dLGAR):
 1. **Texture fractions.** ``sand_frac``, ``silt_frac``, ``clay_frac`` [%] of the CAMELS attributes
    (STATSGO). In CAMELS they do not add up to 100 (the rest is organic matter, water, "other":
    the three sum to 31-100.5 % over the 671 basins), so they are rescaled to sum to 100 before
-   classing. Missing, negative or all-zero fractions are an error.
+   classing. Missing, negative or all-zero fractions, or a sum above 103 %, are an error.
 2. **USDA texture class** (:func:`usda_texture_class`), from the class definitions of the USDA
    Soil Survey Manual (Soil Science Division Staff 2017, table 3-4; the rules of the NRCS
    texture triangle), with S, Si, C the sand, silt and clay percentages:
@@ -94,19 +94,31 @@ def _rules(s: float, si: float, c: float) -> dict[str, bool]:
     }
 
 
+#: Largest sand + silt + clay [%] accepted (CAMELS: at most 100.5); sums below 100 are normal
+#: (the rest is organic matter, water, other) and rescaled.
+MAX_FRACTION_SUM = 103.0
+
+
 def normalised_fractions(sand: float, silt: float, clay: float) -> tuple[float, float, float]:
     """Sand, silt, clay [%] rescaled to sum to 100.
 
     Raises
     ------
     LgarParameterError
-        A fraction is not finite or negative, or all are 0.
+        A fraction is not finite or negative, all are 0, or they sum to more than
+        :data:`MAX_FRACTION_SUM`.
     """
     values = (float(sand), float(silt), float(clay))
     if not all(math.isfinite(v) and v >= 0 for v in values) or sum(values) <= 0:
         raise LgarParameterError(f"sand, silt and clay fractions must be finite, >= 0 and not "
                                  f"all 0 [%], got {values}")
     total = sum(values)
+    if total > MAX_FRACTION_SUM:
+        raise LgarParameterError(
+            f"sand_frac + silt_frac + clay_frac = {total:.4g} % ({values[0]:.4g} + "
+            f"{values[1]:.4g} + {values[2]:.4g}): above 100 % (at most {MAX_FRACTION_SUM:g} % "
+            f"is taken as rounding), so they are not percentages of one soil; check the "
+            f"attributes")
     return tuple(100.0 * v / total for v in values)  # type: ignore[return-value]
 
 

@@ -56,15 +56,37 @@ def save_bundle(path: str | Path, *, model: str, state_dict: dict[str, torch.Ten
     return path
 
 
-def load_bundle(path: str | Path) -> dict[str, Any]:
-    """Load and validate a bundle; raise :class:`BundleError` naming the problem."""
+def _how_to_restore(path: Path) -> str:
+    """How to get a good copy of the bundle at ``path`` back."""
+    if path.resolve().parent.name == "weights":  # a bundle shipped in <package>/weights/
+        return ("it ships with the package: reinstall the package (pip install "
+                "--force-reinstall ngen-delta-models, or git checkout the file)")
+    return "copy it again from where it was made, or retrain (<model>-train writes bundle.pt)"
+
+
+def load_bundle(path: str | Path, model: str | None = None) -> dict[str, Any]:
+    """Load and validate a bundle; raise :class:`BundleError` naming the problem.
+
+    Parameters
+    ----------
+    path : path
+        The bundle file.
+    model : str, optional
+        Registry name of the model the caller runs: a bundle of another model is refused.
+
+    Returns
+    -------
+    dict
+        The bundle (keys :data:`REQUIRED_KEYS`).
+    """
     path = Path(path)
     if not path.is_file():
         raise BundleError(f"bundle {path} does not exist")
     try:
         bundle = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated zip, wrong file type, disallowed pickle content
-        raise BundleError(f"bundle {path} is unreadable (truncated or not a bundle): {exc}") from exc
+    except Exception:  # truncated zip, wrong file type, disallowed pickle content
+        raise BundleError(f"bundle {path} is unreadable: truncated or not a bundle; "
+                          f"{_how_to_restore(path)}") from None
     if not isinstance(bundle, dict) or bundle.get("format") != BUNDLE_FORMAT:
         raise BundleError(f"{path} is not a {BUNDLE_FORMAT} file")
     version = bundle.get("format_version")
@@ -76,4 +98,8 @@ def load_bundle(path: str | Path) -> dict[str, Any]:
         raise BundleError(f"bundle {path} lacks {missing}")
     if _checksum(bundle) != bundle["checksum"]:
         raise BundleError(f"bundle {path} fails its checksum: it was modified or corrupted")
+    if model is not None and bundle["model"] != model:
+        raise BundleError(f"bundle {path} holds model {bundle['model']!r}, not {model!r}: give "
+                          f"a {model} bundle (the shipped one or a {model} training run's "
+                          f"bundle.pt)")
     return bundle

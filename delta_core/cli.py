@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from delta_core.benchmarking import usable_cpus
+from delta_core.console import one_line_warnings
 from delta_core.spec import BACKENDS, ModelSpec
 
 
@@ -100,6 +101,7 @@ def train_command(argv: list[str] | None, prog: str, spec: ModelSpec | None) -> 
 
 def eval_command(argv: list[str] | None, prog: str, spec: ModelSpec) -> int:
     """``<model>-eval``: simulate with spin-up, write metrics.csv and simulation.nc."""
+    from delta_core.bundle import load_bundle
     from delta_core.data.camels import SUBSETS, CamelsDataset
     from delta_core.evaluation import evaluate_model
 
@@ -125,9 +127,10 @@ def eval_command(argv: list[str] | None, prog: str, spec: ModelSpec) -> int:
     _add_engine_args(ap)
     args = ap.parse_args(argv)
     _set_threads(args.threads)
+    bundle = load_bundle(args.bundle, model=spec.name)
     ds = CamelsDataset(args.data)
     ids = ds.resolve_basins(args.basins)
-    res = evaluate_model(args.bundle, ds, ids, args.start, args.end, backend=args.backend,
+    res = evaluate_model(bundle, ds, ids, args.start, args.end, backend=args.backend,
                          out_dir=args.out, progress=True, hourly_dir=args.hourly_forcing,
                          pattern=pattern_override(args))
     if args.plot:
@@ -143,6 +146,7 @@ def eval_command(argv: list[str] | None, prog: str, spec: ModelSpec) -> int:
 
 def demo_command(argv: list[str] | None, prog: str, spec: ModelSpec) -> int:
     """``<model>-demo``: the shipped model on the shipped sample basins, test period."""
+    from delta_core.bundle import load_bundle
     from delta_core.data.camels import CamelsDataset
     from delta_core.evaluation import evaluate_model
 
@@ -156,8 +160,9 @@ def demo_command(argv: list[str] | None, prog: str, spec: ModelSpec) -> int:
     _add_engine_args(ap)
     args = ap.parse_args(argv)
     _set_threads(args.threads)
+    bundle = load_bundle(args.bundle, model=spec.name)
     ds = CamelsDataset()
-    res = evaluate_model(args.bundle, ds, ds.basin_ids(), "1995-10-01", "2010-09-30",
+    res = evaluate_model(bundle, ds, ds.basin_ids(), "1995-10-01", "2010-09-30",
                          backend=args.backend, out_dir=args.out)
     extra = [k for k in ("bfi_sim",) if k in res["rows"][0]]
     print(f"{'gauge_id':<10} {'NSE':>6} {'KGE':>6}" + "".join(f" {k:>8}" for k in extra))
@@ -179,13 +184,14 @@ def _plot(spec: ModelSpec, sim: dict, rows: list[dict], path: Path) -> Path:
 
 def run(fn, *args) -> None:
     """Run a command function, turning expected errors into one clear line and exit code 2
-    (130 after Ctrl-C)."""
+    (130 after Ctrl-C); warnings print as one line each (:func:`one_line_warnings`)."""
     from delta_core.bmi.base import BmiError
     from delta_core.bundle import BundleError
     from delta_core.config import ConfigError
     from delta_core.data.camels import DataError
     from delta_core.training import TrainingInterrupted
 
+    one_line_warnings()
     try:
         sys.exit(fn(*args))
     except TrainingInterrupted as exc:

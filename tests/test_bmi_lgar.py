@@ -244,9 +244,8 @@ def test_hargreaves_mode_takes_temperature_and_gives_pet(tmp_path):
     out = run(m, [0.0] * 48, 15 + 10 * np.sin(np.arange(48) / 24 * 2 * np.pi))
     pet = out[:, m.get_output_var_names().index(PET)]
     assert pet.max() > 0.1 and pet[:6].max() == 0.0  # night hours of the sine weights
-    m.set_value(TEMP, np.array([300.0]))
-    with pytest.raises(BmiError, match="plausible"):
-        m.update()
+    with pytest.raises(BmiError, match="plausible range .* in K"):  # refused at set_value
+        m.set_value(TEMP, np.array([300.0]))
 
 
 @pytest.mark.parametrize("extra, msg", [
@@ -273,6 +272,12 @@ def test_hargreaves_mode_takes_temperature_and_gives_pet(tmp_path):
     ({"latitude": None}, r"missing required key\(s\) \['latitude'\]"),
     ({"colour": "red"}, "unknown key.*colour"),
     ({"lgar_config": "missing.txt", "attributes": None}, "does not exist"),
+    ({"lgar_config": "cfg.txt", "attributes": None, "soil_table": "my_soils.dat"},
+     r"soil_table my_soils.dat is not used with lgar_config: .*set soil_params_file in cfg.txt"),
+    ({"bundle": "shipped", "soil_table": "my_soils.dat"},
+     "soil_table my_soils.dat is not used with a bundle"),
+    ({"attributes": {**ATTRS, "sand_frac": 88.0}},
+     r"sand_frac \+ silt_frac \+ clay_frac = 144.9 % \(88 \+ 28.12 \+ 28.82\): above 100 %"),
 ])
 def test_config_errors_are_clear(tmp_path, extra, msg):
     if "soil_layers" in extra or "lgar_config" in extra:
@@ -395,3 +400,13 @@ def test_replay_equals_direct_stepping(replayed):
               f.columns["TMP_2maboveground"][:n] - 273.15)
     np.testing.assert_allclose(res["catchments"][cid]["main_m"], out[:, 0], rtol=1e-12,
                                atol=1e-18)
+
+
+def test_readme_name_of_the_bmi_class():
+    """``bmi_lgar.BmiLGAR`` (the README's and realizations' name) is the BMI class."""
+    import bmi_lgar
+    from bmi_lgar import BmiLGAR as FromPackage
+
+    assert FromPackage is BmiLGAR and "BmiLGAR" in bmi_lgar.__all__
+    with pytest.raises(AttributeError, match="no attribute 'BmiLgar'"):
+        bmi_lgar.BmiLgar

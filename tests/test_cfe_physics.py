@@ -203,6 +203,31 @@ def test_config_errors_name_the_problem(tmp_path):
         CfeConfig.read(bad)
 
 
+def test_config_units_and_conflicting_aliases_are_refused(tmp_path):
+    """The C reader drops [units] and lets soil_params.bb override soil_params.b: a value in
+    other units, or two aliases with different values, would be silently wrong, so both are
+    refused naming the key(s); equivalent spellings and agreeing aliases are read."""
+    text = (EXTRA / "seed5_case08_schaake_giuh" / "cfg.txt").read_text()
+    satdk = next(line for line in text.splitlines() if line.startswith("soil_params.satdk="))
+    b = next(line for line in text.splitlines() if line.startswith("soil_params.b="))
+    value = satdk.split("=")[1].split("[")[0]
+    bad = tmp_path / "bad.txt"
+    bad.write_text(text.replace(satdk, f"soil_params.satdk={value}[m h-1]"))
+    with pytest.raises(CfeConfigError, match=rf"bad.txt:\d+: soil_params.satdk={value}\[m h-1\]: "
+                                             r"the C model reads soil_params.satdk in \[m s-1\]"):
+        read_config(bad)
+    bad.write_text(text.replace(satdk, f"soil_params.satdk={value}[m/s]"))
+    assert read_config(bad).values["satdk"] == float(value)
+    bb = float(b.split("=")[1].split("[")[0]) + 1.0
+    bad.write_text(text + f"soil_params.bb={bb}\n")
+    with pytest.raises(CfeConfigError, match=rf"soil_params.b=.* and soil_params.bb={bb} both "
+                                             r"set bb"):
+        read_config(bad)
+    bad.write_text(text + b.replace("soil_params.b=", "soil_params.bb=") + "\n")
+    assert read_config(bad).values["bb"] == read_config(EXTRA / "seed5_case08_schaake_giuh" /
+                                                        "cfg.txt").values["bb"]
+
+
 @pytest.mark.parametrize("cfg", ["cfg_schaake_giuh.txt", "cfg_schaake_nash.txt", "cfg_xaj_giuh.txt"])
 def test_config_round_trip(cfg, tmp_path):
     """Writing a config and reading it back gives the same model (values read back exactly)."""

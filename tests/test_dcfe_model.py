@@ -416,3 +416,26 @@ def test_export_of_a_dynamic_bundle_writes_period_means(dynamic_bundle, sample, 
         assert config.values[k] == mean
     with pytest.raises(ValueError, match="dynamic parameters"):
         cfe_config_for(model, np.zeros(len(norm.attributes.feature_names)))
+
+
+@pytest.mark.parametrize("command, args", [
+    ("bmi_dcfe.cli:export_main", ["--basin", "01022500", "--out", "{tmp}/x.cfe"]),
+    ("bmi_dcfe.cli:eval_main", ["--out", "{tmp}/ev"]),
+    ("bmi_lgar.cli:eval_main", ["--out", "{tmp}/ev"]),
+    ("bmi_dhbv.cli:demo_main", ["--out", "{tmp}/demo"])])
+def test_per_model_clis_refuse_another_models_bundle(command, args, tmp_path, capsys):
+    """dcfe-export-cfe-config failed with a 40-line shape error on a dHBV bundle and lgar-eval
+    evaluated it as dHBV: every per-model command now refuses it in one line, writing nothing."""
+    import importlib
+    from pathlib import Path
+
+    module, fn = command.split(":")
+    main = getattr(importlib.import_module(module), fn)
+    wrong = "dlgar_arid.pt" if module.startswith("bmi_dhbv") else "dhbv_static.pt"
+    bundle = next(Path(__file__).resolve().parent.parent.glob(f"bmi_*/weights/{wrong}"))
+    with pytest.raises(SystemExit) as e:
+        main(["--bundle", str(bundle), *(a.format(tmp=tmp_path) for a in args)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and len(err.strip().splitlines()) == 1
+    assert f"bundle {bundle} holds model '{wrong.split('_')[0]}', not '" in err
+    assert not list(tmp_path.iterdir())

@@ -99,8 +99,11 @@ def test_misuse_is_named(bmi_model_name, make_bmi):
         m.set_value(PRECIP, np.array([1.0, 2.0]))
     with pytest.raises(BmiError, match=">= 0"):
         m.set_value(PRECIP, np.array([-1.0]))
-    m.set_value(TEMP, np.array([300.0]))  # K given as degC: caught at update
-    with pytest.raises(BmiError, match="plausible"):
+    with pytest.raises(BmiError, match=r"temperature = 300.0 degC: must be in the plausible "
+                                       r"range -90..70 degC \(a temperature in K\?"):
+        m.set_value(TEMP, np.array([300.0]))  # K given as degC: refused at set_value
+    m.get_value_ptr(TEMP)[0] = 300.0  # written behind set_value's back: caught at update
+    with pytest.raises(BmiError, match="300.0 degC at model time 0.0 s: must be in the plausible"):
         m.update()
     m.finalize()
     with pytest.raises(BmiError, match="after finalize"):
@@ -108,6 +111,29 @@ def test_misuse_is_named(bmi_model_name, make_bmi):
     fresh = model_spec(bmi_model_name).load_bmi_class()()
     with pytest.raises(BmiError, match="before initialize"):
         fresh.update()
+
+
+def test_spinup_rows_pass_the_checks_of_set_value(bmi_model_name, make_bmi, tmp_path):
+    """Spin-up rows get the one check of set_value: negative precipitation and a temperature in
+    K are refused naming the file, line, column and value (they gave NaN states before)."""
+    cls = model_spec(bmi_model_name).load_bmi_class()
+    core = make_bmi(bmi_model_name).core
+    step = np.timedelta64(int(core.spinup_step_seconds or core.step_seconds), "s")
+    cols = list(cls.SPINUP_COLUMNS)
+    temp = next(c for c in cols if c.endswith("_c"))
+    for col, value, msg in ((cols[0], -1.0, "must be >= 0"),
+                            (temp, 285.0, r"must be in the plausible range.*in K\?")):
+        lines = [",".join(["date", *cols])]
+        for k in range(3):
+            vals = [value if c == col and k == 1 else 5.0 if c.endswith("_c") else 1.0
+                    for c in cols]
+            when = str(np.datetime64("1980-12-01T00:00") + k * step).replace("T", " ")
+            lines.append(",".join([when, *map(str, vals)]))
+        path = tmp_path / f"spin_{col}.csv"
+        path.write_text("\n".join(lines) + "\n")
+        with pytest.raises(BmiError, match=rf"spinup_forcing .*{path.name} line 3 \(.*\): "
+                                           rf"column {col} = {value}: {msg}"):
+            make_bmi(bmi_model_name, spinup_forcing=str(path))
 
 
 def test_every_accessor_names_bad_names_sizes_and_indices(bmi_model_name, make_bmi):
@@ -187,6 +213,23 @@ def test_save_restore_bit_for_bit(bmi_model_name, make_bmi, tmp_path, split):
         c.update()
         rest.append([c.get_value(o, np.empty(1))[0] for o in c.get_output_var_names()])
     np.testing.assert_array_equal(np.vstack([first, rest]), ref)
+
+
+def test_truncated_state_file_and_values_after_finalize_are_refused(bmi_model_name, make_bmi,
+                                                                     tmp_path):
+    m = make_bmi(bmi_model_name)
+    _run(m, 3)
+    m.save_state(tmp_path / "s.npz")
+    data = (tmp_path / "s.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(data[:len(data) // 2])
+    with pytest.raises(BmiError, match=rf"state file {tmp_path / 'cut.npz'}: truncated"):
+        make_bmi(bmi_model_name).load_state(tmp_path / "cut.npz")
+    m.finalize()
+    for call in (lambda: m.get_value(RUNOFF_DEPTH, np.empty(1)), lambda: m.get_value_ptr(PRECIP),
+                 lambda: m.get_value_at_indices(RUNOFF_DEPTH, np.empty(1), np.array([0])),
+                 lambda: m.set_value(PRECIP, np.array([1.0]))):
+        with pytest.raises(BmiError, match="after finalize"):
+            call()
 
 
 def test_state_file_of_another_bundle_is_refused(bmi_model_name, make_bmi, random_bundle, tmp_path):

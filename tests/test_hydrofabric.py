@@ -461,6 +461,7 @@ def test_check_latitude_names_projected_values():
 
 # -- the realization writer -----------------------------------------------------------------------
 START, END = "2015-12-01 00:00:00", "2015-12-02 23:00:00"
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -639,3 +640,39 @@ def test_cli_errors(gpkg, tmp_path, bundle, capsys):
     assert _run(["--hydrofabric", str(tmp_path / "gj" / "catchment_data.geojson"),
                  "--stand-in", "03439000"], tmp_path / "gj", bundle) == 2
     assert "would overwrite the input" in capsys.readouterr().err
+
+
+def test_geojson_centroid_latitude_of_a_square():
+    """The closed ring repeats its first vertex: a vertex mean counted it twice (0.4 for the
+    square 0..1 deg); the area centroid is the middle (to the ellipsoid's tiny asymmetry)."""
+    from delta_core.ngen.realization import geojson_catchments
+
+    ring = [[10.0, 0.0], [11.0, 0.0], [11.0, 1.0], [10.0, 1.0], [10.0, 0.0]]
+    for geom in ({"type": "Polygon", "coordinates": [ring]},
+                 {"type": "MultiPolygon", "coordinates": [[ring[::-1]]]}):
+        assert H.geojson_centroid_latitude(geom) == pytest.approx(0.5, abs=1e-4)
+    assert H.geojson_centroid_latitude({"type": "Point", "coordinates": [1.0, 2.0]}) is None
+
+
+def test_catchments_realization_is_self_contained(tmp_path, bundle, capsys):
+    """--catchments --out DIR copies the geojson, nexus_data.geojson and the catchments'
+    forcing files into DIR: the realization replays from DIR alone; the configs' latitude is
+    the polygon's centroid."""
+    src = tmp_path / "src"
+    shutil.copytree(REPO / "realizations" / "ngen_example", src,
+                    ignore=shutil.ignore_patterns("output", "config", "spinup"))
+    out = tmp_path / "r"
+    assert _run(["--catchments", str(src / "catchment_data.geojson"), "--stand-in",
+                 "03439000"], out, bundle) == 0
+    assert "copied" in capsys.readouterr().out
+    for name in ("catchment_data.geojson", "nexus_data.geojson"):
+        assert (out / name).read_bytes() == (src / name).read_bytes()
+    assert sorted(p.name for p in (out / "forcing").iterdir()) == sorted(
+        p.name for p in (src / "forcing").iterdir())
+    geo = json.loads((src / "catchment_data.geojson").read_text())
+    for f in geo["features"]:
+        cfg = yaml.safe_load((out / "config" / f"{f['id']}.yaml").read_text())
+        assert cfg["latitude"] == H.geojson_centroid_latitude(f["geometry"])
+    shutil.rmtree(src)
+    res = R.replay(out / "realization.json", out / "catchment_data.geojson", write=False)
+    assert sorted(res["catchments"]) == sorted(f["id"] for f in geo["features"])

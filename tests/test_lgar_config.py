@@ -91,10 +91,15 @@ def test_zero_substeps_is_refused(folder):
 
 
 def test_forcing_step_must_divide_an_hour(folder):
-    """LGAR-C's GIUH split int(1 h / step) loses runoff otherwise (none routed above 1 h)."""
-    for step in ("7200[sec]", "2400[sec]"):
-        with pytest.raises(LgarConfigError, match="must divide one hour"):
+    """LGAR-C's GIUH split into int(1 h / step) copies squeezes the GIUH's time base otherwise
+    (the ordinates still sum to 1); above 1 h there are no ordinates and nothing is routed."""
+    for step, msg in (("7200[sec]", "= 0 steps: there are no ordinates and no runoff"),
+                      ("2400[sec]", "= 1 steps of 2400 s = 40 min instead of 60: the ordinates "
+                                    "still sum to 1 but the GIUH's time base is squeezed"),
+                      ("420[sec]", "= 8 steps of 420 s = 56 min instead of 60")):
+        with pytest.raises(LgarConfigError, match="must divide one hour") as e:
             read_lgar_config(write(folder, BASE, forcing_resolution=step, endtime="4[hr]"))
+        assert msg in str(e.value) and "loses runoff" not in str(e.value)
     assert read_lgar_config(write(folder, BASE, forcing_resolution="900[sec]")).giuh_per_step[
         :4] == [0.015] * 4
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -162,6 +163,52 @@ def test_units_and_errors(staged, tmp_path):
         R.replay(real / "realization.json", real / "bare.geojson", write=False)
 
 
+def test_cli_errors_are_one_line_and_keep_the_previous_outputs(tmp_path, capsys):
+    """The README's python_type bmi_lgar.BmiLGAR runs; end before start, a misspelt python_type
+    and negative forcing are refused in one line naming the file (and catchment, line, time,
+    value), exit code 2, and the previous run's output files are left whole."""
+    real = tmp_path / "r"
+    shutil.copytree(REPO / "realizations" / "dlgar_ngen_example", real,
+                    ignore=shutil.ignore_patterns("output"))
+    rj = json.loads((real / "realization.json").read_text())
+    rj["global"]["formulations"][0]["params"]["python_type"] = "bmi_lgar.BmiLGAR"
+    (real / "readme.json").write_text(json.dumps(rj))
+    out = tmp_path / "out"
+    args = ["--catchments", str(real / "catchment_data.geojson"), "--ids", "cat-27", "--out",
+            str(out)]
+    assert R.main([str(real / "readme.json"), *args]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert len(before) == 2 and all(len(b) > 10000 for b in before.values())
+    capsys.readouterr()
+
+    def refused(change, msg):
+        bad = json.loads(json.dumps(rj))
+        change(bad)
+        (real / "bad.json").write_text(json.dumps(bad))
+        assert R.main([str(real / "bad.json"), *args]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+        assert re.search(msg, err), err
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+    refused(lambda r: r["time"].update(end_time="2015-11-30 00:00:00"),
+            r"bad.json: time.end_time 2015-11-30 00:00:00 is before time.start_time")
+    refused(lambda r: r["global"]["formulations"][0]["params"].update(
+        python_type="bmi_lgar.bmi.BmiLgar"), r"bad.json: python_type 'bmi_lgar.bmi.BmiLgar' "
+            r"cannot be loaded .*bmi_dhbv.BmiDHBV, bmi_dcfe.BmiDCFE, bmi_lgar.BmiLGAR")
+    refused(lambda r: r["global"]["formulations"][0]["params"].update(python_type="BmiLGAR"),
+            r"python_type 'BmiLGAR' must be 'package.ClassName'")
+    forcing = next((real / "forcing").glob("cat-27*.csv"))
+    lines = forcing.read_text().splitlines()
+    col = lines[0].split(",").index("precip_rate")
+    row = lines[100].split(",")
+    row[col] = "-1e-4"
+    lines[100] = ",".join(row)
+    forcing.write_text("\n".join(lines) + "\n")
+    refused(lambda r: None, r"cat-27: .*cat-27_.*\.csv line 101 \(2015-12-05 03:00:00\) column "
+                            r"'precip_rate' = -0.0001: .*precipitation_rate = .*must be >= 0")
+
+
 def test_cli_help(capsys):
     with pytest.raises(SystemExit):
         R.main(["--help"])
@@ -198,14 +245,44 @@ def test_realization_cli(tmp_path, capsys):
 def test_realization_cli_errors_are_one_line(tmp_path, capsys):
     from bmi_dhbv import realization
 
-    with pytest.raises(SystemExit) as e:  # argparse error
-        realization.main(["--camels", "01022500", "--out", str(tmp_path / "a"), "--start",
-                          "2000-01-02", "--end", "2000-01-01"])
-    assert e.value.code == 2 and "--end 2000-01-01 is before --start" in capsys.readouterr().err
+    assert realization.main(["--camels", "01022500", "--out", str(tmp_path / "a"), "--start",
+                             "2000-01-02", "--end", "2000-01-01"]) == 2
+    assert capsys.readouterr().err == "error: --end 2000-01-01 is before --start 2000-01-02\n"
     assert realization.main(["--camels", "99999999", "--out", str(tmp_path / "b"), "--start",
                              "2000-01-01", "--end", "2000-01-02"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: unknown basin(s) ['99999999']") and "Traceback" not in err
+
+
+def test_realization_writer_refuses_what_ngen_refuses(tmp_path, capsys):
+    """A missing spin-up file (the BMI's initialize aborts ngen) and catchment ids without
+    cat-/wb-/agg- (ngen skips them and aborts) are refused in one line, before any file."""
+    from bmi_dhbv import realization
+
+    geo = json.loads((REPO / "realizations" / "ngen_example" / "catchment_data.geojson")
+                     .read_text())
+    good, bare = tmp_path / "good.geojson", tmp_path / "bare.geojson"
+    good.write_text(json.dumps(geo))
+    geo["features"][0]["id"] = "27"
+    bare.write_text(json.dumps(geo))
+    out = tmp_path / "out"
+    common = ["--stand-in", "01022500", "--out", str(out), "--start", "2015-12-01 00:00:00",
+              "--end", "2015-12-02 00:00:00"]
+    for extra, msg in (
+            (["--catchments", str(good), "--spinup-forcing", "../spinup/none.csv"],
+             rf"error: spin-up file ../spinup/none.csv of cat-27 does not exist \(looked for "
+             rf"{out / 'config'}/../spinup/none.csv"),
+            (["--catchments", str(bare)], rf"error: {bare}: catchment id '27' does not start "
+                                          rf"with cat-, wb-, agg-: .*name it e.g. 'cat-27'")):
+        assert realization.main(common + extra) == 2
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1 and re.match(msg, err), err
+        assert not out.exists()
+    (tmp_path / "spinup").mkdir()
+    (tmp_path / "spinup" / "s.csv").write_text("date,prcp_mm_day,tmax_c,tmin_c\n")
+    # the spin-up path is relative to out/config
+    assert realization.main(common[:3] + [str(tmp_path)] + common[4:] + [
+        "--catchments", str(good), "--spinup-forcing", "../spinup/s.csv"]) == 0
 
 
 def test_realization_pet_input_option(tmp_path):
@@ -250,6 +327,42 @@ def test_forcing_column_without_unit_is_passed_raw_as_ngen_does(staged, tmp_path
                    write=False)
     np.testing.assert_allclose(res["catchments"]["cat-27"]["main_m"],
                                ref["catchments"]["cat-27"]["main_m"], rtol=1e-12, atol=0)
+
+
+def test_cli_warnings_are_one_line_on_a_line_of_their_own(staged, tmp_path, capsys):
+    """The console scripts print a warning as 'warning: <message>' (no source path or code
+    line), and in a log file not on the last line of a progress bar."""
+    import io
+    import warnings
+
+    from tqdm import tqdm
+
+    from delta_core import console
+
+    real = staged / "ngen_example"
+    rj = json.loads((real / "realization.json").read_text())
+    rj["time"]["end_time"] = "2015-12-01 05:00:00"
+    (real / "short.json").write_text(json.dumps(rj))
+    original = warnings.formatwarning
+    try:
+        assert R.main([str(real / "short.json"), "--catchments",
+                       str(real / "catchment_data.geojson"), "--ids", "cat-27", "--out",
+                       str(tmp_path / "o")]) == 0
+        with pytest.warns(UserWarning, match="still recorded"):  # recording is untouched
+            warnings.warn("still recorded")
+        log = io.StringIO()  # not a terminal, like stderr redirected to a file
+        for _ in tqdm(range(3), file=log, leave=False, desc="loading"):
+            pass
+        log.write(warnings.formatwarning("evaluation period overlaps the\ntraining period",
+                                         UserWarning, "x.py", 1))
+        err = warnings.formatwarning("evaluation period overlaps the training period",
+                                     UserWarning, "x.py", 1)
+    finally:
+        warnings.formatwarning = original
+    assert "Warning" not in err and ".py" not in err
+    assert err.splitlines()[-1] == "warning: evaluation period overlaps the training period"
+    assert log.getvalue().splitlines()[-1] == err.splitlines()[-1]
+    assert console.format_warning("x", DeprecationWarning) == "warning (DeprecationWarning): x"
 
 
 REAL_NGEN = Path(__file__).resolve().parent / "data" / "ngen_real"

@@ -36,6 +36,23 @@ def test_bundle_valid_with_provenance(path):
     assert len(b["normalization"]["attributes"]["names"]) == 35
 
 
+def test_truncated_bundle_is_one_line_saying_how_to_get_it_back(tmp_path):
+    """A cut bundle: one short line naming the file and the remedy (not torch's miniz text)."""
+    from delta_core.bundle import BundleError
+
+    data = DEFAULT_BUNDLE.read_bytes()[:5000]
+    for path, remedy in ((tmp_path / "weights" / DEFAULT_BUNDLE.name, "reinstall"),
+                         (tmp_path / "bundle.pt", "retrain")):
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(data)
+        with pytest.raises(BundleError) as e:
+            load_bundle(path)
+        msg = str(e.value)
+        assert msg.startswith(f"bundle {path} is unreadable: truncated or not a bundle; ")
+        assert remedy in msg and "miniz" not in msg and "\n" not in msg
+        assert len(msg) - len(str(path)) < 200
+
+
 def test_hourly_bundle_is_the_daily_one_fine_tuned():
     """dhbv_dynamic_hourly.pt: the shipped daily δn(γt,βt) fine-tuned with hourly HBV steps
     (its provenance names the daily bundle's checksum), and the hourly BMI's default."""

@@ -29,14 +29,16 @@ import csv
 import datetime as dt
 import json
 import math
+import os
 import sys
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import yaml
 
-from delta_core.bmi.base import BmiError, LumpedBmi, VarSpec
+from delta_core.bmi.base import BmiError, LumpedBmi, VarSpec, bad_value, value_problem
 from delta_core.bmi.core import LumpedCore
 
 #: Unit strings of a water rate per host step.
@@ -318,8 +320,8 @@ class NgenBmi(LumpedBmi):
         self._n_sub = max(1, model // host)  # host steps per model step
         self._n_rep = max(1, host // model)  # model steps per host step
         inputs, outputs = self._inputs(), self._outputs()
-        specs = [VarSpec(i.name, i.units, "input", i.description, min_value=i.min_value)
-                 for i in inputs]
+        specs = [VarSpec(i.name, i.units, "input", i.description, min_value=i.min_value,
+                         plausible=i.plausible) for i in inputs]
         specs += [VarSpec(o.name, o.units, "output", o.description) for o in outputs]
         self._declare_variables(specs)
         v = self._values
@@ -379,11 +381,7 @@ class NgenBmi(LumpedBmi):
         self._acc = list(self._acc0)
 
     def _bad_input(self, spec: InputVar, x: float) -> BmiError:
-        hint = f" or outside the plausible range {spec.plausible} {spec.units}" \
-            if spec.plausible else ""
-        lo = "" if spec.min_value is None else f" and >= {spec.min_value}"
-        return BmiError(f"{spec.name} = {x} {spec.units} at model time {self._time} s: must be "
-                        f"finite{lo} ({spec.description}){hint}")
+        return bad_value(self._specs[spec.name], x, f" at model time {self._time} s")
 
     def _advance(self) -> None:
         for arr, spec, _, lo, hi in self._in:  # finite and in range (NaN fails both)
@@ -494,6 +492,7 @@ class NgenBmi(LumpedBmi):
             raise BmiError(f"spinup_forcing {path} must have a date column and columns {need} "
                            f"(optional: {[c for c in cols if c not in need]}) and at least one "
                            f"row")
+        checks = self._field_checks()
         step = dt.timedelta(seconds=step_s)
         prev = None
         forcings, starts = [], []
@@ -511,6 +510,11 @@ class NgenBmi(LumpedBmi):
                    or f not in optional and x is None]
             if bad:
                 raise BmiError(f"spinup_forcing {path} line {i}: {bad} missing or not finite")
+            for c, f in cols.items():
+                x = values[f]
+                if f in checks and x is not None and value_problem(checks[f], x):
+                    raise BmiError(f"spinup_forcing {path} line {i} ({row[tcol]}): column {c} "
+                                   f"= {x}: {value_problem(checks[f], x)}")
             prev = when
             forcings.append([values.get(f) for f in fields])
             starts.append(when)
@@ -519,6 +523,16 @@ class NgenBmi(LumpedBmi):
         _release_freed_memory()
         self._carry = core.flow_carry.tolist()
         self._write_held()
+
+    def _field_checks(self) -> dict[str, VarSpec]:
+        """Core field -> spec of the input feeding it, whose :func:`value_problem` check the
+        spin-up values of the field pass too (``tmax``/``tmin`` of a daily spin-up, fed by no
+        hourly input, are checked as ``tmean``)."""
+        checks = {f: self._specs[i.name] for i in self._inputs() for f, _ in i.feeds}
+        for f in ("tmax", "tmin"):
+            if f not in checks and "tmean" in checks:
+                checks[f] = checks["tmean"]
+        return checks
 
     def save_state(self, path: str | Path) -> None:
         """Write everything needed to continue this run bit for bit to ``path`` (npz)."""
@@ -535,8 +549,14 @@ class NgenBmi(LumpedBmi):
                       meta=np.array(json.dumps(meta)))
         for name, arr in self._values.items():
             arrays["var:" + name] = arr
-        with open(path, "wb") as f:
-            np.savez(f, **arrays)
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:  # through a temporary file: a failed save keeps the previous state file
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def load_state(self, path: str | Path) -> None:
         """Restore a state written by :meth:`save_state`, including the model time; the run then
@@ -550,8 +570,9 @@ class NgenBmi(LumpedBmi):
             with np.load(path, allow_pickle=False) as z:
                 data = {k: z[k] for k in z.files}
             meta = json.loads(str(data["meta"]))
-        except (OSError, ValueError, KeyError) as exc:
-            raise BmiError(f"cannot read {self.MODEL} state file {path}: {exc}") from exc
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            raise BmiError(f"cannot read {self.MODEL} state file {path}: truncated or not a "
+                           f"state file written by save_state ({exc})") from None
         fmt = f"{self.MODEL}/state"
         if meta.get("format") != fmt or meta.get("version") != STATE_VERSION:
             raise BmiError(f"{path} is not a {fmt} v{STATE_VERSION} file (format "

@@ -15,8 +15,8 @@ A model declares its variables as a table of :class:`VarSpec` rows and subclasse
 The subclass provides ``initialize`` and ``_advance`` (one time step); ``finalize`` releases the
 model (subclass hook ``_release``). Unknown variable names, setting an output, wrongly sized
 arrays and calls out of order (before ``initialize``, after ``finalize``) raise :class:`BmiError`
-naming the problem; input values are checked against their spec (finite, lower bound) on
-``set_value``.
+naming the problem; input values are checked against their spec (finite, lower bound, plausible
+range) on ``set_value`` by :func:`value_problem`, the one check every input path shares.
 
 Everything on the per-step path is a dict lookup plus a small numpy copy: ngen makes about 50 of
 these calls per step.
@@ -68,6 +68,9 @@ class VarSpec:
         Inputs only: reject NaN/inf on ``set_value``.
     min_value : float or None
         Inputs only: reject values below this on ``set_value``.
+    plausible : (low, high) or None
+        Inputs only: reject values outside this range on ``set_value`` (e.g. a temperature in K
+        given as degC).
     """
 
     name: str
@@ -80,6 +83,7 @@ class VarSpec:
     size: int = 1
     finite: bool = True
     min_value: float | None = None
+    plausible: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.role not in ("input", "output"):
@@ -100,6 +104,43 @@ class VarSpec:
     @property
     def dtype(self) -> np.dtype:
         return np.dtype(np.int64 if self.type == "int" else self.type)
+
+
+def value_problem(spec: VarSpec, x: float) -> str | None:
+    """Why ``x`` is not a valid value of input ``spec``, or None if it is.
+
+    The one check of input values: ``set_value``, ``set_value_at_indices``, ``update`` (values
+    written through ``get_value_ptr``) and spin-up files all apply it.
+
+    Parameters
+    ----------
+    spec : VarSpec
+        The input's spec.
+    x : float
+        The value.
+
+    Returns
+    -------
+    str or None
+        ``"must be ..."`` (with the fix where one is known), or None.
+    """
+    if spec.finite and not math.isfinite(x):
+        return "must be finite"
+    if spec.min_value is not None and x < spec.min_value:
+        return f"must be >= {spec.min_value:g}"
+    if spec.plausible is not None and not spec.plausible[0] <= x <= spec.plausible[1]:
+        lo, hi = spec.plausible
+        fix = (" (a temperature in K? give degC: K - 273.15)"
+               if spec.units == "degC" and 150.0 <= x <= 350.0 else " (check its units)")
+        return f"must be in the plausible range {lo:g}..{hi:g} {spec.units}{fix}"
+    return None
+
+
+def bad_value(spec: VarSpec, x: float, where: str = "") -> BmiError:
+    """The :class:`BmiError` for value ``x`` of ``spec`` refused by :func:`value_problem`
+    (``where``: e.g. ``" at model time 3600 s"``)."""
+    return BmiError(f"{spec.name} = {x} {spec.units}{where}: {value_problem(spec, x)} "
+                    f"({spec.description or 'input'})")
 
 
 class LumpedBmi(Bmi):
@@ -147,6 +188,9 @@ class LumpedBmi(Bmi):
                            f"outputs: {list(self._output_names)}") from None
 
     def _array(self, name: str) -> np.ndarray:
+        if self._finalized:
+            raise BmiError(f"value of {name!r} requested after finalize: the model is released "
+                           f"(read values before finalize)")
         try:
             return self._values[name]
         except KeyError:
@@ -154,12 +198,9 @@ class LumpedBmi(Bmi):
             raise
 
     def _check_input_values(self, spec: VarSpec, values: np.ndarray) -> None:
-        if spec.finite and not np.all(np.isfinite(values)):
-            raise BmiError(f"{spec.name} ({spec.description or 'input'}) must be finite, "
-                           f"got {values.tolist()}")
-        if spec.min_value is not None and np.any(values < spec.min_value):
-            raise BmiError(f"{spec.name} ({spec.description or 'input'}) must be >= "
-                           f"{spec.min_value} {spec.units}, got {values.tolist()}")
+        for x in values.tolist():
+            if value_problem(spec, x):
+                raise bad_value(spec, x)
 
     # -- model information -------------------------------------------------------------------
     def get_component_name(self) -> str:
@@ -262,11 +303,7 @@ class LumpedBmi(Bmi):
     # -- getters and setters -----------------------------------------------------------------
     def get_value_ptr(self, name: str) -> np.ndarray:
         """The live 1-D array of ``name`` (the model reads inputs from / writes outputs into it)."""
-        try:
-            return self._values[name]
-        except KeyError:
-            self._spec(name)
-            raise
+        return self._array(name)
 
     def get_value(self, name: str, dest: np.ndarray) -> np.ndarray:
         src = self._array(name)
@@ -292,6 +329,8 @@ class LumpedBmi(Bmi):
         return dest
 
     def _settable(self, name: str) -> VarSpec:
+        if self._finalized:
+            raise BmiError(f"set_value({name!r}) called after finalize")
         spec = self._specs.get(name) or self._spec(name)
         if spec.role != "input":
             raise BmiError(f"{name} is an output variable and cannot be set; inputs: "
@@ -303,12 +342,8 @@ class LumpedBmi(Bmi):
         arr = self._values[name]
         if arr.size == 1 and isinstance(src, np.ndarray) and src.size == 1:  # fast path (ngen)
             x = float(src.item())
-            if spec.finite and not math.isfinite(x):
-                raise BmiError(f"{spec.name} ({spec.description or 'input'}) must be "
-                               f"finite, got {x}")
-            if spec.min_value is not None and x < spec.min_value:
-                raise BmiError(f"{spec.name} ({spec.description or 'input'}) must be >= "
-                               f"{spec.min_value} {spec.units}, got {x}")
+            if value_problem(spec, x):
+                raise bad_value(spec, x)
             arr[0] = x
             return
         values = np.asarray(src, dtype=arr.dtype).reshape(-1)

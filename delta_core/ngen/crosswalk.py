@@ -30,6 +30,9 @@ BASEFLOW = "groundwater__baseflow_volume_flux"
 #: Plausible air temperature range [degC]; values outside are almost surely in K or garbage.
 T_PLAUSIBLE = (-90.0, 70.0)
 
+#: ``python_type`` of the package's BMI components in a realization.
+BMI_TYPES = ("bmi_dhbv.BmiDHBV", "bmi_dcfe.BmiDCFE", "bmi_lgar.BmiLGAR")
+
 #: Prefixes of the feature ids ngen treats as catchments (any other id is skipped, and the run
 #: aborts with request_from_empty_nexus); nexus ids start with ``nex-``.
 CATCHMENT_PREFIXES = ("cat-", "wb-", "agg-")
@@ -43,6 +46,17 @@ def catchment_id(gauge_id: str) -> str:
 def is_catchment_id(cid: str) -> bool:
     """Whether ngen treats ``cid`` as a catchment id."""
     return str(cid).startswith(CATCHMENT_PREFIXES)
+
+
+def check_catchment_id(cid: str, where: str) -> str:
+    """``cid`` if ngen treats it as a catchment id; otherwise :class:`ReplayError` saying what
+    ngen does with it and the fix (``where``: the file or option that holds it)."""
+    if not is_catchment_id(cid):
+        raise ReplayError(
+            f"{where}: catchment id {cid!r} does not start with {', '.join(CATCHMENT_PREFIXES)}: "
+            f"ngen skips such a feature ('unknown feature identifier type') and aborts with "
+            f"request_from_empty_nexus; name it e.g. 'cat-{cid}'")
+    return cid
 
 # -- ngen forcing -------------------------------------------------------------------------------------
 #: CsvPerFeature columns: short name -> (CSDMS standard name, default units).

@@ -522,6 +522,17 @@ def _read_rings(buf: bytes, pos: int, order: str, dim: int) -> tuple[list[np.nda
     return rings, pos
 
 
+def geojson_centroid_latitude(geometry: dict | None) -> float | None:
+    """Centroid latitude [degrees] of a GeoJSON Polygon/MultiPolygon in longitude/latitude
+    (area centroid on the ellipsoid, as for divides: each vertex is not weighted, so a ring's
+    closing vertex, which repeats the first, does not count twice); None without a polygon."""
+    geom = _geojson_geometry(geometry)
+    if geom is None or geom[0] not in ("Polygon", "MultiPolygon"):
+        return None
+    _, lat, _ = area_centroid(as_polygons(*geom), SUPPORTED_CRS[4326])
+    return lat
+
+
 def as_polygons(kind: str, coords) -> list[list[np.ndarray]]:
     """Polygon or MultiPolygon coordinates as a list of polygons (lists of rings)."""
     if kind == "Polygon":

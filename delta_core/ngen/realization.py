@@ -13,7 +13,9 @@ Catchment rows (id, latitude, area, attributes) come from one of:
   (see below); ``--write-forcing`` writes forcing CSVs for start..end (hourly or daily, see
   below) and ``--spinup-start`` spin-up CSVs at the model's step up to the day before start;
 * ``--catchments GEOJSON --stand-in GAUGE``: the geojson's catchments (areasqkm; latitude of the
-  polygon's vertex mean) with the attributes of CAMELS basin GAUGE as a documented stand-in;
+  polygon's centroid) with the attributes of CAMELS basin GAUGE as a documented stand-in; the
+  geojson, ``nexus_data.geojson`` beside it and the catchments' forcing files (``--forcing-path``
+  beside it) are copied into ``--out``, which is then self-contained;
 * ``--hydrofabric GPKG|GEOJSON`` with ``--table CSV`` or ``--stand-in GAUGE``: the divides of a
   NextGen hydrofabric (:mod:`delta_core.ngen.hydrofabric`: layers ``divides`` and ``nexus``,
   EPSG:5070 inverse-projected), each with its own area (``areasqkm``, else its polygon's area)
@@ -74,6 +76,9 @@ import argparse
 import csv
 import datetime as dt
 import json
+import os
+import re
+import shutil
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,10 +87,13 @@ from typing import Callable
 import numpy as np
 import yaml
 
-from delta_core.ngen.crosswalk import PRECIP, RUNOFF_DEPTH, TEMP, TMAX, TMIN, catchment_id
-from delta_core.ngen.hydrofabric import (Hydrofabric, HydrofabricWarning,
-                                        check_area, check_latitude, read_hydrofabric,
-                                        write_feature_collection)
+from delta_core.console import one_line_warnings
+from delta_core.fileio import atomic_write_text
+from delta_core.ngen.crosswalk import (PRECIP, RUNOFF_DEPTH, TEMP, TMAX, TMIN, catchment_id,
+                                      check_catchment_id)
+from delta_core.ngen.hydrofabric import (Hydrofabric, HydrofabricWarning, check_area,
+                                        check_latitude, geojson_centroid_latitude,
+                                        read_hydrofabric, write_feature_collection)
 
 #: BMI input -> forcing column: hourly (ngen's AORC columns) and daily (our daily CSVs).
 HOURLY_MAP = {PRECIP: "precip_rate", TEMP: "TMP_2maboveground"}
@@ -162,22 +170,48 @@ def needed_attributes(bundle: str | Path | None, model: str) -> list[str]:
 
 
 def geojson_catchments(path: str | Path) -> dict[str, dict]:
-    """``{id: {"area_km2", "latitude", "toid"}}`` from a catchment geojson."""
+    """``{id: {"area_km2", "latitude", "toid"}}`` from a catchment geojson (latitude: the
+    polygon's area centroid, :func:`~delta_core.ngen.hydrofabric.geojson_centroid_latitude`)."""
     d = json.loads(Path(path).read_text())
     out = {}
     for f in d["features"]:
         props = f.get("properties", {})
         cid = f.get("id") or props.get("id")
-        coords = np.array(_flatten(f.get("geometry", {}).get("coordinates", [])), dtype=float)
-        lat = float(coords[:, 1].mean()) if coords.size else None
-        out[cid] = {"area_km2": props.get("areasqkm"), "latitude": lat, "toid": props.get("toid")}
+        out[cid] = {"area_km2": props.get("areasqkm"),
+                    "latitude": geojson_centroid_latitude(f.get("geometry")),
+                    "toid": props.get("toid")}
     return out
 
 
-def _flatten(c):
-    if len(c) and isinstance(c[0], (int, float)):
-        return [c[:2]]
-    return [p for x in c for p in _flatten(x)]
+def copy_catchment_inputs(catchments: str | Path, ids: list[str], out: Path,
+                          forcing_path: str, file_pattern: str) -> list[str]:
+    """Make ``out`` self-contained for ``--catchments``: copy the catchment geojson to
+    ``out/catchment_data.geojson``, ``nexus_data.geojson`` from beside it, and the forcing files
+    of ``ids`` (``file_pattern``) from ``<its folder>/<forcing_path>`` to ``out/<forcing_path>``.
+
+    Returns
+    -------
+    list of str
+        The ids without a forcing file (ngen would abort on them: put their forcing there).
+    """
+    src = Path(catchments)
+    pairs = [(src, out / "catchment_data.geojson"),
+             (src.parent / "nexus_data.geojson", out / "nexus_data.geojson")]
+    fsrc, fdst = src.parent / forcing_path, out / forcing_path
+    lacking = []
+    for cid in ids:
+        pattern = re.compile(file_pattern.replace("{{id}}", re.escape(cid)))
+        found = sorted(p for p in fsrc.iterdir() if pattern.fullmatch(p.name)) \
+            if fsrc.is_dir() else []
+        pairs += [(p, fdst / p.name) for p in found]
+        if not found and not (fdst.is_dir() and any(pattern.fullmatch(p.name)
+                                                    for p in fdst.iterdir())):
+            lacking.append(cid)
+    for a, b in pairs:
+        if a.is_file() and (not b.exists() or not b.samefile(a)):
+            b.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(a, b)
+    return lacking
 
 
 def _pick(row: dict, names, what: str, cid: str):
@@ -340,9 +374,11 @@ def _warn_table_geometry(path, header, matched: dict, hf: Hydrofabric, need) -> 
                 f"divide's){still}", HydrofabricWarning, stacklevel=3)
 
 
-def check_rows(rows: list[dict]) -> None:
-    """Refuse latitudes outside [-90, 90] degrees and areas not > 0 (ngen aborts on them)."""
+def check_rows(rows: list[dict], source: str = "the catchments") -> None:
+    """Refuse what ngen refuses: ids without a ``cat-``/``wb-``/``agg-`` prefix, latitudes
+    outside [-90, 90] degrees and areas not > 0 (``source``: where the rows come from)."""
     for r in rows:
+        check_catchment_id(r["id"], source)
         r["latitude"] = check_latitude(r["latitude"], f"catchment {r['id']}")
         r["area_km2"] = check_area(r["area_km2"], f"catchment {r['id']}")
 
@@ -475,9 +511,16 @@ def write_realization(out: Path, rows: list[dict], binding: ModelBinding, *, sta
                       extras: dict | None = None, forcing_path: str = "./forcing/",
                       file_pattern: str = ".*{{id}}.*.csv", names_map: dict | None = None,
                       spinup: dict | None = None, note: str | None = None) -> Path:
-    """Write ``out/config/<id>.yaml`` per row and ``out/realization.json``; return the latter."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config").mkdir(exist_ok=True)
+    """Write ``out/config/<id>.yaml`` per row and ``out/realization.json``; return the latter.
+
+    ``spinup`` maps catchment ids to spin-up CSVs (relative to ``out/config``): a missing one is
+    refused before anything is written (the BMI's initialize, and with it ngen, would abort).
+    """
+    for cid, sp in (spinup or {}).items():
+        if not Path(os.path.normpath(out / "config" / sp)).is_file():  # config/ may not exist yet
+            raise ValueError(f"spin-up file {sp} of {cid} does not exist (looked for "
+                             f"{out / 'config' / sp}: a config's spinup_forcing is relative to "
+                             f"the config folder); write it first or fix the path")
     for r in rows:
         cfg = {"attributes": r["attributes"], "latitude": r["latitude"],
                "area_km2": r["area_km2"], "time_step_seconds": int(time_step),
@@ -492,7 +535,7 @@ def write_realization(out: Path, rows: list[dict], binding: ModelBinding, *, sta
         text = yaml.safe_dump(cfg, sort_keys=False)
         if note:
             text = "".join(f"# {line}\n" for line in note.splitlines()) + text
-        (out / "config" / f"{r['id']}.yaml").write_text(text)
+        atomic_write_text(out / "config" / f"{r['id']}.yaml", text)
     base = {**names_map} if names_map else {}
     realization = {
         "global": {
@@ -512,9 +555,7 @@ def write_realization(out: Path, rows: list[dict], binding: ModelBinding, *, sta
                  "output_interval": int(output_interval or time_step)},
         "output": {"root": "./output/"},
     }
-    path = out / "realization.json"
-    path.write_text(json.dumps(realization, indent=2) + "\n")
-    return path
+    return atomic_write_text(out / "realization.json", json.dumps(realization, indent=2) + "\n")
 
 
 def main(argv: list[str] | None, binding: ModelBinding) -> int:
@@ -522,6 +563,7 @@ def main(argv: list[str] | None, binding: ModelBinding) -> int:
     from delta_core.bundle import BundleError
     from delta_core.data.camels import DataError
 
+    one_line_warnings()
     try:
         return _main(argv, binding)
     except (BundleError, DataError, ValueError, OSError) as exc:
@@ -589,7 +631,7 @@ def _parse_args(argv, binding: ModelBinding) -> argparse.Namespace:
     args = ap.parse_args(argv)
     start, end = (_parse_datetime(args.start, "--start"), _parse_datetime(args.end, "--end"))
     if end < start:
-        ap.error(f"--end {args.end} is before --start {args.start}")
+        raise ValueError(f"--end {args.end} is before --start {args.start}")
     return args
 
 
@@ -614,8 +656,8 @@ def _classic_source(args, need) -> tuple[list[dict], str | None]:
     rows = [{"id": cid, "latitude": g["latitude"], "area_km2": float(g["area_km2"]),
              "attributes": dict(attrs)} for cid, g in sorted(geo.items())]
     note = (f"Catchment attributes are a STAND-IN: those of CAMELS basin {args.stand_in}; "
-            f"the catchment's own\nattributes were not available. Latitude: mean of the "
-            f"polygon vertices; area: areasqkm.")
+            f"the catchment's own\nattributes were not available. Latitude: centroid of the "
+            f"polygon; area: areasqkm.")
     return rows, note
 
 
@@ -661,7 +703,7 @@ def _main(argv, binding: ModelBinding) -> int:
         raise ValueError("--hydrofabric-nexus needs --hydrofabric")
     else:
         rows, note = _classic_source(args, need)
-    check_rows(rows)
+    check_rows(rows, args.table or args.catchments or args.hydrofabric or "--camels")
     bad = [kv for kv in args.map if "=" not in kv]
     if bad:
         raise ValueError(f"--map expects BMI_NAME=COLUMN, got {bad}")
@@ -693,4 +735,13 @@ def _main(argv, binding: ModelBinding) -> int:
                              file_pattern=args.file_pattern, names_map=names_map,
                              spinup=spinup, note=note)
     print(f"wrote {len(rows)} config(s) in {out / 'config'} and {path}")
+    if args.catchments:
+        lacking = copy_catchment_inputs(args.catchments, [r["id"] for r in rows], out,
+                                        args.forcing_path, args.file_pattern)
+        print(f"copied {args.catchments} (and nexus_data.geojson, forcing beside it) into {out}")
+        if lacking:
+            warnings.warn(f"no forcing file for {lacking[:5]}{' ...' * (len(lacking) > 5)} "
+                          f"matching {args.file_pattern!r} beside {args.catchments}: put them "
+                          f"in {out / args.forcing_path} (ngen aborts without them)",
+                          stacklevel=2)
     return 0

@@ -39,6 +39,7 @@ import argparse
 import csv
 import datetime as dt
 import importlib
+import io
 import json
 import re
 import sys
@@ -47,8 +48,11 @@ from pathlib import Path
 
 import numpy as np
 
-from delta_core.ngen.crosswalk import (CATCHMENT_PREFIXES, NGEN_FORCINGS, SUM_COLUMNS,
-                                      ReplayError, convert, is_catchment_id, time_units_seconds)
+from delta_core.bmi.base import BmiError
+from delta_core.console import one_line_warnings
+from delta_core.fileio import atomic_write_text
+from delta_core.ngen.crosswalk import (BMI_TYPES, NGEN_FORCINGS, SUM_COLUMNS, ReplayError,
+                                      check_catchment_id, convert, time_units_seconds)
 
 
 class CsvForcing:
@@ -105,6 +109,16 @@ class CsvForcing:
         x = self.columns[column][i0:i0 + n]
         return float(x.sum() if column in SUM_COLUMNS else x.mean())
 
+    def where(self, column: str, t0: np.datetime64, seconds: float) -> str:
+        """``file line N (time)`` of the row of ``column`` that makes the value over
+        ``[t0, t0 + seconds)`` bad: the first non-finite or negative one, else the first."""
+        i0 = int((t0 - self.times[0]).astype(np.int64) // self.row_seconds)
+        x = self.columns[column][i0:i0 + int(round(seconds / self.row_seconds))]
+        bad = np.flatnonzero(~np.isfinite(x) | (x < 0))
+        i = i0 + (int(bad[0]) if bad.size else 0)
+        t = str(self.times[i]).replace("T", " ")
+        return f"{self.path} line {i + 2} ({t}) column {column!r} = {self.columns[column][i]}"
+
 
 def _parse_dt(s: str) -> dt.datetime:
     try:
@@ -121,12 +135,7 @@ def _catchments(geojson: Path) -> dict[str, dict]:
         cid = f.get("id") or f.get("properties", {}).get("id")
         if cid is None:
             raise ReplayError(f"{geojson}: a feature has no id")
-        if not is_catchment_id(cid):
-            raise ReplayError(
-                f"{geojson}: catchment id {cid!r} does not start with "
-                f"{', '.join(CATCHMENT_PREFIXES)}: ngen skips such a feature ('unknown feature "
-                f"identifier type') and aborts with request_from_empty_nexus; name it e.g. "
-                f"'cat-{cid}'")
+        check_catchment_id(cid, str(geojson))
         out[cid] = dict(f.get("properties", {}))
     if not out:
         raise ReplayError(f"{geojson} holds no catchment features")
@@ -149,16 +158,22 @@ def _formulation(realization: dict, cat_id: str) -> tuple[dict, dict]:
     return form["params"], forcing
 
 
-def _load_class(params: dict, root: Path):
+def _load_class(params: dict, root: Path, source: Path) -> type:
+    """The class ``python_type`` names (``source``: the realization, for messages)."""
     if params.get("module_path"):
         mp = str((root / params["module_path"]).resolve())
         if mp not in sys.path:
             sys.path.insert(0, mp)
-    ptype = params["python_type"]
+    ptype = str(params.get("python_type"))
     module, _, cls = ptype.rpartition(".")
+    valid = f"this package's are {', '.join(BMI_TYPES)}"
     if not module:
-        raise ReplayError(f"python_type {ptype!r} must be 'package.module.ClassName'")
-    return getattr(importlib.import_module(module), cls)
+        raise ReplayError(f"{source}: python_type {ptype!r} must be 'package.ClassName'; {valid}")
+    try:
+        return getattr(importlib.import_module(module), cls)
+    except (ImportError, AttributeError) as exc:
+        raise ReplayError(f"{source}: python_type {ptype!r} cannot be loaded ({exc}); "
+                          f"{valid}") from None
 
 
 def replay(realization_path: str | Path, catchments_path: str | Path,
@@ -200,13 +215,19 @@ def replay(realization_path: str | Path, catchments_path: str | Path,
     start = np.datetime64(_parse_dt(tsec["start_time"]), "s")
     end = np.datetime64(_parse_dt(tsec["end_time"]), "s")
     interval = float(tsec.get("output_interval", 3600))
+    if end < start or interval <= 0:
+        raise ReplayError(f"{realization_path}: time.end_time {tsec['end_time']} is before "
+                          f"time.start_time {tsec['start_time']}" if end < start else
+                          f"{realization_path}: time.output_interval must be > 0 s, got "
+                          f"{interval:g}")
     n_steps = int((end - start).astype(np.int64) // int(interval)) + 1
     times = start + np.arange(n_steps) * np.timedelta64(int(interval), "s")
     out_root = Path(output_root) if output_root is not None else \
         root / real.get("output", {}).get("root", "./output/")
     results = {"times": times, "interval": interval, "catchments": {}, "nexus": {}}
     for cid in ids:
-        results["catchments"][cid] = _run_catchment(real, cid, cats[cid], root, times, interval)
+        results["catchments"][cid] = _run_catchment(real, cid, cats[cid], root, times, interval,
+                                                    realization_path)
         nex = cats[cid].get("toid")
         if nex:
             flow = results["catchments"][cid]["flow_m3s"]
@@ -218,7 +239,7 @@ def replay(realization_path: str | Path, catchments_path: str | Path,
 
 
 def _run_catchment(real: dict, cid: str, props: dict, root: Path, times: np.ndarray,
-                   interval: float) -> dict:
+                   interval: float, source: Path) -> dict:
     params, forcing_cfg = _formulation(real, cid)
     warned: set = set()
     if params.get("uses_forcing_file"):
@@ -244,7 +265,7 @@ def _run_catchment(real: dict, cid: str, props: dict, root: Path, times: np.ndar
     out_vars = list(params.get("output_variables") or [main])
 
     # 1. construction and initialize
-    model = _load_class(params, root)()
+    model = _load_class(params, root, source)()
     model.initialize(str(init))
     t_factor = time_units_seconds(model.get_time_units())
     model_t0 = model.get_start_time() * t_factor
@@ -292,7 +313,10 @@ def _run_catchment(real: dict, cid: str, props: dict, root: Path, times: np.ndar
                 value = raw
             else:
                 value = convert(raw, forcing.units[col], units, f"{col} -> {name}")
-            model.set_value(name, np.full(nbytes // itemsize, value, dtype=np.float64))
+            try:
+                model.set_value(name, np.full(nbytes // itemsize, value, dtype=np.float64))
+            except BmiError as exc:
+                raise ReplayError(f"{cid}: {forcing.where(col, t0, interval)}: {exc}") from None
         step = model.get_time_step() * t_factor
         if abs(step - interval) < 1e-9:
             model.update()
@@ -319,21 +343,23 @@ def _run_catchment(real: dict, cid: str, props: dict, root: Path, times: np.ndar
 
 
 def _write_outputs(results: dict, real: dict, out_root: Path) -> None:
-    out_root.mkdir(parents=True, exist_ok=True)
+    """Write the catchment and nexus CSVs, each through a temporary file (an error or an
+    interrupt leaves the previous run's files whole)."""
     stamps = [str(t).replace("T", " ") for t in results["times"]]
     for cid, r in results["catchments"].items():
         names = list(r["outputs"])
         header = r["header"] if len(r["header"]) == len(names) else names
         # ngen's formats: catchment rows with 9 significant digits, nexus rows "i, time, q"
         # with C++'s default 6 digits; LF line ends (byte-identical to ngen's files, checked)
-        with open(out_root / f"{cid}.csv", "w", newline="") as f:
-            w = csv.writer(f, lineterminator="\n")
-            w.writerow(["Time Step", "Time", *header])
-            for i, s in enumerate(stamps):
-                w.writerow([i, s, *(f"{r['outputs'][n][i]:.9g}" for n in names)])
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["Time Step", "Time", *header])
+        for i, s in enumerate(stamps):
+            w.writerow([i, s, *(f"{r['outputs'][n][i]:.9g}" for n in names)])
+        atomic_write_text(out_root / f"{cid}.csv", buf.getvalue())
     for nex, flow in results["nexus"].items():
-        with open(out_root / f"{nex}_output.csv", "w", newline="") as f:
-            f.writelines(f"{i}, {s}, {flow[i]:.6g}\n" for i, s in enumerate(stamps))
+        atomic_write_text(out_root / f"{nex}_output.csv",
+                          "".join(f"{i}, {s}, {flow[i]:.6g}\n" for i, s in enumerate(stamps)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -351,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
                          "realization's folder, as if ngen were started there)")
     ap.add_argument("--out", default=None, help="output folder (default: realization output.root)")
     args = ap.parse_args(argv)
+    one_line_warnings()
     try:
         res = replay(args.realization, args.catchments,
                      ids=args.ids.split(",") if args.ids else None, workdir=args.workdir,
