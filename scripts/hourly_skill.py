@@ -1,102 +1,151 @@
-"""What stepping dHBV hourly costs in skill: daily vs hourly runs of the same networks.
+"""Skill of a model run hourly, under named within-day rain patterns; hourly forcing files.
 
-For each variant the bundle simulates the basins from the first day of data (cold start) to the
-end of the test period; HBV steps daily, or hourly on the daily forcing spread over the hours
-(:mod:`bmi_dhbv.substeps`: rain uniform over the day or in a block of a few hours, PET by sine
-weights, temperature the daily mean; dynamic parameters from the daily LSTM lagged one day, as
-the hourly BMI computes them); hourly flows are summed to days and scored against the daily
-observations of the test period. Writes ``OUT/hourly_skill.csv`` (per basin and variant),
-``OUT/hourly_skill.md`` (median NSE/KGE per variant) and prints the table.
+Scores a bundle (daily sums of its hourly run against daily observations, states spun up on all
+forcing before --start) once per pattern, with the pattern replacing the bundle's own
+(``<model>-eval --rain-pattern``). Patterns:
 
-    python scripts/hourly_skill.py --data ../shared/data/camels_us_daily --out runs/hourly_skill
+* ``uniform``: each day's rain over 24 hours;
+* ``block3``: in 3 hours from 14:00; ``block6``: in 6 hours from 12:00 (the training scheme of
+  the first dCFE and dLGAR bundles);
+* ``stochastic``: storms at random hours (:mod:`delta_core.patterns`), seed 0; ``stochastic:N``
+  seed N.
+
+Writes ``OUT/<pattern>.csv`` (per basin) and ``OUT/summary.csv`` (median NSE/KGE per pattern)
+and prints the table. ``--collect OUT1 OUT2 ...`` prints one markdown table of several runs
+(model x pattern). ``--write-forcing DIR --pattern P`` writes the pack's daily forcing spread by
+pattern P as hourly files in ngen's CsvPerFeature form (the input of ``--hourly-forcing``).
+
+    python scripts/hourly_skill.py --data ../shared/data/camels_us_daily \\
+        --bundle bmi_dhbv/weights/dhbv_hourly.pt --out benchmarks/hourly/dhbv_hourly
 """
 from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from delta_core.data.camels import CamelsDataset
-from delta_core.evaluation import basin_metrics, load_model, simulate, summarize, training_dtype
-
-WEIGHTS = Path(__file__).resolve().parents[1] / "bmi_dhbv" / "weights"
-BLOCK3 = {"rain_disaggregation": "block", "rain_start_hour": 14, "rain_hours": 3}
-HOURLY = {"steps_per_day": 24, "dynamic_lag_days": 1}
-#: key -> (description, bundle file, physics overrides: None = as trained)
-VARIANTS = {
-    "daily": ("daily model, daily steps", "dhbv_dynamic.pt", None),
-    "hourly": ("daily model, hourly steps, rain uniform", "dhbv_dynamic.pt",
-               {**HOURLY, "rain_disaggregation": "uniform"}),
-    "hourly-block3": ("daily model, hourly steps, rain in 3 h", "dhbv_dynamic.pt",
-                      {**HOURLY, **BLOCK3}),
-    "tuned": ("hourly fine-tuned, rain uniform", "dhbv_dynamic_hourly.pt", None),
-    "tuned-block3": ("hourly fine-tuned, rain in 3 h", "dhbv_dynamic_hourly.pt", BLOCK3),
+PATTERNS = {
+    "uniform": {"rain": "uniform"},
+    "block3": {"rain": "block", "rain_start_hour": 14, "rain_hours": 3},
+    "block6": {"rain": "block", "rain_start_hour": 12, "rain_hours": 6},
+    "stochastic": {"rain": "stochastic", "seed": 0},
 }
 
 
-def run_variant(bundle: Path, overrides: dict | None, ds: CamelsDataset, ids: list[str],
-                start: str, end: str) -> list[dict]:
-    from delta_core.bundle import load_bundle
+def pattern_fields(name: str) -> dict:
+    """WithinDay fields of a named pattern (``stochastic:N``: seed N)."""
+    if name.startswith("stochastic:"):
+        return {"rain": "stochastic", "seed": int(name.split(":", 1)[1])}
+    if name not in PATTERNS:
+        raise ValueError(f"pattern {name!r}: choose from {list(PATTERNS)} or stochastic:SEED")
+    return PATTERNS[name]
 
-    b = load_bundle(bundle)
-    dtype = training_dtype(b)
-    model, norm, _ = load_model(b, dtype=dtype)
-    if overrides:
-        model.options = dataclasses.replace(model.options, **overrides)
-    sim = simulate(model, norm, ds, ids, start, end, batch_basins=32, dtype=dtype,
-                   progress=True)
-    return basin_metrics(sim)
+
+def score(bundle: str, data: str, basins: str, patterns: list[str], start: str, end: str,
+          out: Path) -> list[dict]:
+    """Evaluate ``bundle`` under each pattern; write per-basin CSVs and summary.csv."""
+    from delta_core.data.camels import CamelsDataset
+    from delta_core.evaluation import evaluate_model, write_metrics_csv
+
+    ds = CamelsDataset(data)
+    ids = ds.resolve_basins(basins)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = []
+    for name in patterns:
+        t0 = time.time()
+        res = evaluate_model(bundle, ds, ids, start, end, pattern=pattern_fields(name),
+                             progress=True, warn_overlap=False)
+        write_metrics_csv(out / f"{name.replace(':', '_')}.csv", res["rows"])
+        summary.append({"bundle": Path(bundle).name, "pattern": name,
+                        "median_nse": f"{res['median_nse']:.3f}",
+                        "median_kge": f"{res['median_kge']:.3f}", "basins": res["n_basins"],
+                        "period": f"{start}..{end}", "seconds": f"{time.time() - t0:.0f}"})
+        print(f"{name}: median NSE {res['median_nse']:.3f}, KGE {res['median_kge']:.3f} "
+              f"({res['n_basins']} basins, {time.time() - t0:.0f} s)", flush=True)
+    with open(out / "summary.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(summary[0]))
+        w.writeheader()
+        w.writerows(summary)
+    return summary
+
+
+def collect(dirs: list[str]) -> str:
+    """One markdown table (rows: runs; columns: patterns; NSE / KGE) of summary.csv files."""
+    runs = {d: list(csv.DictReader(open(Path(d) / "summary.csv"))) for d in dirs}
+    patterns = list(dict.fromkeys(r["pattern"] for rows in runs.values() for r in rows))
+    lines = ["| run | bundle | " + " | ".join(patterns) + " | basins |",
+             "|---|---|" + "---:|" * len(patterns) + "---:|"]
+    for d, rows in runs.items():
+        by = {r["pattern"]: r for r in rows}
+        cells = [f"{by[p]['median_nse']} / {by[p]['median_kge']}" if p in by else "" for p in patterns]
+        lines.append(f"| {Path(d).name} | `{rows[0]['bundle']}` | " + " | ".join(cells)
+                     + f" | {rows[0]['basins']} |")
+    return "\n".join(lines)
+
+
+def write_forcing(data: str, basins: str, pattern: str, start: str, end: str, out: Path) -> None:
+    """The pack's daily forcing from ``start`` to ``end`` spread by ``pattern`` as hourly files
+    (precipitation and PET by the pattern, temperature the daily mean; PET column given)."""
+    import torch
+
+    from delta_core.data.camels import CamelsDataset
+    from delta_core.hourly_forcing import write_directory
+    from delta_core.patterns import WithinDay
+    from delta_core.subdaily import step_forcing
+
+    ds = CamelsDataset(data)
+    ids = ds.resolve_basins(basins)
+    ts = ds.load(ids, start=start, end=end)
+    wd = WithinDay(**pattern_fields(pattern))
+    forcing = torch.from_numpy(ts.forcing(("prcp", "tmean", "pet")))
+    batch = {}
+    if wd.stochastic:
+        batch["rain_weights"] = torch.from_numpy(wd.draw_for_basins(len(ts.dates), ids))
+    s = step_forcing(forcing, wd, batch)
+    paths = write_directory(out, ids, np.datetime64(start), s.prcp.numpy(), s.temp.numpy(),
+                            s.pet.numpy())
+    print(f"wrote {len(paths)} hourly forcing files ({start}..{end}, pattern {pattern}) to {out}")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", required=True, help="CAMELS pack directory")
-    ap.add_argument("--basins", default="all", help="basin ids, a file of ids or a subset name")
-    ap.add_argument("--start", default="1995-10-01")
-    ap.add_argument("--end", default="2010-09-30")
-    ap.add_argument("--variants", default=",".join(VARIANTS),
-                    help=f"comma-separated variants of {list(VARIANTS)} (default: all whose "
-                         f"bundle exists)")
-    ap.add_argument("--out", required=True, help="output directory")
+    ap.add_argument("--data", default="../shared/data/camels_us_daily",
+                    help="CAMELS pack directory (default: ../shared/data/camels_us_daily)")
+    ap.add_argument("--basins", default="all", help="basin ids, a file of ids or a subset name "
+                                                    "(default: all)")
+    ap.add_argument("--bundle", help="bundle of an hourly model to score")
+    ap.add_argument("--patterns", default="uniform,block3,stochastic",
+                    help="comma-separated patterns (default: uniform,block3,stochastic)")
+    ap.add_argument("--start", default="1995-10-01", help="first day (default: 1995-10-01)")
+    ap.add_argument("--end", default="2010-09-30", help="last day (default: 2010-09-30)")
+    ap.add_argument("--out", help="output directory")
+    ap.add_argument("--collect", nargs="+", metavar="OUT", help="print the table of earlier runs")
+    ap.add_argument("--write-forcing", metavar="DIR", help="write hourly forcing files instead")
+    ap.add_argument("--pattern", default="stochastic", help="pattern of --write-forcing")
+    ap.add_argument("--threads", type=int, default=1, help="CPU threads (default: 1)")
     a = ap.parse_args(argv)
-    torch.set_num_threads(1)
-    ds = CamelsDataset(a.data)
-    ids = ds.resolve_basins(a.basins)
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    rows, table = [], []
-    for key in a.variants.split(","):
-        if key not in VARIANTS:
-            ap.error(f"unknown variant {key!r}; valid: {list(VARIANTS)}")
-        name, file, overrides = VARIANTS[key]
-        if not (WEIGHTS / file).is_file():
-            print(f"skipping {name!r}: {WEIGHTS / file} not found")
-            continue
-        t0 = time.time()
-        metrics = run_variant(WEIGHTS / file, overrides, ds, ids, a.start, a.end)
-        s = summarize(metrics)
-        table.append((name, file, s["median_nse"], s["median_kge"], s["n_basins"],
-                      time.time() - t0))
-        rows += [{"variant": name, **m} for m in metrics]
-        print(f"{name}: median NSE {s['median_nse']:.3f}, KGE {s['median_kge']:.3f} "
-              f"({s['n_basins']} basins, {time.time() - t0:.0f} s)", flush=True)
-    with open(out / "hourly_skill.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    lines = [f"dHBV daily vs hourly steps, test period {a.start}..{a.end}, {len(ids)} basins "
-             f"(`python scripts/hourly_skill.py --data DATA --out OUT`)", "",
-             "| variant | bundle | median NSE | median KGE | basins | wall time |",
-             "|---|---|---:|---:|---:|---:|"]
-    lines += [f"| {n} | `{f}` | {nse:.3f} | {kge:.3f} | {nb} | {sec:.0f} s |"
-              for n, f, nse, kge, nb, sec in table]
-    (out / "hourly_skill.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    import torch
+
+    torch.set_num_threads(a.threads)
+    try:
+        if a.collect:
+            print(collect(a.collect))
+        elif a.write_forcing:
+            write_forcing(a.data, a.basins, a.pattern, a.start, a.end, Path(a.write_forcing))
+        elif a.bundle and a.out:
+            patterns = a.patterns.split(",")
+            for p in patterns:
+                pattern_fields(p)
+            score(a.bundle, a.data, a.basins, patterns, a.start, a.end, Path(a.out))
+        else:
+            ap.error("give --bundle and --out, --collect, or --write-forcing")
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -190,7 +190,7 @@ def test_cold_start_stores_at_initialize(make):
 # -- the hourly scheme ---------------------------------------------------------------------------
 def test_hourly_mode_is_the_hourly_model(make, bundle, basin):
     """Hourly mode steps HBV every hour: fed daily forcing spread over the hours as in the
-    hourly model (rain uniform, PET sine, temperature the daily mean), its runoff summed to days
+    hourly model (rain in stochastic storms, PET sine, temperature the daily mean), its runoff summed to days
     equals bmi_dhbv.substeps.simulate of the same bundle (LSTM lagged a day) to rounding."""
     from bmi_dhbv import substeps
     from delta_core.evaluation import load_model
@@ -203,12 +203,13 @@ def test_hourly_mode_is_the_hourly_model(make, bundle, basin):
     model, norm, _ = load_model(bundle, dtype=torch.float64)
     sch = model.options.within_day
     forcing = ts.forcing(FORCING_NAMES)[:n_days]  # [D, 1, 3]
-    rain_w, pet_w = sch.rain_weights().numpy(), sch.pet_weights().numpy()
+    rain_w = sch.draw(n_days, 1, np.random.default_rng(8))  # this bundle's pattern: storms
+    pet_w = sch.pet_weights().numpy()
     runoff = []
     for d in range(n_days):
         p, t, pet = forcing[d, 0]
         for h in range(24):
-            m.set_value(B.PRECIP, np.array([p * rain_w[h]]))
+            m.set_value(B.PRECIP, np.array([p * rain_w[d, 0, h]]))
             m.set_value(B.TEMP, np.array([t]))
             m.set_value(B.PET, np.array([pet * pet_w[h]]))
             m.update()
@@ -216,6 +217,7 @@ def test_hourly_mode_is_the_hourly_model(make, bundle, basin):
     inputs = build_inputs(ts.slice_dates(str(ts.dates[0]), str(ts.dates[n_days - 1])),
                           {k: [str(v)] for k, v in basin["attrs"].items()}, norm)
     batch = inputs.batch(np.arange(n_days), np.arange(1), 0, torch.float64)
+    batch["rain_weights"] = torch.from_numpy(rain_w)
     with torch.no_grad():
         ref = substeps.simulate(model, batch, 24, sch, lag_days=1)
     np.testing.assert_allclose(np.reshape(runoff, (n_days, 24)).sum(1), ref["streamflow"][:, 0],

@@ -63,6 +63,8 @@ def test_parameter_scaling_spans_the_ranges():
 def test_daily_outputs_are_hourly_cfe_summed(sample_batch):
     """The model's daily streamflow is CFE's hourly Q_OUT over the disaggregated forcing, summed."""
     model, batch = sample_batch("dcfe")
+    w = model.pattern.draw(*batch["forcing"].shape[:2], np.random.default_rng(3))
+    batch = {**batch, "rain_weights": torch.from_numpy(w)}  # the default pattern: storms
     with torch.no_grad():
         out = model(batch)
         forcing = batch["forcing"]
@@ -72,7 +74,7 @@ def test_daily_outputs_are_hourly_cfe_summed(sample_batch):
 
         liquid, _, _ = snow_liquid_water(forcing[..., 0], forcing[..., 1], learned)
         sch = model.config.pattern
-        rain = to_hourly(liquid, sch.rain_weights()) / 1000.0
+        rain = to_hourly(liquid, batch["rain_weights"]) / 1000.0
         pet = to_hourly(forcing[..., 2], sch.pet_weights()) / 3.6e6
         _, hourly = physics.run(model.initial_state(params), params, rain, pet,
                                 model.config.options())
@@ -88,7 +90,8 @@ def test_model_water_balance(sample_batch):
     from delta_core.snow import liquid_water as snow_liquid_water
 
     model, batch = sample_batch("dcfe")
-    batch = {**batch, "warmup": 0}
+    w = torch.from_numpy(model.pattern.draw(*batch["forcing"].shape[:2], np.random.default_rng(5)))
+    batch = {**batch, "warmup": 0, "rain_weights": w}
     forcing = batch["forcing"]
     with torch.no_grad():
         out = model(batch)
@@ -97,7 +100,7 @@ def test_model_water_balance(sample_batch):
         liquid, _, swe = snow_liquid_water(forcing[..., 0], forcing[..., 1], learned)
         sch = model.config.pattern
         s0 = model.initial_state(params)
-        s1, _ = physics.run(s0, params, to_hourly(liquid, sch.rain_weights()) / 1000.0,
+        s1, _ = physics.run(s0, params, to_hourly(liquid, w) / 1000.0,
                             to_hourly(forcing[..., 2], sch.pet_weights()) / 3.6e6,
                             model.config.options(), outputs=("Q_OUT",))
     torch.testing.assert_close(out["swe"], swe)
@@ -359,7 +362,8 @@ def test_bmi_dynamic_parameters_follow_the_trained_model(make_bmi, dynamic_bundl
     daily = np.stack([np.where(rng.random(days) < 0.4, rng.gamma(1.0, 12.0, days), 0.0),
                       np.full(days, 15.0), rng.uniform(1.0, 5.0, days)], -1)
     sch = core._model.config.pattern
-    rain_h = to_hourly(torch.tensor(daily[:, None, 0]), sch.rain_weights())[:, 0].numpy()
+    w = torch.from_numpy(sch.draw(days, 1, np.random.default_rng(6)))
+    rain_h = to_hourly(torch.tensor(daily[:, None, 0]), w)[:, 0].numpy()
     pet_h = to_hourly(torch.tensor(daily[:, None, 2]), sch.pet_weights())[:, 0].numpy()
     runoff, refkdt = [], []
     for h in range(24 * days):

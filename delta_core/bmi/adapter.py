@@ -26,6 +26,7 @@ ngen turns into nexus flow), ``land_surface_water__runoff_volume_flux`` the same
 from __future__ import annotations
 
 import csv
+import gzip
 import datetime as dt
 import json
 import math
@@ -474,12 +475,14 @@ class NgenBmi(LumpedBmi):
     # spin-up and state files
     # ==========================================================================================
     def _spinup(self, path: Path) -> None:
-        """Run the core over a CSV of forcing at the model's step ending before time 0."""
+        """Run the core over a CSV of forcing at the model's step ending before time 0 (a
+        ``.csv.gz`` is read through gzip)."""
         core = self._core
+        opener = gzip.open if path.suffix == ".gz" else open
         try:
-            with open(path, newline="") as f:
+            with opener(path, "rt", newline="") as f:
                 rows = list(csv.DictReader(f))
-        except OSError as exc:
+        except (OSError, EOFError, UnicodeDecodeError) as exc:
             raise BmiError(f"cannot read spinup_forcing {path}: {exc}") from exc
         cols = self.SPINUP_COLUMNS
         step_s = core.spinup_step_seconds or core.step_seconds
