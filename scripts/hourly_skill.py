@@ -5,8 +5,9 @@ forcing before --start) once per pattern, with the pattern replacing the bundle'
 (``<model>-eval --rain-pattern``). Patterns:
 
 * ``uniform``: each day's rain over 24 hours;
-* ``block3``: in 3 hours from 14:00; ``block6``: in 6 hours from 12:00 (the training scheme of
-  the first dCFE and dLGAR bundles);
+* ``block3``: in 3 hours from 14:00; ``block3@00``: in 3 hours from 00:00 (the earliest a day's
+  rain can fall: a diagnostic of timing); ``block6``: in 6 hours from 12:00 (the training scheme
+  of the first dCFE and dLGAR bundles);
 * ``stochastic``: storms at random hours (:mod:`delta_core.patterns`), seed 0; ``stochastic:N``
   seed N.
 
@@ -31,6 +32,7 @@ import numpy as np
 PATTERNS = {
     "uniform": {"rain": "uniform"},
     "block3": {"rain": "block", "rain_start_hour": 14, "rain_hours": 3},
+    "block3@00": {"rain": "block", "rain_start_hour": 0, "rain_hours": 3},
     "block6": {"rain": "block", "rain_start_hour": 12, "rain_hours": 6},
     "stochastic": {"rain": "stochastic", "seed": 0},
 }
