@@ -13,7 +13,8 @@ PET: an input, or Hargreaves of the trailing 24 hours of temperature times the h
 the training disaggregation (:class:`delta_core.bmi.hourly.TrailingHargreaves`).
 
 The spin-up takes *daily* rows (as the daily core's spin-up file), spread over the hours as in
-training (the bundle's rain and PET schemes, temperature at the daily mean) and run in one call.
+training (:func:`delta_core.subdaily.step_forcing` with the bundle's within-day pattern, seeded
+draws for a stochastic one; temperature at the daily mean) and run in one call.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import torch
 
 from bmi_dhbv import hbv, kernel, substeps
 from bmi_dhbv.core import HBVCore
+from delta_core import subdaily
 from delta_core.bmi.hourly import HourlyInputs
 from delta_core.routing import gamma_unit_hydrograph_substeps
 
@@ -95,12 +97,12 @@ class HourlyHBVCore(HBVCore):
             params.update(self._dynamic_series(lagged, repeat=24))
             self.dynamic_raw = raw[-1].copy()
             self._set_dynamic(self.dynamic_raw)
-        rain_w = self._scheme.spinup_weights(len(days))
+        daily = torch.from_numpy(np.stack([p, t, pet], -1)[:, None, :])
+        weights = torch.from_numpy(self._scheme.spinup_weights(len(days))[:, None])
+        steps = subdaily.step_forcing(daily, self._scheme, {"rain_weights": weights})
         pet_w = self._scheme.pet_weights().numpy()
-        f = lambda a: torch.from_numpy(np.ascontiguousarray(a))[:, None]  # noqa: E731
         with torch.no_grad():
-            res = kernel.run(f((p[:, None] * rain_w).ravel()), f(np.repeat(t, 24)),
-                             f((pet[:, None] * pet_w).ravel()), params,
+            res = kernel.run(steps.prcp, steps.temp, steps.pet, params,
                              torch.from_numpy(self.states[:, None]), self._model.recharge_net,
                              keep_storages=False, backend=self.backend)
         self.states[...] = res.final_states[:, 0].numpy()
