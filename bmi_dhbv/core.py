@@ -65,9 +65,9 @@ class HBVCore(LumpedCore):
         for name, v in static.items():
             self._static[hbv.PARAMETER_NAMES.index(name)] = v[0].numpy()
         self._dyn_rows = [hbv.PARAMETER_NAMES.index(n) for n in self.dynamic_names]
-        self._dyn_lo = np.repeat([hbv.PARAMETER_RANGES[n][0] for n in self.dynamic_names], c)
-        self._dyn_span = np.repeat([hbv.PARAMETER_RANGES[n][1] - hbv.PARAMETER_RANGES[n][0]
-                                    for n in self.dynamic_names], c)
+        ranges = model.options.parameter_ranges
+        self._dyn_lo = np.repeat([ranges[n][0] for n in self.dynamic_names], c)
+        self._dyn_span = np.repeat([ranges[n][1] - ranges[n][0] for n in self.dynamic_names], c)
         self.unit_hydrograph = uh[0].numpy().copy()
         self._uh0 = float(self.unit_hydrograph[0])
         self._uh_tail = self.unit_hydrograph[1:].copy()

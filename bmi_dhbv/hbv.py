@@ -79,6 +79,10 @@ class HBVOptions:
     within_day : WithinDay
         How daily rain and PET are spread over the hours with ``steps_per_day = 24``
         (:mod:`delta_core.patterns`).
+    ranges : dict
+        ``{name: [low, high]}`` replacing :data:`PARAMETER_RANGES` of some parameters, in their
+        daily units (e.g. recession coefficients up to 0.999 d-1 for an hourly model, whose
+        fast stores must drain within hours: ``1 - (1 - K)^(1/24)`` per hour).
     """
 
     n_components: int = 16
@@ -87,6 +91,7 @@ class HBVOptions:
     steps_per_day: int = 1
     dynamic_lag_days: int = 0
     within_day: WithinDay = field(default_factory=WithinDay)
+    ranges: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.n_components < 1:
@@ -102,6 +107,22 @@ class HBVOptions:
             raise ValueError(f"dynamic_lag_days must be 0 or 1, got {self.dynamic_lag_days}")
         if isinstance(self.within_day, dict):
             object.__setattr__(self, "within_day", WithinDay(**self.within_day))
+        for name, r in self.ranges.items():
+            if name not in PARAMETER_RANGES:
+                raise ValueError(f"ranges: unknown parameter {name!r}; valid: {PARAMETER_NAMES}")
+            if (not isinstance(r, (list, tuple)) or len(r) != 2
+                    or not float(r[0]) < float(r[1])):
+                raise ValueError(f"ranges.{name} must be [low, high] with low < high, got {r!r}")
+
+    def range(self, name: str) -> tuple[float, float]:
+        """``(low, high)`` of parameter ``name`` (the configured override, else the default)."""
+        lo, hi = self.ranges.get(name, PARAMETER_RANGES[name][:2])
+        return float(lo), float(hi)
+
+    @property
+    def parameter_ranges(self) -> dict[str, tuple[float, float]]:
+        """``{name: (low, high)}`` of every HBV parameter."""
+        return {n: self.range(n) for n in PARAMETER_NAMES}
 
     #: Bundles written before the ``within_day`` section: their flat keys' defaults.
     LEGACY_WITHIN_DAY = WithinDay("uniform", 12, 6, "sine")
@@ -120,10 +141,12 @@ class HBVOptions:
         return {"n_components": self.n_components, "dynamic": list(self.dynamic),
                 "nn_recharge": self.nn_recharge, "steps_per_day": self.steps_per_day,
                 "dynamic_lag_days": self.dynamic_lag_days,
-                "within_day": dataclasses.asdict(self.within_day)}
+                "within_day": dataclasses.asdict(self.within_day), "ranges": dict(self.ranges)}
 
 
-def scale_parameters(unit: torch.Tensor, names: tuple[str, ...]) -> dict[str, torch.Tensor]:
+def scale_parameters(unit: torch.Tensor, names: tuple[str, ...],
+                     ranges: Mapping[str, tuple[float, float]] | None = None
+                     ) -> dict[str, torch.Tensor]:
     """Map network outputs in (0, 1) to physical parameter values.
 
     Parameters
@@ -132,10 +155,12 @@ def scale_parameters(unit: torch.Tensor, names: tuple[str, ...]) -> dict[str, to
         Values in (0, 1).
     names : tuple of str
         Parameter names along dimension -2.
+    ranges : mapping, optional
+        ``{name: (low, high)}`` (:meth:`HBVOptions.range`); default :data:`PARAMETER_RANGES`.
     """
     out = {}
     for i, name in enumerate(names):
-        lo, hi, _ = PARAMETER_RANGES[name]
+        lo, hi = ranges[name] if ranges else PARAMETER_RANGES[name][:2]
         out[name] = lo + unit[..., i, :] * (hi - lo)
     return out
 

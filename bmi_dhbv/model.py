@@ -123,7 +123,8 @@ class DHBV(nn.Module):
         c = self.options.n_components
         out = torch.sigmoid(self.static_net(x_attr))
         n_s = len(self.static_names)
-        par = hbv.scale_parameters(out[:, : n_s * c].reshape(-1, n_s, c), self.static_names)
+        par = hbv.scale_parameters(out[:, : n_s * c].reshape(-1, n_s, c), self.static_names,
+                                   self.options.parameter_ranges)
         r = out[:, n_s * c:]
         (lo_a, hi_a, _), (lo_b, hi_b, _) = ROUTING_RANGES["route_a"], ROUTING_RANGES["route_b"]
         return par, lo_a + r[:, 0] * (hi_a - lo_a), lo_b + r[:, 1] * (hi_b - lo_b)
@@ -140,7 +141,7 @@ class DHBV(nn.Module):
         c, n_d = self.options.n_components, len(self.dynamic_names)
         raw, state = self.dynamic_net(x_seq, state)
         unit = torch.sigmoid(raw).reshape(raw.shape[0], raw.shape[1], n_d, c)
-        return hbv.scale_parameters(unit, self.dynamic_names), state
+        return hbv.scale_parameters(unit, self.dynamic_names, self.options.parameter_ranges), state
 
     # -- simulation ------------------------------------------------------------------------
     @property

@@ -104,7 +104,8 @@ def simulate(model, batch: dict, steps_per_day: int = 24, scheme: WithinDay | No
         raw, _ = model.dynamic_net(model.lstm_inputs(batch["x_forcing"], x_attr))
         unit = torch.sigmoid(lag_dynamic(model, raw, lag_days))
         c, n_d = model.options.n_components, len(model.dynamic_names)
-        dynamic = hbv.scale_parameters(unit.reshape(n_days, n_basins, n_d, c), model.dynamic_names)
+        dynamic = hbv.scale_parameters(unit.reshape(n_days, n_basins, n_d, c), model.dynamic_names,
+                                       model.options.parameter_ranges)
         daily.update(dynamic)
     par = substep_parameters(daily, n)
     keep = not model.training
