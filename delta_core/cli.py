@@ -154,7 +154,8 @@ def demo_command(argv: list[str] | None, prog: str, spec: ModelSpec) -> int:
         f"Simulate the sample basins shipped with the package with the pretrained {spec.name} "
         "(test period 1995-10-01..2010-09-30), print NSE/KGE per basin, write metrics.csv, "
         "simulation.nc (all fluxes and stores) and hydrographs.png."))
-    ap.add_argument("--out", default="demo_out", help="output directory (default: demo_out)")
+    ap.add_argument("--out", default=f"{spec.name}_demo_out",
+                    help=f"output directory (default: {spec.name}_demo_out)")
     ap.add_argument("--bundle", default=str(spec.default_bundle),
                     help="weight bundle (default: the shipped one)")
     _add_engine_args(ap)
