@@ -401,3 +401,21 @@ def test_synthetic_hourly_rain_block_keeps_the_daily_totals():
     np.testing.assert_allclose(block[1, 12:18] * 3600.0, 2.0, rtol=1e-14)
     with pytest.raises(ValueError, match="within one day"):
         hourly_from_daily(prcp, t, t + 5, t - 5, rain_block=(20, 6))
+
+
+def test_synthetic_hourly_rain_can_fall_in_stochastic_storms():
+    """--rain-stochastic SEED: each day's rain in storms of a few hours, daily totals kept, the
+    same storms for the same seed and gauge, others for another gauge."""
+    from delta_core.ngen.realization import hourly_from_daily
+    from delta_core.patterns import WithinDay
+
+    prcp = np.full(200, 10.0)
+    t = np.full(200, 10.0)
+    rain = WithinDay("stochastic", seed=3)
+    a, _ = hourly_from_daily(prcp, t, t + 5, t - 5, rain=rain, gauge="01022500")
+    np.testing.assert_allclose(a.sum(1) * 3600.0, prcp, rtol=1e-13)
+    assert (a > 0).sum(1).mean() < 8  # storms, not all-day rain
+    b, _ = hourly_from_daily(prcp, t, t + 5, t - 5, rain=rain, gauge="01022500")
+    c, _ = hourly_from_daily(prcp, t, t + 5, t - 5, rain=rain, gauge="09480000")
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)

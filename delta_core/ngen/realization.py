@@ -397,10 +397,13 @@ DIURNAL_PEAK_HOUR = 15
 
 
 def hourly_from_daily(prcp, tmean, tmax, tmin,
-                      rain_block: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                      rain_block: tuple[int, int] | None = None, rain=None,
+                      gauge: str = "") -> tuple[np.ndarray, np.ndarray]:
     """Synthetic hourly forcing ``[n_days, 24]`` from daily series (see the module docstring):
     ``precip_rate`` [mm s-1] = P/86400 every hour, or with ``rain_block = (start_hour, hours)``
-    P spread evenly over those hours of the day (the δ models' training scheme, e.g. (12, 6));
+    P spread evenly over those hours of the day (the δ models' training scheme, e.g. (12, 6)),
+    or by a :class:`~delta_core.patterns.WithinDay` ``rain`` (stochastic storms drawn from its
+    seed and ``gauge``);
     ``TMP_2maboveground`` [K] = ``tmean + a cos(2 pi (h - 15)/24) + 273.15`` with
     ``a = max(tmax - tmin, 0)/2``."""
     prcp, tmean, tmax, tmin = (np.asarray(x, dtype=float).reshape(-1, 1)
@@ -410,7 +413,9 @@ def hourly_from_daily(prcp, tmean, tmax, tmin,
     cos[DIURNAL_PEAK_HOUR] = 1.0  # exact extremes (cos(0), cos(-pi))
     cos[(DIURNAL_PEAK_HOUR + 12) % 24] = -1.0
     amp = 0.5 * np.maximum(tmax - tmin, 0.0)
-    if rain_block is None:
+    if rain is not None:
+        rate = prcp * rain.draw_for_basins(prcp.shape[0], [gauge])[:, 0] / 3600.0
+    elif rain_block is None:
         rate = np.broadcast_to(prcp / 86400.0, (prcp.shape[0], 24)).copy()
     else:
         from delta_core.patterns import WithinDay
@@ -420,11 +425,22 @@ def hourly_from_daily(prcp, tmean, tmax, tmin,
     return rate, tmean + amp * cos + 273.15
 
 
+def _stochastic_rain(args):
+    """The stochastic within-day pattern of ``--rain-stochastic SEED`` (None without it)."""
+    if args.rain_stochastic is None:
+        return None
+    if args.rain_block:
+        raise ValueError("--rain-block and --rain-stochastic exclude each other")
+    from delta_core.patterns import WithinDay
+
+    return WithinDay("stochastic", seed=args.rain_stochastic)
+
+
 def write_camels_csvs(gauge: str, root, start: str, end: str, forcing_path: Path | None,
                       spinup_start: str | None, spinup_path: Path | None,
                       time_step: int = 86400, spinup_columns: dict | None = None,
                       spinup_step: int = 86400,
-                      rain_block: tuple[int, int] | None = None) -> None:
+                      rain_block: tuple[int, int] | None = None, rain=None) -> None:
     """Forcing CSV for the days start..end and a daily spin-up CSV (``date`` and
     ``spinup_columns``: column -> data variable) from ``spinup_start`` to the day before start. The forcing CSV is daily
     (``time,prcp [mm d-1],tmean,tmax,tmin [degC]``) for ``time_step`` 86400 and the synthetic
@@ -440,7 +456,7 @@ def write_camels_csvs(gauge: str, root, start: str, end: str, forcing_path: Path
             w = csv.writer(f)
             if time_step == 3600:
                 rate, temp = hourly_from_daily(ts.prcp[:, 0], ts.tmean[:, 0], ts.tmax[:, 0],
-                                               ts.tmin[:, 0], rain_block)
+                                               ts.tmin[:, 0], rain_block, rain, gauge)
                 w.writerow(["time", "precip_rate", "TMP_2maboveground"])
                 for i, d in enumerate(ts.dates):
                     for h in range(24):
@@ -466,7 +482,7 @@ def write_camels_csvs(gauge: str, root, start: str, end: str, forcing_path: Path
                     w.writerow([str(d), *(repr(float(ts[v][i, 0])) for v in cols.values())])
                 return
             rate, temp = hourly_from_daily(ts.prcp[:, 0], ts.tmean[:, 0], ts.tmax[:, 0],
-                                           ts.tmin[:, 0], rain_block)
+                                           ts.tmin[:, 0], rain_block, rain, gauge)
             hourly = {"prcp": rate * 3600.0, "tmean": temp - 273.15}
             unknown = [v for v in cols.values() if v not in hourly]
             if unknown:
@@ -621,6 +637,9 @@ def _parse_args(argv, binding: ModelBinding) -> argparse.Namespace:
                     help="--camels, hourly: spread each day's rain over HOURS hours from "
                          "START_HOUR:00 (e.g. 12 6, the scheme the dCFE and dLGAR bundles were "
                          "trained with) instead of evenly over the 24 hours")
+    ap.add_argument("--rain-stochastic", type=int, metavar="SEED",
+                    help="--camels, hourly: spread each day's rain over stochastic storms "
+                         "(delta_core.patterns, seeded by SEED and the gauge id) instead")
     ap.add_argument("--spinup-start", help="--camels: write spin-up CSVs <out>/spinup/<id>.csv "
                     "from this date to the day before --start and use them")
     ap.add_argument("--spinup-forcing", help="existing spin-up CSV (date,"
@@ -719,7 +738,8 @@ def _main(argv, binding: ModelBinding) -> int:
                               args.spinup_start, sp, time_step=args.time_step,
                               spinup_columns=binding.spinup_columns,
                               spinup_step=binding.spinup_step,
-                              rain_block=tuple(args.rain_block) if args.rain_block else None)
+                              rain_block=tuple(args.rain_block) if args.rain_block else None,
+                              rain=_stochastic_rain(args))
             if sp is not None:
                 spinup[r["id"]] = f"../spinup/{r['id']}.csv"
     if args.camels:
