@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -484,3 +485,14 @@ def test_batched_spinup_equals_stepping(make_bmi):
     batched = core.get_state()
     for k, v in stepped.items():
         np.testing.assert_allclose(batched[k], v, rtol=1e-9, atol=1e-12, err_msg=k)
+
+
+def test_bundle_key_may_name_a_shipped_bundle(make):
+    """``bundle: dhbv_static.pt`` (a bare file name) is the package's shipped bundle; a name
+    that is neither a file nor a shipped bundle is refused naming the path tried."""
+    from bmi_dhbv.model import DEFAULT_BUNDLE
+
+    m = make(bundle="dhbv_static.pt", time_step_seconds=86400)
+    assert Path(m._bundle_path) == DEFAULT_BUNDLE.with_name("dhbv_static.pt")
+    with pytest.raises(BmiError, match="nope.pt"):
+        make(bundle="nope.pt")

@@ -51,7 +51,8 @@ _RULE_CODES = {"sum": 0, "mean": 0, "max": 1, "min": 2}
 
 #: Configuration keys every model has: name -> description.
 COMMON_KEYS: dict[str, str] = {
-    "bundle": "weight bundle path (default: the model's shipped bundle)",
+    "bundle": "weight bundle path, or the file name of a shipped bundle (default: the model's "
+              "shipped default bundle)",
     "attributes": "mapping of every catchment attribute the bundle needs to its value",
     "latitude": "catchment latitude [degrees north]",
     "area_km2": "catchment area [km2] (runoff volume flux)",
@@ -270,7 +271,7 @@ class NgenBmi(LumpedBmi):
         from delta_core.registry import model_spec
 
         spec = model_spec(self.MODEL)
-        path = self._default_bundle() if bundle_path is None else self._path(bundle_path)
+        path = self._default_bundle() if bundle_path is None else self._bundle_file(bundle_path)
         if path is None:
             raise BmiError(f"model {self.MODEL} ships no bundle: give the key 'bundle'")
         model, norm, bundle = _shared_model(Path(path), load_model, torch.float64)
@@ -282,6 +283,16 @@ class NgenBmi(LumpedBmi):
         self._bundle_path = str(path)
         self._bundle_checksum = bundle["checksum"]
         return model, norm, bundle
+
+    def _bundle_file(self, value) -> Path:
+        """The file a ``bundle`` key names: a path (relative to the config's folder), or the
+        bare file name of a bundle the model package ships (e.g. ``dcfe_static.pt``)."""
+        path = self._path(value)
+        shipped = self._default_bundle()
+        if not path.exists() and shipped is not None and Path(str(value)).name == str(value):
+            if (shipped.parent / str(value)).is_file():
+                return shipped.parent / str(value)
+        return path
 
     def _default_bundle(self) -> Path | None:
         """The bundle used without a ``bundle`` key (the spec's; a model may choose by the host
