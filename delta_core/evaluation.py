@@ -23,15 +23,18 @@ from delta_core.spec import Engine
 
 
 def load_model(bundle: str | Path | dict, dtype: torch.dtype = torch.float32,
-               backend: str = "cpp", pattern: dict | None = None):
+               backend: str = "cpp", pattern: dict | None = None, physics: dict | None = None):
     """Model (in eval mode), normalisation and bundle dict from a bundle file (or a loaded
-    bundle); the physics runs on ``backend``. ``pattern``: :class:`WithinDay` fields that
-    replace the bundle's within-day pattern (an hourly model only)."""
+    bundle); the physics runs on ``backend``. ``physics``: fields of the model's physics config
+    that replace the bundle's (e.g. ``{"steps_per_day": 24, "dynamic_lag_days": 1}`` runs a
+    daily dHBV bundle hourly); ``pattern``: :class:`WithinDay` fields that replace its
+    within-day pattern (an hourly model only)."""
     b = bundle if isinstance(bundle, dict) else load_bundle(bundle)
     spec = model_spec(b["model"])
     cfg = b["config"]
     norm = Normalization.from_dict(b["normalization"])
-    physics = spec.physics_section(cfg["physics"], f"bundle {b['model']} physics")
+    physics_cfg = spec.physics_section(cfg["physics"], f"bundle {b['model']} physics")
+    physics = dataclasses.replace(physics_cfg, **physics) if physics else physics_cfg
     if pattern:
         if getattr(physics, "pattern", None) is None:
             raise ValueError(f"this {b['model']} bundle steps daily: a within-day pattern needs "
@@ -184,14 +187,16 @@ def warn_if_overlap(train: list | tuple | None, start: str, end: str, what: str,
 def evaluate_model(bundle: str | Path | dict, dataset: CamelsDataset, ids: list[str],
                    start: str, end: str, backend: str = "cpp", out_dir: str | Path | None = None,
                    progress: bool = False, warn_overlap: bool = True,
-                   hourly_dir: str | Path | None = None, pattern: dict | None = None) -> dict:
+                   hourly_dir: str | Path | None = None, pattern: dict | None = None,
+                   physics: dict | None = None) -> dict:
     """Simulate, score and (with ``out_dir``) write metrics.csv and simulation.nc.
 
     ``hourly_dir``: a directory of hourly forcing files (:mod:`delta_core.hourly_forcing`): the
     model runs hourly on them (spun up on the pack's daily forcing before their first hour) and
     is scored over the overlap of their whole days with ``start..end``. ``pattern``: fields of
     :class:`~delta_core.patterns.WithinDay` that replace the bundle's within-day pattern (e.g.
-    ``{"rain": "block", "rain_start_hour": 14, "rain_hours": 3}``).
+    ``{"rain": "block", "rain_start_hour": 14, "rain_hours": 3}``); ``physics``: physics
+    config fields that replace the bundle's (:func:`load_model`).
 
     Returns the summary of :func:`summarize` plus ``rows`` (per-basin metrics) and
     ``simulation`` (see :func:`simulate`).
@@ -202,7 +207,8 @@ def evaluate_model(bundle: str | Path | dict, dataset: CamelsDataset, ids: list[
         raise ValueError(f"end {end} is before start {start}")
     b = bundle if isinstance(bundle, dict) else load_bundle(bundle)
     dtype = training_dtype(b)
-    model, norm, b = load_model(b, dtype=dtype, backend=backend, pattern=pattern)
+    model, norm, b = load_model(b, dtype=dtype, backend=backend, pattern=pattern,
+                                physics=physics)
     hourly = None
     if hourly_dir is not None:
         from delta_core.hourly_forcing import read_directory
