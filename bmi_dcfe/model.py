@@ -29,10 +29,14 @@ from delta_core.networks import MLP, LSTMNet
 from delta_core.routing import gamma_unit_hydrograph
 from delta_core.spec import Batch, Engine, ModelSpec, ParameterSpec, StateSpec, Variable
 
-#: The pretrained bundle shipped with the package.
-DEFAULT_BUNDLE = Path(__file__).resolve().parent / "weights" / "dcfe_static.pt"
-#: The bundle with LSTM-dynamic refkdt and satdk (``configs/dcfe_dynamic_full.yaml``).
-DYNAMIC_BUNDLE = DEFAULT_BUNDLE.with_name("dcfe_dynamic.pt")
+#: Static parameters, trained with each day's rain in 6 h from 12:00 (``dcfe_static_full.yaml``).
+STATIC_BUNDLE = Path(__file__).resolve().parent / "weights" / "dcfe_static.pt"
+#: LSTM-dynamic refkdt and satdk, rain in 6 h from 12:00 (``configs/dcfe_dynamic_full.yaml``).
+DYNAMIC_BUNDLE = STATIC_BUNDLE.with_name("dcfe_dynamic.pt")
+#: The dynamic bundle fine-tuned with stochastic storms (``configs/dcfe_hourly.yaml``): the
+#: default, the one for NextGen's hourly rain (docs/hourly.md).
+HOURLY_BUNDLE = STATIC_BUNDLE.with_name("dcfe_hourly.pt")
+DEFAULT_BUNDLE = HOURLY_BUNDLE
 
 #: Forcing variables: P [mm/day], mean T [degC], PET [mm/day] (daily, as the CAMELS pack).
 FORCING_NAMES: tuple[str, ...] = ("prcp", "tmean", "pet")

@@ -121,7 +121,7 @@ def test_demo_runs_on_the_shipped_sample(tmp_path, capsys):
 
 
 def test_dcfe_bundle_valid_with_provenance():
-    from bmi_dcfe.model import DEFAULT_BUNDLE as DCFE_BUNDLE
+    from bmi_dcfe.model import STATIC_BUNDLE as DCFE_BUNDLE
 
     b = load_bundle(DCFE_BUNDLE)
     assert b["model"] == "dcfe" and b["config"]["training"]["dtype"] == "float64"
@@ -129,6 +129,19 @@ def test_dcfe_bundle_valid_with_provenance():
     assert len(prov["basins"]) == 447 and prov["train_period"] == ["1980-10-01", "1995-09-30"]
     assert prov["epochs"] == 23 and len(prov["history"]) == 23
     assert b["metrics"]["test_period"] == ["1995-10-01", "2010-09-30"]
+    assert b["metrics"]["n_basins"] == 447
+
+
+def test_dcfe_hourly_bundle_valid_with_provenance():
+    """dcfe_hourly.pt (the dCFE default): dcfe_dynamic.pt fine-tuned 6 epochs with stochastic
+    storms, scored under the seeded stochastic pattern."""
+    from bmi_dcfe.model import DEFAULT_BUNDLE, DYNAMIC_BUNDLE, HOURLY_BUNDLE
+
+    assert DEFAULT_BUNDLE == HOURLY_BUNDLE
+    b = load_bundle(HOURLY_BUNDLE)
+    assert b["config"]["physics"]["within_day"]["rain"] == "stochastic"
+    assert b["provenance"]["init_from"]["checksum"] == load_bundle(DYNAMIC_BUNDLE)["checksum"]
+    assert b["provenance"]["epochs"] == len(b["provenance"]["history"]) == 6
     assert b["metrics"]["n_basins"] == 447
 
 
@@ -148,6 +161,7 @@ def test_dcfe_dynamic_bundle_valid_with_provenance():
 # per-basin table per shipped bundle; README's figure for each is its median NSE
 PER_BASIN = {"dhbv_dynamic": "dhbv_dynamic_metrics.csv", "dcfe_static": "dcfe_static_metrics.csv",
              "dcfe_dynamic": "dcfe_dynamic_metrics.csv", "dhbv_hourly": "dhbv_hourly_metrics.csv",
+             "dcfe_hourly": "dcfe_hourly_metrics.csv",
              "dlgar_arid": "dlgar_arid_metrics.csv"}
 README_NSE = {"dhbv_dynamic": 0.731, "dcfe_static": 0.634}
 
@@ -161,13 +175,14 @@ def _per_basin(which: str) -> dict[str, dict]:
 
 
 def _bundle(which: str) -> Path:
-    from bmi_dcfe.model import DEFAULT_BUNDLE as DCFE_BUNDLE
-    from bmi_dcfe.model import DYNAMIC_BUNDLE
+    from bmi_dcfe.model import DYNAMIC_BUNDLE, HOURLY_BUNDLE as DCFE_HOURLY
+    from bmi_dcfe.model import STATIC_BUNDLE as DCFE_BUNDLE
     from bmi_dhbv.bmi import HOURLY_BUNDLE
     from bmi_lgar.model import DEFAULT_BUNDLE as DLGAR_BUNDLE
 
     return {"dhbv_dynamic": DEFAULT_BUNDLE, "dcfe_static": DCFE_BUNDLE,
             "dcfe_dynamic": DYNAMIC_BUNDLE, "dhbv_hourly": HOURLY_BUNDLE,
+            "dcfe_hourly": DCFE_HOURLY,
             "dlgar_arid": DLGAR_BUNDLE}[which]
 
 
