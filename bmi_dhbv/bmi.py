@@ -21,8 +21,12 @@ UPPER = "groundwater~upper_zone__depth"
 LOWER = "groundwater~lower_zone__depth"
 
 
-#: The δn(γt,βt) bundle fine-tuned with hourly HBV steps, the default of hourly hosts.
-HOURLY_BUNDLE = Path(__file__).resolve().parent / "weights" / "dhbv_dynamic_hourly.pt"
+#: The δn(γt,βt) bundle fine-tuned with hourly HBV steps and stochastic storms
+#: (``configs/dhbv_hourly.yaml``), the default of hourly hosts.
+HOURLY_BUNDLE = Path(__file__).resolve().parent / "weights" / "dhbv_hourly.pt"
+#: Its predecessor, fine-tuned with each day's rain spread evenly over the hours
+#: (``configs/dhbv_dynamic_hourly.yaml``; the start of ``dhbv_hourly.pt``).
+UNIFORM_HOURLY_BUNDLE = HOURLY_BUNDLE.with_name("dhbv_dynamic_hourly.pt")
 
 
 def parameter_var_name(name: str) -> str:
@@ -43,7 +47,7 @@ class BmiDHBV(NgenBmi):
     hours of temperature; rates converted to the hour (:mod:`bmi_dhbv.substeps`), routing by
     the hourly gamma unit hydrograph, dynamic parameters from the LSTM at each day's first hour
     (with the day before). Without a ``bundle`` key it runs the bundle fine-tuned for hourly
-    steps (``weights/dhbv_dynamic_hourly.pt``). Every output is the hour's own value.
+    steps and storms (``weights/dhbv_hourly.pt``). Every output is the hour's own value.
     """
 
     _component_name = "dHBV: differentiable HBV with LSTM-dynamic parameters (NextGen BMI)"

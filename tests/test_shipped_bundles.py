@@ -30,7 +30,9 @@ def test_bundle_valid_with_provenance(path):
     assert len(prov["basins"]) == 447
     assert prov["train_period"] == ["1980-10-01", "1995-09-30"]
     assert prov["epochs"] == b["config"]["training"]["epochs"] == len(prov["history"])
-    assert prov["epochs"] == (8 if "init_from" in prov else 50)
+    fine_tuned = {"dhbv_dynamic_hourly": 8, "dhbv_hourly": 6}  # epochs after init_from
+    assert prov["epochs"] == fine_tuned.get(path.stem, 50)
+    assert ("init_from" in prov) == (path.stem in fine_tuned)
     assert b["metrics"]["test_period"] == ["1995-10-01", "2010-09-30"]
     assert b["metrics"]["n_basins"] == 447 and b["metrics"]["median_nse"] > 0.6
     assert len(b["normalization"]["attributes"]["names"]) == 35
@@ -53,16 +55,22 @@ def test_truncated_bundle_is_one_line_saying_how_to_get_it_back(tmp_path):
         assert len(msg) - len(str(path)) < 200
 
 
-def test_hourly_bundle_is_the_daily_one_fine_tuned():
+def test_hourly_bundles_are_the_daily_one_fine_tuned():
     """dhbv_dynamic_hourly.pt: the shipped daily δn(γt,βt) fine-tuned with hourly HBV steps
-    (its provenance names the daily bundle's checksum), and the hourly BMI's default."""
-    from bmi_dhbv.bmi import HOURLY_BUNDLE
+    (its provenance names the daily bundle's checksum); dhbv_hourly.pt, the hourly BMI's default:
+    that one fine-tuned further with stochastic storms and wider recession ranges."""
+    from bmi_dhbv.bmi import HOURLY_BUNDLE, UNIFORM_HOURLY_BUNDLE
 
-    b = load_bundle(HOURLY_BUNDLE)
+    b = load_bundle(UNIFORM_HOURLY_BUNDLE)
     phys = b["config"]["physics"]
     assert phys["steps_per_day"] == 24 and phys["dynamic_lag_days"] == 1
     assert b["provenance"]["init_from"]["checksum"] == load_bundle(DEFAULT_BUNDLE)["checksum"]
     assert b["normalization"] == load_bundle(DEFAULT_BUNDLE)["normalization"]
+    h = load_bundle(HOURLY_BUNDLE)
+    assert h["provenance"]["init_from"]["checksum"] == b["checksum"]
+    assert h["config"]["physics"]["within_day"]["rain"] == "stochastic"
+    assert h["config"]["physics"]["ranges"] == {"K0": [0.05, 0.999], "K1": [0.01, 0.95]}
+    assert h["normalization"] == b["normalization"]
 
 
 def test_shipped_camels_realization_hourly_vs_daily(tmp_path):
@@ -162,6 +170,7 @@ def test_dcfe_dynamic_bundle_valid_with_provenance():
 PER_BASIN = {"dhbv_dynamic": "dhbv_dynamic_metrics.csv", "dcfe_static": "dcfe_static_metrics.csv",
              "dcfe_dynamic": "dcfe_dynamic_metrics.csv", "dhbv_hourly": "dhbv_hourly_metrics.csv",
              "dcfe_hourly": "dcfe_hourly_metrics.csv",
+             "dhbv_dynamic_hourly": "dhbv_dynamic_hourly_metrics.csv",
              "dlgar_arid": "dlgar_arid_metrics.csv"}
 README_NSE = {"dhbv_dynamic": 0.731, "dcfe_static": 0.634}
 
@@ -177,10 +186,10 @@ def _per_basin(which: str) -> dict[str, dict]:
 def _bundle(which: str) -> Path:
     from bmi_dcfe.model import DYNAMIC_BUNDLE, HOURLY_BUNDLE as DCFE_HOURLY
     from bmi_dcfe.model import STATIC_BUNDLE as DCFE_BUNDLE
-    from bmi_dhbv.bmi import HOURLY_BUNDLE
+    from bmi_dhbv.bmi import HOURLY_BUNDLE, UNIFORM_HOURLY_BUNDLE
     from bmi_lgar.model import DEFAULT_BUNDLE as DLGAR_BUNDLE
 
-    return {"dhbv_dynamic": DEFAULT_BUNDLE, "dcfe_static": DCFE_BUNDLE,
+    return {"dhbv_dynamic_hourly": UNIFORM_HOURLY_BUNDLE, "dhbv_dynamic": DEFAULT_BUNDLE, "dcfe_static": DCFE_BUNDLE,
             "dcfe_dynamic": DYNAMIC_BUNDLE, "dhbv_hourly": HOURLY_BUNDLE,
             "dcfe_hourly": DCFE_HOURLY,
             "dlgar_arid": DLGAR_BUNDLE}[which]
