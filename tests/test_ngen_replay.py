@@ -419,3 +419,25 @@ def test_synthetic_hourly_rain_can_fall_in_stochastic_storms():
     c, _ = hourly_from_daily(prcp, t, t + 5, t - 5, rain=rain, gauge="09480000")
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("name", ["ngen_example", "dcfe_ngen_example", "dlgar_ngen_example"])
+def test_example_forcing_rain_is_the_months_rain(name):
+    """The precipitation column the ngen-example realizations map, in the unit its header
+    declares (precip_rate [m s-1]: the column is 1000 times smaller than ngen's default mm s-1),
+    gives December 2015's rain: the month's APCP_surface total (kg m-2 per hour = mm) within 1 %."""
+    import json
+    import re
+
+    from delta_core.ngen import crosswalk as B
+    from delta_core.ngen.replay import CsvForcing
+
+    real = Path(__file__).resolve().parents[1] / "realizations" / name
+    cfg = json.loads((real / "realization.json").read_text())["global"]
+    column = cfg["formulations"][0]["params"]["variables_names_map"][B.PRECIP]
+    for path in sorted((real / cfg["forcing"]["path"]).glob("*.csv")):
+        f = CsvForcing(path)
+        rain_mm = B.convert(f.columns[column], f.units[column], "mm h-1").sum()
+        apcp_mm = f.columns["APCP_surface"].sum()
+        assert 100.0 < apcp_mm < 400.0, (path.name, apcp_mm)
+        assert rain_mm == pytest.approx(apcp_mm, rel=0.01), (path.name, rain_mm, apcp_mm)
