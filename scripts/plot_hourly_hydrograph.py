@@ -58,7 +58,7 @@ def main(argv=None) -> int:
     days = np.arange(a.days)
     fig, ax = plt.subplots(figsize=(10, 3.5))
     ax.plot(np.arange(24 * a.days) / 24, flow[24 * i0:24 * (i0 + a.days)],
-            label="hourly mode (dhbv_dynamic_hourly.pt), hourly")
+            label="hourly mode (default bundle dhbv_hourly.pt), hourly")
     q_day = np.asarray(daily[i0:i0 + a.days]) * AREA_KM2 * 1e6 / 86400
     ax.step(np.append(days, a.days), np.append(q_day, q_day[-1]), where="post",
             label="daily mode (dhbv_dynamic.pt), daily mean")
