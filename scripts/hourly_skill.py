@@ -9,7 +9,7 @@ forcing before --start) once per pattern, with the pattern replacing the bundle'
   rain can fall: a diagnostic of timing); ``block6``: in 6 hours from 12:00 (the training scheme
   of the first dCFE and dLGAR bundles);
 * ``stochastic``: storms at random hours (:mod:`delta_core.patterns`), seed 0; ``stochastic:N``
-  seed N.
+  seed N; ``bundle``: the bundle's own pattern (also for a daily bundle).
 
 Writes ``OUT/<pattern>.csv`` (per basin) and ``OUT/summary.csv`` (median NSE/KGE per pattern)
 and prints the table. ``--collect OUT1 OUT2 ...`` prints one markdown table of several runs
@@ -38,12 +38,16 @@ PATTERNS = {
 }
 
 
-def pattern_fields(name: str) -> dict:
-    """WithinDay fields of a named pattern (``stochastic:N``: seed N)."""
+def pattern_fields(name: str) -> dict | None:
+    """WithinDay fields of a named pattern (``stochastic:N``: seed N; ``bundle``: None, the
+    bundle's own)."""
+    if name == "bundle":
+        return None
     if name.startswith("stochastic:"):
         return {"rain": "stochastic", "seed": int(name.split(":", 1)[1])}
     if name not in PATTERNS:
-        raise ValueError(f"pattern {name!r}: choose from {list(PATTERNS)} or stochastic:SEED")
+        raise ValueError(f"pattern {name!r}: choose from {list(PATTERNS)}, stochastic:SEED or "
+                         f"bundle")
     return PATTERNS[name]
 
 
@@ -130,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pattern", default="stochastic", help="pattern of --write-forcing")
     ap.add_argument("--hourly-steps", action="store_true",
                     help="run a daily dHBV bundle hourly (steps_per_day 24, LSTM lagged a day)")
+    ap.add_argument("--lag-days", type=int, choices=(0, 1),
+                    help="dHBV: dynamic parameters of day d from the LSTM after day d - LAG")
     ap.add_argument("--threads", type=int, default=1, help="CPU threads (default: 1)")
     a = ap.parse_args(argv)
     import torch
@@ -144,7 +150,9 @@ def main(argv: list[str] | None = None) -> int:
             patterns = a.patterns.split(",")
             for p in patterns:
                 pattern_fields(p)
-            physics = {"steps_per_day": 24, "dynamic_lag_days": 1} if a.hourly_steps else None
+            physics = {"steps_per_day": 24, "dynamic_lag_days": 1} if a.hourly_steps else {}
+            if a.lag_days is not None:
+                physics["dynamic_lag_days"] = a.lag_days
             score(a.bundle, a.data, a.basins, patterns, a.start, a.end, Path(a.out), physics)
         else:
             ap.error("give --bundle and --out, --collect, or --write-forcing")
