@@ -386,8 +386,8 @@ def test_replay_of_shipped_realizations(replayed, name, hours):
 
 
 def test_replay_equals_direct_stepping(replayed):
-    """ngen's calls with AORC units (mm s-1, K) give what direct stepping with converted
-    forcing gives."""
+    """ngen's calls with the forcing's declared units (precip_rate [m s-1], K) give what direct
+    stepping with converted forcing gives."""
     from delta_core.ngen.replay import CsvForcing
 
     real, res = replayed["dlgar_ngen_example"]
@@ -396,8 +396,10 @@ def test_replay_equals_direct_stepping(replayed):
     m = BmiLGAR()
     m.initialize(str(real / "config" / f"{cid}.yaml"))
     n = len(res["times"])
-    out = run(m, f.columns["precip_rate"][:n] * 3600.0,
-              f.columns["TMP_2maboveground"][:n] - 273.15)
+    from delta_core.ngen.crosswalk import convert
+
+    rain = convert(f.columns["precip_rate"], f.units["precip_rate"], "mm h-1")  # [m s-1] header
+    out = run(m, rain[:n], f.columns["TMP_2maboveground"][:n] - 273.15)
     np.testing.assert_allclose(res["catchments"][cid]["main_m"], out[:, 0], rtol=1e-12,
                                atol=1e-18)
 
