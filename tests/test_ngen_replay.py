@@ -200,7 +200,7 @@ def test_cli_errors_are_one_line_and_keep_the_previous_outputs(tmp_path, capsys)
             r"python_type 'BmiLGAR' must be 'package.ClassName'")
     forcing = next((real / "forcing").glob("cat-27*.csv"))
     lines = forcing.read_text().splitlines()
-    col = lines[0].split(",").index("precip_rate")
+    col = lines[0].split(",").index("precip_rate [m s-1]")
     row = lines[100].split(",")
     row[col] = "-1e-4"
     lines[100] = ",".join(row)
