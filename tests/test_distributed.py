@@ -33,10 +33,17 @@ def _torchrun(module: str, config, n: int = 2) -> subprocess.CompletedProcess:
     root = os.path.dirname(os.path.dirname(os.path.abspath(delta_core.__file__)))
     env = dict(os.environ, OMP_NUM_THREADS="1",
                PYTHONPATH=os.pathsep.join([str(TESTS), root]))
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                           f"--nproc_per_node={n}", "-m", module, "--config", str(config),
-                           "--no-progress"], env=env, capture_output=True, text=True, timeout=600,
-                          cwd=os.path.dirname(os.path.abspath(config)))  # not the source tree
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           f"--nproc_per_node={n}", "-m", module, "--config", str(config), "--no-progress"]
+    run = lambda: subprocess.run(cmd, env=env, capture_output=True, text=True,  # noqa: E731
+                                 timeout=600, cwd=os.path.dirname(os.path.abspath(config)))
+    res = run()
+    # gloo's threads sometimes abort a rank at process exit, after the run has finished and
+    # written its files ("terminate called without an active exception", seen once under a
+    # loaded 2-core CI): run again once (the run resumes from its files and gives the same)
+    if res.returncode != 0 and "terminate called without an active exception" in res.stderr:
+        res = run()
+    return res
 
 
 @pytest.mark.slow
