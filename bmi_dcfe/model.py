@@ -23,7 +23,7 @@ from torch import nn
 from bmi_dcfe import physics
 from delta_core import snow as snow_routine
 from delta_core import subdaily
-from delta_core.patterns import WithinDay
+from delta_core.patterns import HourlyPhysics, WithinDay
 from delta_core.subdaily import daily_sums, end_of_day
 from delta_core.networks import MLP, LSTMNet
 from delta_core.routing import gamma_unit_hydrograph
@@ -95,7 +95,7 @@ class NetworkConfig:
 
 
 @dataclass
-class PhysicsConfig:
+class PhysicsConfig(HourlyPhysics):
     """CFE options, fixed soil constants and the hourly disaggregation (``physics`` section).
 
     Soil constants not learned are the NWM defaults of the shared reference configs.
@@ -131,16 +131,6 @@ class PhysicsConfig:
         if len(set(self.dynamic)) != len(self.dynamic):
             raise ValueError(f"physics.dynamic lists a parameter twice: {self.dynamic}")
         self.options()
-        if isinstance(self.within_day, dict):
-            self.within_day = WithinDay(**self.within_day)
-
-    #: Bundles written before the ``within_day`` section: their flat keys' defaults.
-    LEGACY_WITHIN_DAY = WithinDay("block", 12, 6, "sine")
-
-    @property
-    def pattern(self) -> WithinDay:
-        """The within-day pattern (the physics steps hourly)."""
-        return self.within_day
 
     def options(self) -> physics.CfeOptions:
         return physics.CfeOptions(partitioning=self.partitioning, surface=self.surface,

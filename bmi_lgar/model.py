@@ -69,7 +69,7 @@ from bmi_lgar.soil import read_soil_table
 from bmi_lgar.texture import PONDED_DEPTH_MAX_CM, RESERVOIRS, parameters_from_attributes
 from delta_core import snow as snow_routine
 from delta_core import subdaily
-from delta_core.patterns import WithinDay
+from delta_core.patterns import HourlyPhysics, WithinDay
 from delta_core.subdaily import daily_sums, end_of_day
 from delta_core.networks import MLP
 from delta_core.routing import gamma_unit_hydrograph, route
@@ -134,7 +134,7 @@ class NetworkConfig:
 
 
 @dataclass
-class PhysicsConfig:
+class PhysicsConfig(HourlyPhysics):
     """Correction bounds, GIUH length, snow constants and the hourly disaggregation
     (``physics`` section; see the module docstring for the formulas)."""
 
@@ -175,16 +175,6 @@ class PhysicsConfig:
             raise ValueError(f"physics.initial_psi_cm must be > 0 cm, got {self.initial_psi_cm}")
         if not self.giuh_hours >= 1:
             raise ValueError(f"physics.giuh_hours must be >= 1, got {self.giuh_hours}")
-        if isinstance(self.within_day, dict):
-            self.within_day = WithinDay(**self.within_day)
-
-    #: Bundles written before the ``within_day`` section: their flat keys' defaults.
-    LEGACY_WITHIN_DAY = WithinDay("block", 12, 6, "sine")
-
-    @property
-    def pattern(self) -> WithinDay:
-        """The within-day pattern (the physics steps hourly)."""
-        return self.within_day
 
     def snow(self) -> dict[str, float]:
         """The fixed degree-day parameters ``{TT, CFMAX, CFR, CWH}``."""

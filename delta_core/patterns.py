@@ -145,6 +145,19 @@ class WithinDay:
         return out
 
 
+class HourlyPhysics:
+    """Mixin of the physics configs of models whose physics always steps hourly (dCFE, dLGAR):
+    the pattern of their ``within_day`` field, and the defaults of the flat keys that bundles
+    written before that field carry (:meth:`WithinDay.from_physics`)."""
+
+    LEGACY_WITHIN_DAY = WithinDay("block", 12, 6, "sine")
+
+    @property
+    def pattern(self) -> WithinDay:
+        """The within-day pattern."""
+        return self.within_day
+
+
 def pet_hour_weights(pet: str = "sine") -> list[float]:
     """Fraction of the daily PET in each hour (module docstring), as plain floats."""
     if pet not in PET_PATTERNS:
