@@ -67,7 +67,6 @@ from bmi_lgar.parameters import DEFAULT_SOIL_TABLE, FIELD_CAPACITY_PSI_CM, WILTI
     LayerSoil, LgarParameters, Reservoirs
 from bmi_lgar.soil import read_soil_table
 from bmi_lgar.texture import PONDED_DEPTH_MAX_CM, RESERVOIRS, parameters_from_attributes
-from delta_core import snow as snow_routine
 from delta_core import subdaily
 from delta_core.patterns import HourlyPhysics, WithinDay
 from delta_core.subdaily import daily_sums, end_of_day
