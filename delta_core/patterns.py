@@ -68,6 +68,11 @@ class WithinDay:
     #: Seed of the stochastic draws of evaluation and spin-up (training draws from the run's
     #: generator).
     seed: int = 0
+    #: Hour of the calendar day at which the data's day begins [h, -23..0]: the hours of a
+    #: data day d's rain are those of [24 d + day_start_hour, 24 d + 24 + day_start_hour), e.g.
+    #: -17 for totals read from gauges at 07:00 (:func:`spread_rain`). PET stays on the calendar
+    #: day.
+    day_start_hour: int = 0
 
     def __post_init__(self) -> None:
         if self.rain not in RAIN_PATTERNS:
@@ -80,6 +85,10 @@ class WithinDay:
         if not 1.0 <= self.storm_hours_mean <= self.max_storm_hours <= 24:
             raise ValueError(f"within_day: need 1 <= storm_hours_mean ({self.storm_hours_mean}) "
                              f"<= max_storm_hours ({self.max_storm_hours}) <= 24")
+        if not -23 <= self.day_start_hour <= 0:
+            raise ValueError(f"within_day.day_start_hour must lie in -23..0 (hours before "
+                             f"midnight at which the data's day begins), got "
+                             f"{self.day_start_hour}")
         if self.storms_extra_mean < 0:
             raise ValueError(f"within_day.storms_extra_mean must be >= 0, got "
                              f"{self.storms_extra_mean}")
@@ -222,3 +231,19 @@ def to_hourly(daily: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     if w.dim() == 1:
         return (daily.unsqueeze(1) * w.view(1, 24, 1)).reshape(24 * d, b)
     return (daily.unsqueeze(-1) * w).permute(0, 2, 1).reshape(24 * d, b)
+
+
+def spread_rain(daily: torch.Tensor, weights: torch.Tensor, day_start_hour: int = 0
+                ) -> torch.Tensor:
+    """Hourly rain ``[24 D, B]`` of daily totals ``[D, B]`` spread by ``weights`` (as
+    :func:`to_hourly`) over data days that begin ``-day_start_hour`` hours before the calendar
+    days: the series moves that many hours earlier. The rain of day 0's first hours would fall
+    before the run and is dropped; the last hours of the run would hold the rain of the day
+    after the data and are dry."""
+    import torch
+
+    hourly = to_hourly(daily, weights)
+    k = -int(day_start_hour)
+    if k == 0:
+        return hourly
+    return torch.cat([hourly[k:], hourly.new_zeros(k, hourly.shape[1])])

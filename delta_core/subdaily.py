@@ -29,7 +29,7 @@ from typing import Any, Callable
 import torch
 
 from delta_core import snow as snow_routine
-from delta_core.patterns import WithinDay, hourly_rain_weights, to_hourly
+from delta_core.patterns import WithinDay, hourly_rain_weights, spread_rain, to_hourly
 
 #: ``block(state, s0, s1, grad) -> (state, {name: [s1 - s0, B]})``.
 Block = Callable[[Any, int, int, bool], tuple[Any, dict[str, torch.Tensor]]]
@@ -84,8 +84,9 @@ def step_forcing(forcing: torch.Tensor, pattern: WithinDay | None, batch: dict,
     if steps_per_day != 24 or pattern is None:
         raise ValueError(f"steps_per_day must be 1 or 24 (with a within-day pattern), got "
                          f"{steps_per_day}")
-    return StepForcing(to_hourly(p, hourly_rain_weights(pattern, batch, n_days, n_basins)),
-                       t.repeat_interleave(24, dim=0), to_hourly(pet, pattern.pet_weights()))
+    rain = spread_rain(p, hourly_rain_weights(pattern, batch, n_days, n_basins),
+                       pattern.day_start_hour)
+    return StepForcing(rain, t.repeat_interleave(24, dim=0), to_hourly(pet, pattern.pet_weights()))
 
 
 def liquid_water(forcing: torch.Tensor, steps: StepForcing, pattern: WithinDay, batch: dict,
@@ -110,7 +111,8 @@ def liquid_water(forcing: torch.Tensor, steps: StepForcing, pattern: WithinDay, 
     p, t = forcing[..., 0], forcing[..., 1]
     liquid, melt, swe = snow_routine.liquid_water(p, t, snow)
     n_days, n_basins = p.shape
-    return to_hourly(liquid, hourly_rain_weights(pattern, batch, n_days, n_basins)), melt, swe
+    weights = hourly_rain_weights(pattern, batch, n_days, n_basins)
+    return spread_rain(liquid, weights, pattern.day_start_hour), melt, swe
 
 
 def run_steps(block: Block, state: Any, n_steps: int, warmup_steps: int, block_steps: int | None,

@@ -9,7 +9,9 @@ forcing before --start) once per pattern, with the pattern replacing the bundle'
   rain can fall: a diagnostic of timing); ``block6``: in 6 hours from 12:00 (the training scheme
   of the first dCFE and dLGAR bundles);
 * ``stochastic``: storms at random hours (:mod:`delta_core.patterns`), seed 0; ``stochastic:N``
-  seed N; ``bundle``: the bundle's own pattern (also for a daily bundle).
+  seed N; ``bundle``: the bundle's own pattern (also for a daily bundle);
+* a suffix ``/dayH`` (H in -23..0) moves the data's day: e.g. ``stochastic/day-17`` puts each
+  day's storms in the 24 hours from 07:00 of the day before (``within_day.day_start_hour``).
 
 Writes ``OUT/<pattern>.csv`` (per basin) and ``OUT/summary.csv`` (median NSE/KGE per pattern)
 and prints the table. ``--collect OUT1 OUT2 ...`` prints one markdown table of several runs
@@ -41,6 +43,12 @@ PATTERNS = {
 def pattern_fields(name: str) -> dict | None:
     """WithinDay fields of a named pattern (``stochastic:N``: seed N; ``bundle``: None, the
     bundle's own)."""
+    if "/day" in name:
+        base, hour = name.split("/day", 1)
+        fields = pattern_fields(base)
+        if fields is None:
+            raise ValueError("the bundle's own pattern takes no /day suffix")
+        return {**fields, "day_start_hour": int(hour)}
     if name == "bundle":
         return None
     if name.startswith("stochastic:"):
@@ -65,7 +73,7 @@ def score(bundle: str, data: str, basins: str, patterns: list[str], start: str, 
         t0 = time.time()
         res = evaluate_model(bundle, ds, ids, start, end, pattern=pattern_fields(name),
                              physics=physics, progress=True, warn_overlap=False)
-        write_metrics_csv(out / f"{name.replace(':', '_')}.csv", res["rows"])
+        write_metrics_csv(out / f"{name.replace(':', '_').replace('/', '_')}.csv", res["rows"])
         summary.append({"bundle": Path(bundle).name, "pattern": name,
                         "median_nse": f"{res['median_nse']:.3f}",
                         "median_kge": f"{res['median_kge']:.3f}", "basins": res["n_basins"],
