@@ -14,6 +14,7 @@ from bmi_dcfe.core import CfeCore
 from bmi_dcfe.model import PARAMETERS
 from delta_core.bmi.adapter import RATE_UNITS, InputVar, NgenBmi, OutputVar
 from delta_core.bmi.base import BmiError
+from delta_core.bmi.hourly import FLAT_TEMPERATURE_KEYS
 from delta_core.ngen.crosswalk import (BASEFLOW, ET, INTERFLOW, MELT, PET, PRECIP,
                                       RUNOFF_DEPTH, RUNOFF_FLUX, SOIL, SURFACE_FLOW, SWE,
                                       T_PLAUSIBLE, TEMP)
@@ -40,6 +41,7 @@ class BmiDCFE(NgenBmi):
     EXTRA_KEYS = {
         "pet_source": "hargreaves (default: PET from the trailing 24 h of temperature) or input "
                       "(PET is an input variable that must be set every step)",
+        **FLAT_TEMPERATURE_KEYS,
     }
     SPINUP_COLUMNS = {"prcp_mm_h": "prcp", "tmean_c": "tmean", "pet_mm_h": "pet"}
 
@@ -48,8 +50,10 @@ class BmiDCFE(NgenBmi):
         if pet_source not in ("hargreaves", "input"):
             raise BmiError(f"pet_source must be 'hargreaves' or 'input', got {pet_source!r}")
         self._pet_input = pet_source == "input"
-        return CfeCore(model, x_attr, self._lat, self._choose_backend(cfg.get("backend"), model),
-                       norm=norm)
+        core = CfeCore(model, x_attr, self._lat,
+                       self._choose_backend(cfg.get("backend"), model), norm=norm)
+        core.set_flat_policy(self._flat_temperature(cfg))
+        return core
 
     def _choose_backend(self, backend: str | None, model) -> str:
         """The configured engine; without the key, cpp where the kernel is built and implements

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import math
-import warnings
 
 import numpy as np
 import torch
@@ -29,7 +27,6 @@ from delta_core import snow as snow_routine
 from delta_core.bmi.core import LumpedCore
 from delta_core.bmi.hourly import HourlyInputs
 from delta_core.networks import LSTMStepper
-from delta_core.pet import extraterrestrial_radiation
 
 
 class CfeCore(LumpedCore):
@@ -74,7 +71,6 @@ class CfeCore(LumpedCore):
             kernel._require_core()
         self.backend = backend
         self._pet_weights = model.pattern.pet_weights().tolist()
-        self._ra = extraterrestrial_radiation(latitude, np.arange(1, 367))[:, 0].tolist()
         with torch.no_grad():
             learned = model.parameters_physical(torch.as_tensor(x_attr[None], dtype=torch.float64))
             if self.dynamic_names:
@@ -119,6 +115,11 @@ class CfeCore(LumpedCore):
             self._set_parameters(self._dynamic_from_raw(self.dynamic_raw))
         self._write_levels()
 
+    def set_flat_policy(self, policy) -> None:
+        """Use ``policy`` (:class:`~delta_core.bmi.hourly.FlatTemperature`) for hours whose
+        trailing 24 h temperature is constant."""
+        self._inputs.pet_model.policy = policy
+
     def step(self, forcing: list, start: dt.datetime) -> None:
         """One hour from ``start``: ``forcing`` = [P mm, T degC, PET mm (None: Hargreaves)]."""
         p, t, pet = forcing
@@ -156,23 +157,13 @@ class CfeCore(LumpedCore):
             return super().spinup(forcings, starts)  # dynamic parameters: stepped
         n = len(forcings)
         temps = np.array([f[1] for f in forcings], dtype=float)
-        window = np.lib.stride_tricks.sliding_window_view(np.concatenate([self._inputs.pet_model.temps, temps]),
-                                                          24)[1:]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN never happens: the hour
-            tmax, tmin = np.nanmax(window, axis=1), np.nanmin(window, axis=1)  # is in its window
-        full = ~np.isnan(window[:, 0])
-        if (full & (tmax == tmin)).any() and not self._inputs.pet_model.warned:
-            self._inputs.pet_model.warned = True
-            warnings.warn("dCFE: air temperature constant over 24 hours of the spin-up forcing: "
-                          "Hargreaves PET is 0 there; give PET as an input (pet_source: input)",
-                          stacklevel=2)
-        ra = np.array([self._ra[t.timetuple().tm_yday - 1] for t in starts])
-        weights = np.array([self._pet_weights[t.hour] for t in starts])
-        pet_h = np.array([0.0023 * 0.408 * r * (0.5 * (a + b) + 17.8) * math.sqrt(max(a - b, 0.0))
-                          for r, a, b in zip(ra, tmax, tmin)])
-        pet_h = np.maximum(pet_h, 0.0) * weights
-        pet = np.array([pet_h[i] if f[2] is None else f[2] for i, f in enumerate(forcings)])
+        pet_model = self._inputs.pet_model
+        if all(f[2] is not None for f in forcings):
+            pet = np.array([f[2] for f in forcings], dtype=float)
+            pet_model.temps = np.concatenate([pet_model.temps, temps])[-24:]
+        else:
+            pet_h = pet_model.series(temps, starts)
+            pet = np.array([pet_h[i] if f[2] is None else f[2] for i, f in enumerate(forcings)])
         liquid, melt = np.empty(n), np.empty(n)
         for i, f in enumerate(forcings):
             sn = snow_routine.degree_day_step(self.snowpack, self.meltwater, f[0], f[1],
@@ -194,7 +185,6 @@ class CfeCore(LumpedCore):
         self.state[:] = np.concatenate([final.soil.numpy(), final.gw.numpy(),
                                         final.percolation.numpy(), final.nash_lateral[0].numpy()])
         self.queue[:] = final.giuh_queue[0].numpy()
-        self._inputs.pet_model.temps = np.concatenate([self._inputs.pet_model.temps, temps])[-24:]
         last = {k: float(v[-1, 0]) for k, v in out.items()}
         baseflow = last["DEEP_GW_TO_CHANNEL_FLUX"]
         if self._options.mass_conserving:

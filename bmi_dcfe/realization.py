@@ -26,7 +26,7 @@ def _inputs(time_step: int, args: argparse.Namespace) -> dict[str, str]:
 def _add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--pet-source", choices=("hargreaves", "input"),
                     help="PET from Hargreaves over the trailing 24 h (default) or an input "
-                         "column 'pet'")
+                         "column 'pet' (write its unit in the header, e.g. 'pet [mm h-1]')")
 
 
 BINDING = ModelBinding(

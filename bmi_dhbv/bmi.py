@@ -13,6 +13,7 @@ from bmi_dhbv.core import HBVCore
 from bmi_dhbv.hourly_core import HourlyHBVCore
 from delta_core.bmi.adapter import RATE_UNITS, InputVar, NgenBmi, OutputVar
 from delta_core.bmi.base import BmiError
+from delta_core.bmi.hourly import FLAT_TEMPERATURE_KEYS
 from delta_core.ngen.crosswalk import (BASEFLOW, ET, INTERFLOW, PET, PRECIP, RUNOFF_DEPTH,
                                       RUNOFF_FLUX, SOIL, SURFACE_FLOW, SWE, T_PLAUSIBLE, TEMP,
                                       TMAX, TMIN)
@@ -56,6 +57,7 @@ class BmiDHBV(NgenBmi):
     EXTRA_KEYS = {
         "pet_source": "hargreaves (default: PET from the day's max/min temperature) or input "
                       "(PET is an input variable that must be set every step)",
+        **FLAT_TEMPERATURE_KEYS,
     }
     SPINUP_COLUMNS = {"prcp_mm_day": "prcp", "tmax_c": "tmax", "tmin_c": "tmin",
                       "pet_mm_day": "pet"}
@@ -67,12 +69,15 @@ class BmiDHBV(NgenBmi):
         self._pet_input = pet_source == "input"
         backend = self._choose_backend(cfg.get("backend"), model)
         if self._time_step == 3600:
-            return HourlyHBVCore(model, norm, x_attr, self._lat, backend)
-        if model.options.steps_per_day != 1:
+            core = HourlyHBVCore(model, norm, x_attr, self._lat, backend)
+        elif model.options.steps_per_day != 1:
             raise BmiError(f"bundle {self._bundle_path} was trained with HBV stepping "
                            f"{model.options.steps_per_day} times a day: use it with "
                            f"time_step_seconds: 3600, or a daily bundle for daily steps")
-        return HBVCore(model, norm, x_attr, self._lat, backend)
+        else:
+            core = HBVCore(model, norm, x_attr, self._lat, backend)
+        core.set_flat_policy(self._flat_temperature(cfg))
+        return core
 
     def _default_bundle(self):
         if self._time_step == 3600 and HOURLY_BUNDLE.is_file():

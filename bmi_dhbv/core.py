@@ -13,13 +13,13 @@ Knows nothing of BMI: no configuration files, names or units beyond mm and mm/da
 from __future__ import annotations
 
 import datetime as dt
-import warnings
 
 import numpy as np
 import torch
 
 from bmi_dhbv import hbv, kernel
 from delta_core.bmi.core import LumpedCore
+from delta_core.bmi.hourly import FLAT_RANGE_C, FlatTemperature
 from delta_core.networks import LSTMStepper
 from delta_core.pet import extraterrestrial_radiation, hargreaves_from_ra
 
@@ -56,6 +56,7 @@ class HBVCore(LumpedCore):
             raise ValueError(f"unknown backend {backend!r}; valid: {list(kernel.BACKENDS)}")
         self.backend = backend
         self._model = model
+        self.flat_policy = FlatTemperature("dHBV")
         self._forcing_norm = norm.forcing
         self._ra = extraterrestrial_radiation(latitude, np.arange(1, 367))[:, 0].tolist()
         with torch.no_grad():
@@ -82,7 +83,7 @@ class HBVCore(LumpedCore):
         self.states = np.full((len(hbv.STATE_NAMES), self.n_components), hbv.COLD_START_MM)
         self.params = self._static.copy()
         self._dynamic_changed()
-        self._flat_warned = False
+        self._flat_range: float | None = None  # fallback range [degC] once engaged
         if self._lstm is not None:
             self._lstm.reset()
         self._qhist = np.zeros((3, len(self.unit_hydrograph) - 1))  # q0,q1,q2 at lags 1..14
@@ -109,14 +110,24 @@ class HBVCore(LumpedCore):
         if pet is None:
             if tmax is None or tmin is None:
                 raise ValueError("dHBV needs PET or the day's max and min temperature")
-            if tmax == tmin and not self._flat_warned:
-                self._flat_warned = True
-                warnings.warn(f"dHBV: zero temperature range on the day from {start} "
-                              f"(temperature constant within the day: daily-mean forcing?): "
-                              f"Hargreaves PET is 0 on such days; give PET as an input "
-                              f"(pet_source: input) for such forcing (warned once)", stacklevel=3)
+            tmax, tmin = self._unflatten(tmax, tmin, start)
             pet = hargreaves_from_ra(tmax, tmin, self._ra[start.timetuple().tm_yday - 1])
         return p, t, pet
+
+    def set_flat_policy(self, policy: FlatTemperature) -> None:
+        """Use ``policy`` for days (hours) of constant temperature (:class:`FlatTemperature`)."""
+        self.flat_policy = policy
+
+    def _unflatten(self, tmax: float, tmin: float, start: dt.datetime) -> tuple[float, float]:
+        """A day's max and min temperature [degC] for Hargreaves: as given, or on a day whose
+        range is below :data:`FLAT_RANGE_C` (daily-mean forcing) their mean +- half the fallback
+        range (the first such day warns, or raises with ``refuse``)."""
+        if abs(tmax - tmin) >= FLAT_RANGE_C:
+            return tmax, tmin
+        if self._flat_range is None:
+            self._flat_range = self.flat_policy.engage("dHBV", f"the day from {start}")
+        mid = 0.5 * (tmax + tmin)
+        return mid + 0.5 * self._flat_range, mid - 0.5 * self._flat_range
 
     def _set_dynamic(self, raw: np.ndarray) -> None:
         """Dynamic parameters from the LSTM's raw head outputs ``[n_dynamic * C]``."""

@@ -82,6 +82,12 @@ class HourlyHBVCore(HBVCore):
             self._set_dynamic(raw)
         self._advance(p, t, pet)
 
+    def set_flat_policy(self, policy) -> None:
+        """Use ``policy`` (:class:`~delta_core.bmi.hourly.FlatTemperature`) for the daily
+        spin-up rows and the trailing 24 hours alike."""
+        super().set_flat_policy(policy)
+        self._inputs.pet_model.policy = policy
+
     def spinup(self, forcings: list[list], starts: list[dt.datetime]) -> None:
         """Daily rows ``[P mm/d, T mean, T max, T min, PET mm/d]`` (None where derived), spread
         over their hours as in training, HBV in one call; the LSTM runs over the days. The

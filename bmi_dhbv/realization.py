@@ -25,7 +25,8 @@ def _inputs(time_step: int, args: argparse.Namespace) -> dict[str, str]:
 
 def _add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--pet-source", choices=("hargreaves", "input"),
-                    help="PET from Hargreaves (default) or an input column 'pet'")
+                    help="PET from Hargreaves (default) or an input column 'pet' (write its "
+                         "unit in the header, e.g. 'pet [mm h-1]', hourly, or 'pet [mm d-1]')")
 
 
 BINDING = ModelBinding(

@@ -20,6 +20,7 @@ from bmi_lgar.soil import SoilTableError
 from bmi_lgar.texture import parameters_from_attributes
 from delta_core.bmi.adapter import RATE_UNITS, InputVar, NgenBmi, OutputVar
 from delta_core.bmi.base import BmiError
+from delta_core.bmi.hourly import FLAT_TEMPERATURE_KEYS
 from delta_core.ngen.crosswalk import (BASEFLOW, ET, MELT, PET, PRECIP, RUNOFF_DEPTH,
                                       RUNOFF_FLUX, SOIL, SURFACE_FLOW, SWE, T_PLAUSIBLE, TEMP)
 
@@ -89,6 +90,7 @@ class BmiLGAR(NgenBmi):
         "snow": "true/false: degree-day snow ahead of LGAR (air temperature becomes an input); "
                 "default true with a bundle (its trained constants), false otherwise (then the "
                 "constants of dLGAR's PhysicsConfig)",
+        **FLAT_TEMPERATURE_KEYS,
     }
     SPINUP_COLUMNS = {"prcp_mm_h": "prcp", "pet_mm_h": "pet", "tmean_c": "tmean"}
 
@@ -191,8 +193,10 @@ class BmiLGAR(NgenBmi):
             raise BmiError(f"pet_source must be 'input' or 'hargreaves', got {pet_source!r}")
         self._pet_input = pet_source == "input"
         self._backend = self._choose_backend(cfg.get("backend"))
-        return LgarCore(model, None if self._pet_input else self._lat, backend=self._backend,
+        core = LgarCore(model, None if self._pet_input else self._lat, backend=self._backend,
                         snow=self._snow)
+        core.set_flat_policy(self._flat_temperature(cfg))
+        return core
 
     @staticmethod
     def _choose_backend(backend: str | None) -> str:

@@ -140,6 +140,12 @@ class LgarCore(LumpedCore):
         self.level_values = np.zeros(len(self.levels))
         self._write_levels()
 
+    def set_flat_policy(self, policy) -> None:
+        """Use ``policy`` (:class:`~delta_core.bmi.hourly.FlatTemperature`) for hours whose
+        trailing 24 h temperature is constant (no effect with PET as an input)."""
+        if self._pet is not None:
+            self._pet.policy = policy
+
     def step(self, forcing: list, start: dt.datetime) -> None:
         """One hour from ``start``: ``forcing`` = [P mm, PET mm or None, T degC or None]."""
         p, pet, t = forcing

@@ -84,7 +84,7 @@ def simulate(model, norm: Normalization, dataset: CamelsDataset, ids: list[str],
     pattern = getattr(model, "pattern", None)
     given = None
     if hourly is not None:
-        given = _given_hours(hourly, ts.dates, ts.lat, pattern, inputs, norm)
+        given = _given_hours(hourly, ts.dates, ts.lat, pattern, inputs, norm, list(ids))
     for b0 in tqdm(range(0, len(ids), batch_basins), desc="simulating", disable=not progress):
         basins = np.arange(b0, min(b0 + batch_basins, len(ids)))
         batch = inputs.batch(steps, basins, i0, dtype)
@@ -104,7 +104,7 @@ def simulate(model, norm: Normalization, dataset: CamelsDataset, ids: list[str],
 
 
 def _given_hours(hourly: HourlyForcing, dates: np.ndarray, lat: np.ndarray, pattern,
-                 inputs, norm: Normalization) -> np.ndarray:
+                 inputs, norm: Normalization, ids: list[str]) -> np.ndarray:
     """The given hours ``[24 n, B, 3]`` (P mm, T degC, PET mm) of the last ``n`` days of
     ``dates`` (which must end with them); the networks' daily forcing of those days becomes
     their aggregates (``inputs`` changed in place)."""
@@ -119,7 +119,8 @@ def _given_hours(hourly: HourlyForcing, dates: np.ndarray, lat: np.ndarray, patt
                          f"{hourly.first_day}, the run {len(dates) - first}")
     pet = hourly.pet
     if pet is None:
-        pet = trailing_hargreaves(hourly.temp, hourly.start, lat, pattern.pet_weights().tolist())
+        pet = trailing_hargreaves(hourly.temp, hourly.start, lat, pattern.pet_weights().tolist(),
+                                  ids)
     hours = np.stack([hourly.prcp, hourly.temp, pet], axis=-1)
     days = hours.reshape(hourly.n_days, 24, *hours.shape[1:])
     inputs.forcing[first:] = np.stack([days[..., 0].sum(1), days[..., 1].mean(1),

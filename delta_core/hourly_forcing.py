@@ -10,7 +10,8 @@ rows (hour-beginning times, consecutive, whole days from 00:00 to 23:00) and the
 * optional ``PET [mm h-1]`` (any water-rate unit, given in the header): potential
   evapotranspiration. Without it PET is computed as the BMIs do: Hargreaves of the trailing 24
   hours' temperatures times the hour's share of the model's PET pattern
-  (:func:`trailing_hargreaves`).
+  (:func:`trailing_hargreaves`; a basin whose temperature is constant over 24 hours, daily-mean
+  forcing, gets the BMIs' fallback diurnal range from then on, warned once per basin).
 
 Every problem is one line naming the file and the row: a missing column, a unit that is not a
 precipitation rate or a temperature, a gap or a repeated time, NaN or negative precipitation,
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from delta_core.bmi.hourly import FLAT_RANGE_C, FlatTemperature
 from delta_core.ngen.crosswalk import T_PLAUSIBLE, normalize_units
 from delta_core.pet import extraterrestrial_radiation, hargreaves_from_ra
 
@@ -210,10 +212,12 @@ def read_directory(directory: str | Path, gauge_ids: list[str]) -> HourlyForcing
 
 
 def trailing_hargreaves(temp: np.ndarray, start: np.datetime64, lat: np.ndarray,
-                        hour_weights) -> np.ndarray:
+                        hour_weights, names: list[str] | None = None) -> np.ndarray:
     """Hourly PET [mm h-1] as the BMIs compute it: Hargreaves of the max and min of the trailing
     24 hourly temperatures (fewer at the start), with the day's extraterrestrial radiation, times
-    the hour's weight of the daily PET.
+    the hour's weight of the daily PET. From a basin's first flat full window on (daily-mean
+    forcing), Hargreaves of the window's mean +- half the fallback diurnal range (as
+    :class:`~delta_core.bmi.hourly.TrailingHargreaves`, warned once per basin).
 
     Parameters
     ----------
@@ -224,16 +228,35 @@ def trailing_hargreaves(temp: np.ndarray, start: np.datetime64, lat: np.ndarray,
         Latitude [degrees north].
     hour_weights : sequence of 24 float
         Share of the daily PET in each hour of the day.
+    names : list of str, optional
+        The basins' names in the warning (default: their column numbers).
     """
     h, b = temp.shape
     pad = np.concatenate([np.repeat(temp[:1], 23, axis=0), temp])  # first hours: fewer values
     windows = np.lib.stride_tricks.sliding_window_view(pad, 24, axis=0)  # [H, B, 24]
-    tmax, tmin = windows.max(-1), windows.min(-1)
+    tmax, tmin = _fallback_range(windows, start, names or [f"column {i}" for i in range(b)])
     days = start.astype("datetime64[D]") + np.arange(h) // 24
     doy = (days - days.astype("datetime64[Y]")).astype(int) + 1
     ra = extraterrestrial_radiation(np.asarray(lat, dtype=float), doy)  # [H, B]
     w = np.tile(np.asarray(hour_weights, dtype=float), h // 24)[:, None]
     return hargreaves_from_ra(tmax, tmin, ra) * w
+
+
+def _fallback_range(windows: np.ndarray, start: np.datetime64,
+                    names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Max and min [degC] of trailing windows ``[H, B, 24]`` for Hargreaves, the fallback
+    diurnal range around the window mean from each basin's first flat full window on."""
+    tmax, tmin = windows.max(-1), windows.min(-1)
+    flat = (tmax - tmin < FLAT_RANGE_C) & (np.arange(len(tmax)) >= 23)[:, None]
+    engaged = np.maximum.accumulate(flat, axis=0)
+    for j in np.flatnonzero(engaged[-1]):
+        first = start + np.timedelta64(int(np.argmax(flat[:, j])) - 23, "h")
+        half = 0.5 * FlatTemperature(names[j]).engage("hourly forcing",
+                                                      f"the 24 hours from {first}")
+        mid = windows[:, j].mean(-1)
+        tmax[:, j] = np.where(engaged[:, j], mid + half, tmax[:, j])
+        tmin[:, j] = np.where(engaged[:, j], mid - half, tmin[:, j])
+    return tmax, tmin
 
 
 def write_directory(directory: str | Path, gauge_ids: list[str], start: np.datetime64,

@@ -192,6 +192,7 @@ class NgenBmi(LumpedBmi):
             raise BmiError(f"missing required key(s) {missing} in {where} "
                            f"({'; '.join(f'{k}: {keys[k]}' for k in missing)})")
         self._config = dict(cfg)
+        self._where = where
         self._finalized = False
         self._setup_time(cfg)
         self._lat = _number(cfg["latitude"], "latitude")
@@ -224,6 +225,16 @@ class NgenBmi(LumpedBmi):
             self._spinup(self._path(spin))
         if init not in (None, "cold"):
             self._load_state_file(self._path(init), as_initial=True)
+
+    def _flat_temperature(self, cfg: dict):
+        """The :class:`~delta_core.bmi.hourly.FlatTemperature` policy of ``cfg`` (keys
+        :data:`~delta_core.bmi.hourly.FLAT_TEMPERATURE_KEYS`), naming this config."""
+        from delta_core.bmi.hourly import FlatTemperature
+
+        try:
+            return FlatTemperature.from_config(cfg, self._where)
+        except ValueError as exc:
+            raise BmiError(str(exc)) from None
 
     def _set_threads(self, threads: int) -> None:
         """Use ``threads`` torch/kernel threads in this process (subclass: a model without

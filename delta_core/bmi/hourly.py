@@ -2,8 +2,8 @@
 
 * :class:`TrailingHargreaves`: hourly PET from temperature alone, as Hargreaves of the trailing
   24 hours (their max and min, the day-of-year radiation) times the hour's weight of the daily
-  PET (the disaggregation the model was trained with); warns once when the temperature is
-  constant over 24 hours (daily-mean forcing), where Hargreaves gives 0.
+  PET (the disaggregation the model was trained with). Forcing whose temperature is constant
+  within each day (daily means) has no diurnal range: see :class:`FlatTemperature`.
 * :class:`DayAggregate`: sums an hourly host's forcing over each calendar day, so daily networks
   (LSTMs) can step at the first hour of the next day.
 
@@ -13,14 +13,85 @@ from __future__ import annotations
 
 import datetime as dt
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
 from delta_core.pet import extraterrestrial_radiation, hargreaves_scalar
 
+#: A temperature range [degC] below this counts as none (constant temperature).
+FLAT_RANGE_C = 0.01
+#: Fallback diurnal temperature range [degC] for daily-mean forcing: the CAMELS-US Daymet
+#: basin-mean ``tmax - tmin`` (447 basins, 1980-2010: mean 12.6, median 12.3, 10th-90th
+#: percentile 10.8-14.8 degC). Hargreaves PET scales with its square root, so a basin whose true
+#: range is in that 10-90 % band gets PET within -6 % .. +11 % of its own.
+DEFAULT_DIURNAL_RANGE_C = 12.0
+
+#: The BMI configuration keys of :class:`FlatTemperature`.
+FLAT_TEMPERATURE_KEYS = {
+    "flat_temperature": "what to do when the air temperature is constant over 24 hours "
+                        "(daily-mean forcing: Hargreaves PET would be 0 or follow day-to-day "
+                        "changes): fallback (default: from then on Hargreaves with "
+                        "fallback_diurnal_range_c around the trailing 24 h mean) or refuse "
+                        "(stop with an error)",
+    "fallback_diurnal_range_c": f"diurnal temperature range [degC] of flat_temperature: fallback "
+                                f"(default {DEFAULT_DIURNAL_RANGE_C:g}, the CAMELS-US Daymet "
+                                f"mean)",
+}
+
+
+@dataclass(frozen=True)
+class FlatTemperature:
+    """What Hargreaves PET does with forcing whose temperature is constant within each day.
+
+    Attributes
+    ----------
+    label : str
+        The catchment (its BMI config) named in the warning.
+    diurnal_range_c : float
+        Fallback diurnal temperature range [degC].
+    refuse : bool
+        Raise instead of falling back.
+    """
+
+    label: str
+    diurnal_range_c: float = DEFAULT_DIURNAL_RANGE_C
+    refuse: bool = False
+
+    @classmethod
+    def from_config(cls, cfg: dict, label: str) -> "FlatTemperature":
+        """The policy of a BMI config's :data:`FLAT_TEMPERATURE_KEYS` (ValueError if invalid)."""
+        mode = cfg.get("flat_temperature", "fallback")
+        if mode not in ("fallback", "refuse"):
+            raise ValueError(f"{label}: flat_temperature must be 'fallback' or 'refuse', got "
+                             f"{mode!r}")
+        value = cfg.get("fallback_diurnal_range_c", DEFAULT_DIURNAL_RANGE_C)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 40:
+            raise ValueError(f"{label}: fallback_diurnal_range_c must be a number in (0, 40) "
+                             f"degC, got {value!r}")
+        return cls(label, float(value), mode == "refuse")
+
+    def engage(self, model: str, when: str) -> float:
+        """Warn (or with ``refuse`` raise ValueError) that the temperature is flat from
+        ``when`` on; return the fallback range [degC]."""
+        what = (f"{model} {self.label}: air temperature constant over {when} (daily-mean "
+                f"forcing?): Hargreaves PET would be 0 or follow day-to-day changes")
+        if self.refuse:
+            raise ValueError(f"{what}; give hourly temperature or PET (pet_source: input), or "
+                             f"set flat_temperature: fallback")
+        warnings.warn(f"{what}; from here on it uses the fallback diurnal range "
+                      f"{self.diurnal_range_c:g} degC (fallback_diurnal_range_c; "
+                      f"flat_temperature: refuse to stop instead; pet_source: input to give PET)",
+                      stacklevel=4)
+        return self.diurnal_range_c
+
 
 class TrailingHargreaves:
     """Hourly Hargreaves PET [mm per hour] from the trailing 24 hourly temperatures.
+
+    Once 24 trailing temperatures are constant (range < :data:`FLAT_RANGE_C`: daily-mean
+    forcing), the rest of the run uses Hargreaves of the trailing 24 h mean temperature with the
+    fallback diurnal range of :attr:`policy` (:class:`FlatTemperature`), warned once.
 
     Parameters
     ----------
@@ -30,17 +101,21 @@ class TrailingHargreaves:
         Fraction of the daily PET in each hour of the day (sums to 1).
     model : str
         Model name for the warning.
+    policy : FlatTemperature, optional
+        Default: fall back to :data:`DEFAULT_DIURNAL_RANGE_C`, the catchment named ``model``.
     """
 
-    def __init__(self, latitude: float, hour_weights, model: str):
+    def __init__(self, latitude: float, hour_weights, model: str,
+                 policy: FlatTemperature | None = None):
         self._weights = [float(w) for w in hour_weights]
         self._ra = extraterrestrial_radiation(latitude, np.arange(1, 367))[:, 0].tolist()
         self._model = model
+        self.policy = policy or FlatTemperature(model)
         self.reset()
 
     def reset(self) -> None:
         self._temps: list[float] = []  # trailing hourly temperatures [degC], oldest first
-        self.warned = False
+        self.flat_range: float | None = None  # fallback range [degC] once flat forcing is seen
         self._ra_day, self._ra_today = -1, 0.0
 
     def push(self, t: float) -> None:
@@ -52,21 +127,28 @@ class TrailingHargreaves:
 
     def pet(self, start: dt.datetime) -> float:
         """PET of the hour starting at ``start`` [mm] (after :meth:`push` of its temperature):
-        Hargreaves from the trailing 24 hours' max/min temperature (fewer at the start of a run)
-        times the hour's weight."""
+        Hargreaves from the trailing 24 hours' max/min temperature (fewer at the start of a run),
+        or their mean +- half the fallback range once they were flat, times the hour's weight."""
         temps = self._temps
         tmax, tmin = max(temps), min(temps)
-        if tmax == tmin and len(temps) == 24 and not self.warned:
-            self.warned = True
-            warnings.warn(f"{self._model}: air temperature constant over the 24 hours before "
-                          f"{start} (daily-mean forcing?): Hargreaves PET is 0 until it varies; "
-                          f"give PET as an input (pet_source: input) for such forcing",
-                          stacklevel=3)
+        if self.flat_range is None and tmax - tmin < FLAT_RANGE_C and len(temps) == 24:
+            self.flat_range = self.policy.engage(self._model, f"the 24 hours before {start}")
+        if self.flat_range is not None:
+            mid = sum(temps) / len(temps)
+            tmax, tmin = mid + 0.5 * self.flat_range, mid - 0.5 * self.flat_range
         day = start.toordinal()
         if day != self._ra_day:
             self._ra_day = day
             self._ra_today = self._ra[start.timetuple().tm_yday - 1]
         return hargreaves_scalar(tmax, tmin, self._ra_today) * self._weights[start.hour]
+
+    def series(self, temps: np.ndarray, starts: list[dt.datetime]) -> np.ndarray:
+        """PET [mm] of consecutive hours (:meth:`push` and :meth:`pet` of each in turn)."""
+        out = np.empty(len(starts))
+        for i, (t, start) in enumerate(zip(temps, starts)):
+            self.push(float(t))
+            out[i] = self.pet(start)
+        return out
 
     @property
     def temps(self) -> np.ndarray:
@@ -79,12 +161,13 @@ class TrailingHargreaves:
 
     @property
     def state(self) -> np.ndarray:
-        return np.concatenate([self.temps, [float(self.warned)]])
+        """The trailing temperatures and the fallback range (0: none engaged)."""
+        return np.concatenate([self.temps, [self.flat_range or 0.0]])
 
     @state.setter
     def state(self, value: np.ndarray) -> None:
         self.temps = value[:24]
-        self.warned = bool(value[24])
+        self.flat_range = float(value[24]) or None
 
 
 class DayAggregate:
@@ -136,8 +219,8 @@ class HourlyInputs:
 
     def __init__(self, latitude: float, hour_weights, model: str, lstm=None, forcing_norm=None):
         self.pet_model = TrailingHargreaves(latitude, hour_weights, model)
-        self.days = DayAggregate()
         self._lstm, self._norm = lstm, forcing_norm
+        self.days = DayAggregate()
 
     def reset(self) -> None:
         self.pet_model.reset()
