@@ -37,6 +37,7 @@ BINDING = ModelBinding(
     spinup_step=3600,
     add_arguments=_add_arguments,
     config_extras=lambda args: {"pet_source": args.pet_source} if args.pet_source else {},
+    bmi_class=BmiDCFE,
 )
 
 

@@ -79,10 +79,12 @@ class BmiDHBV(NgenBmi):
         core.set_flat_policy(self._flat_temperature(cfg))
         return core
 
-    def _default_bundle(self):
-        if self._time_step == 3600 and HOURLY_BUNDLE.is_file():
+    @classmethod
+    def default_bundle_for(cls, time_step: int) -> Path | None:
+        """Hourly steps: :data:`HOURLY_BUNDLE` (fine-tuned for them); daily: the spec's."""
+        if time_step == 3600 and HOURLY_BUNDLE.is_file():
             return HOURLY_BUNDLE
-        return super()._default_bundle()
+        return super().default_bundle_for(time_step)
 
     def _choose_backend(self, backend: str | None, model) -> str:
         """The configured engine; without the key, cpp if built (else torch, with a warning)."""

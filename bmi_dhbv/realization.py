@@ -36,6 +36,7 @@ BINDING = ModelBinding(
     spinup_columns={c: f for c, f in BmiDHBV.SPINUP_COLUMNS.items() if f != "pet"},
     add_arguments=_add_arguments,
     config_extras=lambda args: {"pet_source": args.pet_source} if args.pet_source else {},
+    bmi_class=BmiDHBV,
 )
 
 

@@ -1,11 +1,12 @@
 """``dlgar-realization``: NextGen realizations and per-catchment configs for dLGAR (the generic
 writer of :mod:`delta_core.ngen.realization` bound to dLGAR's BMI names and options).
 
-Without ``--bundle`` the configs carry the catchment's texture attributes
-(:data:`bmi_lgar.texture.ATTRIBUTES`), so each catchment runs the texture-table parameter set;
-with ``--bundle shipped`` (the package's dLGAR bundle) or ``--bundle PATH`` they carry every
-attribute the bundle needs and the texture attributes of its prior, and each catchment runs the
-learned parameters and the bundle's snow. The hourly AORC-style forcing has no PET,
+By default the configs run the shipped dLGAR bundle (``bundle: shipped``,
+``bmi_lgar/weights/dlgar_arid.pt``) and carry every attribute it needs and the texture
+attributes of its prior: each catchment runs the learned parameters and the bundle's snow.
+``--bundle PATH`` runs another bundle; ``--bundle none`` writes no bundle, so each catchment
+runs the texture-table parameter set (no learning) from its texture attributes
+(:data:`bmi_lgar.texture.ATTRIBUTES`). The hourly AORC-style forcing has no PET,
 so PET is Hargreaves from the hourly temperature (``pet_source: hargreaves``, inputs
 precipitation and temperature) unless ``--pet-source input`` (a forcing column ``pet``).
 """
@@ -47,7 +48,7 @@ def _add_arguments(ap: argparse.ArgumentParser) -> None:
 
 
 def _attributes(args: argparse.Namespace) -> list[str]:
-    """Texture attributes, or with ``--bundle`` the bundle's and the texture prior's."""
+    """Texture attributes (``--bundle none``), or the bundle's and the texture prior's."""
     bundle = getattr(args, "bundle", None)
     if not bundle:
         return list(ATTRIBUTES)
@@ -64,9 +65,14 @@ BINDING = ModelBinding(
     add_arguments=_add_arguments,
     config_extras=lambda args: {"pet_source": _pet_source(args)},
     attributes=_attributes,
-    bundle_help="'shipped' (the package's dLGAR bundle) or a bundle.pt: the configs run its "
-                "learned parameters and snow (default: none, texture-table parameters)",
+    bundle_help="a bundle.pt, 'shipped' (default: the package's dLGAR bundle, dlgar_arid.pt; "
+                "the configs run its learned parameters and snow) or 'none' (texture-table "
+                "parameters, no learning)",
     backends=("cpp", "python"),
+    bmi_class=BmiLGAR,
+    default_bundle=B.SHIPPED,
+    no_bundle="texture-table parameters from sand/silt/clay fractions and soil depth (no "
+              "learning, no snow)",
 )
 
 

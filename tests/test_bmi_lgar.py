@@ -313,14 +313,21 @@ def test_explicit_layers_and_overrides(tmp_path):
 # ----------------------------------------------------------------------------------------------
 # bmi-tester, realizations and replay
 # ----------------------------------------------------------------------------------------------
-def test_realization_writer(tmp_path):
+def test_realization_writer(tmp_path, capsys):
+    """Default: the shipped bundle; ``--bundle none``: the texture table (no learning)."""
     from bmi_lgar.realization import main
 
     src = REPO / "realizations" / "dlgar_ngen_example"
-    assert main(["--stand-in", "03439000", "--catchments", str(src / "catchment_data.geojson"),
-                 "--out", str(tmp_path), "--start", "2015-12-01 00:00:00",
-                 "--end", "2015-12-01 23:00:00"]) == 0
+    common = ["--stand-in", "03439000", "--catchments", str(src / "catchment_data.geojson"),
+              "--start", "2015-12-01 00:00:00", "--end", "2015-12-01 23:00:00"]
+    assert main(common + ["--out", str(tmp_path / "shipped")]) == 0
+    cfg = yaml.safe_load((tmp_path / "shipped" / "config" / "cat-27.yaml").read_text())
+    assert cfg["bundle"] == "shipped" and set(ATTRS) < set(cfg["attributes"])
+    assert "configs run dLGAR bundle dlgar_arid.pt, the shipped default" in capsys.readouterr().out
+    assert main(common + ["--out", str(tmp_path), "--bundle", "none"]) == 0
+    assert "dLGAR without a bundle: texture-table" in capsys.readouterr().out
     cfg = yaml.safe_load((tmp_path / "config" / "cat-27.yaml").read_text())
+    assert "bundle" not in cfg
     assert sorted(cfg["attributes"]) == sorted(ATTRS) and cfg["pet_source"] == "hargreaves"
     real = json.loads((tmp_path / "realization.json").read_text())
     fp = real["global"]["formulations"][0]["params"]

@@ -242,6 +242,40 @@ def test_realization_cli(tmp_path, capsys):
         realization.main(["--help"])
 
 
+@pytest.mark.parametrize("module, step, line", [
+    ("bmi_dhbv", 3600, "dHBV bundle dhbv_hourly.pt, the shipped default for 3600 s steps "
+                       "(no bundle key"),
+    ("bmi_dhbv", 86400, "dHBV bundle dhbv_dynamic.pt, the shipped default for 86400 s steps"),
+    ("bmi_dcfe", 3600, "dCFE bundle dcfe_hourly.pt, the shipped default for 3600 s steps"),
+    ("bmi_lgar", 3600, "dLGAR bundle dlgar_arid.pt, the shipped default for 3600 s steps "
+                       "(bundle: shipped")])
+def test_each_writer_runs_and_names_its_best_shipped_bundle(module, step, line, tmp_path,
+                                                            capsys):
+    """Without --bundle every writer's configs run the model's shipped bundle for the step (the
+    hourly fine-tuned ones for hourly steps), and its output says which in one line."""
+    import importlib
+
+    main = importlib.import_module(f"{module}.realization").main
+    geo = REPO / "realizations" / "ngen_example" / "catchment_data.geojson"
+    assert main(["--stand-in", "03439000", "--catchments", str(geo), "--out", str(tmp_path),
+                 "--start", "2015-12-01 00:00:00", "--end", "2015-12-02 23:00:00",
+                 "--time-step", str(step)]) == 0
+    out = capsys.readouterr().out
+    assert len([x for x in out.splitlines() if x.startswith("configs run")]) == 1
+    assert f"configs run {line}" in out, out
+
+
+def test_bundle_none_is_refused_where_a_bundle_is_needed(tmp_path, capsys):
+    from bmi_dcfe import realization
+
+    geo = REPO / "realizations" / "ngen_example" / "catchment_data.geojson"
+    assert realization.main(["--stand-in", "03439000", "--catchments", str(geo), "--out",
+                             str(tmp_path), "--start", "2015-12-01 00:00:00", "--end",
+                             "2015-12-01 23:00:00", "--bundle", "none"]) == 2
+    assert capsys.readouterr().err == ("error: --bundle none: dCFE needs a weight bundle; leave "
+                                       "--bundle out for the shipped one or give a bundle.pt\n")
+
+
 def test_realization_cli_errors_are_one_line(tmp_path, capsys):
     from bmi_dhbv import realization
 

@@ -306,11 +306,17 @@ class NgenBmi(LumpedBmi):
         return path
 
     def _default_bundle(self) -> Path | None:
-        """The bundle used without a ``bundle`` key (the spec's; a model may choose by the host
+        """The bundle used without a ``bundle`` key (:meth:`default_bundle_for` the host
         step, known by now)."""
+        return self.default_bundle_for(self._time_step)
+
+    @classmethod
+    def default_bundle_for(cls, time_step: int) -> Path | None:
+        """The shipped bundle a config without ``bundle`` runs at host steps of ``time_step``
+        [s] (the spec's; a model may choose by the step)."""
         from delta_core.registry import model_spec
 
-        return model_spec(self.MODEL).default_bundle
+        return model_spec(cls.MODEL).default_bundle
 
     def _encode_attributes(self, attrs, norm) -> np.ndarray:
         if not isinstance(attrs, dict):

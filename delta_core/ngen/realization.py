@@ -134,6 +134,14 @@ class ModelBinding:
         Help of ``--bundle`` (what the configs run without it).
     backends : tuple of str
         The BMI's ``backend`` values (``--backend`` choices; the first is the default).
+    bmi_class : type or None
+        The BMI class (its ``default_bundle_for(time_step)`` names the bundle a config without
+        ``bundle`` runs, in the writer's output line).
+    default_bundle : str or None
+        The ``bundle`` value written without ``--bundle`` (None: no key, the BMI's default).
+    no_bundle : str or None
+        What a config without a bundle runs, for a model that can (``--bundle none``); None:
+        the model always runs a bundle.
     """
 
     model: str
@@ -149,7 +157,13 @@ class ModelBinding:
     attributes: tuple[str, ...] | Callable | None = None
     bundle_help: str = "weight bundle written into the configs (default: shipped)"
     backends: tuple[str, ...] = ("cpp", "torch")
+    bmi_class: type | None = None
+    default_bundle: str | None = None
+    no_bundle: str | None = None
 
+
+#: ``--bundle`` value of a config without a bundle (models with :attr:`ModelBinding.no_bundle`).
+NO_BUNDLE = "none"
 
 ID_COLUMNS = ("id", "catchment_id", "divide_id", "gauge_id")
 LAT_COLUMNS = ("latitude", "lat", "gauge_lat")
@@ -710,8 +724,34 @@ def _hydrofabric_source(args, need, out: Path) -> tuple[Hydrofabric, list[dict],
     return hf, hydrofabric_rows(hf, attrs), note
 
 
+def config_bundle(value: str | None, binding: ModelBinding) -> str | None:
+    """The ``bundle`` written into the configs: ``--bundle`` or the binding's default; None for
+    no key (``--bundle none`` of a model that runs without a bundle)."""
+    value = value or binding.default_bundle
+    if value != NO_BUNDLE:
+        return value
+    if binding.no_bundle is None:
+        raise ValueError(f"--bundle none: {binding.model_type_name} needs a weight bundle; leave "
+                         f"--bundle out for the shipped one or give a bundle.pt")
+    return None
+
+
+def bundle_line(bundle: str | None, binding: ModelBinding, time_step: int) -> str:
+    """One line naming what the written configs run (the shipped file a default resolves to)."""
+    name = binding.model_type_name
+    if bundle is None and binding.no_bundle is not None:
+        return f"configs run {name} without a bundle: {binding.no_bundle} (--bundle {NO_BUNDLE})"
+    if bundle not in (None, "shipped"):
+        return f"configs run {name} bundle {bundle} (--bundle)"
+    shipped = binding.bmi_class.default_bundle_for(time_step) if binding.bmi_class else None
+    key = "no bundle key, the BMI's default" if bundle is None else "bundle: shipped"
+    return (f"configs run {name} bundle {shipped.name if shipped else 'shipped'}, the shipped "
+            f"default for {time_step} s steps ({key}; --bundle PATH to change)")
+
+
 def _main(argv, binding: ModelBinding) -> int:
     args = _parse_args(argv, binding)
+    args.bundle = config_bundle(args.bundle, binding)
     attrs = binding.attributes(args) if callable(binding.attributes) else binding.attributes
     need = list(attrs) if attrs is not None else needed_attributes(args.bundle, binding.model)
     out = Path(args.out)
@@ -755,6 +795,7 @@ def _main(argv, binding: ModelBinding) -> int:
                              file_pattern=args.file_pattern, names_map=names_map,
                              spinup=spinup, note=note)
     print(f"wrote {len(rows)} config(s) in {out / 'config'} and {path}")
+    print(bundle_line(args.bundle, binding, args.time_step))
     if args.catchments:
         lacking = copy_catchment_inputs(args.catchments, [r["id"] for r in rows], out,
                                         args.forcing_path, args.file_pattern)
