@@ -276,6 +276,39 @@ def test_bundle_none_is_refused_where_a_bundle_is_needed(tmp_path, capsys):
                                        "--bundle out for the shipped one or give a bundle.pt\n")
 
 
+def test_writer_warns_when_monthly_rain_is_implausibly_small(tmp_path):
+    """ngen's example forcing without its unit ([m s-1]) is read in mm s-1: 0.217 mm in
+    December 2015. The writer warns once, naming file, column, unit and total; with the unit
+    written in the header it stays silent."""
+    import warnings
+
+    from bmi_dhbv import realization
+
+    src = REPO / "realizations" / "ngen_example"
+    caught = {}
+    for name, header in (("declared", "precip_rate [m s-1]"), ("bare", "precip_rate")):
+        dst = tmp_path / name
+        (dst / "forcing").mkdir(parents=True)
+        for f in (src / "forcing").glob("*.csv"):
+            (dst / "forcing" / f.name).write_text(
+                f.read_text().replace("precip_rate [m s-1]", header, 1))
+        shutil.copy(src / "catchment_data.geojson", dst / "catchment_data.geojson")
+        shutil.copy(src / "nexus_data.geojson", dst / "nexus_data.geojson")
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            assert realization.main(["--stand-in", "03439000", "--catchments",
+                                     str(dst / "catchment_data.geojson"), "--out", str(dst),
+                                     "--start", "2015-12-01 00:00:00",
+                                     "--end", "2015-12-30 23:00:00"]) == 0
+        caught[name] = [str(x.message) for x in w if "mm of rain" in str(x.message)]
+    assert caught["declared"] == []
+    [msg] = caught["bare"]
+    assert re.match(r".*/bare/forcing/cat-27_.*\.csv: column 'precip_rate' read in mm s-1 gives "
+                    r"0\.217 mm of rain per 30 days in its wettest month 2015-12 \(3 of 3 "
+                    r"forcing file\(s\) checked below 1 mm\): a unit error\? .*"
+                    r"'precip_rate \[m s-1\]'", msg), msg
+
+
 def test_realization_cli_errors_are_one_line(tmp_path, capsys):
     from bmi_dhbv import realization
 

@@ -89,8 +89,8 @@ import yaml
 
 from delta_core.console import one_line_warnings
 from delta_core.fileio import atomic_write_text
-from delta_core.ngen.crosswalk import (PRECIP, RUNOFF_DEPTH, TEMP, TMAX, TMIN, catchment_id,
-                                      check_catchment_id)
+from delta_core.ngen.crosswalk import (PRECIP, RUNOFF_DEPTH, SUM_COLUMNS, TEMP, TMAX, TMIN,
+                                      catchment_id, check_catchment_id)
 from delta_core.ngen.hydrofabric import (Hydrofabric, HydrofabricWarning, check_area,
                                         check_latitude, geojson_centroid_latitude,
                                         read_hydrofabric, write_feature_collection)
@@ -402,6 +402,66 @@ def _value(s):
         return float(s)
     except (TypeError, ValueError):
         return str(s).strip()
+
+
+#: Rain [mm per 30 days] that the wettest month of a forcing file (a shorter file: its whole
+#: period, scaled to 30 days) must reach when its precipitation column is not all 0: less
+#: suggests a unit error (ngen's example ``precip_rate`` read in its default mm s-1 instead of
+#: its true m s-1 gives 0.22 mm for December 2015, 1000 times too little).
+MIN_MONTHLY_RAIN_MM = 1.0
+#: At most this many catchments' forcing files are read for that check (a unit error is the
+#: same in every file of one source; reading thousands of files would slow the writer).
+MAX_RAIN_CHECK_FILES = 20
+
+
+def wettest_month_mm(path: Path, column: str) -> tuple[float, str, str, str] | None:
+    """Rain of the wettest calendar month of a forcing CSV, per 30 days [mm] (a partial month
+    scaled to 30 days), that month (``YYYY-MM``), the column and its unit; None if the column
+    is all 0, or the file, the column or its unit is unusable (the replay and ngen report
+    those)."""
+    from delta_core.ngen.crosswalk import convert
+    from delta_core.ngen.replay import CsvForcing
+
+    try:
+        forcing = CsvForcing(path)
+        col = forcing.resolve(column)
+        x, unit = np.nan_to_num(forcing.columns[col]), forcing.units[col]
+        depth = (convert(x, unit, "mm") if col in SUM_COLUMNS
+                 else convert(x, unit, "mm s-1") * forcing.row_seconds)
+    except ValueError:  # ReplayError included
+        return None
+    if not np.any(x > 0):
+        return None
+    months = forcing.times.astype("datetime64[M]")
+    per_30_days = {str(m): depth[months == m].sum() * 30.0 * 86400.0
+                   / (np.count_nonzero(months == m) * forcing.row_seconds)
+                   for m in np.unique(months)}
+    wettest = max(per_30_days, key=per_30_days.get)
+    return float(per_30_days[wettest]), wettest, col, unit
+
+
+def check_forcing_rain(folder: Path, ids: list[str], file_pattern: str,
+                       column: str | None) -> None:
+    """Warn once when the forcing files of (up to :data:`MAX_RAIN_CHECK_FILES`) catchments in
+    ``folder`` have less than :data:`MIN_MONTHLY_RAIN_MM` of rain in their wettest month,
+    naming the first such file, its column, unit and total."""
+    if column is None or not folder.is_dir():
+        return
+    names = sorted(folder.iterdir())
+    files = [p for cid in ids[:MAX_RAIN_CHECK_FILES] for p in names
+             if re.fullmatch(file_pattern.replace("{{id}}", re.escape(cid)), p.name)]
+    low = []
+    for path in files:
+        got = wettest_month_mm(path, column)
+        if got is not None and got[0] < MIN_MONTHLY_RAIN_MM:
+            low.append((path, *got))
+    if low:
+        path, mm, month, col, unit = low[0]
+        warnings.warn(f"{path}: column {col!r} read in {unit} gives {mm:.3g} mm of rain per 30 "
+                      f"days in its wettest month {month} ({len(low)} of {len(files)} forcing "
+                      f"file(s) checked below {MIN_MONTHLY_RAIN_MM:g} mm): a unit error? Write the "
+                      f"column's true unit in its header, e.g. '{col} [m s-1]' for ngen's "
+                      f"example forcing", stacklevel=3)
 
 
 #: Half side [degrees] of the placeholder square written as a CAMELS basin's geometry.
@@ -805,4 +865,6 @@ def _main(argv, binding: ModelBinding) -> int:
                           f"matching {args.file_pattern!r} beside {args.catchments}: put them "
                           f"in {out / args.forcing_path} (ngen aborts without them)",
                           stacklevel=2)
+    check_forcing_rain(out / args.forcing_path, [r["id"] for r in rows], args.file_pattern,
+                       names_map.get(PRECIP))
     return 0
