@@ -494,7 +494,6 @@ def test_example_forcing_rain_is_the_months_rain(name):
     declares (precip_rate [m s-1]: the column is 1000 times smaller than ngen's default mm s-1),
     gives December 2015's rain: the month's APCP_surface total (kg m-2 per hour = mm) within 1 %."""
     import json
-    import re
 
     from delta_core.ngen import crosswalk as B
     from delta_core.ngen.replay import CsvForcing
