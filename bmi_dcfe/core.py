@@ -160,7 +160,7 @@ class CfeCore(LumpedCore):
         pet_model = self._inputs.pet_model
         if all(f[2] is not None for f in forcings):
             pet = np.array([f[2] for f in forcings], dtype=float)
-            pet_model.temps = np.concatenate([pet_model.temps, temps])[-24:]
+            pet_model.temps = np.concatenate([pet_model.temps, temps])
         else:
             pet_h = pet_model.series(temps, starts)
             pet = np.array([pet_h[i] if f[2] is None else f[2] for i, f in enumerate(forcings)])

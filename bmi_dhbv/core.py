@@ -19,7 +19,7 @@ import torch
 
 from bmi_dhbv import hbv, kernel
 from delta_core.bmi.core import LumpedCore
-from delta_core.bmi.hourly import FLAT_RANGE_C, FlatTemperature
+from delta_core.bmi.hourly import FLAT_DAYS, FLAT_RANGE_C, FlatTemperature
 from delta_core.networks import LSTMStepper
 from delta_core.pet import extraterrestrial_radiation, hargreaves_from_ra
 
@@ -84,6 +84,7 @@ class HBVCore(LumpedCore):
         self.params = self._static.copy()
         self._dynamic_changed()
         self._flat_range: float | None = None  # fallback range [degC] once engaged
+        self._flat_days = 0  # consecutive days of constant temperature
         if self._lstm is not None:
             self._lstm.reset()
         self._qhist = np.zeros((3, len(self.unit_hydrograph) - 1))  # q0,q1,q2 at lags 1..14
@@ -120,12 +121,18 @@ class HBVCore(LumpedCore):
 
     def _unflatten(self, tmax: float, tmin: float, start: dt.datetime) -> tuple[float, float]:
         """A day's max and min temperature [degC] for Hargreaves: as given, or on a day whose
-        range is below :data:`FLAT_RANGE_C` (daily-mean forcing) their mean +- half the fallback
-        range (the first such day warns, or raises with ``refuse``)."""
+        range is below :data:`FLAT_RANGE_C` their mean +- half the fallback range, once
+        :data:`FLAT_DAYS` consecutive such days (daily-mean forcing) were seen (the first time
+        warns, or raises with ``refuse``)."""
         if abs(tmax - tmin) >= FLAT_RANGE_C:
+            self._flat_days = 0
             return tmax, tmin
+        self._flat_days += 1
+        if self._flat_range is None and self._flat_days >= FLAT_DAYS:
+            self._flat_range = self.flat_policy.engage(
+                "dHBV", f"each of the {FLAT_DAYS} days up to the day from {start}")
         if self._flat_range is None:
-            self._flat_range = self.flat_policy.engage("dHBV", f"the day from {start}")
+            return tmax, tmin
         mid = 0.5 * (tmax + tmin)
         return mid + 0.5 * self._flat_range, mid - 0.5 * self._flat_range
 

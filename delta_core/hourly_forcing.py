@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from delta_core.bmi.hourly import FLAT_RANGE_C, FlatTemperature
+from delta_core.bmi.hourly import FLAT_DAYS, FLAT_RANGE_C, HISTORY_HOURS, FlatTemperature
 from delta_core.ngen.crosswalk import T_PLAUSIBLE, normalize_units
 from delta_core.pet import extraterrestrial_radiation, hargreaves_from_ra
 
@@ -216,7 +216,8 @@ def trailing_hargreaves(temp: np.ndarray, start: np.datetime64, lat: np.ndarray,
     """Hourly PET [mm h-1] as the BMIs compute it: Hargreaves of the max and min of the trailing
     24 hourly temperatures (fewer at the start), with the day's extraterrestrial radiation, times
     the hour's weight of the daily PET. From a basin's first flat full window on (daily-mean
-    forcing), Hargreaves of the window's mean +- half the fallback diurnal range (as
+    forcing, :data:`~delta_core.bmi.hourly.FLAT_DAYS` days in a row), Hargreaves of the
+    window's mean +- half the fallback diurnal range (as
     :class:`~delta_core.bmi.hourly.TrailingHargreaves`, warned once per basin).
 
     Parameters
@@ -245,14 +246,18 @@ def trailing_hargreaves(temp: np.ndarray, start: np.datetime64, lat: np.ndarray,
 def _fallback_range(windows: np.ndarray, start: np.datetime64,
                     names: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Max and min [degC] of trailing windows ``[H, B, 24]`` for Hargreaves, the fallback
-    diurnal range around the window mean from each basin's first flat full window on."""
+    diurnal range around the window mean from each basin's first hour ending
+    :data:`~delta_core.bmi.hourly.FLAT_DAYS` flat 24-hour blocks on."""
     tmax, tmin = windows.max(-1), windows.min(-1)
-    flat = (tmax - tmin < FLAT_RANGE_C) & (np.arange(len(tmax)) >= 23)[:, None]
+    day = np.pad(tmax - tmin < FLAT_RANGE_C, ((HISTORY_HOURS - 24, 0), (0, 0)))
+    flat = np.all([day[k * 24:len(day) - (FLAT_DAYS - 1 - k) * 24]
+                   for k in range(FLAT_DAYS)], axis=0)
+    flat &= (np.arange(len(tmax)) >= HISTORY_HOURS - 1)[:, None]
     engaged = np.maximum.accumulate(flat, axis=0)
     for j in np.flatnonzero(engaged[-1]):
-        first = start + np.timedelta64(int(np.argmax(flat[:, j])) - 23, "h")
-        half = 0.5 * FlatTemperature(names[j]).engage("hourly forcing",
-                                                      f"the 24 hours from {first}")
+        first = start + np.timedelta64(int(np.argmax(flat[:, j])) + 1 - HISTORY_HOURS, "h")
+        half = 0.5 * FlatTemperature(names[j]).engage(
+            "hourly forcing", f"each of the {FLAT_DAYS} days of 24 hours from {first}")
         mid = windows[:, j].mean(-1)
         tmax[:, j] = np.where(engaged[:, j], mid + half, tmax[:, j])
         tmin[:, j] = np.where(engaged[:, j], mid - half, tmin[:, j])

@@ -47,8 +47,8 @@ def _run(folder: Path) -> tuple[dict, list[str]]:
 def _tolerance(gauge: str) -> float:
     """Allowed relative ET difference: Hargreaves PET scales with sqrt(range), so the fallback
     changes PET by |sqrt(12 / basin range) - 1| (0.9 % for 01022500, 17 % for 12010000; ET,
-    water-limited in part, changes less); plus 3 % for the rest (no PET on the first day,
-    before the flat day is seen, and the trailing 24 h mean for (max + min) / 2)."""
+    water-limited in part, changes less); plus 3 % for the rest (the first 3 days, before
+    daily-mean forcing is recognised, and the trailing 24 h mean for (max + min) / 2)."""
     ts = CamelsDataset().load([gauge], start="2001-01-01", end="2001-12-31")
     dtr = float(np.clip(ts.tmax - ts.tmin, 0.0, None).mean())
     return abs(np.sqrt(DEFAULT_DIURNAL_RANGE_C / dtr) - 1.0) + 0.03
@@ -94,7 +94,8 @@ def test_daily_dhbv_with_tmax_equal_tmin(tmp_path):
     ref, _ = _run(diurnal)
     got, msgs = _run(flat)
     cid = f"cat-{GAUGES[0]}"
-    assert len(msgs) == 1 and f"{cid}.yaml" in msgs[0] and "the day from 2001-01-01" in msgs[0]
+    assert len(msgs) == 1 and f"{cid}.yaml" in msgs[0]
+    assert "each of the 3 days up to the day from 2001-01-03" in msgs[0]
     et_ref, et = ref[cid]["outputs"][ET].sum(), got[cid]["outputs"][ET].sum()
     assert abs(et / et_ref - 1.0) < _tolerance(GAUGES[0])
 
@@ -113,11 +114,11 @@ def test_refuse_stops_with_one_line_naming_the_config(tmp_path):
     m.initialize(str(path))
     m.set_value(PRECIP, np.array([0.0]))
     m.set_value(TEMP, np.array([5.0]))
-    for _ in range(23):
+    for _ in range(71):
         m.update()
-    with pytest.raises(ValueError, match=rf"dCFE {path}: air temperature constant over the 24 "
-                                         r"hours before 2001-01-01 23:00:00 .*set "
-                                         r"flat_temperature: fallback$"):
+    with pytest.raises(ValueError, match=rf"dCFE {path}: air temperature constant over each of "
+                                         r"the 3 days of 24 hours before 2001-01-03 23:00:00 .*"
+                                         r"set flat_temperature: fallback$"):
         m.update()
     path.write_text(yaml.safe_dump({**cfg, "fallback_diurnal_range_c": -1}))
     with pytest.raises(ValueError, match=r"fallback_diurnal_range_c must be a number in \(0, 40\)"):
@@ -131,20 +132,26 @@ def test_fallback_is_kept_in_the_state_and_equals_the_vectorised_path():
     from delta_core.patterns import pet_hour_weights
 
     w = pet_hour_weights("sine")
-    temps = np.repeat([10.0, 14.0, 12.0, 8.0, 15.0], 24)
+    temps = np.repeat([10.0, 14.0, 12.0, 8.0, 15.0, 9.0], 24)
     start = dt.datetime(2003, 6, 1)
     hours = [start + dt.timedelta(hours=h) for h in range(len(temps))]
     ref = TrailingHargreaves(42.0, w, "test")
-    with pytest.warns(UserWarning, match="test test: air temperature constant"):
-        want = ref.series(temps[:48], hours[:48])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # 1 or 2 flat days: no fallback
+        want = ref.series(temps[:71], hours[:71])
+    with pytest.warns(UserWarning, match="test test: air temperature constant over each of the 3 "
+                                         "days of 24 hours before 2003-06-03 23:00:00"):
+        want = np.concatenate([want, ref.series(temps[71:80], hours[71:80])])
     again = TrailingHargreaves(42.0, w, "test")
     again.state = ref.state
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # engaged already: no second warning
-        want = np.concatenate([want, again.series(temps[48:], hours[48:])])
+        want = np.concatenate([want, again.series(temps[80:], hours[80:])])
     assert want[24:].reshape(-1, 24).sum(1).min() > 0  # every day after the first has PET
-    with pytest.warns(UserWarning, match="column 0: air temperature constant over the 24 hours "
-                                         "from 2003-06-01T00"):
+    again.state = np.r_[np.full(24, 5.0), 1.0]  # a state file from before: temps, warned flag
+    assert again.flat_range is None and len(again.state) == 73
+    with pytest.warns(UserWarning, match="column 0: air temperature constant over each of the 3 "
+                                         "days of 24 hours from 2003-06-01T00"):
         got = trailing_hargreaves(temps[:, None], np.datetime64("2003-06-01T00:00"),
                                   np.array([42.0]), w)[:, 0]
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)

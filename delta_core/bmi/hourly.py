@@ -21,6 +21,12 @@ from delta_core.pet import extraterrestrial_radiation, hargreaves_scalar
 
 #: A temperature range [degC] below this counts as none (constant temperature).
 FLAT_RANGE_C = 0.01
+#: Consecutive days [d] each of constant temperature that identify daily-mean forcing (one or
+#: two such days occur in real data: Daymet has days with tmin >= tmax, which the writers'
+#: synthetic hourly forcing turns into flat days).
+FLAT_DAYS = 3
+#: Trailing hours [h] :class:`TrailingHargreaves` keeps to detect them.
+HISTORY_HOURS = 24 * FLAT_DAYS
 #: Fallback diurnal temperature range [degC] for daily-mean forcing: the CAMELS-US Daymet
 #: basin-mean ``tmax - tmin`` (447 basins, 1980-2010: mean 12.6, median 12.3, 10th-90th
 #: percentile 10.8-14.8 degC). Hargreaves PET scales with its square root, so a basin whose true
@@ -29,9 +35,10 @@ DEFAULT_DIURNAL_RANGE_C = 12.0
 
 #: The BMI configuration keys of :class:`FlatTemperature`.
 FLAT_TEMPERATURE_KEYS = {
-    "flat_temperature": "what to do when the air temperature is constant over 24 hours "
-                        "(daily-mean forcing: Hargreaves PET would be 0 or follow day-to-day "
-                        "changes): fallback (default: from then on Hargreaves with "
+    "flat_temperature": "what to do when the air temperature is constant within each of 3 "
+                        "consecutive days (daily-mean forcing: Hargreaves PET would be 0 or "
+                        "follow day-to-day changes): fallback (default: from then on Hargreaves "
+                        "with "
                         "fallback_diurnal_range_c around the trailing 24 h mean) or refuse "
                         "(stop with an error)",
     "fallback_diurnal_range_c": f"diurnal temperature range [degC] of flat_temperature: fallback "
@@ -89,9 +96,10 @@ class FlatTemperature:
 class TrailingHargreaves:
     """Hourly Hargreaves PET [mm per hour] from the trailing 24 hourly temperatures.
 
-    Once 24 trailing temperatures are constant (range < :data:`FLAT_RANGE_C`: daily-mean
-    forcing), the rest of the run uses Hargreaves of the trailing 24 h mean temperature with the
-    fallback diurnal range of :attr:`policy` (:class:`FlatTemperature`), warned once.
+    Once each of the trailing :data:`FLAT_DAYS` blocks of 24 temperatures is constant (range <
+    :data:`FLAT_RANGE_C`: daily-mean forcing), the rest of the run uses Hargreaves of the trailing
+    24 h mean temperature with the fallback diurnal range of :attr:`policy`
+    (:class:`FlatTemperature`), warned once.
 
     Parameters
     ----------
@@ -114,14 +122,14 @@ class TrailingHargreaves:
         self.reset()
 
     def reset(self) -> None:
-        self._temps: list[float] = []  # trailing hourly temperatures [degC], oldest first
+        self._temps: list[float] = []  # up to HISTORY_HOURS temperatures [degC], oldest first
         self.flat_range: float | None = None  # fallback range [degC] once flat forcing is seen
         self._ra_day, self._ra_today = -1, 0.0
 
     def push(self, t: float) -> None:
         """Add the temperature of the hour about to be stepped."""
         temps = self._temps
-        if len(temps) == 24:
+        if len(temps) == HISTORY_HOURS:
             del temps[0]
         temps.append(t)
 
@@ -129,18 +137,27 @@ class TrailingHargreaves:
         """PET of the hour starting at ``start`` [mm] (after :meth:`push` of its temperature):
         Hargreaves from the trailing 24 hours' max/min temperature (fewer at the start of a run),
         or their mean +- half the fallback range once they were flat, times the hour's weight."""
-        temps = self._temps
-        tmax, tmin = max(temps), min(temps)
-        if self.flat_range is None and tmax - tmin < FLAT_RANGE_C and len(temps) == 24:
-            self.flat_range = self.policy.engage(self._model, f"the 24 hours before {start}")
+        window = self._temps[-24:]
+        tmax, tmin = max(window), min(window)
+        if self.flat_range is None and tmax - tmin < FLAT_RANGE_C and self._daily_means():
+            self.flat_range = self.policy.engage(
+                self._model, f"each of the {FLAT_DAYS} days of 24 hours before {start}")
         if self.flat_range is not None:
-            mid = sum(temps) / len(temps)
+            mid = sum(window) / len(window)
             tmax, tmin = mid + 0.5 * self.flat_range, mid - 0.5 * self.flat_range
         day = start.toordinal()
         if day != self._ra_day:
             self._ra_day = day
             self._ra_today = self._ra[start.timetuple().tm_yday - 1]
         return hargreaves_scalar(tmax, tmin, self._ra_today) * self._weights[start.hour]
+
+    def _daily_means(self) -> bool:
+        """Whether each 24-hour block of the :data:`HISTORY_HOURS` trailing temperatures is
+        constant."""
+        temps = self._temps
+        return len(temps) == HISTORY_HOURS and all(
+            max(temps[i:i + 24]) - min(temps[i:i + 24]) < FLAT_RANGE_C
+            for i in range(0, HISTORY_HOURS, 24))
 
     def series(self, temps: np.ndarray, starts: list[dt.datetime]) -> np.ndarray:
         """PET [mm] of consecutive hours (:meth:`push` and :meth:`pet` of each in turn)."""
@@ -152,12 +169,13 @@ class TrailingHargreaves:
 
     @property
     def temps(self) -> np.ndarray:
-        """The trailing 24 hourly temperatures [degC], NaN before the first hours of a run."""
-        return np.array([np.nan] * (24 - len(self._temps)) + self._temps)
+        """The trailing :data:`HISTORY_HOURS` hourly temperatures [degC], NaN before the first
+        hours of a run."""
+        return np.array([np.nan] * (HISTORY_HOURS - len(self._temps)) + self._temps)
 
     @temps.setter
     def temps(self, value: np.ndarray) -> None:
-        self._temps = [float(x) for x in np.asarray(value)[-24:] if not np.isnan(x)]
+        self._temps = [float(x) for x in np.asarray(value)[-HISTORY_HOURS:] if not np.isnan(x)]
 
     @property
     def state(self) -> np.ndarray:
@@ -166,8 +184,9 @@ class TrailingHargreaves:
 
     @state.setter
     def state(self, value: np.ndarray) -> None:
-        self.temps = value[:24]
-        self.flat_range = float(value[24]) or None
+        self.temps = value[:-1]
+        legacy = len(value) == 25  # state files before the fallback: 24 temperatures, a flag
+        self.flat_range = None if legacy else float(value[-1]) or None
 
 
 class DayAggregate:
