@@ -25,7 +25,7 @@ import torch
 from bmi_dcfe import kernel, physics
 from delta_core import snow as snow_routine
 from delta_core.bmi.core import LumpedCore
-from delta_core.bmi.hourly import HourlyInputs
+from delta_core.bmi.hourly import FlatTemperature, HourlyInputs
 from delta_core.networks import LSTMStepper
 
 
@@ -115,7 +115,7 @@ class CfeCore(LumpedCore):
             self._set_parameters(self._dynamic_from_raw(self.dynamic_raw))
         self._write_levels()
 
-    def set_flat_policy(self, policy) -> None:
+    def set_flat_policy(self, policy: FlatTemperature) -> None:
         """Use ``policy`` (:class:`~delta_core.bmi.hourly.FlatTemperature`) for hours whose
         trailing 24 h temperature is constant."""
         self._inputs.pet_model.policy = policy

@@ -26,7 +26,7 @@ import torch
 from bmi_dhbv import hbv, kernel, substeps
 from bmi_dhbv.core import HBVCore
 from delta_core import subdaily
-from delta_core.bmi.hourly import HourlyInputs
+from delta_core.bmi.hourly import FlatTemperature, HourlyInputs
 from delta_core.routing import gamma_unit_hydrograph_substeps
 
 
@@ -82,7 +82,7 @@ class HourlyHBVCore(HBVCore):
             self._set_dynamic(raw)
         self._advance(p, t, pet)
 
-    def set_flat_policy(self, policy) -> None:
+    def set_flat_policy(self, policy: FlatTemperature) -> None:
         """Use ``policy`` (:class:`~delta_core.bmi.hourly.FlatTemperature`) for the daily
         spin-up rows and the trailing 24 hours alike."""
         super().set_flat_policy(policy)

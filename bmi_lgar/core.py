@@ -30,7 +30,7 @@ from bmi_lgar.parameters import LgarParameters
 from bmi_lgar.physics import Lgar, LgarState, StepFluxes
 from delta_core import snow as snow_routine
 from delta_core.bmi.core import LumpedCore
-from delta_core.bmi.hourly import TrailingHargreaves
+from delta_core.bmi.hourly import FlatTemperature, TrailingHargreaves
 from delta_core.patterns import pet_hour_weights
 
 #: cm -> mm (stores).
@@ -140,7 +140,7 @@ class LgarCore(LumpedCore):
         self.level_values = np.zeros(len(self.levels))
         self._write_levels()
 
-    def set_flat_policy(self, policy) -> None:
+    def set_flat_policy(self, policy: FlatTemperature) -> None:
         """Use ``policy`` (:class:`~delta_core.bmi.hourly.FlatTemperature`) for hours whose
         trailing 24 h temperature is constant (no effect with PET as an input)."""
         if self._pet is not None:

@@ -41,6 +41,7 @@ import yaml
 
 from delta_core.bmi.base import BmiError, LumpedBmi, VarSpec, bad_value, value_problem
 from delta_core.bmi.core import LumpedCore
+from delta_core.bmi.hourly import FlatTemperature
 
 #: Unit strings of a water rate per host step.
 RATE_UNITS = {3600: "mm h-1", 86400: "mm d-1"}
@@ -226,11 +227,9 @@ class NgenBmi(LumpedBmi):
         if init not in (None, "cold"):
             self._load_state_file(self._path(init), as_initial=True)
 
-    def _flat_temperature(self, cfg: dict):
+    def _flat_temperature(self, cfg: dict) -> FlatTemperature:
         """The :class:`~delta_core.bmi.hourly.FlatTemperature` policy of ``cfg`` (keys
         :data:`~delta_core.bmi.hourly.FLAT_TEMPERATURE_KEYS`), naming this config."""
-        from delta_core.bmi.hourly import FlatTemperature
-
         try:
             return FlatTemperature.from_config(cfg, self._where)
         except ValueError as exc:

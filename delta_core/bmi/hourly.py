@@ -38,9 +38,8 @@ FLAT_TEMPERATURE_KEYS = {
     "flat_temperature": "what to do when the air temperature is constant within each of 3 "
                         "consecutive days (daily-mean forcing: Hargreaves PET would be 0 or "
                         "follow day-to-day changes): fallback (default: from then on Hargreaves "
-                        "with "
-                        "fallback_diurnal_range_c around the trailing 24 h mean) or refuse "
-                        "(stop with an error)",
+                        "with fallback_diurnal_range_c around the trailing 24 h mean) or "
+                        "refuse (stop with an error)",
     "fallback_diurnal_range_c": f"diurnal temperature range [degC] of flat_temperature: fallback "
                                 f"(default {DEFAULT_DIURNAL_RANGE_C:g}, the CAMELS-US Daymet "
                                 f"mean)",
@@ -109,16 +108,19 @@ class TrailingHargreaves:
         Fraction of the daily PET in each hour of the day (sums to 1).
     model : str
         Model name for the warning.
-    policy : FlatTemperature, optional
-        Default: fall back to :data:`DEFAULT_DIURNAL_RANGE_C`, the catchment named ``model``.
+
+    Attributes
+    ----------
+    policy : FlatTemperature
+        Set by the core from the BMI config (default: fall back to
+        :data:`DEFAULT_DIURNAL_RANGE_C`, the catchment named ``model``).
     """
 
-    def __init__(self, latitude: float, hour_weights, model: str,
-                 policy: FlatTemperature | None = None):
+    def __init__(self, latitude: float, hour_weights, model: str):
         self._weights = [float(w) for w in hour_weights]
         self._ra = extraterrestrial_radiation(latitude, np.arange(1, 367))[:, 0].tolist()
         self._model = model
-        self.policy = policy or FlatTemperature(model)
+        self.policy = FlatTemperature(model)
         self.reset()
 
     def reset(self) -> None:
