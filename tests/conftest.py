@@ -1,7 +1,10 @@
 """Shared fixtures: factories parametrised over the model registry, so a registered model gets the
 generic contract, bundle, training, BMI, bmi-tester and replay tests without writing any.
 
-The toy model of ``tests/toy_model.py`` is registered here, next to the package's models.
+The toy model of ``tests/toy_model.py`` is registered here, next to the package's models. Tests are
+split by package (``core/``, ``dhbv/``, ``dcfe/``, ``lgar/``); the reference data they read is in
+``tests/data``. Tests that need the CAMELS data pack carry ``@pytest.mark.camels``: they are
+skipped, all with the one message :data:`CAMELS_SKIP`, where the pack is absent (a bare clone).
 """
 from __future__ import annotations
 
@@ -23,6 +26,14 @@ from delta_core.spec import Engine
 
 REPO = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
+#: Reference data of the tests (runs of the C models, ngen outputs): tests/data/README.md.
+DATA = TESTS / "data"
+#: The CAMELS data pack (not part of the repository): $DELTA_CAMELS, by default beside the
+#: repository as README's commands and configs/ expect it.
+CAMELS_PACK = Path(os.environ.get("DELTA_CAMELS")
+                   or REPO.parent / "shared" / "data" / "camels_us_daily").resolve()
+CAMELS_SKIP = (f"needs the CAMELS data pack at {CAMELS_PACK} (set DELTA_CAMELS to its folder; "
+               f"default ../shared/data/camels_us_daily)")
 #: Sample basin used by the BMI factories.
 GAUGE = "01022500"
 #: Every registered model, the toy included.
@@ -49,6 +60,45 @@ def pytest_configure(config):
             f"package: run `pip install .` and then `pytest` (not `python -m pytest`, which puts "
             f"the current folder first on sys.path); set DELTA_TEST_SOURCE=1 to test the source "
             f"tree on purpose")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Without the CAMELS pack, skip the tests marked ``camels``, all with :data:`CAMELS_SKIP`."""
+    if (CAMELS_PACK / "attributes.csv").is_file():
+        return
+    skip = pytest.mark.skip(reason=CAMELS_SKIP)
+    for item in items:
+        if item.get_closest_marker("camels") is not None:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def camels_pack() -> Path:
+    """The CAMELS data pack's folder (tests using it carry ``@pytest.mark.camels``)."""
+    return CAMELS_PACK
+
+
+@pytest.fixture(scope="session")
+def lgar_reference(tmp_path_factory) -> Path:
+    """LGAR-C's reference runs (tests/data/lgar_c_reference) unpacked into a temporary folder laid
+    out as ``../shared/reference/lgar`` (the ``.gz`` files gunzipped): LGAR-C configs name their
+    forcing and soil files, which :func:`bmi_lgar.reference.reference_workdir` copies from there."""
+    import gzip
+    import shutil
+
+    src = DATA / "lgar_c_reference"
+    dst = tmp_path_factory.mktemp("lgar_c_reference")
+    for f in sorted(src.rglob("*")):
+        if not f.is_file():
+            continue
+        out = dst / f.relative_to(src)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if f.suffix == ".gz":
+            with gzip.open(f, "rb") as fin, open(out.with_suffix(""), "wb") as fout:
+                shutil.copyfileobj(fin, fout)
+        else:
+            shutil.copy(f, out)
+    return dst
 
 
 @pytest.fixture(params=MODEL_NAMES)
