@@ -87,6 +87,7 @@ from typing import Callable
 import numpy as np
 import yaml
 
+from delta_core.cli import backend_type
 from delta_core.console import one_line_warnings
 from delta_core.fileio import atomic_write_text
 from delta_core.ngen.crosswalk import (PRECIP, RUNOFF_DEPTH, TEMP, TMAX, TMIN, catchment_id,
@@ -623,11 +624,13 @@ def _parse_args(argv, binding: ModelBinding) -> argparse.Namespace:
     ap.add_argument("--output-interval", type=int, help="ngen output interval [s] "
                     "(default: the time step)")
     ap.add_argument("--bundle", help=binding.bundle_help)
-    ap.add_argument("--backend", choices=binding.backends,
-                    help=f"physics engine (default {binding.backends[0]})")
-    ap.add_argument("--forcing-path", default="./forcing/", help="realization forcing.path")
+    ap.add_argument("--backend", choices=binding.backends, type=backend_type(binding.backends),
+                    help=f"physics engine written into the configs (default "
+                         f"{binding.backends[0]}; torch and python both name the PyTorch "
+                         f"reference)")
+    ap.add_argument("--forcing-path", default="./forcing/", help="realization forcing.path (default: ./forcing/)")
     ap.add_argument("--file-pattern", default=".*{{id}}.*.csv",
-                    help="realization forcing.file_pattern")
+                    help="realization forcing.file_pattern (default: .*{{id}}.*.csv)")
     ap.add_argument("--map", action="append", default=[], metavar="BMI_NAME=COLUMN",
                     help="override a variables_names_map entry (repeatable)")
     ap.add_argument("--write-forcing", action="store_true",
