@@ -12,7 +12,7 @@ import argparse
 import importlib
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, NoReturn, Sequence
 
 from delta_core.benchmarking import usable_cpus
 from delta_core.console import one_line_warnings
@@ -253,18 +253,16 @@ MODEL_COMMANDS = ("realization", "export")
 PLAIN_COMMANDS = {"replay": "delta_core.ngen.replay:main",
                   "experiment": "delta_core.experiments:cli_main"}
 
-#: One line of help per subcommand (alias console scripts in brackets).
+#: One line of help per subcommand (with the older console scripts that run it).
 SUMMARIES = {
-    "train": "train a model from a YAML run configuration (dhbv-train, dcfe-train, dlgar-train, "
-             "lstm-train)",
-    "eval": "evaluate a bundle on CAMELS-format data (dhbv-eval, dcfe-eval, dlgar-eval, lstm-eval)",
-    "demo": "run a shipped model on the shipped sample basins (dhbv-demo, dcfe-demo, dlgar-demo)",
-    "realization": "write NextGen per-catchment configs and realization.json (dhbv-realization, "
-                   "dcfe-realization, dlgar-realization)",
-    "export": "export a trained model's parameters for its original C model "
-              "(dcfe-export-cfe-config)",
-    "replay": "replay ngen's BMI call sequence over a realization without ngen (ngen-replay)",
-    "experiment": "run a seed, PUB or PUR experiment end to end (delta-experiment)",
+    "train": "train a model from a YAML run configuration (also <model>-train)",
+    "eval": "evaluate a bundle on CAMELS-format data (also <model>-eval)",
+    "demo": "run a shipped model on the shipped sample basins (also <model>-demo)",
+    "realization": "write NextGen per-catchment configs and realization.json "
+                   "(also <model>-realization)",
+    "export": "export a trained model's parameters for its original C model",
+    "replay": "replay ngen's BMI call sequence over a realization without ngen (also ngen-replay)",
+    "experiment": "run a seed, PUB or PUR experiment end to end (also delta-experiment)",
 }
 
 
@@ -289,8 +287,7 @@ def delta_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     ap = argparse.ArgumentParser(prog="delta", description=(
         "Differentiable hydrologic models for NOAA NextGen: train, evaluate, run and deploy. "
         f"Registered models: {models}."), epilog=(
-        "'delta SUBCOMMAND --model NAME --help' lists the options of a model's subcommand; "
-        "the names in brackets are the same commands as separate console scripts."))
+        "'delta SUBCOMMAND --model NAME --help' lists the options of a model's subcommand."))
     sub = ap.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
     parsers = {}
     for name, summary in SUMMARIES.items():
@@ -306,7 +303,7 @@ def delta_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     return ap, parsers
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     """Exit with ``message`` as one line on stderr and exit code 2."""
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(2)
@@ -332,7 +329,8 @@ def _run_model_command(command: str, model: str, argv: list[str]) -> None:
     prog = f"delta {command} --model {model}"
     if command in SHARED_COMMANDS:
         run(SHARED_COMMANDS[command], argv, prog, spec)
-    raise SystemExit(spec.load_command(command)(argv, prog))
+    else:
+        raise SystemExit(spec.load_command(command)(argv, prog))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -359,11 +357,12 @@ def main(argv: list[str] | None = None) -> None:
             parsers[command].print_help()
             raise SystemExit(0)
         rest.append("--help")
-    if args.model is None:
-        if command != "train":
-            _fail(f"delta {command} needs --model, one of: {', '.join(_registered())}")
+    if args.model is not None:
+        _run_model_command(command, args.model, rest)
+    elif command == "train":
         run(train_command, rest, "delta train", None)
-    _run_model_command(command, args.model, rest)
+    else:
+        _fail(f"delta {command} needs --model, one of: {', '.join(_registered())}")
 
 
 if __name__ == "__main__":
