@@ -8,7 +8,7 @@ Catchment rows (id, latitude, area, attributes) come from one of:
   of id, catchment_id, divide_id, gauge_id), latitude (lat, latitude, gauge_lat), area (area_km2,
   areasqkm, area_gages2) and every attribute the bundle needs; ``--catchments`` may supply
   missing areas/latitudes from a hydrofabric geojson;
-* ``--camels ID ...``: basins of a CAMELS-format data directory (``--camels-root``, default the
+* ``--camels ID ...``: basins of a CAMELS-format data directory (``--data``, default the
   shipped sample). Also writes ``<out>/catchment_data.geojson`` and ``<out>/nexus_data.geojson``
   (see below); ``--write-forcing`` writes forcing CSVs for start..end (hourly or daily, see
   below) and ``--spinup-start`` spin-up CSVs at the model's step up to the day before start;
@@ -615,7 +615,8 @@ def _parse_args(argv, binding: ModelBinding) -> argparse.Namespace:
                     help="--hydrofabric GeoJSON: its nexus file (default: nexus_data.geojson "
                          "or nexus.geojson beside it)")
     ap.add_argument("--id-column", help="id column of --table")
-    ap.add_argument("--camels-root", help="CAMELS-format data directory (default: the sample)")
+    ap.add_argument("--data", "--camels-root", dest="camels_root",
+                    help="CAMELS-format data directory, as --data of eval (default: the sample)")
     ap.add_argument("--out", required=True, help="output folder")
     ap.add_argument("--start", required=True, help="simulation start, e.g. '2015-12-01 00:00:00'")
     ap.add_argument("--end", required=True, help="simulation end (start of the last interval)")
