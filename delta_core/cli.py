@@ -20,6 +20,7 @@ from delta_core.console import one_line_warnings
 if TYPE_CHECKING:
     from delta_core.spec import ModelSpec
 
+
 def backend_type(valid: Sequence[str]) -> Callable[[str], str]:
     """The argparse ``type`` of a ``--backend`` option with choices ``valid``: either spelling of
     the PyTorch reference engine becomes the one in ``valid`` (training, evaluation and the dHBV

@@ -234,7 +234,8 @@ def main(argv: list[str] | None = None, prog: str = "delta-experiment") -> int:
     ap.add_argument("experiment", choices=EXPERIMENTS)
     ap.add_argument("--config", required=True, help="YAML run configuration of one run")
     ap.add_argument("--out", required=True, help="experiment directory")
-    ap.add_argument("--seeds", type=int, nargs="+", help="seeds to run (default: the config's seeds)")
+    ap.add_argument("--seeds", type=int, nargs="+",
+                    help="seeds to run (default: the config's seeds)")
     ap.add_argument("--reuse", action="append", default=[], metavar="SEED=BUNDLE",
                     help="score an existing bundle trained with SEED instead of training it")
     ap.add_argument("--folds", type=int, default=5, help="PUB folds (default 5)")
@@ -265,7 +266,8 @@ def main(argv: list[str] | None = None, prog: str = "delta-experiment") -> int:
 
 
 def cli_main(argv: list[str] | None = None, prog: str = "delta-experiment") -> None:
-    """:func:`main` with expected errors as one line and exit code 2 (:func:`delta_core.cli.run`)."""
+    """:func:`main` with expected errors as one line and exit code 2
+    (:func:`delta_core.cli.run`)."""
     from delta_core import cli
 
     cli.run(main, argv, prog)

@@ -628,8 +628,9 @@ def _parse_args(argv, binding: ModelBinding) -> argparse.Namespace:
     ap.add_argument("--backend", choices=binding.backends, type=backend_type(binding.backends),
                     help=f"physics engine written into the configs (default "
                          f"{binding.backends[0]}; torch and python both name the PyTorch "
-                         f"reference)")
-    ap.add_argument("--forcing-path", default="./forcing/", help="realization forcing.path (default: ./forcing/)")
+                         "reference)")
+    ap.add_argument("--forcing-path", default="./forcing/",
+                    help="realization forcing.path (default: ./forcing/)")
     ap.add_argument("--file-pattern", default=".*{{id}}.*.csv",
                     help="realization forcing.file_pattern (default: .*{{id}}.*.csv)")
     ap.add_argument("--map", action="append", default=[], metavar="BMI_NAME=COLUMN",
