@@ -1,5 +1,6 @@
-"""Console scripts of dCFE: ``dcfe-train``, ``dcfe-eval``, ``dcfe-demo`` (the shared commands of
-:mod:`delta_core.cli` bound to dCFE's spec) and ``dcfe-export-cfe-config``."""
+"""Console scripts of dCFE: ``dcfe-train``, ``dcfe-eval``, ``dcfe-demo``, aliases of
+``delta train|eval|demo --model dcfe`` (the shared commands of :mod:`delta_core.cli` bound to
+dCFE's spec), and ``dcfe-export-cfe-config`` (``delta export --model dcfe``)."""
 from __future__ import annotations
 
 from bmi_dcfe.export import main as export_main  # noqa: F401  (console script)

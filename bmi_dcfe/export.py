@@ -106,28 +106,32 @@ def export(bundle: str | Path, gauge_id: str, out: str | Path, data: str | None 
     return atomic_write_text(out, "\n".join(header) + "\n" + config.to_text())
 
 
-def main(argv: list[str] | None = None) -> None:
+def export_command(argv: list[str] | None, prog: str, spec) -> int:
+    """Parse the export options of ``argv`` (usage shown as ``prog``) and write the config."""
+    ap = argparse.ArgumentParser(prog=prog, description=(
+        "Write the learned CFE parameters of one basin as a config file of the NOAA-OWP C CFE "
+        "(readable by NextGen's CFE and by bmi_dcfe.cfe_config)."))
+    ap.add_argument("--basin", required=True, help="CAMELS gauge id (e.g. 01022500)")
+    ap.add_argument("--bundle", default=str(spec.default_bundle),
+                    help="weight bundle (default: the shipped one)")
+    ap.add_argument("--data", help="data directory in the CAMELS pack format "
+                                   "(default: shipped sample)")
+    ap.add_argument("--start", default="1995-10-01",
+                    help="first day of the period over which dynamic parameters are "
+                         "averaged (default 1995-10-01; bundles with dynamic parameters)")
+    ap.add_argument("--end", default="2010-09-30",
+                    help="last day of that period (default 2010-09-30)")
+    ap.add_argument("--forcing-file", default="BMI",
+                    help="value of forcing_file in the config (default: BMI)")
+    ap.add_argument("--out", required=True, help="config file to write")
+    a = ap.parse_args(argv)
+    path = export(a.bundle, a.basin, a.out, a.data, a.forcing_file, a.start, a.end)
+    print(f"wrote {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None, prog: str = "dcfe-export-cfe-config") -> None:
+    """The ``dcfe-export-cfe-config`` command (also ``delta export --model dcfe``)."""
     from delta_core import cli
 
-    def command(argv, prog, spec):
-        ap = argparse.ArgumentParser(prog=prog, description=(
-            "Write the learned CFE parameters of one basin as a config file of the NOAA-OWP C CFE "
-            "(readable by NextGen's CFE and by bmi_dcfe.cfe_config)."))
-        ap.add_argument("--basin", required=True, help="CAMELS gauge id (e.g. 01022500)")
-        ap.add_argument("--bundle", default=str(spec.default_bundle),
-                        help="weight bundle (default: the shipped one)")
-        ap.add_argument("--data", help="data directory in the CAMELS pack format "
-                                       "(default: shipped sample)")
-        ap.add_argument("--start", default="1995-10-01",
-                        help="first day of the period over which dynamic parameters are "
-                             "averaged (default 1995-10-01; bundles with dynamic parameters)")
-        ap.add_argument("--end", default="2010-09-30", help="last day of that period")
-        ap.add_argument("--forcing-file", default="BMI",
-                        help="value of forcing_file in the config (default: BMI)")
-        ap.add_argument("--out", required=True, help="config file to write")
-        a = ap.parse_args(argv)
-        path = export(a.bundle, a.basin, a.out, a.data, a.forcing_file, a.start, a.end)
-        print(f"wrote {path}")
-        return 0
-
-    cli.run(command, argv, "dcfe-export-cfe-config", SPEC)
+    cli.run(export_command, argv, prog, SPEC)

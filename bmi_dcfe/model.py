@@ -320,4 +320,5 @@ SPEC = ModelSpec(
     default_bundle=DEFAULT_BUNDLE,
     bmi_class="bmi_dcfe.BmiDCFE",
     calibration_target="bmi_dcfe.calibration:CFECalibrationTarget",
+    commands={"realization": "bmi_dcfe.realization:main", "export": "bmi_dcfe.export:main"},
 )

@@ -3,6 +3,7 @@ writer of :mod:`delta_core.ngen.realization` bound to dCFE's BMI names and optio
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 from bmi_dcfe.bmi import BmiDCFE
 from delta_core.ngen import crosswalk as X
@@ -41,8 +42,9 @@ BINDING = ModelBinding(
 )
 
 
-def main(argv: list[str] | None = None) -> int:
-    return _main(argv, BINDING)
+def main(argv: list[str] | None = None, prog: str = BINDING.prog) -> int:
+    """The ``dcfe-realization`` command (also ``delta realization --model dcfe``)."""
+    return _main(argv, dataclasses.replace(BINDING, prog=prog))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""Console scripts of dHBV: ``dhbv-train``, ``dhbv-eval``, ``dhbv-demo`` (the shared commands of
-:mod:`delta_core.cli` bound to dHBV's spec)."""
+"""Console scripts of dHBV: ``dhbv-train``, ``dhbv-eval``, ``dhbv-demo``, aliases of
+``delta train|eval|demo --model dhbv`` (the shared commands of :mod:`delta_core.cli` bound to
+dHBV's spec)."""
 from __future__ import annotations
 
 from bmi_dhbv.model import SPEC

@@ -198,4 +198,5 @@ SPEC = ModelSpec(
     default_bundle=DEFAULT_BUNDLE,
     bmi_class="bmi_dhbv.BmiDHBV",
     calibration_target="bmi_dhbv.calibration:HBVCalibrationTarget",
+    commands={"realization": "bmi_dhbv.realization:main"},
 )

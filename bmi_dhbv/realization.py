@@ -3,6 +3,7 @@ writer of :mod:`delta_core.ngen.realization` bound to dHBV's BMI names and optio
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 from bmi_dhbv.bmi import BmiDHBV
 from delta_core.ngen import crosswalk as X
@@ -40,8 +41,9 @@ BINDING = ModelBinding(
 )
 
 
-def main(argv: list[str] | None = None) -> int:
-    return _main(argv, BINDING)
+def main(argv: list[str] | None = None, prog: str = BINDING.prog) -> int:
+    """The ``dhbv-realization`` command (also ``delta realization --model dhbv``)."""
+    return _main(argv, dataclasses.replace(BINDING, prog=prog))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""Console scripts of dLGAR: ``lgar-train``, ``lgar-eval``, ``lgar-demo`` (the shared commands of
-:mod:`delta_core.cli` bound to dLGAR's spec)."""
+"""Console scripts of dLGAR: ``dlgar-train``, ``dlgar-eval``, ``dlgar-demo``, also installed under
+their older names ``lgar-train``, ``lgar-eval``, ``lgar-demo`` (the shared commands of
+:mod:`delta_core.cli` bound to dLGAR's spec, as ``delta train|eval|demo --model dlgar``)."""
 from __future__ import annotations
 
 from bmi_lgar.model import SPEC
@@ -7,12 +8,12 @@ from delta_core import cli
 
 
 def train_main(argv: list[str] | None = None) -> None:
-    cli.run(cli.train_command, argv, "lgar-train", SPEC)
+    cli.run(cli.train_command, argv, "dlgar-train", SPEC)
 
 
 def eval_main(argv: list[str] | None = None) -> None:
-    cli.run(cli.eval_command, argv, "lgar-eval", SPEC)
+    cli.run(cli.eval_command, argv, "dlgar-eval", SPEC)
 
 
 def demo_main(argv: list[str] | None = None) -> None:
-    cli.run(cli.demo_command, argv, "lgar-demo", SPEC)
+    cli.run(cli.demo_command, argv, "dlgar-demo", SPEC)

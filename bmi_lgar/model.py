@@ -493,4 +493,5 @@ SPEC = ModelSpec(
     default_bundle=DEFAULT_BUNDLE,
     bmi_class="bmi_lgar.bmi.BmiLGAR",
     raw_attributes=RAW_ATTRIBUTES,
+    commands={"realization": "bmi_lgar.realization:main"},
 )

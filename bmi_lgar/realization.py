@@ -13,6 +13,7 @@ precipitation and temperature) unless ``--pet-source input`` (a forcing column `
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 from bmi_lgar import bmi as B
 from bmi_lgar.bmi import BmiLGAR
@@ -76,8 +77,9 @@ BINDING = ModelBinding(
 )
 
 
-def main(argv: list[str] | None = None) -> int:
-    return _main(argv, BINDING)
+def main(argv: list[str] | None = None, prog: str = BINDING.prog) -> int:
+    """The ``dlgar-realization`` command (also ``delta realization --model dlgar``)."""
+    return _main(argv, dataclasses.replace(BINDING, prog=prog))
 
 
 if __name__ == "__main__":

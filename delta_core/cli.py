@@ -1,17 +1,49 @@
 """Command-line layer shared by every δ model: thin argparse wrappers over importable functions.
 
-A model package binds these to its own console scripts (``dhbv-train``, ``dhbv-eval``,
-``dhbv-demo``) by passing its :class:`~delta_core.spec.ModelSpec`.
+:func:`main` is the ``delta`` command: ``delta SUBCOMMAND --model NAME [options]`` runs the shared
+train/eval/demo commands below with the named model's :class:`~delta_core.spec.ModelSpec`, a
+model's own commands (:attr:`~delta_core.spec.ModelSpec.commands`: realization, export) and the
+model-independent replay and experiment commands. The older per-model console scripts
+(``dhbv-train``, ``dcfe-eval``, ...) are aliases that bind the same functions to one spec.
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable, NoReturn, Sequence
 
 from delta_core.benchmarking import usable_cpus
 from delta_core.console import one_line_warnings
-from delta_core.spec import BACKENDS, ModelSpec
+
+if TYPE_CHECKING:
+    from delta_core.spec import ModelSpec
+
+
+def backend_type(valid: Sequence[str]) -> Callable[[str], str]:
+    """The argparse ``type`` of a ``--backend`` option with choices ``valid``: either spelling of
+    the PyTorch reference engine becomes the one in ``valid`` (training, evaluation and the dHBV
+    and dCFE BMIs spell it ``torch``, the dLGAR BMI ``python``; every ``--backend`` takes both).
+
+    Parameters
+    ----------
+    valid : sequence of str
+        The option's choices.
+
+    Returns
+    -------
+    callable
+        Maps an option value to its spelling in ``valid`` (other values unchanged).
+    """
+    reference = ("torch", "python")
+
+    def convert(value: str) -> str:
+        if value in reference:
+            return next((v for v in valid if v in reference), value)
+        return value
+
+    return convert
 
 
 def default_threads() -> int:
@@ -21,8 +53,11 @@ def default_threads() -> int:
 
 
 def _add_engine_args(ap: argparse.ArgumentParser) -> None:
-    ap.add_argument("--backend", default="cpp", choices=list(BACKENDS),
-                    help="physics engine: compiled kernel (cpp, default) or PyTorch reference")
+    from delta_core.spec import BACKENDS
+
+    ap.add_argument("--backend", default="cpp", choices=list(BACKENDS), type=backend_type(BACKENDS),
+                    help="physics engine: compiled kernel (cpp, default) or PyTorch reference "
+                         "(torch, also spelled python)")
     ap.add_argument("--threads", type=int, default=default_threads(),
                     help="CPU threads for the networks and the kernel (default: half the CPUs, "
                          f"here {default_threads()})")
@@ -205,3 +240,131 @@ def run(fn, *args) -> None:
             FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+
+
+#: The subcommands of ``delta`` that every model has.
+SHARED_COMMANDS: dict[str, Callable] = {"train": train_command, "eval": eval_command,
+                                        "demo": demo_command}
+
+#: The subcommands a model provides itself (:attr:`~delta_core.spec.ModelSpec.commands`).
+MODEL_COMMANDS = ("realization", "export")
+
+#: The subcommands that take no ``--model``: name -> ``"module:function"`` of a
+#: ``function(argv, prog)``.
+PLAIN_COMMANDS = {"replay": "delta_core.ngen.replay:main",
+                  "experiment": "delta_core.experiments:cli_main"}
+
+#: One line of help per subcommand (with the older console scripts that run it).
+SUMMARIES = {
+    "train": "train a model from a YAML run configuration (also <model>-train)",
+    "eval": "evaluate a bundle on CAMELS-format data (also <model>-eval)",
+    "demo": "run a shipped model on the shipped sample basins (also <model>-demo)",
+    "realization": "write NextGen per-catchment configs and realization.json "
+                   "(also <model>-realization)",
+    "export": "export a trained model's parameters for its original C model",
+    "replay": "replay ngen's BMI call sequence over a realization without ngen (also ngen-replay)",
+    "experiment": "run a seed, PUB or PUR experiment end to end (also delta-experiment)",
+}
+
+
+def _registered() -> list[str]:
+    from delta_core.registry import MODELS
+
+    return sorted(MODELS)
+
+
+def delta_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The parser of ``delta`` up to the subcommand and ``--model`` (the rest of the options
+    belong to the command it delegates to).
+
+    Returns
+    -------
+    parser : argparse.ArgumentParser
+        The top-level parser.
+    subparsers : dict of str to argparse.ArgumentParser
+        The parser of each subcommand.
+    """
+    models = ", ".join(_registered())
+    ap = argparse.ArgumentParser(prog="delta", description=(
+        "Differentiable hydrologic models for NOAA NextGen: train, evaluate, run and deploy. "
+        f"Registered models: {models}."), epilog=(
+        "'delta SUBCOMMAND --model NAME --help' lists the options of a model's subcommand."))
+    sub = ap.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
+    parsers = {}
+    for name, summary in SUMMARIES.items():
+        p = sub.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".",
+                           add_help=False, allow_abbrev=False)
+        if name not in PLAIN_COMMANDS:
+            what = ("(default: the model the config names)" if name == "train"
+                    else "(required)")
+            p.add_argument("--model", metavar="NAME", help=f"one of {models} {what}")
+            p.add_argument("-h", "--help", action="store_true",
+                           help="show this help; with --model, the model's options")
+        parsers[name] = p
+    return ap, parsers
+
+
+def _fail(message: str) -> NoReturn:
+    """Exit with ``message`` as one line on stderr and exit code 2."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _supports(spec: ModelSpec, command: str) -> bool:
+    """Whether ``delta COMMAND --model <spec.name>`` exists."""
+    if command == "demo":
+        return spec.default_bundle is not None
+    return command in SHARED_COMMANDS or command in spec.commands
+
+
+def _run_model_command(command: str, model: str, argv: list[str]) -> None:
+    """Run ``delta COMMAND --model MODEL`` with the options ``argv``."""
+    from delta_core.registry import model_spec
+
+    if model not in _registered():
+        _fail(f"unknown model {model!r}; registered: {', '.join(_registered())}")
+    spec = model_spec(model)
+    if not _supports(spec, command):
+        able = [n for n in _registered() if _supports(model_spec(n), command)]
+        _fail(f"model {model} has no {command} command; models with one: {', '.join(able)}")
+    prog = f"delta {command} --model {model}"
+    if command in SHARED_COMMANDS:
+        run(SHARED_COMMANDS[command], argv, prog, spec)
+    else:
+        raise SystemExit(spec.load_command(command)(argv, prog))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The ``delta`` command: ``delta SUBCOMMAND [--model NAME] [options]``.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments (default: ``sys.argv[1:]``).
+
+    Raises
+    ------
+    SystemExit
+        Always, with the command's exit code (2 for a usage error).
+    """
+    ap, parsers = delta_parser()
+    args, rest = ap.parse_known_args(sys.argv[1:] if argv is None else argv)
+    command = args.command
+    if command in PLAIN_COMMANDS:
+        module, _, fn = PLAIN_COMMANDS[command].partition(":")
+        raise SystemExit(getattr(importlib.import_module(module), fn)(rest, f"delta {command}"))
+    if args.help:
+        if args.model is None:
+            parsers[command].print_help()
+            raise SystemExit(0)
+        rest.append("--help")
+    if args.model is not None:
+        _run_model_command(command, args.model, rest)
+    elif command == "train":
+        run(train_command, rest, "delta train", None)
+    else:
+        _fail(f"delta {command} needs --model, one of: {', '.join(_registered())}")
+
+
+if __name__ == "__main__":
+    main()

@@ -224,9 +224,9 @@ def run_experiment(kind: str, cfg: RunConfig, out: Path, seeds: list[int] | None
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``delta-experiment {seeds,pub,pur} --config C --out DIR``."""
-    ap = argparse.ArgumentParser(prog="delta-experiment", description=(
+def main(argv: list[str] | None = None, prog: str = "delta-experiment") -> int:
+    """``delta-experiment {seeds,pub,pur} --config C --out DIR`` (also ``delta experiment``)."""
+    ap = argparse.ArgumentParser(prog=prog, description=(
         "Run a multi-run experiment end to end: seed spread, prediction in ungauged basins "
         "(PUB, k region-stratified folds) or in ungauged regions (PUR, held-out HUC-02 "
         "groups). Rerun the same command to resume. Writes OUT/summary.{csv,md} and "
@@ -234,11 +234,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("experiment", choices=EXPERIMENTS)
     ap.add_argument("--config", required=True, help="YAML run configuration of one run")
     ap.add_argument("--out", required=True, help="experiment directory")
-    ap.add_argument("--seeds", type=int, nargs="+", help="seeds (seeds; default: the config's)")
+    ap.add_argument("--seeds", type=int, nargs="+",
+                    help="seeds to run (default: the config's seeds)")
     ap.add_argument("--reuse", action="append", default=[], metavar="SEED=BUNDLE",
                     help="score an existing bundle trained with SEED instead of training it")
     ap.add_argument("--folds", type=int, default=5, help="PUB folds (default 5)")
-    ap.add_argument("--split-seed", type=int, default=0, help="PUB fold shuffle seed")
+    ap.add_argument("--split-seed", type=int, default=0, help="PUB fold shuffle seed (default 0)")
     ap.add_argument("--regions", help='PUR region groups, e.g. "01-03,04-07,08-12,13-18" '
                                       "(default: 4 contiguous groups of about equal size)")
     ap.add_argument("--fold", type=int, action="append", metavar="I",
@@ -264,7 +265,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def cli_main(argv: list[str] | None = None) -> None:
+def cli_main(argv: list[str] | None = None, prog: str = "delta-experiment") -> None:
+    """:func:`main` with expected errors as one line and exit code 2
+    (:func:`delta_core.cli.run`)."""
     from delta_core import cli
 
-    cli.run(main, argv)
+    cli.run(main, argv, prog)

@@ -1,8 +1,9 @@
 """What a δ model declares about itself, as data: the one contract between a model package and
 the shared machinery.
 
-A model package (``bmi_dhbv``, ...) defines one :class:`ModelSpec` and registers it by name in
-:data:`delta_core.registry.MODELS`. Everything shared reads the spec and nothing else:
+A model package (``bmi_dhbv``, ...) defines one :class:`ModelSpec` and registers it by name
+through the entry-point group of :mod:`delta_core.registry`. Everything shared reads the spec
+and nothing else:
 
 * the data reader serves the forcing variables the spec names (:attr:`ModelSpec.forcings`,
   names of :data:`delta_core.data.camels.FORCING_VARIABLES`), and the normaliser is fitted on them;
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, TypedDict
 
@@ -166,6 +167,10 @@ class ModelSpec:
         (e.g. soil texture for a texture-table prior): served as ``batch["raw_attr"]`` [B, R]
         in this order, whatever the run's ``data.attributes``; the built module must carry the
         same tuple as its attribute ``raw_attributes``. Empty for most models.
+    commands : mapping of str to str
+        The model's own subcommands of ``delta`` besides train, eval and demo (``"realization"``,
+        ``"export"``): name -> ``"module:function"`` of a ``function(argv, prog)`` that parses
+        ``argv`` (usage shown as ``prog``) and returns the exit code.
     """
 
     name: str
@@ -183,6 +188,7 @@ class ModelSpec:
     bmi_class: str | None = None
     calibration_target: str | None = None
     raw_attributes: tuple[str, ...] = ()
+    commands: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         names = [o.name for o in self.outputs]
@@ -213,6 +219,15 @@ class ModelSpec:
             raise ValueError(f"model {self.name} has no BMI component")
         module, _, cls = self.bmi_class.rpartition(".")
         return getattr(importlib.import_module(module), cls)
+
+    def load_command(self, name: str) -> Callable:
+        """The function of the model's subcommand ``name`` (:attr:`commands`)."""
+        import importlib
+
+        if name not in self.commands:
+            raise ValueError(f"model {self.name} has no command {name!r}")
+        module, _, fn = self.commands[name].partition(":")
+        return getattr(importlib.import_module(module), fn)
 
     def load_calibration_target(self) -> type:
         """The class named by :attr:`calibration_target`."""

@@ -1,5 +1,6 @@
-"""Console scripts of the LSTM baseline: ``lstm-train``, ``lstm-eval`` (the shared commands of
-:mod:`delta_core.cli` bound to its spec; no bundle ships, so ``lstm-eval`` needs ``--bundle``)."""
+"""Console scripts of the LSTM baseline: ``lstm-train``, ``lstm-eval``, aliases of
+``delta train|eval --model lstm`` (the shared commands of :mod:`delta_core.cli` bound to its
+spec; no bundle ships, so ``lstm-eval`` needs ``--bundle``)."""
 from __future__ import annotations
 
 from delta_core import cli

@@ -8,7 +8,7 @@ Catchment rows (id, latitude, area, attributes) come from one of:
   of id, catchment_id, divide_id, gauge_id), latitude (lat, latitude, gauge_lat), area (area_km2,
   areasqkm, area_gages2) and every attribute the bundle needs; ``--catchments`` may supply
   missing areas/latitudes from a hydrofabric geojson;
-* ``--camels ID ...``: basins of a CAMELS-format data directory (``--camels-root``, default the
+* ``--camels ID ...``: basins of a CAMELS-format data directory (``--data``, default the
   shipped sample). Also writes ``<out>/catchment_data.geojson`` and ``<out>/nexus_data.geojson``
   (see below); ``--write-forcing`` writes forcing CSVs for start..end (hourly or daily, see
   below) and ``--spinup-start`` spin-up CSVs at the model's step up to the day before start;
@@ -87,6 +87,7 @@ from typing import Callable
 import numpy as np
 import yaml
 
+from delta_core.cli import backend_type
 from delta_core.console import one_line_warnings
 from delta_core.fileio import atomic_write_text
 from delta_core.ngen.crosswalk import (PRECIP, RUNOFF_DEPTH, SUM_COLUMNS, TEMP, TMAX, TMIN,
@@ -688,7 +689,8 @@ def _parse_args(argv, binding: ModelBinding) -> argparse.Namespace:
                     help="--hydrofabric GeoJSON: its nexus file (default: nexus_data.geojson "
                          "or nexus.geojson beside it)")
     ap.add_argument("--id-column", help="id column of --table")
-    ap.add_argument("--camels-root", help="CAMELS-format data directory (default: the sample)")
+    ap.add_argument("--data", "--camels-root", dest="camels_root",
+                    help="CAMELS-format data directory, as --data of eval (default: the sample)")
     ap.add_argument("--out", required=True, help="output folder")
     ap.add_argument("--start", required=True, help="simulation start, e.g. '2015-12-01 00:00:00'")
     ap.add_argument("--end", required=True, help="simulation end (start of the last interval)")
@@ -697,11 +699,14 @@ def _parse_args(argv, binding: ModelBinding) -> argparse.Namespace:
     ap.add_argument("--output-interval", type=int, help="ngen output interval [s] "
                     "(default: the time step)")
     ap.add_argument("--bundle", help=binding.bundle_help)
-    ap.add_argument("--backend", choices=binding.backends,
-                    help=f"physics engine (default {binding.backends[0]})")
-    ap.add_argument("--forcing-path", default="./forcing/", help="realization forcing.path")
+    ap.add_argument("--backend", choices=binding.backends, type=backend_type(binding.backends),
+                    help=f"physics engine written into the configs (default "
+                         f"{binding.backends[0]}; torch and python both name the PyTorch "
+                         "reference)")
+    ap.add_argument("--forcing-path", default="./forcing/",
+                    help="realization forcing.path (default: ./forcing/)")
     ap.add_argument("--file-pattern", default=".*{{id}}.*.csv",
-                    help="realization forcing.file_pattern")
+                    help="realization forcing.file_pattern (default: .*{{id}}.*.csv)")
     ap.add_argument("--map", action="append", default=[], metavar="BMI_NAME=COLUMN",
                     help="override a variables_names_map entry (repeatable)")
     ap.add_argument("--write-forcing", action="store_true",

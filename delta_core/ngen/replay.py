@@ -362,9 +362,10 @@ def _write_outputs(results: dict, real: dict, out_root: Path) -> None:
                           "".join(f"{i}, {s}, {flow[i]:.6g}\n" for i, s in enumerate(stamps)))
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "ngen-replay") -> int:
+    """The ``ngen-replay`` command (also ``delta replay``)."""
     ap = argparse.ArgumentParser(
-        prog="ngen-replay",
+        prog=prog,
         description="Replay ngen's exact BMI call sequence over a realization JSON (bmi_python "
                     "formulations, CsvPerFeature forcing) without ngen; write per-catchment "
                     "and per-nexus output CSVs.")
