@@ -99,7 +99,7 @@ def soil_hour(s0: Tensor, infil: Tensor, pet: Tensor, fc: Tensor, wp: Tensor, kp
     # regime: 1 above fc, 2 between wp and fc, 3 below wp
     regime = torch.where(s0 > fc, 1, torch.where(s0 > wp, 2, 3))
     for _ in range(3):  # at most two crossings
-        in1, in2, in3 = regime == 1, regime == 2, regime == 3
+        in1, in2 = regime == 1, regime == 2
         k = torch.where(in1, k1, torch.where(in2, k2, zero))
         eq = torch.where(in1, eq1, torch.where(in2, eq2, s))
         rate0 = torch.where(in1, infil - pet, torch.where(in2, infil, infil))

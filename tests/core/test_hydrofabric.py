@@ -645,7 +645,6 @@ def test_cli_errors(gpkg, tmp_path, bundle, capsys):
 def test_geojson_centroid_latitude_of_a_square():
     """The closed ring repeats its first vertex: a vertex mean counted it twice (0.4 for the
     square 0..1 deg); the area centroid is the middle (to the ellipsoid's tiny asymmetry)."""
-    from delta_core.ngen.realization import geojson_catchments
 
     ring = [[10.0, 0.0], [11.0, 0.0], [11.0, 1.0], [10.0, 1.0], [10.0, 0.0]]
     for geom in ({"type": "Polygon", "coordinates": [ring]},

@@ -202,7 +202,6 @@ def test_shipped_dcfe_realizations_replay(name, tmp_path):
     """The dCFE realizations replay in ngen's call sequence with the shipped bundle: finite,
     non-negative outputs, nexus flow = catchment flow, and a smooth hourly hydrograph (no jump at
     day ends: hourly-native CFE)."""
-    from pathlib import Path
 
     from delta_core.ngen import replay as R
     from delta_core.ngen.crosswalk import RUNOFF_FLUX
@@ -432,7 +431,6 @@ def test_per_model_clis_refuse_another_models_bundle(command, args, tmp_path, ca
     """dcfe-export-cfe-config failed with a 40-line shape error on a dHBV bundle and lgar-eval
     evaluated it as dHBV: every per-model command now refuses it in one line, writing nothing."""
     import importlib
-    from pathlib import Path
 
     module, fn = command.split(":")
     main = getattr(importlib.import_module(module), fn)

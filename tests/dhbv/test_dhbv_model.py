@@ -1,6 +1,5 @@
 """dHBV-specific model tests (the generic contract runs in test_generic_models.py): the LSTM
 stepped one day at a time equals the sequence, and the δn(NNr) option (NN recharge)."""
-import numpy as np
 import pytest
 import torch
 

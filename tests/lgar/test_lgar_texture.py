@@ -4,7 +4,6 @@ the shipped soil table."""
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import numpy as np
 import pytest
