@@ -20,6 +20,13 @@ PET patterns (``pet``): ``"uniform"`` (1/24 per hour) or ``"sine"``, proportiona
 
 Temperature is held at the daily mean for every hour of the day.
 
+Where the data's day lies (``day_start_hour``): daily totals need not be totals of calendar days.
+CAMELS' Daymet precipitation is interpolated from gauge totals filed under the day on which the
+gauge was read, and most US cooperative gauges are read in the morning, while USGS daily flows
+are local calendar days; so a day's rain mostly fell before the flow day it is filed under.
+``day_start_hour = -k`` spreads data day d's rain over the 24 hours from ``24 - k`` o'clock of
+day d - 1 (:func:`spread_rain`); PET and temperature stay on the calendar day.
+
 Stochastic storms, per wet day and basin: ``1 + min(Poisson(storms_extra_mean), 2)`` storms; each
 lasts ``min(Geometric(1 / storm_hours_mean), max_storm_hours)`` hours (at least 1), starts at a
 uniform hour so that it ends by 24:00, has its peak at a uniform position within it and

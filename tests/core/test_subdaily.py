@@ -9,7 +9,7 @@ import torch
 from delta_core import subdaily
 from delta_core.hourly_forcing import (HourlyForcingError, read_directory, trailing_hargreaves,
                                        write_directory)
-from delta_core.patterns import WithinDay, basin_rng, to_hourly
+from delta_core.patterns import WithinDay, basin_rng, spread_rain, to_hourly
 
 from bmi_dhbv.bmi import HOURLY_BUNDLE as HOURLY
 
@@ -55,6 +55,27 @@ def test_pattern_errors():
         WithinDay("gauss")
     with pytest.raises(ValueError, match="no fixed weights"):
         WithinDay("stochastic").rain_weights()
+    with pytest.raises(ValueError, match="day_start_hour must lie in -23..0"):
+        WithinDay("uniform", day_start_hour=3)
+
+
+def test_data_day_before_midnight_moves_the_rain_earlier():
+    """day_start_hour -k: a data day's rain falls k hours earlier, the same amounts in the same
+    order; the first k hours of the first day fall before the run, the last k hours are dry;
+    PET and temperature stay on the calendar day."""
+    daily = torch.rand(10, 3, dtype=torch.float64) * 20
+    w = torch.from_numpy(WithinDay("stochastic").draw(10, 3, np.random.default_rng(2)))
+    base = to_hourly(daily, w)
+    moved = spread_rain(daily, w, -8)
+    np.testing.assert_array_equal(moved[:-8].numpy(), base[8:].numpy())
+    assert (moved[-8:] == 0).all()
+    assert torch.equal(spread_rain(daily, w, 0), base)
+    forcing = torch.stack([daily, torch.full_like(daily, 5.0), daily / 10], -1)
+    plain = subdaily.step_forcing(forcing, WithinDay("block", 14, 3), {})
+    early = subdaily.step_forcing(forcing, WithinDay("block", 14, 3, day_start_hour=-8), {})
+    np.testing.assert_array_equal(early.prcp[:-8].numpy(), plain.prcp[8:].numpy())
+    assert torch.equal(early.pet, plain.pet) and torch.equal(early.temp, plain.temp)
+    assert early.prcp[6::24].gt(0).all()  # 14:00 of the data day is 06:00 of the calendar day
 
 
 def test_older_bundles_keep_their_pattern():
