@@ -533,8 +533,8 @@ def _given_spinup(value: str, out: Path) -> Path:
     directory, or (earlier writers' meaning) relative to ``out/config``."""
     p = Path(value).expanduser()
     tried = [p] if p.is_absolute() else [Path.cwd() / p, out / "config" / p]
-    for c in tried:
-        if c.exists():
+    for c in tried:  # normalised: config/ may not exist yet
+        if Path(os.path.normpath(c)).exists():
             return Path(os.path.normpath(c))
     raise ValueError(f"--spinup-forcing {value} does not exist (looked for "
                      f"{' and '.join(str(c) for c in tried)}): give an existing spin-up CSV or "
