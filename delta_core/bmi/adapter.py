@@ -579,7 +579,7 @@ class NgenBmi(LumpedBmi):
         if self._time_step != 3600 or self._core.step_seconds != 3600:
             raise BmiError(f"spinup cycles hourly forcing: it needs time_step_seconds: 3600 (got "
                            f"{self._time_step:g}); give spinup_forcing rows instead")
-        path = self._path(spec["forcing"])
+        path = Path(os.path.normpath(self._path(spec["forcing"])))
         forcings, starts = self._hourly_rows(path, spec["years"])
         core, tol = self._core, spec["tolerance"]
         before = core.store_values()

@@ -28,6 +28,13 @@ Catchment rows (id, latitude, area, attributes) come from one of:
 time series there. Every source's latitudes must lie in [-90, 90] degrees (a projected coordinate
 is refused) and its areas be > 0.
 
+**Spin-up** (hourly steps): by default each config cycles its catchment's own run forcing
+(``spinup: {forcing: ../forcing/<file>}``, see the BMIs' ``spinup`` key), or each catchment's
+file in ``--spinup-forcing DIR``; ``--spinup-forcing FILE`` runs a spin-up CSV once,
+``--cold-start`` writes none. Every path written is checked (existing, readable, relative to the
+config folder), and a run forcing that does not cover ``--start``..``--end`` is refused (ngen
+aborts at the first missing step).
+
 Writes ``<out>/config/<id>.yaml`` and ``<out>/realization.json`` (``python_type`` the model's BMI
 class, main output ``land_surface_water__runoff_depth``). Hourly mode maps the BMI inputs to
 ngen's AORC forcing columns (``precip_rate``, ``TMP_2maboveground``); daily mode to the columns of
@@ -485,34 +492,37 @@ def forcing_files(ids: list[str], folders: list[Path], file_pattern: str) -> dic
     return out
 
 
-def forcing_span(path: Path) -> tuple[dt.datetime, dt.datetime]:
-    """First and last time [hour-beginning] of a CsvPerFeature file's ``time`` column
-    (ValueError naming the file if it has none or no rows)."""
+def forcing_span(path: Path) -> tuple[dt.datetime, dt.datetime, dt.timedelta]:
+    """First and last time [interval-beginning] of a CsvPerFeature file's ``time`` column and
+    its row step (one hour for a single row); ValueError naming the file if it has no time
+    column or no rows."""
     with open(path, newline="") as f:
         header = next(csv.reader([f.readline()]), [])
-        first = last = f.readline()
+        lines = [f.readline(), f.readline()]
+        last = lines[1] if lines[1].strip() else lines[0]
         for line in f:
             if line.strip():
                 last = line
     col = next((i for i, h in enumerate(header) if h.strip().lower() in ("time", "date")), None)
-    if col is None or not first.strip():
+    if col is None or not lines[0].strip():
         raise ValueError(f"{path}: no 'time' column or no data rows; ngen's CsvPerFeature "
                          f"forcing needs a time column and hourly rows")
     try:
-        return tuple(_parse_datetime(next(csv.reader([x]))[col], f"{path}: time")
-                     for x in (first, last))
+        t = [_parse_datetime(next(csv.reader([x]))[col], f"{path}: time")
+             for x in (lines[0], lines[1] if lines[1].strip() else lines[0], last)]
     except IndexError:
         raise ValueError(f"{path}: a row lacks the time column") from None
+    return t[0], t[2], (t[1] - t[0]) or dt.timedelta(hours=1)
 
 
 def check_forcing_period(files: dict[str, Path], start: str, end: str) -> None:
     """Refuse (ValueError, one line naming the file, its period, the run's and the fix) a
-    forcing file that does not cover ``start``..``end``: ngen aborts at the first missing
-    step ("Forcing had bad index")."""
+    forcing file that does not cover ``start``..``end`` (its last row covers one row step):
+    ngen aborts at the first missing step ("Forcing had bad index")."""
     t0, t1 = _parse_datetime(start, "--start"), _parse_datetime(end, "--end")
     for cid, path in files.items():
-        first, last = forcing_span(path)
-        if first > t0 or last < t1:
+        first, last, step = forcing_span(path)
+        if first > t0 or t1 >= last + step:
             raise ValueError(f"{path}: the forcing of {cid} covers {first} .. {last}, but the "
                              f"run needs {t0} .. {t1} (--start/--end), and ngen aborts at the "
                              f"first missing step: run within the forcing's period or extend "
@@ -550,7 +560,7 @@ def check_spinup_files(files: dict[str, Path], years: int, need_pet: bool) -> No
 
     short = []
     for i, (cid, path) in enumerate(files.items()):
-        first, last = forcing_span(path)
+        first, last, _ = forcing_span(path)
         if i < MAX_RAIN_CHECK_FILES:
             try:
                 pet = read_file(path)[3]

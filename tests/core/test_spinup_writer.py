@@ -113,3 +113,17 @@ def test_spinup_options_that_exclude_each_other(tmp_path, capsys):
     assert _write(tmp_path, "y", "--time-step", "86400", "--spinup-forcing",
                   str(EXAMPLE / "forcing"), model="bmi_dhbv") == 2
     assert "cycles hourly forcing: use --time-step 3600" in _one_line_error(capsys)
+
+
+def test_a_daily_forcing_row_covers_its_day(tmp_path, capsys):
+    """Daily rows (``--time-step 86400``) cover their whole day: an end at 23:00 of the last
+    day is inside the forcing; daily configs get no cycled spin-up by default."""
+    from bmi_dhbv import realization
+
+    common = ["--camels", "01022500", "--write-forcing", "--time-step", "86400", "--start",
+              "2000-01-01 00:00:00"]
+    assert realization.main(common + ["--out", str(tmp_path / "a"),
+                                      "--end", "2000-01-03 23:00:00"]) == 0
+    cfg = _config(tmp_path / "a", "cat-01022500")
+    assert "spinup" not in cfg  # daily steps: no cycled spin-up by default
+    assert not cfg.get("spinup_forcing")
