@@ -583,8 +583,22 @@ def check_spinup_files(files: dict[str, Path], years: int, need_pet: bool) -> No
                       stacklevel=3)
 
 
+def _warn_spinup_columns(names_map: dict) -> None:
+    """Warn when the run reads precipitation or temperature from other columns than the cycled
+    spin-up does (``precip_rate``, ``TMP_2maboveground``: :mod:`delta_core.hourly_forcing`)."""
+    from delta_core.hourly_forcing import PRECIP_COLUMN, TEMP_COLUMN
+    from delta_core.ngen.crosswalk import NGEN_FORCINGS
+
+    for var, col in ((PRECIP, PRECIP_COLUMN), (TEMP, TEMP_COLUMN)):
+        mapped = names_map.get(var, col)
+        if mapped not in (col, NGEN_FORCINGS[col][0]):
+            warnings.warn(f"the run reads {var} from column {mapped!r}, the cycled spin-up from "
+                          f"{col!r} of the same files: give them the same values, or "
+                          f"--spinup-forcing DIR / --cold-start", stacklevel=4)
+
+
 def spinup_settings(args, ids: list[str], out: Path, run_files: dict[str, Path],
-                    need_pet: bool) -> tuple[dict | None, dict | None]:
+                    names_map: dict) -> tuple[dict | None, dict | None]:
     """The spin-up of every config: ``(spinup_forcing by id, spinup mapping by id)``.
 
     ``--spinup-forcing FILE``: that CSV (rows run once) for every catchment; ``--spinup-forcing
@@ -623,7 +637,8 @@ def spinup_settings(args, ids: list[str], out: Path, run_files: dict[str, Path],
     if args.time_step != 3600:
         raise ValueError("--spinup-forcing DIR cycles hourly forcing: use --time-step 3600, or "
                          "give a spin-up CSV at the model's step")
-    check_spinup_files(files, args.spinup_years, need_pet)
+    check_spinup_files(files, args.spinup_years, PET in names_map)
+    _warn_spinup_columns(names_map)
     return None, {cid: {"forcing": config_relative(targets[cid], out),
                         "years": args.spinup_years, "max_cycles": args.spinup_max_cycles}
                   for cid in files}
@@ -1033,7 +1048,7 @@ def _main(argv, binding: ModelBinding) -> int:
         [Path(args.catchments).parent / args.forcing_path] if args.catchments else [])
     run_files = forcing_files(ids, folders, args.file_pattern)
     check_forcing_period(run_files, args.start, args.end)
-    given, cycled = spinup_settings(args, ids, out, run_files, PET in names_map)
+    given, cycled = spinup_settings(args, ids, out, run_files, names_map)
     spinup = given or spinup
     if args.camels:
         write_camels_geojson(out, args.camels, args.camels_root)

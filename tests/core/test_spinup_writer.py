@@ -127,3 +127,11 @@ def test_a_daily_forcing_row_covers_its_day(tmp_path, capsys):
     cfg = _config(tmp_path / "a", "cat-01022500")
     assert "spinup" not in cfg  # daily steps: no cycled spin-up by default
     assert not cfg.get("spinup_forcing")
+
+
+def test_other_run_columns_than_the_spinup_reads_are_warned(tmp_path):
+    with pytest.warns(UserWarning, match=r"the run reads atmosphere_water__liquid_equivalent_"
+                      r"precipitation_rate from column 'APCP_surface', the cycled spin-up from "
+                      r"'precip_rate'"):
+        assert _write(tmp_path, "m", "--map", "atmosphere_water__liquid_equivalent_"
+                      "precipitation_rate=APCP_surface") == 0
