@@ -153,9 +153,9 @@ class CfeCore(LumpedCore):
         self._write_levels()
 
     def run_steps(self, forcings: list[list], starts: list[dt.datetime]) -> None:
-        """Many hours at once (``backend: cpp``, whole days from 00:00): snow on floats hour by
-        hour, PET and the daily LSTM over the days vectorised, CFE in one kernel call; ends in
-        the state :meth:`step` in turn would reach (to rounding)."""
+        """Many hours at once (``backend: cpp``; with dynamic parameters whole days from 00:00):
+        snow on floats hour by hour, PET and the daily LSTM over the days vectorised, CFE in one
+        kernel call; ends in the state :meth:`step` in turn would reach (to rounding)."""
         n = len(forcings)
         p = np.array([f[0] for f in forcings], dtype=float)
         temps = np.array([f[1] for f in forcings], dtype=float)

@@ -267,7 +267,7 @@ class HourlyInputs:
         Parameters
         ----------
         starts : list of datetime
-            Consecutive hours from 00:00 of the first day, whole days.
+            Consecutive hours (with an LSTM: whole days from 00:00).
         p, t : ndarray [H]
             Precipitation [mm] and air temperature [degC] of each hour.
         pet : list of float or None [H]
@@ -281,12 +281,14 @@ class HourlyInputs:
         Returns
         -------
         (pet [H] mm, raw [D, n_out]) or None
-            None where the hours are not whole days after the day in progress (the caller
-            steps them with :meth:`hour` instead); ``raw`` has no columns without an LSTM.
+            With an LSTM, None where the hours are not whole days after the day in progress
+            (the caller steps them with :meth:`hour` instead); without one, any consecutive
+            hours pass and ``raw`` is empty.
         """
         n = len(starts)
         s = self.days.state
-        if n % 24 or starts[0].hour or s[0] == starts[0].toordinal():
+        if self._lstm is not None and (n % 24 or starts[0].hour
+                                       or s[0] == starts[0].toordinal()):
             return None
         if all(x is not None for x in pet):
             pet_h = np.array(pet, dtype=float)
@@ -295,7 +297,7 @@ class HourlyInputs:
             series = self.pet_model.series(t, starts)
             pet_h = np.array([series[i] if x is None else x for i, x in enumerate(pet)])
         if self._lstm is None:
-            return pet_h, np.zeros((n // 24, 0))
+            return pet_h, np.zeros((0, 0))
         sums = [np.add.accumulate(x.reshape(-1, 24), axis=1)[:, -1] for x in (p, t, pet_h)]
         days = [(a * 24.0 / 24.0, b / 24.0, c * 24.0 / 24.0) for a, b, c in zip(*sums)]
         pending = s[0] >= 0 and s[4] > 0  # completed at the first hour, as DayAggregate.add

@@ -140,3 +140,26 @@ def test_cycled_spinup_with_pet_as_an_input(make_bmi, tmp_path, name):
     want, got = ref.core.get_state(), spun.core.get_state()
     for key, value in want.items():
         np.testing.assert_allclose(got[key], value, rtol=1e-9, atol=1e-12, err_msg=key)
+
+
+@pytest.mark.parametrize("name", ["dcfe", "dhbv"])
+def test_batched_hours_after_a_partial_day(make_bmi, name):
+    """The batched run completes a partial day in progress (5 hours stepped) at its first hour
+    as :meth:`HourlyInputs.hour` does: the LSTM sees it scaled to 24 hours."""
+    rng = np.random.default_rng(11)
+    n = 5 + 24 * 3
+    t0 = dt.datetime(1981, 3, 1, 19)
+    starts = [t0 + dt.timedelta(hours=h) for h in range(n)]
+    rows = [[float(p), float(t), None] for p, t in
+            zip(np.where(rng.random(n) < 0.3, rng.gamma(1.0, 2.0, n), 0.0),
+                6.0 + 5.0 * np.sin(np.arange(n) / 4.0))]
+    stepped, batched = _bmi(make_bmi, name).core, _bmi(make_bmi, name).core
+    for core in (stepped, batched):
+        for row, start in zip(rows[:5], starts[:5]):
+            core.step(row, start)
+    for row, start in zip(rows[5:], starts[5:]):
+        stepped.step(row, start)
+    batched.run_steps(rows[5:], starts[5:])
+    want, got = stepped.get_state(), batched.get_state()
+    for key, value in want.items():
+        np.testing.assert_allclose(got[key], value, rtol=1e-9, atol=1e-12, err_msg=key)
