@@ -54,6 +54,8 @@ class CfeCore(LumpedCore):
     optional_fields = frozenset({"pet"})
     flows = ("surface_flow", "interflow", "baseflow")
     rates = ("et", "pet", "melt")
+    stores = ("swe", "soil_moisture", "groundwater")
+
     def __init__(self, model, x_attr: np.ndarray, latitude: float, backend: str = "torch",
                  norm=None):
         self.dynamic_names = tuple(model.dynamic_names)
@@ -150,26 +152,39 @@ class CfeCore(LumpedCore):
         rv[0], rv[1], rv[2] = aet * 1000.0, pet, s.melt
         self._write_levels()
 
-    def spinup(self, forcings: list[list], starts: list[dt.datetime]) -> None:
-        """Many hours at once: snow on floats hour by hour, PET vectorised, CFE in one kernel
-        call (``backend: cpp``); ends in the state :meth:`step` in turn would reach."""
-        if self.backend != "cpp" or len(forcings) < 2 or self._lstm is not None:
-            return super().spinup(forcings, starts)  # dynamic parameters: stepped
+    def run_steps(self, forcings: list[list], starts: list[dt.datetime]) -> None:
+        """Many hours at once (``backend: cpp``; with dynamic parameters whole days from 00:00):
+        snow on floats hour by hour, PET and the daily LSTM over the days vectorised, CFE in one
+        kernel call; ends in the state :meth:`step` in turn would reach (to rounding)."""
         n = len(forcings)
+        p = np.array([f[0] for f in forcings], dtype=float)
         temps = np.array([f[1] for f in forcings], dtype=float)
-        pet_model = self._inputs.pet_model
-        if all(f[2] is not None for f in forcings):
-            pet = np.array([f[2] for f in forcings], dtype=float)
-            pet_model.temps = np.concatenate([pet_model.temps, temps])
-        else:
-            pet_h = pet_model.series(temps, starts)
-            pet = np.array([pet_h[i] if f[2] is None else f[2] for i, f in enumerate(forcings)])
+        days = (self._inputs.whole_days(starts, p, temps, [f[2] for f in forcings],
+                                        self.dynamic_raw, self._model.dynamic_net)
+                if self.backend == "cpp" and n >= 24 else None)
+        if days is None:
+            return super().run_steps(forcings, starts)
+        pet, raw = days
         liquid, melt = np.empty(n), np.empty(n)
         for i, f in enumerate(forcings):
             sn = snow_routine.degree_day_step(self.snowpack, self.meltwater, f[0], f[1],
                                               *self._snow_args)
             self.snowpack, self.meltwater = sn.snowpack, sn.meltwater
             liquid[i], melt[i] = sn.rain + sn.outflow, sn.melt
+        dynamic = None
+        if self._lstm is not None:
+            scaled = self._model.scale_dynamic(torch.from_numpy(raw))
+            dynamic = {k: v[:, None] for k, v in scaled.items()}
+            self.dynamic_raw = raw[-1].copy()
+            self._set_parameters(self._dynamic_from_raw(self.dynamic_raw))
+        self._run_kernel(liquid, pet, dynamic)
+        self.rate_values[1:] = (pet[-1], melt[-1])
+        self._write_levels()
+
+    def _run_kernel(self, liquid: np.ndarray, pet: np.ndarray, dynamic: dict | None) -> None:
+        """CFE over hours of liquid water and PET [mm] in one kernel call from the current
+        state (``dynamic``: daily parameters ``{name: [D, 1]}``, or None); sets the state, the
+        last hour's flows and ET."""
         st = torch.from_numpy(self.state)
         state = physics.CfeState(soil=st[0:1].clone(), gw=st[1:2].clone(),
                                  giuh_queue=torch.from_numpy(self.queue.copy())[None],
@@ -178,10 +193,10 @@ class CfeCore(LumpedCore):
                                  percolation=st[2:3].clone())
         with torch.no_grad():
             final, out = kernel.run(
-                state, self.params, torch.from_numpy(liquid / 1000.0)[:, None],
+                state, self.static_params, torch.from_numpy(liquid / 1000.0)[:, None],
                 torch.from_numpy(pet / (1000.0 * physics.STEP_SECONDS))[:, None], self._options,
                 outputs=("DIRECT_RUNOFF", "NASH_LATERAL_RUNOFF", "DEEP_GW_TO_CHANNEL_FLUX",
-                         "GW_OVERFLOW", "ACTUAL_ET"), backend="cpp")
+                         "GW_OVERFLOW", "ACTUAL_ET"), backend="cpp", dynamic=dynamic)
         self.state[:] = np.concatenate([final.soil.numpy(), final.gw.numpy(),
                                         final.percolation.numpy(), final.nash_lateral[0].numpy()])
         self.queue[:] = final.giuh_queue[0].numpy()
@@ -191,8 +206,7 @@ class CfeCore(LumpedCore):
             baseflow += last["GW_OVERFLOW"]
         self.flow_new[:] = (last["DIRECT_RUNOFF"] * 1000.0, last["NASH_LATERAL_RUNOFF"] * 1000.0,
                             baseflow * 1000.0)
-        self.rate_values[:] = (last["ACTUAL_ET"] * 1000.0, pet[-1], melt[-1])
-        self._write_levels()
+        self.rate_values[0] = last["ACTUAL_ET"] * 1000.0
 
     def get_state(self) -> dict[str, np.ndarray]:
         st = {"cfe": self.state, "giuh_queue": self.queue,

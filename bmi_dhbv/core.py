@@ -47,6 +47,7 @@ class HBVCore(LumpedCore):
     optional_fields = frozenset({"tmean", "tmax", "tmin", "pet"})
     flows = ("surface_flow", "interflow", "baseflow")
     rates = ("et", "pet")
+    stores = ("swe", "soil_moisture", "upper_zone", "lower_zone")
 
     def __init__(self, model, norm, x_attr: np.ndarray, latitude: float, backend: str = "cpp"):
         self.dynamic_names = tuple(model.dynamic_names)
@@ -172,13 +173,13 @@ class HBVCore(LumpedCore):
         self.rate_values[0], self.rate_values[1] = float(fl[3]), pet
         self._write_levels(dynamic=True)
 
-    def spinup(self, forcings: list[list], starts: list[dt.datetime]) -> None:
+    def run_steps(self, forcings: list[list], starts: list[dt.datetime]) -> None:
         """Many days at once: the LSTM over the whole sequence in torch (continuing the
         stepper's state), HBV in one kernel call; ends in the state :meth:`step` in turn would
         reach (to rounding)."""
         n_hist = len(self._uh_tail)
         if self._step_numpy is None or len(forcings) <= n_hist:
-            return super().spinup(forcings, starts)
+            return super().run_steps(forcings, starts)
         p, t, pet = (np.array(x) for x in zip(*(self._daily_forcing(f, s)
                                                  for f, s in zip(forcings, starts))))
         params = {name: torch.from_numpy(self._static[i][None].copy())

@@ -26,6 +26,7 @@ import torch
 from bmi_dhbv import hbv, kernel, substeps
 from bmi_dhbv.core import HBVCore
 from delta_core import subdaily
+from delta_core.bmi.core import LumpedCore
 from delta_core.bmi.hourly import FlatTemperature, HourlyInputs
 from delta_core.routing import gamma_unit_hydrograph_substeps
 
@@ -122,6 +123,37 @@ class HourlyHBVCore(HBVCore):
         self.rate_values[0], self.rate_values[1] = float(res.fluxes["et"][-1, 0]), float(
             pet[-1] * pet_w[-1])
         self._inputs.days.reset()  # the LSTM has seen the last day already
+        self._write_levels(dynamic=True)
+
+    def run_steps(self, forcings: list[list], starts: list[dt.datetime]) -> None:
+        """Many hours at once (backend cpp, whole days from 00:00): PET and the daily LSTM over
+        the days vectorised (:meth:`~delta_core.bmi.hourly.HourlyInputs.whole_days`), HBV in one
+        kernel call; ends in the state :meth:`step` in turn would reach (to rounding)."""
+        p = np.array([f[0] for f in forcings], dtype=float)
+        t = np.array([f[1] for f in forcings], dtype=float)
+        days = (self._inputs.whole_days(starts, p, t, [f[2] for f in forcings],
+                                        self.dynamic_raw, self._model.dynamic_net)
+                if self._step_numpy is not None and len(forcings) >= 24 else None)
+        if days is None:
+            return LumpedCore.run_steps(self, forcings, starts)  # hour by hour
+        pet, raw = days
+        params = {name: torch.from_numpy(self._static[i][None].copy())
+                  for i, name in enumerate(hbv.PARAMETER_NAMES)}
+        if self._lstm is not None:
+            params.update(self._dynamic_series(raw, repeat=24))
+            self.dynamic_raw = raw[-1].copy()
+            self._set_dynamic(self.dynamic_raw)
+        f = lambda a: torch.from_numpy(a)[:, None]  # noqa: E731
+        with torch.no_grad():
+            res = kernel.run(f(p), f(t), f(pet), params, torch.from_numpy(self.states[:, None]),
+                             keep_storages=False, backend="cpp")
+        self.states[...] = res.final_states[:, 0].numpy()
+        q = np.stack([res.fluxes[k][:, 0].numpy() for k in ("q0", "q1", "q2")])  # [3, H]
+        n_hist = len(self._uh_tail)
+        self._qhist[...] = np.concatenate([q[:, ::-1], self._qhist], axis=1)[:, :n_hist]
+        self.flow_new[:] = self._uh0 * q[:, -1]
+        self.flow_carry = self._qhist @ self._uh_tail
+        self.rate_values[0], self.rate_values[1] = float(res.fluxes["et"][-1, 0]), pet[-1]
         self._write_levels(dynamic=True)
 
     def get_state(self) -> dict[str, np.ndarray]:

@@ -88,6 +88,7 @@ class LgarCore(LumpedCore):
     rates = ("surface_runoff", "giuh_runoff", "infiltration", "percolation", "aet", "pet",
              "reservoir_discharge", "melt")
     levels = ("soil_storage", "ponded", "reservoir_storage", "n_fronts", "swe")
+    stores = ("soil_storage", "ponded", "reservoir_storage", "swe")
 
     def __init__(self, params: LgarParameters, latitude: float | None = None,
                  pet_weights=None, backend: str = "python", snow: dict | None = None):
@@ -162,6 +163,35 @@ class LgarCore(LumpedCore):
         else:
             self._step_port(p, pet)
         self.rate_values[7] = melt
+        self.level_values[4] = self.snowpack + self.meltwater
+
+    def run_steps(self, forcings: list[list], starts: list[dt.datetime]) -> None:
+        """Many hours at once (backend cpp): PET and snow on floats hour by hour, LGAR in one
+        kernel call from the packed state; ends in the state :meth:`step` in turn reaches."""
+        if self.backend != "cpp" or len(forcings) < 2:
+            return super().run_steps(forcings, starts)
+        n = len(forcings)
+        liquid, pet, melt = np.empty(n), np.empty(n), np.empty(n)
+        for i, ((p, e, t), start) in enumerate(zip(forcings, starts)):
+            if t is not None and self._pet is not None:
+                self._pet.push(t)
+            if e is None:
+                if t is None or self._pet is None:
+                    raise ValueError("dLGAR: an hour without PET needs the air temperature and "
+                                     "the latitude (Hargreaves PET)")
+                e = self._pet.pet(start)
+            pet[i] = e
+            liquid[i], melt[i] = self._liquid_water(p, t)
+        run = self._kernel.run_kernel(self._kb, liquid[:, None], pet[:, None],
+                                      state=self.packed)
+        self.packed = run.state
+        self.state = None
+        o = run.outputs
+        self.flow_new[0] = o["total_discharge"][-1, 0] * M_TO_MM
+        for i, name in enumerate(KERNEL_RATES):
+            self.rate_values[i] = o[KERNEL_RATES[name]][-1, 0] * M_TO_MM
+        self._write_levels()
+        self.rate_values[7] = melt[-1]
         self.level_values[4] = self.snowpack + self.meltwater
 
     def _liquid_water(self, p: float, t: float | None) -> tuple[float, float]:

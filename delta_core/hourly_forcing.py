@@ -94,11 +94,16 @@ def find_file(directory: Path, gauge_id: str) -> Path:
 
 def _column(header: list[str], name: str, path: Path, required: bool = True
             ) -> tuple[int, str | None] | None:
-    for i, h in enumerate(header):
+    """Index and unit (None: none in the header) of column ``name``, matched exactly, else
+    without regard to case (``pet [mm h-1]`` for ``PET``)."""
+    parsed = []
+    for h in header:
         m = re.fullmatch(r"(.+?)\s*\[(.*)\]", h.strip())
-        base, unit = (m.group(1).strip(), m.group(2).strip()) if m else (h.strip(), None)
-        if base == name:
-            return i, unit
+        parsed.append((m.group(1).strip(), m.group(2).strip()) if m else (h.strip(), None))
+    for same in (lambda b: b == name, lambda b: b.lower() == name.lower()):
+        for i, (base, unit) in enumerate(parsed):
+            if same(base):
+                return i, unit
     if required:
         raise HourlyForcingError(f"{path}: no column {name!r} (columns: {header}); hourly "
                                  f"forcing needs time, {PRECIP_COLUMN}, {TEMP_COLUMN}")

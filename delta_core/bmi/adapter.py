@@ -32,6 +32,7 @@ import json
 import math
 import os
 import sys
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,7 +69,16 @@ COMMON_KEYS: dict[str, str] = {
     "initial_state": "cold (default) or the path of a state file written by save_state",
     "spinup_forcing": "optional CSV of forcing at the model's step run before start_time to "
                       "warm the states",
+    "spinup": "optional mapping: cycle the leading years of an hourly CsvPerFeature forcing "
+              "file before start_time until every store settles: forcing (path, relative to "
+              "this config's folder; the writers give the catchment's own run forcing), years "
+              "(default 1), max_cycles (default 10), tolerance (relative change of each store "
+              "per cycle, default 0.001)",
 }
+#: Defaults of the ``spinup`` mapping.
+SPINUP_DEFAULTS = {"years": 1, "max_cycles": 10, "tolerance": 0.001}
+#: A store changing by less than this [mm] per cycle counts as settled whatever its size.
+SETTLED_FLOOR_MM = 1e-6
 REQUIRED_KEYS = ("attributes", "latitude", "area_km2", "start_time")
 
 STATE_VERSION = 2
@@ -219,11 +229,18 @@ class NgenBmi(LumpedBmi):
         self._reset()
         init = cfg.get("initial_state", "cold")
         spin = cfg.get("spinup_forcing")
-        if init not in (None, "cold") and spin is not None:
-            raise BmiError("give initial_state (a state file) or spinup_forcing, not both")
+        given = [k for k, on in (("initial_state", init not in (None, "cold")),
+                                 ("spinup_forcing", spin is not None),
+                                 ("spinup", cfg.get("spinup") is not None)) if on]
+        if len(given) > 1:
+            raise BmiError(f"give one of initial_state (a state file), spinup_forcing (rows run "
+                           f"once) or spinup (cycled forcing), not {' and '.join(given)}")
         self._initialized = True
+        self.spinup_cycles = 0
         if spin is not None:
             self._spinup(self._path(spin))
+        if cfg.get("spinup") is not None:
+            self._cycled_spinup(_spinup_spec(cfg["spinup"], where))
         if init not in (None, "cold"):
             self._load_state_file(self._path(init), as_initial=True)
 
@@ -554,6 +571,66 @@ class NgenBmi(LumpedBmi):
         self._carry = core.flow_carry.tolist()
         self._write_held()
 
+    def _cycled_spinup(self, spec: dict) -> None:
+        """Cycle the leading ``spec["years"]`` of an hourly CsvPerFeature file (one batched
+        :meth:`~delta_core.bmi.core.LumpedCore.run_steps` per cycle) until every store changes
+        by at most ``tolerance`` (relative) between the ends of two cycles, or ``max_cycles``
+        (then one warning naming this config)."""
+        if self._time_step != 3600 or self._core.step_seconds != 3600:
+            raise BmiError(f"spinup cycles hourly forcing: it needs time_step_seconds: 3600 (got "
+                           f"{self._time_step:g}); give spinup_forcing rows instead")
+        path = Path(os.path.normpath(self._path(spec["forcing"])))
+        forcings, starts = self._hourly_rows(path, spec["years"])
+        core, tol = self._core, spec["tolerance"]
+        before = core.store_values()
+        for cycle in range(1, spec["max_cycles"] + 1):
+            core.run_steps(forcings, starts)
+            after = core.store_values()
+            change = np.abs(after - before)
+            if np.all(change - SETTLED_FLOOR_MM <= tol * np.abs(after)):
+                break
+            before = after
+        else:
+            worst = int(np.argmax(change / np.maximum(np.abs(after), SETTLED_FLOOR_MM)))
+            names = core.stores or core.levels
+            warnings.warn(f"{self.MODEL} {self._where}: spin-up did not settle in "
+                          f"{spec['max_cycles']} cycles of {len(starts) // 24} days of {path}: "
+                          f"{names[worst]} still changed by {change[worst]:.3g} mm in the last "
+                          f"cycle (tolerance {100 * tol:g} %); raise spinup.max_cycles or "
+                          f"spinup.years", stacklevel=4)
+        self.spinup_cycles = cycle
+        del forcings, starts
+        _release_freed_memory()
+        self._carry = core.flow_carry.tolist()
+        self._write_held()
+
+    def _hourly_rows(self, path: Path, years: int) -> tuple[list[list], list[dt.datetime]]:
+        """Core forcing rows and their start times of the first ``years`` years of an hourly
+        CsvPerFeature file (all of it if shorter), read as
+        :func:`delta_core.hourly_forcing.read_file` reads it (units from the header); fields
+        that no input of this configuration feeds are None (e.g. PET when it is Hargreaves)."""
+        from delta_core.hourly_forcing import HourlyForcingError, read_file
+
+        try:
+            start, prcp, temp, pet = read_file(path)
+        except (HourlyForcingError, OSError, UnicodeDecodeError) as exc:
+            raise BmiError(f"spinup forcing: {exc}") from None
+        fed = {f for i in self._inputs() for f, _ in i.feeds}
+        if "pet" in fed and pet is None:
+            raise BmiError(f"spinup forcing {path} has no PET column, but this configuration "
+                           f"takes PET as an input: add a column 'PET [mm h-1]'")
+        t0 = start.astype("datetime64[s]").item()
+        try:
+            end = t0.replace(year=t0.year + years)
+        except ValueError:  # 29 February
+            end = t0.replace(year=t0.year + years, day=28) + dt.timedelta(days=1)
+        n = min(len(prcp), int((end - t0).total_seconds()) // 3600)
+        values = {"prcp": prcp, "tmean": temp, "pet": pet}
+        fields = [(values[f] if f in fed else None) for f in self._core.fields]
+        starts = [t0 + dt.timedelta(hours=h) for h in range(n)]
+        rows = [[None if x is None else float(x[h]) for x in fields] for h in range(n)]
+        return rows, starts
+
     def _field_checks(self) -> dict[str, VarSpec]:
         """Core field -> spec of the input feeding it, whose :func:`value_problem` check the
         spin-up values of the field pass too (``tmax``/``tmin`` of a daily spin-up, fed by no
@@ -680,6 +757,28 @@ def _rule_of(field: str, inputs: list[InputVar]) -> str | None:
     if len(rules) > 1:
         raise ValueError(f"core field {field!r} is fed with different rules {sorted(rules)}")
     return rules.pop() if rules else None
+
+
+def _spinup_spec(value, where: str) -> dict:
+    """The ``spinup`` mapping with its defaults, checked (BmiError naming ``where``)."""
+    if not isinstance(value, dict) or value.get("forcing") in (None, ""):
+        raise BmiError(f"spinup in {where} must be a mapping with forcing: PATH (an hourly "
+                       f"CsvPerFeature file) and optional {sorted(SPINUP_DEFAULTS)}, got "
+                       f"{value!r}")
+    unknown = sorted(set(value) - {"forcing", *SPINUP_DEFAULTS})
+    if unknown:
+        raise BmiError(f"spinup in {where}: unknown key(s) {unknown}; valid: forcing, "
+                       f"{', '.join(SPINUP_DEFAULTS)}")
+    spec = {**SPINUP_DEFAULTS, **value}
+    for key in ("years", "max_cycles"):
+        x = spec[key]
+        if isinstance(x, bool) or not isinstance(x, int) or x < 1:
+            raise BmiError(f"spinup.{key} in {where} must be a positive integer, got {x!r}")
+    tol = spec["tolerance"]
+    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 < tol < 1:
+        raise BmiError(f"spinup.tolerance in {where} must be a number in (0, 1) (relative "
+                       f"change per cycle), got {tol!r}")
+    return spec
 
 
 def _number(x, key: str) -> float:

@@ -47,6 +47,9 @@ class LumpedCore(ABC):
     flows: tuple[str, ...] = ()
     rates: tuple[str, ...] = ()
     levels: tuple[str, ...] = ()
+    #: Levels that are water stores [mm]: a cycled spin-up runs until each changes by less than
+    #: its tolerance per cycle (empty: every level).
+    stores: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         self.flow_new = np.zeros(len(self.flows))
@@ -63,11 +66,23 @@ class LumpedCore(ABC):
     def step(self, forcing: list, start: dt.datetime) -> None:
         """Advance one model step from ``start`` with ``forcing`` (values of :attr:`fields`)."""
 
-    def spinup(self, forcings: list[list], starts: list[dt.datetime]) -> None:
-        """Run many consecutive steps (a spin-up). Default: :meth:`step` in turn; a core may
-        override it with a batched run that ends in the same state."""
+    def run_steps(self, forcings: list[list], starts: list[dt.datetime]) -> None:
+        """Run many consecutive model steps (values of :attr:`fields` starting at ``starts``).
+        Default: :meth:`step` in turn; a core may override it with a batched run that ends in
+        the same state (to rounding)."""
         for f, t in zip(forcings, starts):
             self.step(f, t)
+
+    def spinup(self, forcings: list[list], starts: list[dt.datetime]) -> None:
+        """Run the rows of a spin-up file (:attr:`spinup_fields` every
+        :attr:`spinup_step_seconds`). Default, rows at the model's step: :meth:`run_steps`."""
+        self.run_steps(forcings, starts)
+
+    def store_values(self) -> np.ndarray:
+        """The :attr:`stores` (every level if none are named) [mm], a copy."""
+        if not self.stores:
+            return self.level_values.copy()
+        return np.array([self.level_values[self.levels.index(s)] for s in self.stores])
 
     @abstractmethod
     def get_state(self) -> dict[str, np.ndarray]:

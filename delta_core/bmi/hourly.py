@@ -258,3 +258,52 @@ class HourlyInputs:
             return pet, None
         done = self.days.add(start, p, t, pet)
         return pet, None if done is None else self._lstm.step(self._norm.transform_day(done))
+
+    def whole_days(self, starts: list[dt.datetime], p: np.ndarray, t: np.ndarray, pet: list,
+                   raw_now: np.ndarray, net=None) -> tuple[np.ndarray, np.ndarray] | None:
+        """:meth:`hour` over whole days at once: the PET of every hour and the LSTM's raw output
+        in force on each day, the LSTM run over the days in one call.
+
+        Parameters
+        ----------
+        starts : list of datetime
+            Consecutive hours (with an LSTM: whole days from 00:00).
+        p, t : ndarray [H]
+            Precipitation [mm] and air temperature [degC] of each hour.
+        pet : list of float or None [H]
+            Given PET [mm] of each hour (None: Hargreaves).
+        raw_now : ndarray [n_out]
+            The LSTM output in force before the first hour (kept on the first day unless a day
+            in progress is completed there).
+        net : LSTMNet, optional
+            The network the LSTM stepper was made from (needed with an LSTM).
+
+        Returns
+        -------
+        (pet [H] mm, raw [D, n_out]) or None
+            With an LSTM, None where the hours are not whole days after the day in progress
+            (the caller steps them with :meth:`hour` instead); without one, any consecutive
+            hours pass and ``raw`` is empty.
+        """
+        n = len(starts)
+        s = self.days.state
+        if self._lstm is not None and (n % 24 or starts[0].hour
+                                       or s[0] == starts[0].toordinal()):
+            return None
+        if all(x is not None for x in pet):
+            pet_h = np.array(pet, dtype=float)
+            self.pet_model.temps = np.concatenate([self.pet_model.temps, t])
+        else:
+            series = self.pet_model.series(t, starts)
+            pet_h = np.array([series[i] if x is None else x for i, x in enumerate(pet)])
+        if self._lstm is None:
+            return pet_h, np.zeros((0, 0))
+        sums = [np.add.accumulate(x.reshape(-1, 24), axis=1)[:, -1] for x in (p, t, pet_h)]
+        days = [(a * 24.0 / 24.0, b / 24.0, c * 24.0 / 24.0) for a, b, c in zip(*sums)]
+        pending = s[0] >= 0 and s[4] > 0  # completed at the first hour, as DayAggregate.add
+        rows = ([(s[1] * 24.0 / s[4], s[2] / s[4], s[3] * 24.0 / s[4])] if pending else [])
+        rows += days[:-1]
+        out = (self._lstm.run(net, np.stack([self._norm.transform_day(d) for d in rows]))
+               if rows else np.zeros((0, len(raw_now))))
+        s[:] = (starts[-1].toordinal(), *(x[-1] for x in sums), 24.0)
+        return pet_h, out if pending else np.concatenate([np.asarray(raw_now)[None], out])

@@ -28,6 +28,13 @@ Catchment rows (id, latitude, area, attributes) come from one of:
 time series there. Every source's latitudes must lie in [-90, 90] degrees (a projected coordinate
 is refused) and its areas be > 0.
 
+**Spin-up** (hourly steps): by default each config cycles its catchment's own run forcing
+(``spinup: {forcing: ../forcing/<file>}``, see the BMIs' ``spinup`` key), or each catchment's
+file in ``--spinup-forcing DIR``; ``--spinup-forcing FILE`` runs a spin-up CSV once,
+``--cold-start`` writes none. Every path written is checked (existing, readable, relative to the
+config folder), and a run forcing that does not cover ``--start``..``--end`` is refused (ngen
+aborts at the first missing step).
+
 Writes ``<out>/config/<id>.yaml`` and ``<out>/realization.json`` (``python_type`` the model's BMI
 class, main output ``land_surface_water__runoff_depth``). Hourly mode maps the BMI inputs to
 ngen's AORC forcing columns (``precip_rate``, ``TMP_2maboveground``); daily mode to the columns of
@@ -90,8 +97,8 @@ import yaml
 from delta_core.cli import backend_type
 from delta_core.console import one_line_warnings
 from delta_core.fileio import atomic_write_text
-from delta_core.ngen.crosswalk import (PRECIP, RUNOFF_DEPTH, SUM_COLUMNS, TEMP, TMAX, TMIN,
-                                      catchment_id, check_catchment_id)
+from delta_core.ngen.crosswalk import (PET, PRECIP, RUNOFF_DEPTH, SUM_COLUMNS, TEMP, TMAX,
+                                      TMIN, catchment_id, check_catchment_id)
 from delta_core.ngen.hydrofabric import (Hydrofabric, HydrofabricWarning, check_area,
                                         check_latitude, geojson_centroid_latitude,
                                         read_hydrofabric, write_feature_collection)
@@ -465,6 +472,178 @@ def check_forcing_rain(folder: Path, ids: list[str], file_pattern: str,
                       f"example forcing", stacklevel=3)
 
 
+#: Defaults of the cycled spin-up the writers configure (``--spinup-years``,
+#: ``--spinup-max-cycles``).
+SPINUP_YEARS = 1
+SPINUP_MAX_CYCLES = 10
+
+
+def forcing_files(ids: list[str], folders: list[Path], file_pattern: str) -> dict[str, Path]:
+    """``{id: file}`` of the catchments that have a forcing file matching ``file_pattern``
+    (``{{id}}`` replaced) in the first of ``folders`` that holds one."""
+    listings = [sorted(p for p in f.iterdir() if p.is_file()) if f.is_dir() else []
+                for f in folders]
+    out = {}
+    for cid in ids:
+        regex = re.compile(file_pattern.replace("{{id}}", re.escape(cid)))
+        found = next((p for names in listings for p in names if regex.fullmatch(p.name)), None)
+        if found is not None:
+            out[cid] = found
+    return out
+
+
+def forcing_span(path: Path) -> tuple[dt.datetime, dt.datetime, dt.timedelta]:
+    """First and last time [interval-beginning] of a CsvPerFeature file's ``time`` column and
+    its row step (one hour for a single row); ValueError naming the file if it has no time
+    column or no rows."""
+    with open(path, newline="") as f:
+        header = next(csv.reader([f.readline()]), [])
+        lines = [f.readline(), f.readline()]
+        last = lines[1] if lines[1].strip() else lines[0]
+        for line in f:
+            if line.strip():
+                last = line
+    col = next((i for i, h in enumerate(header) if h.strip().lower() in ("time", "date")), None)
+    if col is None or not lines[0].strip():
+        raise ValueError(f"{path}: no 'time' column or no data rows; ngen's CsvPerFeature "
+                         f"forcing needs a time column and hourly rows")
+    try:
+        t = [_parse_datetime(next(csv.reader([x]))[col], f"{path}: time")
+             for x in (lines[0], lines[1] if lines[1].strip() else lines[0], last)]
+    except IndexError:
+        raise ValueError(f"{path}: a row lacks the time column") from None
+    return t[0], t[2], (t[1] - t[0]) or dt.timedelta(hours=1)
+
+
+def check_forcing_period(files: dict[str, Path], start: str, end: str) -> None:
+    """Refuse (ValueError, one line naming the file, its period, the run's and the fix) a
+    forcing file that does not cover ``start``..``end`` (its last row covers one row step):
+    ngen aborts at the first missing step ("Forcing had bad index")."""
+    t0, t1 = _parse_datetime(start, "--start"), _parse_datetime(end, "--end")
+    for cid, path in files.items():
+        first, last, step = forcing_span(path)
+        if first > t0 or t1 >= last + step:
+            raise ValueError(f"{path}: the forcing of {cid} covers {first} .. {last}, but the "
+                             f"run needs {t0} .. {t1} (--start/--end), and ngen aborts at the "
+                             f"first missing step: run within the forcing's period or extend "
+                             f"the forcing")
+
+
+def config_relative(path: Path, out: Path) -> str:
+    """``path`` as written into ``out/config/<id>.yaml``: relative to the config folder (where
+    the BMI resolves it) when it lies inside ``out``, else absolute."""
+    path, out = Path(os.path.abspath(path)), Path(os.path.abspath(out))
+    if path.is_relative_to(out):
+        return os.path.relpath(path, out / "config")
+    return str(path)
+
+
+def _given_spinup(value: str, out: Path) -> Path:
+    """The file or folder ``--spinup-forcing`` names: absolute, relative to the current
+    directory, or (earlier writers' meaning) relative to ``out/config``."""
+    p = Path(value).expanduser()
+    tried = [p] if p.is_absolute() else [Path.cwd() / p, out / "config" / p]
+    for c in tried:  # normalised: config/ may not exist yet
+        if Path(os.path.normpath(c)).exists():
+            return Path(os.path.normpath(c))
+    raise ValueError(f"--spinup-forcing {value} does not exist (looked for "
+                     f"{' and '.join(str(c) for c in tried)}): give an existing spin-up CSV or "
+                     f"a directory of hourly forcing files, or --cold-start")
+
+
+def check_spinup_files(files: dict[str, Path], years: int, need_pet: bool) -> None:
+    """Refuse a cycled spin-up file the BMI would refuse at initialize (ngen exit 134): unread-
+    able, or (the first :data:`MAX_RAIN_CHECK_FILES`) not in the form
+    :func:`delta_core.hourly_forcing.read_file` reads, or without PET where PET is an input.
+    Warn once when files hold less than ``years`` years (the BMI then cycles all of them)."""
+    from delta_core.hourly_forcing import HourlyForcingError, read_file
+
+    short = []
+    for i, (cid, path) in enumerate(files.items()):
+        first, last, _ = forcing_span(path)
+        if i < MAX_RAIN_CHECK_FILES:
+            try:
+                pet = read_file(path)[3]
+            except HourlyForcingError as exc:
+                raise ValueError(f"spin-up forcing of {cid}: {exc}; the BMI would refuse it at "
+                                 f"initialize: fix it, give --spinup-forcing DIR or "
+                                 f"--cold-start") from None
+            if need_pet and pet is None:
+                raise ValueError(f"spin-up forcing of {cid}: {path} has no 'PET [mm h-1]' "
+                                 f"column, but the configs take PET as an input: add it, give "
+                                 f"--spinup-forcing DIR or --cold-start")
+        days = (last - first).total_seconds() / 86400.0 + 1.0 / 24.0
+        if days < 365.0 * years:
+            short.append((path, days))
+    if short:
+        path, days = short[0]
+        warnings.warn(f"{path}: {days:.0f} days of forcing, fewer than --spinup-years {years} "
+                      f"({len(short)} of {len(files)} spin-up file(s)): the BMI cycles all of "
+                      f"it; give --spinup-forcing DIR with a longer record for a better start",
+                      stacklevel=3)
+
+
+def _warn_spinup_columns(names_map: dict) -> None:
+    """Warn when the run reads precipitation or temperature from other columns than the cycled
+    spin-up does (``precip_rate``, ``TMP_2maboveground``: :mod:`delta_core.hourly_forcing`)."""
+    from delta_core.hourly_forcing import PRECIP_COLUMN, TEMP_COLUMN
+    from delta_core.ngen.crosswalk import NGEN_FORCINGS
+
+    for var, col in ((PRECIP, PRECIP_COLUMN), (TEMP, TEMP_COLUMN)):
+        mapped = names_map.get(var, col)
+        if mapped not in (col, NGEN_FORCINGS[col][0]):
+            warnings.warn(f"the run reads {var} from column {mapped!r}, the cycled spin-up from "
+                          f"{col!r} of the same files: give them the same values, or "
+                          f"--spinup-forcing DIR / --cold-start", stacklevel=4)
+
+
+def spinup_settings(args, ids: list[str], out: Path, run_files: dict[str, Path],
+                    names_map: dict) -> tuple[dict | None, dict | None]:
+    """The spin-up of every config: ``(spinup_forcing by id, spinup mapping by id)``.
+
+    ``--spinup-forcing FILE``: that CSV (rows run once) for every catchment; ``--spinup-forcing
+    DIR``: each catchment's hourly file there (``--file-pattern``), cycled; by default with
+    hourly steps, each catchment's own run forcing, cycled (catchments without one start cold,
+    warned). Every path is checked and written relative to the config folder."""
+    if args.cold_start:
+        if args.spinup_forcing or args.spinup_start:
+            raise ValueError("--cold-start excludes --spinup-forcing and --spinup-start")
+        return None, None
+    if args.spinup_start:
+        return None, None
+    if args.spinup_forcing:
+        given = _given_spinup(args.spinup_forcing, out)
+        if given.is_file():
+            return {cid: config_relative(given, out) for cid in ids}, None
+        files = forcing_files(ids, [given], args.file_pattern)
+        lacking = [cid for cid in ids if cid not in files]
+        if lacking:
+            raise ValueError(f"--spinup-forcing {args.spinup_forcing}: no file matching "
+                             f"{args.file_pattern!r} for {lacking[:5]}"
+                             f"{' ...' if len(lacking) > 5 else ''} in {given}: give one hourly "
+                             f"forcing file per catchment there")
+        targets = dict(files)
+    else:
+        if args.time_step != 3600:
+            return None, None
+        files = dict(run_files)
+        targets = {cid: out / args.forcing_path / p.name for cid, p in files.items()}
+        lacking = [cid for cid in ids if cid not in files]
+        if lacking:
+            warnings.warn(f"no run forcing for {lacking[:5]}{' ...' if len(lacking) > 5 else ''}"
+                          f" in {out / args.forcing_path}: their configs start cold (no spin-up);"
+                          f" put the forcing there and write the realization again, or give "
+                          f"--spinup-forcing DIR", stacklevel=3)
+    if args.time_step != 3600:
+        raise ValueError("--spinup-forcing DIR cycles hourly forcing: use --time-step 3600, or "
+                         "give a spin-up CSV at the model's step")
+    check_spinup_files(files, args.spinup_years, PET in names_map)
+    _warn_spinup_columns(names_map)
+    return None, {cid: {"forcing": config_relative(targets[cid], out),
+                        "years": args.spinup_years, "max_cycles": args.spinup_max_cycles}
+                  for cid in files}
+
+
 #: Half side [degrees] of the placeholder square written as a CAMELS basin's geometry.
 PLACEHOLDER_HALF_SIDE_DEG = 0.01
 #: Hour of the day of the synthetic diurnal temperature maximum (the minimum is 12 h earlier).
@@ -601,11 +780,14 @@ def write_realization(out: Path, rows: list[dict], binding: ModelBinding, *, sta
                       bundle: str | None = None, backend: str | None = None,
                       extras: dict | None = None, forcing_path: str = "./forcing/",
                       file_pattern: str = ".*{{id}}.*.csv", names_map: dict | None = None,
-                      spinup: dict | None = None, note: str | None = None) -> Path:
+                      spinup: dict | None = None, note: str | None = None,
+                      cycled: dict | None = None) -> Path:
     """Write ``out/config/<id>.yaml`` per row and ``out/realization.json``; return the latter.
 
     ``spinup`` maps catchment ids to spin-up CSVs (relative to ``out/config``): a missing one is
     refused before anything is written (the BMI's initialize, and with it ngen, would abort).
+    ``cycled`` maps catchment ids to the BMI's ``spinup`` mapping (cycled hourly forcing, its
+    ``forcing`` relative to ``out/config``, checked by :func:`spinup_settings`).
     """
     for cid, sp in (spinup or {}).items():
         if not Path(os.path.normpath(out / "config" / sp)).is_file():  # config/ may not exist yet
@@ -623,6 +805,8 @@ def write_realization(out: Path, rows: list[dict], binding: ModelBinding, *, sta
         cfg.update(extras or {})
         if spinup and r["id"] in spinup:
             cfg["spinup_forcing"] = spinup[r["id"]]
+        if cycled and r["id"] in cycled:
+            cfg["spinup"] = dict(cycled[r["id"]])
         text = yaml.safe_dump(cfg, sort_keys=False)
         if note:
             text = "".join(f"# {line}\n" for line in note.splitlines()) + text
@@ -721,9 +905,21 @@ def _parse_args(argv, binding: ModelBinding) -> argparse.Namespace:
                          "(delta_core.patterns, seeded by SEED and the gauge id) instead")
     ap.add_argument("--spinup-start", help="--camels: write spin-up CSVs <out>/spinup/<id>.csv "
                     "from this date to the day before --start and use them")
-    ap.add_argument("--spinup-forcing", help="existing spin-up CSV (date,"
-                    f"{','.join(binding.spinup_columns)}) written into every config (path "
-                    "relative to config/)")
+    ap.add_argument("--spinup-forcing", metavar="PATH",
+                    help="an existing spin-up CSV (date,"
+                         f"{','.join(binding.spinup_columns)}; rows run once) written into every "
+                         "config, or a directory of hourly forcing files in the run forcing's "
+                         "CsvPerFeature format (--file-pattern) whose first --spinup-years are "
+                         "cycled (a relative path is relative to the current directory; "
+                         "default, hourly: cycle the catchment's own run forcing)")
+    ap.add_argument("--spinup-years", type=int, default=SPINUP_YEARS, metavar="N",
+                    help=f"cycled spin-up: leading years of the forcing cycled (default "
+                         f"{SPINUP_YEARS})")
+    ap.add_argument("--spinup-max-cycles", type=int, default=SPINUP_MAX_CYCLES, metavar="N",
+                    help=f"cycled spin-up: at most N cycles (default {SPINUP_MAX_CYCLES}); the "
+                         f"BMI stops once every store changes by < 0.1 %% per cycle")
+    ap.add_argument("--cold-start", action="store_true",
+                    help="no spin-up: the configs start from the models' cold states")
     if binding.add_arguments is not None:
         binding.add_arguments(ap)
     args = ap.parse_args(argv)
@@ -833,7 +1029,8 @@ def _main(argv, binding: ModelBinding) -> int:
         raise ValueError(f"--map expects BMI_NAME=COLUMN, got {bad}")
     names_map = {**binding.inputs(args.time_step, args),
                  **dict(kv.split("=", 1) for kv in args.map)}
-    spinup = {r["id"]: args.spinup_forcing for r in rows} if args.spinup_forcing else None
+    ids = [r["id"] for r in rows]
+    spinup = None
     if args.camels and (args.write_forcing or args.spinup_start):
         spinup = {}
         for r in rows:
@@ -847,6 +1044,12 @@ def _main(argv, binding: ModelBinding) -> int:
                               rain=_stochastic_rain(args))
             if sp is not None:
                 spinup[r["id"]] = f"../spinup/{r['id']}.csv"
+    folders = [out / args.forcing_path] + (
+        [Path(args.catchments).parent / args.forcing_path] if args.catchments else [])
+    run_files = forcing_files(ids, folders, args.file_pattern)
+    check_forcing_period(run_files, args.start, args.end)
+    given, cycled = spinup_settings(args, ids, out, run_files, names_map)
+    spinup = given or spinup
     if args.camels:
         write_camels_geojson(out, args.camels, args.camels_root)
     if hf is not None:
@@ -858,7 +1061,7 @@ def _main(argv, binding: ModelBinding) -> int:
                              bundle=args.bundle, backend=args.backend,
                              extras=binding.config_extras(args), forcing_path=args.forcing_path,
                              file_pattern=args.file_pattern, names_map=names_map,
-                             spinup=spinup, note=note)
+                             spinup=spinup, note=note, cycled=cycled)
     print(f"wrote {len(rows)} config(s) in {out / 'config'} and {path}")
     print(bundle_line(args.bundle, binding, args.time_step))
     if args.catchments:
