@@ -61,6 +61,9 @@ FORCING_VARIABLES: dict[str, ForcingVariable] = {
     "srad": ForcingVariable("W m-2", "daylight-average shortwave radiation (Daymet)", "srad_w_m2"),
     "vp": ForcingVariable("Pa", "water vapour pressure (Daymet)", "vp_pa"),
     "dayl": ForcingVariable("s", "day length (Daymet)", "dayl_s"),
+    "era5l_prcp": ForcingVariable("mm d-1", "precipitation (ERA5-Land from Caravan, local days; "
+                                  "NaN before 1981 and for a few basins)", "era5l_prcp_mm_day",
+                                  skewed=True),
 }
 
 
