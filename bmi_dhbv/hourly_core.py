@@ -119,8 +119,8 @@ class HourlyHBVCore(HBVCore):
         self._qhist[:, :hist.shape[1]] = hist
         self.flow_new[:] = self._uh0 * q[:, -1]
         self.flow_carry = self._qhist @ self._uh_tail
-        self.rate_values[0], self.rate_values[1] = float(res.fluxes["et"][-1, 0]), float(
-            pet[-1] * pet_w[-1])
+        self.values["et"][0] = float(res.fluxes["et"][-1, 0])
+        self.values["pet"][0] = pet[-1] * pet_w[-1]
         self._inputs.days.reset()  # the LSTM has seen the last day already
         self._write_levels(dynamic=True)
 

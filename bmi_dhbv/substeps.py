@@ -64,7 +64,7 @@ def lag_dynamic(model, raw: torch.Tensor, lag_days: int) -> torch.Tensor:
 def simulate(model, batch: dict, steps_per_day: int = 24, scheme: WithinDay | None = None,
              lag_days: int = 1, chunk_days: int = 365) -> dict[str, torch.Tensor]:
     """Run a :class:`~bmi_dhbv.model.DHBV` on daily forcing at ``steps_per_day`` substeps;
-    return daily series (the :data:`bmi_dhbv.model.OUTPUTS` of :meth:`DHBV.forward`).
+    return daily series (the series of :data:`bmi_dhbv.model.VARIABLES`, as :meth:`DHBV.forward`).
 
     Parameters
     ----------

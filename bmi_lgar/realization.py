@@ -22,13 +22,6 @@ from delta_core.ngen import crosswalk as X
 from delta_core.ngen.realization import HOURLY_MAP, ModelBinding, main as _main, \
     needed_attributes
 
-#: Outputs written to the per-catchment CSVs: (BMI name, CSV header).
-OUTPUTS = [(X.RUNOFF_DEPTH, "runoff_depth_m"), (X.RUNOFF_FLUX, "runoff_m3_s"),
-           (X.ET, "aet_rate"), (B.INFILTRATION, "infiltration_rate"),
-           (X.SURFACE_FLOW, "surface_runoff_rate"), (X.SOIL, "soil_water_mm"),
-           (B.PONDED, "ponded_mm"), (B.N_FRONTS, "n_fronts")]
-
-
 def _pet_source(args: argparse.Namespace) -> str:
     return getattr(args, "pet_source", None) or "hargreaves"
 
@@ -60,7 +53,7 @@ def _attributes(args: argparse.Namespace) -> list[str]:
 BINDING = ModelBinding(
     model="dlgar", prog="dlgar-realization", model_type_name="dLGAR",
     python_type="bmi_lgar.bmi.BmiLGAR",
-    inputs=_inputs, outputs=OUTPUTS,
+    inputs=_inputs,
     spinup_columns={c: f for c, f in BmiLGAR.SPINUP_COLUMNS.items() if f != "pet"},
     spinup_step=3600,
     add_arguments=_add_arguments,

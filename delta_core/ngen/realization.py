@@ -82,7 +82,7 @@ import shutil
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import yaml
@@ -95,6 +95,9 @@ from delta_core.ngen.crosswalk import (PRECIP, RUNOFF_DEPTH, SUM_COLUMNS, TEMP, 
 from delta_core.ngen.hydrofabric import (Hydrofabric, HydrofabricWarning, check_area,
                                         check_latitude, geojson_centroid_latitude,
                                         read_hydrofabric, write_feature_collection)
+
+if TYPE_CHECKING:
+    from delta_core.spec import Variable
 
 #: BMI input -> forcing column: hourly (ngen's AORC columns) and daily (our daily CSVs).
 HOURLY_MAP = {PRECIP: "precip_rate", TEMP: "TMP_2maboveground"}
@@ -115,8 +118,6 @@ class ModelBinding:
         ngen's ``model_type_name`` and the BMI class ``package.module.Class``.
     inputs : callable(time_step, args) -> {BMI input: forcing column}
         The ``variables_names_map`` for a time step and the parsed options.
-    outputs : list of (BMI output, CSV header)
-        ``output_variables`` and ``output_header_fields``.
     spinup_columns : dict
         Spin-up CSV column -> data variable (``prcp``, ``tmax``...) for ``--spinup-start``.
     spinup_step : int
@@ -150,7 +151,6 @@ class ModelBinding:
     model_type_name: str
     python_type: str
     inputs: Callable
-    outputs: list
     spinup_columns: dict
     add_arguments: Callable | None = None
     spinup_step: int = 86400
@@ -596,6 +596,14 @@ def write_camels_geojson(out: Path, ids, root) -> tuple[Path, Path]:
             write_feature_collection(out / "nexus_data.geojson", "nexus_data", nexus))
 
 
+def csv_outputs(model: str) -> list[Variable]:
+    """The BMI outputs of ``model`` written to the per-catchment CSVs (declared with a
+    :attr:`~delta_core.spec.Variable.csv_header`), in declared order."""
+    from delta_core.registry import model_spec
+
+    return [v for v in model_spec(model).variables if v.csv_header is not None]
+
+
 def write_realization(out: Path, rows: list[dict], binding: ModelBinding, *, start: str,
                       end: str, time_step: int, output_interval: int | None = None,
                       bundle: str | None = None, backend: str | None = None,
@@ -628,6 +636,7 @@ def write_realization(out: Path, rows: list[dict], binding: ModelBinding, *, sta
             text = "".join(f"# {line}\n" for line in note.splitlines()) + text
         atomic_write_text(out / "config" / f"{r['id']}.yaml", text)
     base = {**names_map} if names_map else {}
+    outputs = csv_outputs(binding.model)
     realization = {
         "global": {
             "formulations": [{"name": "bmi_python", "params": {
@@ -638,8 +647,8 @@ def write_realization(out: Path, rows: list[dict], binding: ModelBinding, *, sta
                 "uses_forcing_file": False,
                 "allow_exceed_end_time": True,
                 "variables_names_map": base,
-                "output_variables": [n for n, _ in binding.outputs],
-                "output_header_fields": [h for _, h in binding.outputs]}}],
+                "output_variables": [v.standard_name for v in outputs],
+                "output_header_fields": [v.csv_header for v in outputs]}}],
             "forcing": {"file_pattern": file_pattern, "path": forcing_path,
                         "provider": "CsvPerFeature"}},
         "time": {"start_time": start, "end_time": end,

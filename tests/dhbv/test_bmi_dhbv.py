@@ -17,7 +17,7 @@ import torch
 import yaml
 
 from bmi_dhbv import BmiDHBV, hbv
-from bmi_dhbv.bmi import LOWER, UPPER
+from bmi_dhbv.model import LOWER, UPPER
 from bmi_dhbv.model import FORCING_NAMES
 from delta_core.bmi.base import BmiError
 from delta_core.config import RunConfig
