@@ -80,7 +80,7 @@ import os
 import re
 import shutil
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -124,10 +124,10 @@ class ModelBinding:
         Row step of the spin-up CSV [s]: the model's step (86400: daily data as is; 3600: hourly
         rows synthesised like the hourly forcing, ``prcp`` in mm per hour, ``tmean`` the hour's
         temperature).
-    add_arguments : callable(parser) or None
-        Model-specific options.
-    config_extras : callable(args) -> dict
-        Model-specific keys written into every config.
+    pet_source : str or None
+        The ``pet_source`` written into every config without ``--pet-source`` (None: no key,
+        the BMI's default). A BMI with a ``pet_source`` key
+        (:attr:`~delta_core.bmi.adapter.NgenBmi.HARGREAVES_FROM`) gets ``--pet-source``.
     attributes : tuple of str, callable(args) -> tuple of str or None, or None
         The catchment attributes the configs carry, for a model whose parameters need not come
         from a weight bundle (None: the bundle's, see :func:`needed_attributes`; a callable
@@ -152,9 +152,8 @@ class ModelBinding:
     python_type: str
     inputs: Callable
     spinup_columns: dict
-    add_arguments: Callable | None = None
     spinup_step: int = 86400
-    config_extras: Callable = field(default=lambda args: {})
+    pet_source: str | None = None
     attributes: tuple[str, ...] | Callable | None = None
     bundle_help: str = "weight bundle written into the configs (default: shipped)"
     backends: tuple[str, ...] = ("cpp", "torch")
@@ -733,13 +732,23 @@ def _parse_args(argv, binding: ModelBinding) -> argparse.Namespace:
     ap.add_argument("--spinup-forcing", help="existing spin-up CSV (date,"
                     f"{','.join(binding.spinup_columns)}) written into every config (path "
                     "relative to config/)")
-    if binding.add_arguments is not None:
-        binding.add_arguments(ap)
+    hargreaves = getattr(binding.bmi_class, "HARGREAVES_FROM", None)
+    if hargreaves is not None:
+        ap.add_argument("--pet-source", choices=("hargreaves", "input"),
+                        help=f"PET from Hargreaves ({hargreaves}; default) or an input column "
+                             f"'pet' (write its unit in the header, e.g. 'pet [mm h-1]', or "
+                             f"daily 'pet [mm d-1]')")
     args = ap.parse_args(argv)
     start, end = (_parse_datetime(args.start, "--start"), _parse_datetime(args.end, "--end"))
     if end < start:
         raise ValueError(f"--end {args.end} is before --start {args.start}")
     return args
+
+
+def _pet_source_key(args: argparse.Namespace, binding: ModelBinding) -> dict[str, str]:
+    """The ``pet_source`` key of the configs: ``--pet-source``, else the binding's, else none."""
+    source = getattr(args, "pet_source", None) or binding.pet_source
+    return {"pet_source": source} if source else {}
 
 
 def _parse_datetime(s: str, what: str) -> dt.datetime:
@@ -865,7 +874,8 @@ def _main(argv, binding: ModelBinding) -> int:
     path = write_realization(out, rows, binding, start=args.start, end=args.end,
                              time_step=args.time_step, output_interval=args.output_interval,
                              bundle=args.bundle, backend=args.backend,
-                             extras=binding.config_extras(args), forcing_path=args.forcing_path,
+                             extras=_pet_source_key(args, binding),
+                             forcing_path=args.forcing_path,
                              file_pattern=args.file_pattern, names_map=names_map,
                              spinup=spinup, note=note)
     print(f"wrote {len(rows)} config(s) in {out / 'config'} and {path}")
