@@ -28,7 +28,7 @@ from delta_core.subdaily import daily_sums, end_of_day
 from delta_core.networks import MLP, LSTMNet
 from delta_core.routing import gamma_unit_hydrograph
 from delta_core.ngen import crosswalk as X
-from delta_core.spec import Batch, Engine, ModelSpec, ParameterSpec, StateSpec, Variable
+from delta_core.spec import Batch, Engine, ModelSpec, ParameterSpec, Variable
 
 #: Static parameters, trained with each day's rain in 6 h from 12:00 (``dcfe_static_full.yaml``).
 STATIC_BUNDLE = Path(__file__).resolve().parent / "weights" / "dcfe_static.pt"
@@ -334,12 +334,6 @@ SPEC = ModelSpec(
     forcings=FORCING_NAMES,
     step_seconds=86400,
     variables=VARIABLES,
-    parameters=PARAMETERS,
-    states=(StateSpec("snowpack", "mm", 0.0), StateSpec("meltwater", "mm", 0.0),
-            StateSpec("soil", "m", PhysicsConfig.initial_soil_fraction,
-                      "CFE soil storage (cold start: fraction of porosity x depth)"),
-            StateSpec("groundwater", "m", PhysicsConfig.initial_gw_fraction,
-                      "CFE groundwater storage (cold start: fraction of max_gw_storage)")),
     network_config=NetworkConfig,
     physics_config=PhysicsConfig,
     build=build_model,

@@ -57,7 +57,7 @@ class HourlyHBVCore(HBVCore):
         self._static = np.stack([hourly[n].numpy() for n in hbv.PARAMETER_NAMES])
         with torch.no_grad():
             _, a, b = model.static_and_routing(torch.as_tensor(x_attr[None], dtype=torch.float64))
-            uh = gamma_unit_hydrograph_substeps(a, b, 24)[0].numpy()
+            uh = gamma_unit_hydrograph_substeps(a, b, 24, hbv.UH_LENGTH)[0].numpy()
         self.unit_hydrograph = uh.copy()
         self._uh0 = float(uh[0])
         self._uh_tail = uh[1:].copy()

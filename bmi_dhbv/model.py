@@ -15,9 +15,9 @@ from torch import nn
 
 from bmi_dhbv import hbv
 from delta_core.networks import LSTMNet, MLP
-from delta_core.routing import ROUTING_RANGES, UH_LENGTH, gamma_unit_hydrograph
+from delta_core.routing import gamma_unit_hydrograph
 from delta_core.ngen import crosswalk as X
-from delta_core.spec import Batch, Engine, ModelSpec, ParameterSpec, StateSpec, Variable
+from delta_core.spec import Batch, Engine, ModelSpec, Variable
 
 #: The pretrained δn(γt,βt) bundle shipped with the package (trained on all 447 pack basins).
 DEFAULT_BUNDLE = Path(__file__).resolve().parent / "weights" / "dhbv_dynamic.pt"
@@ -125,7 +125,7 @@ class DHBV(nn.Module):
         c = options.n_components
         self.static_names = options.static
         self.dynamic_names = options.dynamic
-        self.static_net = MLP(n_attributes, len(self.static_names) * c + len(ROUTING_RANGES),
+        self.static_net = MLP(n_attributes, len(self.static_names) * c + len(hbv.ROUTING_RANGES),
                               static_hidden, static_layers, dropout)
         self.dynamic_net = (LSTMNet(len(FORCING_NAMES) + n_attributes,
                                     len(self.dynamic_names) * c, dynamic_hidden, dropout)
@@ -143,7 +143,7 @@ class DHBV(nn.Module):
             Normalised attributes.
         """
         par, route_a, route_b = self.static_and_routing(x_attr)
-        return par, gamma_unit_hydrograph(route_a, route_b, UH_LENGTH)
+        return par, gamma_unit_hydrograph(route_a, route_b, hbv.UH_LENGTH)
 
     def static_and_routing(self, x_attr: torch.Tensor
                            ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
@@ -155,7 +155,7 @@ class DHBV(nn.Module):
         par = hbv.scale_parameters(out[:, : n_s * c].reshape(-1, n_s, c), self.static_names,
                                    self.options.parameter_ranges)
         r = out[:, n_s * c:]
-        (lo_a, hi_a, _), (lo_b, hi_b, _) = ROUTING_RANGES["route_a"], ROUTING_RANGES["route_b"]
+        (lo_a, hi_a, _), (lo_b, hi_b, _) = hbv.ROUTING_RANGES.values()
         return par, lo_a + r[:, 0] * (hi_a - lo_a), lo_b + r[:, 1] * (hi_b - lo_b)
 
     def lstm_inputs(self, x_forcing: torch.Tensor, x_attr: torch.Tensor) -> torch.Tensor:
@@ -218,9 +218,6 @@ SPEC = ModelSpec(
     forcings=FORCING_NAMES,
     step_seconds=86400,
     variables=VARIABLES,
-    parameters=tuple(ParameterSpec(n, lo, hi, u, n in hbv.DYNAMIC_CAPABLE)
-                     for n, (lo, hi, u) in hbv.PARAMETER_RANGES.items()),
-    states=tuple(StateSpec(n, "mm", hbv.COLD_START_MM) for n in hbv.STATE_NAMES),
     network_config=NetworkConfig,
     physics_config=hbv.HBVOptions,
     build=build_model,

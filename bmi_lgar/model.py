@@ -73,7 +73,7 @@ from delta_core.subdaily import daily_sums, end_of_day
 from delta_core.networks import MLP
 from delta_core.routing import gamma_unit_hydrograph, route
 from delta_core.ngen import crosswalk as X
-from delta_core.spec import Batch, Engine, ModelSpec, ParameterSpec, StateSpec, Variable
+from delta_core.spec import Batch, Engine, ModelSpec, ParameterSpec, Variable
 
 #: The shipped bundle: trained on the 147 arid pack basins (``configs/dlgar_arid.yaml``).
 DEFAULT_BUNDLE = Path(__file__).resolve().parent / "weights" / "dlgar_arid.pt"
@@ -522,11 +522,6 @@ SPEC = ModelSpec(
     forcings=FORCING_NAMES,
     step_seconds=86400,
     variables=VARIABLES,
-    parameters=PARAMETERS,
-    states=(StateSpec("snowpack", "mm", 0.0), StateSpec("meltwater", "mm", 0.0),
-            StateSpec("soil_head", "cm", 2000.0, "capillary head of the wetting fronts "
-                      "(cold start: uniform)"),
-            StateSpec("reservoirs", "cm", 0.0, "conceptual reservoirs (fast, slow)")),
     network_config=NetworkConfig,
     physics_config=PhysicsConfig,
     build=build_model,

@@ -144,16 +144,6 @@ class ParameterSpec:
 
 
 @dataclass(frozen=True)
-class StateSpec:
-    """A store of the process model with its cold-start value."""
-
-    name: str
-    units: str
-    initial: float
-    long_name: str = ""
-
-
-@dataclass(frozen=True)
 class Engine:
     """How the physics runs, bound when a model is built.
 
@@ -222,10 +212,6 @@ class ModelSpec:
         Every variable of the model, declared once: the output series of ``module(batch)``
         (:attr:`outputs`; must contain ``streamflow``), the BMI core's named arrays and the BMI
         variables (:mod:`delta_core.bmi.variables`).
-    parameters : tuple of ParameterSpec
-        Learned physical parameters with their ranges.
-    states : tuple of StateSpec
-        Stores with units and cold-start values.
     network_config, physics_config : dataclass types
         Typed ``network`` and ``physics`` sections of a run config (defaults = the paper's).
     build : Builder
@@ -255,8 +241,6 @@ class ModelSpec:
     forcings: tuple[str, ...]
     step_seconds: int
     variables: tuple[Variable, ...]
-    parameters: tuple[ParameterSpec, ...]
-    states: tuple[StateSpec, ...]
     network_config: type
     physics_config: type
     build: Builder

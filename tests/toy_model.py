@@ -17,7 +17,7 @@ from delta_core.bmi.core import LumpedCore
 from delta_core.networks import MLP
 from delta_core.ngen import crosswalk as X
 from delta_core.registry import register
-from delta_core.spec import ModelSpec, ParameterSpec, Variable, core_names
+from delta_core.spec import ModelSpec, Variable, core_names
 
 RANGES = {"k": (0.01, 0.5, "d-1"), "c": (0.0, 0.3, "mm degC-1 d-1")}
 
@@ -83,8 +83,7 @@ SPEC = ModelSpec(
     name="toy", description="linear reservoir (tests)", forcings=("prcp", "tmean"),
     step_seconds=86400,
     variables=VARIABLES,
-    parameters=tuple(ParameterSpec(n, lo, hi, u) for n, (lo, hi, u) in RANGES.items()),
-    states=(), network_config=ToyNetwork,
+    network_config=ToyNetwork,
     physics_config=ToyPhysics, build=ToyModel, flow_components=("streamflow",),
     bmi_class="toy_model.BmiToy")
 
