@@ -44,6 +44,7 @@ class BmiDHBV(NgenBmi):
     KERNEL = "bmi_dhbv.kernel"
     HARGREAVES_FROM = "the day's max/min temperature; hourly steps: of the trailing 24 hours"
     EXTRA_KEYS = FLAT_TEMPERATURE_KEYS
+    CONDITIONS = {"daily_hargreaves": "daily steps with `pet_source: hargreaves`"}
     SPINUP_COLUMNS = {"prcp_mm_day": "prcp", "tmax_c": "tmax", "tmin_c": "tmin",
                       "pet_mm_day": "pet"}
 

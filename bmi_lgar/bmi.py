@@ -45,6 +45,8 @@ class BmiLGAR(NgenBmi):
     KERNEL = "bmi_lgar.kernel"
     HARGREAVES_FROM = "the trailing 24 h of air temperature, which is then an input"
     PET_SOURCE_DEFAULT = "hargreaves with a bundle, input otherwise (as LGAR-C)"
+    CONDITIONS = {"snow": "`snow: true`",
+                  "temperature": "`pet_source: hargreaves` or `snow: true`"}
     EXTRA_KEYS = {
         "bundle": "dLGAR weight bundle: a path, or 'shipped' for the package's bundle; without "
                   "it LGAR runs the parameters of lgar_config, attributes (texture table) or "

@@ -107,6 +107,8 @@ class NgenBmi(LumpedBmi):
     HARGREAVES_FROM: str | None = None
     #: The ``pet_source`` used without the key (as its description says).
     PET_SOURCE_DEFAULT: str = "hargreaves"
+    #: The model's own :meth:`_conditions`: name -> the configuration it stands for (``BMI.md``).
+    CONDITIONS: dict[str, str] = {}
     #: Spin-up CSV columns -> core fields (a ``date`` or ``time`` column is required too);
     #: columns of optional fields may be absent or empty.
     SPINUP_COLUMNS: dict[str, str] = {}
@@ -131,6 +133,14 @@ class NgenBmi(LumpedBmi):
         if self.HARGREAVES_FROM is None:
             return set()
         return {"pet_input" if self._pet_input else "pet_derived"}
+
+    @classmethod
+    def condition_texts(cls) -> dict[str, str]:
+        """Every condition a variable of this BMI may need -> the configuration it stands for:
+        ``dynamic``, the ``pet_source`` ones (a model with the key) and :attr:`CONDITIONS`."""
+        pet = {} if cls.HARGREAVES_FROM is None else {"pet_input": "`pet_source: input`",
+                                                       "pet_derived": "`pet_source: hargreaves`"}
+        return {"dynamic": "bundles with this dynamic parameter", **pet, **cls.CONDITIONS}
 
     def _cpp_unsupported(self, model) -> str | None:
         """Why the compiled kernel cannot run ``model`` (a bundle option it lacks), or None."""

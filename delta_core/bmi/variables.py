@@ -23,10 +23,6 @@ BEGIN = "<!-- variables: generated from the model's declarations by " \
 END = "<!-- end of variables -->"
 _ROLE = {"input": "in", "runoff_depth": "out", "runoff_flux": "out", "flow": "out",
          "rate": "out", "level": "out"}
-_WHEN = {"pet_input": "`pet_source: input`", "pet_derived": "`pet_source: hargreaves`",
-         "daily_hargreaves": "daily steps with `pet_source: hargreaves`",
-         "temperature": "`pet_source: hargreaves` or `snow: true`", "snow": "`snow: true`",
-         "dynamic": "bundles with this dynamic parameter"}
 
 
 def bmi_variables(variables: tuple[Variable, ...], conditions: set[str],
@@ -53,13 +49,20 @@ def bmi_units(v: Variable, time_step: int) -> str:
 
 
 def markdown_table(spec: ModelSpec) -> str:
-    """The Markdown table of a model's BMI variables (every configuration; "rate": an amount
-    per host step, ``mm h-1`` or ``mm d-1``)."""
+    """The Markdown table of a model's BMI variables (every configuration, each variable with
+    the configuration it needs, in the words of the BMI's
+    :meth:`~delta_core.bmi.adapter.NgenBmi.condition_texts`; "rate": an amount per host step,
+    ``mm h-1`` or ``mm d-1``)."""
+    when = spec.load_bmi_class().condition_texts()
+    unknown = {v.when for v in spec.variables if v.standard_name} - set(when) - {None}
+    if unknown:
+        raise ValueError(f"{spec.name}: variables need conditions {sorted(unknown)} that its BMI "
+                         f"does not describe")
     rows = ["| name | units | in/out | when | meaning |", "|---|---|---|---|---|"]
     dynamic = tuple(v.name for v in spec.variables if v.when == "dynamic")
-    for v in bmi_variables(spec.variables, set(_WHEN), dynamic):
+    for v in bmi_variables(spec.variables, set(when), dynamic):
         rows.append(f"| `{v.standard_name}` | {'rate' if v.per_step else v.units} | "
-                    f"{_ROLE[v.kind]} | {_WHEN.get(v.when, 'always')} | {_meaning(v)} |")
+                    f"{_ROLE[v.kind]} | {when.get(v.when, 'always')} | {_meaning(v)} |")
     return "\n".join(rows)
 
 

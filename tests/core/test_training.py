@@ -59,7 +59,8 @@ def test_unquoted_gauge_ids_in_yaml_get_a_hint(tmp_path):
         f.write_text(f"model: dhbv\ndata:\n  basins: {text}\n")
         with pytest.raises(ConfigError, match="quote them in YAML.*'01022500'"):
             RunConfig.from_yaml(f)
-    f.write_text("model: dhbv\ndata:\n  basins: 01022500\n")  # a single unquoted id: the number 271680
+    # a single unquoted id: the number 271680
+    f.write_text("model: dhbv\ndata:\n  basins: 01022500\n")
     with pytest.raises(ConfigError, match="quote gauge ids in YAML"):
         RunConfig.from_yaml(f)
     f.write_text("model: dhbv\ndata:\n  basins: ['01022500']\n")
