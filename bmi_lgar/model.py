@@ -221,7 +221,7 @@ class PhysicsConfig(HourlyPhysics):
                 "CWH": self.snow_cwh}
 
 
-def _spec_parameters() -> tuple[ParameterSpec, ...]:
+def _learned_parameters() -> tuple[ParameterSpec, ...]:
     """The envelope of every learned parameter (documentation and checks; the values are
     corrections around each basin's texture row, see the module docstring)."""
     c = PhysicsConfig()
@@ -254,7 +254,8 @@ def _spec_parameters() -> tuple[ParameterSpec, ...]:
     return tuple(out)
 
 
-PARAMETERS = _spec_parameters()
+#: The envelope of every learned parameter (its widest range over the soil table).
+PARAMETERS = _learned_parameters()
 
 
 @dataclass(frozen=True)
