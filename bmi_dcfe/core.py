@@ -23,10 +23,12 @@ import numpy as np
 import torch
 
 from bmi_dcfe import kernel, physics
+from bmi_dcfe.model import VARIABLES
 from delta_core import snow as snow_routine
 from delta_core.bmi.core import LumpedCore
 from delta_core.bmi.hourly import FlatTemperature, HourlyInputs
 from delta_core.networks import LSTMStepper
+from delta_core.spec import core_names
 
 
 class CfeCore(LumpedCore):
@@ -52,14 +54,14 @@ class CfeCore(LumpedCore):
     #: Hour's precipitation [mm], temperature [degC], PET [mm] (None: Hargreaves).
     fields = ("prcp", "tmean", "pet")
     optional_fields = frozenset({"pet"})
-    flows = ("surface_flow", "interflow", "baseflow")
-    rates = ("et", "pet", "melt")
+    flows = core_names(VARIABLES, "flow")
+    rates = core_names(VARIABLES, "rate")
     stores = ("swe", "soil_moisture", "groundwater")
 
     def __init__(self, model, x_attr: np.ndarray, latitude: float, backend: str = "torch",
                  norm=None):
         self.dynamic_names = tuple(model.dynamic_names)
-        self.levels = ("swe", "soil_moisture", "groundwater", *self.dynamic_names)
+        self.levels = (*core_names(VARIABLES, "level"), *self.dynamic_names)
         super().__init__()
         self.x_attr = np.asarray(x_attr, dtype=np.float64)
         if backend not in kernel.BACKENDS:
@@ -106,10 +108,10 @@ class CfeCore(LumpedCore):
         self.snowpack = 0.0
         self.meltwater = 0.0
         self._inputs.reset()
-        self.flow_new = np.zeros(3)
-        self.flow_carry = np.zeros(3)
-        self.rate_values = np.zeros(3)
-        self.level_values = np.zeros(len(self.levels))
+        self.flow_new = np.zeros(len(self.flows))
+        self.flow_carry = np.zeros(len(self.flows))
+        self.rate_values[:] = 0.0
+        self.level_values[:] = 0.0
         self.dynamic_raw = np.zeros(len(self.dynamic_names))
         if self._lstm is not None:
             self._lstm.reset()
@@ -148,8 +150,8 @@ class CfeCore(LumpedCore):
             baseflow = baseflow + overflow
         new = self.flow_new
         new[0], new[1], new[2] = direct * 1000.0, lateral * 1000.0, baseflow * 1000.0
-        rv = self.rate_values
-        rv[0], rv[1], rv[2] = aet * 1000.0, pet, s.melt
+        v = self.values
+        v["et"][0], v["pet"][0], v["melt"][0] = aet * 1000.0, pet, s.melt
         self._write_levels()
 
     def run_steps(self, forcings: list[list], starts: list[dt.datetime]) -> None:
@@ -178,7 +180,7 @@ class CfeCore(LumpedCore):
             self.dynamic_raw = raw[-1].copy()
             self._set_parameters(self._dynamic_from_raw(self.dynamic_raw))
         self._run_kernel(liquid, pet, dynamic)
-        self.rate_values[1:] = (pet[-1], melt[-1])
+        self.values["pet"][0], self.values["melt"][0] = pet[-1], melt[-1]
         self._write_levels()
 
     def _run_kernel(self, liquid: np.ndarray, pet: np.ndarray, dynamic: dict | None) -> None:
@@ -206,7 +208,7 @@ class CfeCore(LumpedCore):
             baseflow += last["GW_OVERFLOW"]
         self.flow_new[:] = (last["DIRECT_RUNOFF"] * 1000.0, last["NASH_LATERAL_RUNOFF"] * 1000.0,
                             baseflow * 1000.0)
-        self.rate_values[0] = last["ACTUAL_ET"] * 1000.0
+        self.values["et"][0] = last["ACTUAL_ET"] * 1000.0
 
     def get_state(self) -> dict[str, np.ndarray]:
         st = {"cfe": self.state, "giuh_queue": self.queue,
@@ -226,8 +228,7 @@ class CfeCore(LumpedCore):
             arr[...] = state[key]
         self.snowpack, self.meltwater = (float(x) for x in state["snow"])
         self._inputs.pet_model.state = state["temps"]
-        self.rate_values = state["rate_values"].copy()
-        self.level_values = state["level_values"].copy()
+        self.set_values(state["rate_values"], state["level_values"])
         self.flow_new = state["flow_new"].copy()
         if self._lstm is not None:
             if "lstm_h" not in state or state["lstm_h"].shape != self._lstm.h.shape:
@@ -271,8 +272,9 @@ class CfeCore(LumpedCore):
         self._kparams = np.array([float(v[0]) for v in kernel.kernel_parameters(self.params)])
 
     def _write_levels(self) -> None:
-        lv = self.level_values
-        lv[0], lv[1], lv[2] = (self.snowpack + self.meltwater, self.state[0] * 1000.0,
-                               self.state[1] * 1000.0)
-        for i, name in enumerate(self.dynamic_names):
-            lv[3 + i] = float(getattr(self.params, name)[0])
+        v = self.values
+        v["swe"][0] = self.snowpack + self.meltwater
+        v["soil_moisture"][0] = self.state[0] * 1000.0
+        v["groundwater"][0] = self.state[1] * 1000.0
+        for name in self.dynamic_names:
+            v[name][0] = float(getattr(self.params, name)[0])

@@ -27,7 +27,8 @@ from delta_core.patterns import HourlyPhysics, WithinDay
 from delta_core.subdaily import daily_sums, end_of_day
 from delta_core.networks import MLP, LSTMNet
 from delta_core.routing import gamma_unit_hydrograph
-from delta_core.spec import Batch, Engine, ModelSpec, ParameterSpec, StateSpec, Variable
+from delta_core.ngen import crosswalk as X
+from delta_core.spec import Batch, Engine, ModelSpec, ParameterSpec, Variable
 
 #: Static parameters, trained with each day's rain in 6 h from 12:00 (``dcfe_static_full.yaml``).
 STATIC_BUNDLE = Path(__file__).resolve().parent / "weights" / "dcfe_static.pt"
@@ -63,20 +64,45 @@ PARAMETERS: tuple[ParameterSpec, ...] = tuple(
     for n, (lo, hi, u, log) in PARAMETER_RANGES.items())
 _BY_NAME = {p.name: p for p in PARAMETERS}
 
-OUTPUTS: tuple[Variable, ...] = tuple(Variable(*row) for row in (
-    ("streamflow", "mm d-1", "CFE outlet flow Q_OUT summed over the day"),
-    ("surface_flow", "mm d-1", "direct (surface) runoff after GIUH routing"),
-    ("interflow", "mm d-1", "lateral subsurface flow after the Nash cascade"),
-    ("baseflow", "mm d-1", "flow from the groundwater reservoir"),
-    ("et", "mm d-1", "actual evapotranspiration"),
-    ("pet", "mm d-1", "potential evapotranspiration (Hargreaves)"),
-    ("melt", "mm d-1", "snowmelt"),
-    ("swe", "mm", "snow water equivalent at the end of the day"),
-    ("soil_moisture", "mm", "CFE soil reservoir storage at the end of the day"),
-    ("groundwater", "mm", "CFE groundwater storage at the end of the day"),
-    *((n, PARAMETER_RANGES[n][2], f"daily value of dynamic parameter {n} (dynamic models only)")
+#: BMI name of the groundwater store.
+GROUNDWATER = "groundwater__depth"
+
+#: Every variable of dCFE, declared once: the output series of :meth:`DCFE.forward` (daily,
+#: [D, B]), the hourly BMI core's named arrays and the BMI variables (see
+#: :class:`~delta_core.spec.Variable`).
+VARIABLES: tuple[Variable, ...] = (
+    Variable("prcp", "mm d-1", "precipitation rate (liquid equivalent)", X.PRECIP, "input",
+             "sum", series=False, min_value=0.0),
+    Variable("tmean", "degC", "air temperature", X.TEMP, "input", "mean", series=False,
+             plausible=X.T_PLAUSIBLE),
+    Variable("pet", "mm d-1", "potential evapotranspiration", X.PET, "input", "sum",
+             series=False, when="pet_input", min_value=0.0),
+    Variable("runoff_depth", "m", "runoff depth at the outlet over the time step: CFE Q_OUT",
+             X.RUNOFF_DEPTH, "runoff_depth", series=False, csv_header="runoff_depth_m"),
+    Variable("runoff_flux", "m3 s-1", "runoff volume flux at the catchment outlet (depth x "
+             "area / step)", X.RUNOFF_FLUX, "runoff_flux", series=False,
+             csv_header="runoff_m3_s"),
+    Variable("streamflow", "mm d-1", "CFE outlet flow Q_OUT summed over the day"),
+    Variable("et", "mm d-1", "actual evapotranspiration", X.ET, "rate", csv_header="et_rate"),
+    Variable("pet", "mm d-1", "potential evapotranspiration (Hargreaves)", X.PET, "rate",
+             when="pet_derived"),
+    Variable("melt", "mm d-1", "snowmelt", X.MELT, "rate"),
+    Variable("swe", "mm", "snow water equivalent at the end of the step", X.SWE, "level",
+             csv_header="swe_mm"),
+    Variable("soil_moisture", "mm", "CFE soil reservoir storage at the end of the step", X.SOIL,
+             "level", csv_header="soil_moisture_mm"),
+    Variable("groundwater", "mm", "CFE groundwater storage at the end of the step", GROUNDWATER,
+             "level"),
+    Variable("surface_flow", "mm d-1", "direct (surface) runoff after GIUH routing",
+             X.SURFACE_FLOW, "flow"),
+    Variable("interflow", "mm d-1", "lateral subsurface flow after the Nash cascade",
+             X.INTERFLOW, "flow"),
+    Variable("baseflow", "mm d-1", "flow from the groundwater reservoir (incl. the overflow of "
+             "a full store, mass_conserving)", X.BASEFLOW, "flow", csv_header="baseflow_rate"),
+    *(Variable(n, PARAMETER_RANGES[n][2], f"daily value of dynamic parameter {n} (dynamic "
+               f"models only)", f"cfe__{n.lower()}", "level", when="dynamic")
       for n in physics.DYNAMIC_PARAMETERS),
-))
+)
 
 #: Hourly CFE outputs behind the daily outputs (daily sums, or end-of-day values for storages).
 _HOURLY = {"streamflow": "Q_OUT", "surface_flow": "DIRECT_RUNOFF", "interflow": "NASH_LATERAL_RUNOFF",
@@ -226,7 +252,8 @@ class DCFE(nn.Module):
         Returns
         -------
         dict
-            :data:`OUTPUTS` series [D - warmup, B] (mm/day; stores in mm at the end of each day).
+            The series of :data:`VARIABLES` [D - warmup, B] (mm/day; stores in mm at the end of
+            each day).
         """
         learned = self.parameters_physical(batch["x_attr"])
         dynamic = (self.dynamic_parameters(batch["x_forcing"], batch["x_attr"])
@@ -247,8 +274,8 @@ class DCFE(nn.Module):
         parameters, daily ``dynamic`` ``{name: [D, B]}`` (held for each day's 24 hours).
 
         ``forcing`` [D, B, 3] daily P [mm/day], T [degC], PET [mm/day]; returns
-        :data:`OUTPUTS` series [D - warmup, B] (see :meth:`forward`; dynamic parameters as daily
-        series too). ``batch`` may carry this run's ``rain_weights`` [D, B, 24] or
+        the series of :data:`VARIABLES` [D - warmup, B] (see :meth:`forward`; dynamic parameters
+        as daily series too). ``batch`` may carry this run's ``rain_weights`` [D, B, 24] or
         ``hourly_forcing`` [24 D, B, 3] (:func:`delta_core.subdaily.step_forcing`).
         """
         batch = batch or {}
@@ -306,13 +333,7 @@ SPEC = ModelSpec(
     description="differentiable CFE (NOAA-OWP, hourly) with degree-day snow; MLP-learned parameters",
     forcings=FORCING_NAMES,
     step_seconds=86400,
-    outputs=OUTPUTS,
-    parameters=PARAMETERS,
-    states=(StateSpec("snowpack", "mm", 0.0), StateSpec("meltwater", "mm", 0.0),
-            StateSpec("soil", "m", PhysicsConfig.initial_soil_fraction,
-                      "CFE soil storage (cold start: fraction of porosity x depth)"),
-            StateSpec("groundwater", "m", PhysicsConfig.initial_gw_fraction,
-                      "CFE groundwater storage (cold start: fraction of max_gw_storage)")),
+    variables=VARIABLES,
     network_config=NetworkConfig,
     physics_config=PhysicsConfig,
     build=build_model,

@@ -9,35 +9,22 @@ from bmi_dcfe.bmi import BmiDCFE
 from delta_core.ngen import crosswalk as X
 from delta_core.ngen.realization import HOURLY_MAP, ModelBinding, main as _main
 
-#: Outputs written to the per-catchment CSVs: (BMI name, CSV header).
-OUTPUTS = [(X.RUNOFF_DEPTH, "runoff_depth_m"), (X.RUNOFF_FLUX, "runoff_m3_s"),
-           (X.ET, "et_rate"), (X.SWE, "swe_mm"), (X.SOIL, "soil_moisture_mm"),
-           (X.BASEFLOW, "baseflow_rate")]
-
 
 def _inputs(time_step: int, args: argparse.Namespace) -> dict[str, str]:
     if time_step != 3600:
         raise ValueError("dcfe-realization writes hourly realizations (--time-step 3600)")
     names = {k: v for k, v in HOURLY_MAP.items() if k in (X.PRECIP, X.TEMP)}
-    if getattr(args, "pet_source", None) == "input":
+    if args.pet_source == "input":
         names[X.PET] = "pet"
     return names
-
-
-def _add_arguments(ap: argparse.ArgumentParser) -> None:
-    ap.add_argument("--pet-source", choices=("hargreaves", "input"),
-                    help="PET from Hargreaves over the trailing 24 h (default) or an input "
-                         "column 'pet' (write its unit in the header, e.g. 'pet [mm h-1]')")
 
 
 BINDING = ModelBinding(
     model="dcfe", prog="dcfe-realization", model_type_name="dCFE",
     python_type="bmi_dcfe.BmiDCFE",
-    inputs=_inputs, outputs=OUTPUTS,
+    inputs=_inputs,
     spinup_columns={c: f for c, f in BmiDCFE.SPINUP_COLUMNS.items() if f != "pet"},
     spinup_step=3600,
-    add_arguments=_add_arguments,
-    config_extras=lambda args: {"pet_source": args.pet_source} if args.pet_source else {},
     bmi_class=BmiDCFE,
 )
 

@@ -5,21 +5,13 @@ See ``bmi_dhbv/BMI.md`` for the configuration keys, the variables and the hourly
 """
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
-from bmi_dhbv import kernel
 from bmi_dhbv.core import HBVCore
 from bmi_dhbv.hourly_core import HourlyHBVCore
-from delta_core.bmi.adapter import RATE_UNITS, InputVar, NgenBmi, OutputVar
+from delta_core.bmi.adapter import NgenBmi
 from delta_core.bmi.base import BmiError
 from delta_core.bmi.hourly import FLAT_TEMPERATURE_KEYS
-from delta_core.ngen.crosswalk import (BASEFLOW, ET, INTERFLOW, PET, PRECIP, RUNOFF_DEPTH,
-                                      RUNOFF_FLUX, SOIL, SURFACE_FLOW, SWE, T_PLAUSIBLE, TEMP,
-                                      TMAX, TMIN)
-
-UPPER = "groundwater~upper_zone__depth"
-LOWER = "groundwater~lower_zone__depth"
 
 
 #: The δn(γt,βt) bundle fine-tuned with hourly HBV steps and stochastic storms
@@ -28,11 +20,6 @@ HOURLY_BUNDLE = Path(__file__).resolve().parent / "weights" / "dhbv_hourly.pt"
 #: Its predecessor, fine-tuned with each day's rain spread evenly over the hours
 #: (``configs/dhbv_dynamic_hourly.yaml``; the start of ``dhbv_hourly.pt``).
 UNIFORM_HOURLY_BUNDLE = HOURLY_BUNDLE.with_name("dhbv_dynamic_hourly.pt")
-
-
-def parameter_var_name(name: str) -> str:
-    """Output variable name of dynamic HBV parameter ``name`` (e.g. ``hbv__beta``)."""
-    return f"hbv__{name.lower()}"
 
 
 class BmiDHBV(NgenBmi):
@@ -54,20 +41,15 @@ class BmiDHBV(NgenBmi):
     _component_name = "dHBV: differentiable HBV with LSTM-dynamic parameters (NextGen BMI)"
     MODEL = "dhbv"
     HOST_STEPS = (3600, 86400)
-    EXTRA_KEYS = {
-        "pet_source": "hargreaves (default: PET from the day's max/min temperature) or input "
-                      "(PET is an input variable that must be set every step)",
-        **FLAT_TEMPERATURE_KEYS,
-    }
+    KERNEL = "bmi_dhbv.kernel"
+    HARGREAVES_FROM = "the day's max/min temperature; hourly steps: of the trailing 24 hours"
+    EXTRA_KEYS = FLAT_TEMPERATURE_KEYS
+    CONDITIONS = {"daily_hargreaves": "daily steps with `pet_source: hargreaves`"}
     SPINUP_COLUMNS = {"prcp_mm_day": "prcp", "tmax_c": "tmax", "tmin_c": "tmin",
                       "pet_mm_day": "pet"}
 
     def _make_core(self, model, norm, x_attr, cfg) -> HBVCore:
-        pet_source = cfg.get("pet_source", "hargreaves")
-        if pet_source not in ("hargreaves", "input"):
-            raise BmiError(f"pet_source must be 'hargreaves' or 'input', got {pet_source!r}")
-        self._pet_input = pet_source == "input"
-        backend = self._choose_backend(cfg.get("backend"), model)
+        backend = self._choose_backend(cfg, model)
         if self._time_step == 3600:
             core = HourlyHBVCore(model, norm, x_attr, self._lat, backend)
         elif model.options.steps_per_day != 1:
@@ -86,69 +68,18 @@ class BmiDHBV(NgenBmi):
             return HOURLY_BUNDLE
         return super().default_bundle_for(time_step)
 
-    def _choose_backend(self, backend: str | None, model) -> str:
-        """The configured engine; without the key, cpp if built (else torch, with a warning)."""
-        explicit = backend is not None
-        backend = backend or "cpp"
-        if model.recharge_net is not None and backend == "cpp":
-            if explicit:
-                raise BmiError("this bundle uses NN recharge (nn_recharge), which only "
-                               "backend: torch supports")
-            backend = "torch"
-        if backend == "cpp" and not kernel.cpp_available():
-            if explicit:
-                raise BmiError("backend: cpp needs the compiled HBV kernel bmi_dhbv._core, "
-                               "which could not be imported (reinstall the package with a C++ "
-                               "compiler, or set backend: torch)")
-            warnings.warn("the compiled HBV kernel bmi_dhbv._core is not available: dHBV BMI "
-                          "falls back to backend torch (slower)", stacklevel=4)
-            backend = "torch"
-        return backend
+    def _cpp_unsupported(self, model) -> str | None:
+        if model.recharge_net is not None:
+            return "this bundle uses NN recharge (nn_recharge), which the HBV kernel lacks"
+        return None
+
+    def _conditions(self) -> set[str]:
+        """Also ``daily_hargreaves`` (the day's max and min temperature are inputs)."""
+        daily = self._time_step == 86400 and not self._pet_input
+        return super()._conditions() | ({"daily_hargreaves"} if daily else set())
 
     def _state_signature(self) -> dict:
-        return {"pet_input": self._pet_input, "n_components": self.core.n_components}
-
-    def _inputs(self) -> list[InputVar]:
-        rate = RATE_UNITS[int(self._time_step)]
-        hourly = self._time_step == 3600
-        temp = InputVar(TEMP, "degC", "air temperature" + (" (hourly)" if hourly else
-                                                          " (daily mean)"),
-                        (("tmean", "mean"),), plausible=T_PLAUSIBLE)
-        out = [InputVar(PRECIP, rate, "precipitation rate (liquid equivalent)",
-                        (("prcp", "sum"),), min_value=0.0), temp]
-        if self._pet_input:
-            out.append(InputVar(PET, rate, "potential evapotranspiration", (("pet", "sum"),),
-                                min_value=0.0))
-        elif not hourly:
-            out += [InputVar(TMAX, "degC", "daily maximum air temperature", (("tmax", "max"),),
-                             plausible=T_PLAUSIBLE),
-                    InputVar(TMIN, "degC", "daily minimum air temperature", (("tmin", "min"),),
-                             plausible=T_PLAUSIBLE)]
-        return out
-
-    def _outputs(self) -> list[OutputVar]:
-        rate = RATE_UNITS[int(self._time_step)]
-        per = "hour" if self._time_step == 3600 else "day"
-        out = [
-            OutputVar(RUNOFF_DEPTH, "m", f"routed runoff depth over the time step (one {per})",
-                      "runoff_depth"),
-            OutputVar(RUNOFF_FLUX, "m3 s-1", "routed runoff volume flux at the catchment outlet "
-                      "(depth x area / step)", "runoff_flux"),
-            OutputVar(ET, rate, "actual evapotranspiration", "et"),
-            OutputVar(SWE, "mm", "snow water equivalent (snowpack + liquid water)", "swe"),
-            OutputVar(SOIL, "mm", "soil moisture storage (HBV SM)", "soil_moisture"),
-            OutputVar(UPPER, "mm", "upper groundwater zone storage (HBV SUZ)", "upper_zone"),
-            OutputVar(LOWER, "mm", "lower groundwater zone storage (HBV SLZ)", "lower_zone"),
-            OutputVar(SURFACE_FLOW, rate, "routed surface (fast) flow Q0", "surface_flow"),
-            OutputVar(INTERFLOW, rate, "routed interflow Q1", "interflow"),
-            OutputVar(BASEFLOW, rate, "routed baseflow Q2", "baseflow"),
-        ]
-        if not self._pet_input:
-            out.append(OutputVar(PET, rate, "Hargreaves potential evapotranspiration", "pet"))
-        for n in self.core.dynamic_names:
-            out.append(OutputVar(parameter_var_name(n), "1",
-                                 f"daily-dynamic HBV parameter {n} (component mean)", n))
-        return out
+        return {**super()._state_signature(), "n_components": self.core.n_components}
 
     # -- extras ------------------------------------------------------------------------------
     @property

@@ -2,7 +2,7 @@
 
 One HBV component with gamma routing, the 13 HBV parameters and the two routing parameters in
 the same ranges as the δ model's networks (:data:`bmi_dhbv.hbv.PARAMETER_RANGES`,
-:data:`delta_core.routing.ROUTING_RANGES`), all static; it runs through the same daily engine as
+:data:`bmi_dhbv.hbv.ROUTING_RANGES`), all static; it runs through the same daily engine as
 dHBV (:func:`bmi_dhbv.substeps.simulate`, the C++ kernel), so the calibrated model and the δ
 model differ only in where the parameters come from.
 """
@@ -15,7 +15,6 @@ import torch
 
 from bmi_dhbv import hbv
 from bmi_dhbv.model import FORCING_NAMES
-from delta_core.routing import ROUTING_RANGES
 from delta_core.spec import Engine
 
 
@@ -31,7 +30,7 @@ class HBVCalibrationTarget:
         Physics engine.
     """
 
-    names: tuple[str, ...] = hbv.PARAMETER_NAMES + tuple(ROUTING_RANGES)
+    names: tuple[str, ...] = hbv.PARAMETER_NAMES + tuple(hbv.ROUTING_RANGES)
     forcings: tuple[str, ...] = FORCING_NAMES
 
     def __init__(self, physics: Mapping | None = None, backend: str = "cpp"):
@@ -57,7 +56,7 @@ class HBVCalibrationTarget:
         (the interface :func:`bmi_dhbv.substeps.simulate` calls on a model)."""
         n_h = len(hbv.PARAMETER_NAMES)
         par = hbv.scale_parameters(unit[:, :n_h, None], hbv.PARAMETER_NAMES)
-        (lo_a, hi_a, _), (lo_b, hi_b, _) = ROUTING_RANGES.values()
+        (lo_a, hi_a, _), (lo_b, hi_b, _) = hbv.ROUTING_RANGES.values()
         return par, lo_a + unit[:, n_h] * (hi_a - lo_a), lo_b + unit[:, n_h + 1] * (hi_b - lo_b)
 
     def simulate(self, unit: np.ndarray, forcing: torch.Tensor, warmup: int) -> np.ndarray:

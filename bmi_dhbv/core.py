@@ -18,10 +18,12 @@ import numpy as np
 import torch
 
 from bmi_dhbv import hbv, kernel
+from bmi_dhbv.model import VARIABLES
 from delta_core.bmi.core import LumpedCore
 from delta_core.bmi.hourly import FLAT_DAYS, FLAT_RANGE_C, FlatTemperature
 from delta_core.networks import LSTMStepper
 from delta_core.pet import extraterrestrial_radiation, hargreaves_from_ra
+from delta_core.spec import core_names
 
 
 class HBVCore(LumpedCore):
@@ -45,13 +47,13 @@ class HBVCore(LumpedCore):
     #: Day's precipitation [mm], mean temperature [degC], max/min temperature [degC], PET [mm].
     fields = ("prcp", "tmean", "tmax", "tmin", "pet")
     optional_fields = frozenset({"tmean", "tmax", "tmin", "pet"})
-    flows = ("surface_flow", "interflow", "baseflow")
-    rates = ("et", "pet")
+    flows = core_names(VARIABLES, "flow")
+    rates = core_names(VARIABLES, "rate")
     stores = ("swe", "soil_moisture", "upper_zone", "lower_zone")
 
     def __init__(self, model, norm, x_attr: np.ndarray, latitude: float, backend: str = "cpp"):
         self.dynamic_names = tuple(model.dynamic_names)
-        self.levels = ("swe", "soil_moisture", "upper_zone", "lower_zone", *self.dynamic_names)
+        self.levels = (*core_names(VARIABLES, "level"), *self.dynamic_names)
         super().__init__()
         if backend not in kernel.BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; valid: {list(kernel.BACKENDS)}")
@@ -89,10 +91,10 @@ class HBVCore(LumpedCore):
         if self._lstm is not None:
             self._lstm.reset()
         self._qhist = np.zeros((3, len(self.unit_hydrograph) - 1))  # q0,q1,q2 at lags 1..14
-        self.flow_new = np.zeros(3)
-        self.flow_carry = np.zeros(3)
-        self.rate_values = np.zeros(2)
-        self.level_values = np.zeros(len(self.levels))
+        self.flow_new = np.zeros(len(self.flows))
+        self.flow_carry = np.zeros(len(self.flows))
+        self.rate_values[:] = 0.0
+        self.level_values[:] = 0.0
         self._write_levels(dynamic=False)
 
     def step(self, forcing: list, start: dt.datetime) -> None:
@@ -170,7 +172,7 @@ class HBVCore(LumpedCore):
         hist[:, 1:] = hist[:, :-1].copy()
         hist[:, 0] = q
         self.flow_carry = hist @ self._uh_tail
-        self.rate_values[0], self.rate_values[1] = float(fl[3]), pet
+        self.values["et"][0], self.values["pet"][0] = fl[3], pet
         self._write_levels(dynamic=True)
 
     def run_steps(self, forcings: list[list], starts: list[dt.datetime]) -> None:
@@ -198,7 +200,7 @@ class HBVCore(LumpedCore):
         self._qhist[...] = q[:, ::-1][:, :n_hist]
         self.flow_new[:] = self._uh0 * q[:, -1]
         self.flow_carry = self._qhist @ self._uh_tail
-        self.rate_values[0], self.rate_values[1] = float(res.fluxes["et"][-1, 0]), pet[-1]
+        self.values["et"][0], self.values["pet"][0] = float(res.fluxes["et"][-1, 0]), pet[-1]
         self._write_levels(dynamic=True)
 
     def get_state(self) -> dict[str, np.ndarray]:
@@ -217,8 +219,7 @@ class HBVCore(LumpedCore):
                                  f"configuration?)")
             arr[...] = state[key]
         self.flow_carry = state["flow_carry"].copy()
-        self.rate_values = state["rate_values"].copy()
-        self.level_values = state["level_values"].copy()
+        self.set_values(state["rate_values"], state["level_values"])
         self._dynamic_changed()
         if self._lstm is not None:
             self._lstm.h = state["h"].copy()
@@ -229,13 +230,14 @@ class HBVCore(LumpedCore):
         # add.reduce / C is numpy's mean without its per-call overhead (same rounding)
         c = self.n_components
         s = np.add.reduce(self.states, axis=1) / c
-        lv = self.level_values
-        lv[0] = s[0] + s[1]
-        lv[1] = s[2]
-        lv[2] = s[3]
-        lv[3] = s[4]
-        if dynamic and self._dyn_rows:
-            lv[4:] = self._dyn_means
+        v = self.values
+        v["swe"][0] = s[0] + s[1]
+        v["soil_moisture"][0] = s[2]
+        v["upper_zone"][0] = s[3]
+        v["lower_zone"][0] = s[4]
+        if dynamic:
+            for name, x in zip(self.dynamic_names, self._dyn_means):
+                v[name][0] = x
 
     def _torch_step(self, p: float, t: float, pet: float) -> np.ndarray:
         st = tuple(torch.from_numpy(self.states[i:i + 1]) for i in range(self.states.shape[0]))

@@ -39,6 +39,15 @@ PARAMETER_RANGES: dict[str, tuple[float, float, str]] = {
 }
 PARAMETER_NAMES: tuple[str, ...] = tuple(PARAMETER_RANGES)
 
+#: Length of dHBV's gamma unit hydrograph [days].
+UH_LENGTH = 15
+#: Physical ranges of the routing parameters ``name: (low, high, units)`` (shape and scale of
+#: the gamma unit hydrograph, :func:`delta_core.routing.gamma_unit_hydrograph`).
+ROUTING_RANGES: dict[str, tuple[float, float, str]] = {
+    "route_a": (0.0, 2.9, "1"),
+    "route_b": (0.0, 6.5, "d"),
+}
+
 #: Parameters that may be daily-dynamic (one value per day from the LSTM).
 DYNAMIC_CAPABLE: tuple[str, ...] = ("BETA", "BETAET")
 

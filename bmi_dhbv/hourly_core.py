@@ -58,7 +58,7 @@ class HourlyHBVCore(HBVCore):
         self._static = np.stack([hourly[n].numpy() for n in hbv.PARAMETER_NAMES])
         with torch.no_grad():
             _, a, b = model.static_and_routing(torch.as_tensor(x_attr[None], dtype=torch.float64))
-            uh = gamma_unit_hydrograph_substeps(a, b, 24)[0].numpy()
+            uh = gamma_unit_hydrograph_substeps(a, b, 24, hbv.UH_LENGTH)[0].numpy()
         self.unit_hydrograph = uh.copy()
         self._uh0 = float(uh[0])
         self._uh_tail = uh[1:].copy()
@@ -120,8 +120,8 @@ class HourlyHBVCore(HBVCore):
         self._qhist[:, :hist.shape[1]] = hist
         self.flow_new[:] = self._uh0 * q[:, -1]
         self.flow_carry = self._qhist @ self._uh_tail
-        self.rate_values[0], self.rate_values[1] = float(res.fluxes["et"][-1, 0]), float(
-            pet[-1] * pet_w[-1])
+        self.values["et"][0] = float(res.fluxes["et"][-1, 0])
+        self.values["pet"][0] = pet[-1] * pet_w[-1]
         self._inputs.days.reset()  # the LSTM has seen the last day already
         self._write_levels(dynamic=True)
 

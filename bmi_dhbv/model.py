@@ -15,8 +15,9 @@ from torch import nn
 
 from bmi_dhbv import hbv
 from delta_core.networks import LSTMNet, MLP
-from delta_core.routing import ROUTING_RANGES, UH_LENGTH, gamma_unit_hydrograph
-from delta_core.spec import Batch, Engine, ModelSpec, ParameterSpec, StateSpec, Variable
+from delta_core.routing import gamma_unit_hydrograph
+from delta_core.ngen import crosswalk as X
+from delta_core.spec import Batch, Engine, ModelSpec, Variable
 
 #: The pretrained δn(γt,βt) bundle shipped with the package (trained on all 447 pack basins).
 DEFAULT_BUNDLE = Path(__file__).resolve().parent / "weights" / "dhbv_dynamic.pt"
@@ -24,24 +25,52 @@ DEFAULT_BUNDLE = Path(__file__).resolve().parent / "weights" / "dhbv_dynamic.pt"
 #: Forcing variables the model reads, in order: P [mm/day], T [degC], PET [mm/day].
 FORCING_NAMES: tuple[str, ...] = ("prcp", "tmean", "pet")
 
-#: Output series of :meth:`DHBV.forward` (all [T, B], basin means).
-OUTPUTS: tuple[Variable, ...] = tuple(Variable(*row) for row in (
-    ("streamflow", "mm d-1", "routed streamflow"),
-    ("surface_flow", "mm d-1", "routed fast flow Q0 from the upper zone above UZL"),
-    ("interflow", "mm d-1", "routed interflow Q1 from the upper zone"),
-    ("baseflow", "mm d-1", "routed baseflow Q2 from the lower zone"),
-    ("streamflow_unrouted", "mm d-1", "component-mean Q0+Q1+Q2 before routing"),
-    ("et", "mm d-1", "actual evapotranspiration"),
-    ("pet", "mm d-1", "potential evapotranspiration (Hargreaves)"),
-    ("swe", "mm", "snow water equivalent (snowpack + liquid water in snow)"),
-    ("soil_moisture", "mm", "soil moisture storage"),
-    ("upper_zone", "mm", "upper groundwater zone storage"),
-    ("lower_zone", "mm", "lower groundwater zone storage"),
-    ("recharge", "mm d-1", "recharge from soil to the upper zone (incl. excess)"),
-    ("percolation", "mm d-1", "percolation from upper to lower zone"),
-    ("melt", "mm d-1", "snowmelt"),
-    *((n, "1", f"daily component mean of dynamic parameter {n}") for n in hbv.DYNAMIC_CAPABLE),
-))
+#: BMI names of the groundwater zones.
+UPPER = "groundwater~upper_zone__depth"
+LOWER = "groundwater~lower_zone__depth"
+
+#: Every variable of dHBV, declared once: the output series of :meth:`DHBV.forward` (all
+#: [T, B], basin means; dynamic parameters only if dynamic), the BMI core's named arrays and
+#: the BMI variables (see :class:`~delta_core.spec.Variable`).
+VARIABLES: tuple[Variable, ...] = (
+    Variable("prcp", "mm d-1", "precipitation rate (liquid equivalent)", X.PRECIP, "input",
+             "sum", series=False, min_value=0.0),
+    Variable("tmean", "degC", "air temperature (mean over the step)", X.TEMP, "input", "mean",
+             series=False, plausible=X.T_PLAUSIBLE),
+    Variable("pet", "mm d-1", "potential evapotranspiration", X.PET, "input", "sum",
+             series=False, when="pet_input", min_value=0.0),
+    Variable("tmax", "degC", "daily maximum air temperature", X.TMAX, "input", "max",
+             series=False, when="daily_hargreaves", plausible=X.T_PLAUSIBLE),
+    Variable("tmin", "degC", "daily minimum air temperature", X.TMIN, "input", "min",
+             series=False, when="daily_hargreaves", plausible=X.T_PLAUSIBLE),
+    Variable("runoff_depth", "m", "routed runoff depth over the time step", X.RUNOFF_DEPTH,
+             "runoff_depth", series=False, csv_header="runoff_depth_m"),
+    Variable("runoff_flux", "m3 s-1", "routed runoff volume flux at the catchment outlet "
+             "(depth x area / step)", X.RUNOFF_FLUX, "runoff_flux", series=False,
+             csv_header="runoff_m3_s"),
+    Variable("streamflow", "mm d-1", "routed streamflow"),
+    Variable("et", "mm d-1", "actual evapotranspiration", X.ET, "rate", csv_header="et_rate"),
+    Variable("swe", "mm", "snow water equivalent (snowpack + liquid water in snow)", X.SWE,
+             "level", csv_header="swe_mm"),
+    Variable("soil_moisture", "mm", "soil moisture storage (HBV SM)", X.SOIL, "level",
+             csv_header="soil_moisture_mm"),
+    Variable("upper_zone", "mm", "upper groundwater zone storage (HBV SUZ)", UPPER, "level"),
+    Variable("lower_zone", "mm", "lower groundwater zone storage (HBV SLZ)", LOWER, "level"),
+    Variable("surface_flow", "mm d-1", "routed fast flow Q0 from the upper zone above UZL",
+             X.SURFACE_FLOW, "flow"),
+    Variable("interflow", "mm d-1", "routed interflow Q1 from the upper zone", X.INTERFLOW,
+             "flow"),
+    Variable("baseflow", "mm d-1", "routed baseflow Q2 from the lower zone", X.BASEFLOW, "flow",
+             csv_header="baseflow_rate"),
+    Variable("pet", "mm d-1", "potential evapotranspiration (Hargreaves)", X.PET, "rate",
+             when="pet_derived"),
+    Variable("streamflow_unrouted", "mm d-1", "component-mean Q0+Q1+Q2 before routing"),
+    Variable("recharge", "mm d-1", "recharge from soil to the upper zone (incl. excess)"),
+    Variable("percolation", "mm d-1", "percolation from upper to lower zone"),
+    Variable("melt", "mm d-1", "snowmelt"),
+    *(Variable(n, "1", f"daily component mean of dynamic parameter {n}", f"hbv__{n.lower()}",
+               "level", when="dynamic") for n in hbv.DYNAMIC_CAPABLE),
+)
 
 
 @dataclass
@@ -96,7 +125,7 @@ class DHBV(nn.Module):
         c = options.n_components
         self.static_names = options.static
         self.dynamic_names = options.dynamic
-        self.static_net = MLP(n_attributes, len(self.static_names) * c + len(ROUTING_RANGES),
+        self.static_net = MLP(n_attributes, len(self.static_names) * c + len(hbv.ROUTING_RANGES),
                               static_hidden, static_layers, dropout)
         self.dynamic_net = (LSTMNet(len(FORCING_NAMES) + n_attributes,
                                     len(self.dynamic_names) * c, dynamic_hidden, dropout)
@@ -114,7 +143,7 @@ class DHBV(nn.Module):
             Normalised attributes.
         """
         par, route_a, route_b = self.static_and_routing(x_attr)
-        return par, gamma_unit_hydrograph(route_a, route_b, UH_LENGTH)
+        return par, gamma_unit_hydrograph(route_a, route_b, hbv.UH_LENGTH)
 
     def static_and_routing(self, x_attr: torch.Tensor
                            ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
@@ -126,7 +155,7 @@ class DHBV(nn.Module):
         par = hbv.scale_parameters(out[:, : n_s * c].reshape(-1, n_s, c), self.static_names,
                                    self.options.parameter_ranges)
         r = out[:, n_s * c:]
-        (lo_a, hi_a, _), (lo_b, hi_b, _) = ROUTING_RANGES["route_a"], ROUTING_RANGES["route_b"]
+        (lo_a, hi_a, _), (lo_b, hi_b, _) = hbv.ROUTING_RANGES.values()
         return par, lo_a + r[:, 0] * (hi_a - lo_a), lo_b + r[:, 1] * (hi_b - lo_b)
 
     def lstm_inputs(self, x_forcing: torch.Tensor, x_attr: torch.Tensor) -> torch.Tensor:
@@ -164,7 +193,8 @@ class DHBV(nn.Module):
         Returns
         -------
         dict
-            :data:`OUTPUTS` series ``[T - warmup, B]`` (dynamic parameters only if dynamic) and
+            The series of :data:`VARIABLES` ``[T - warmup, B]`` (dynamic parameters only if
+            dynamic) and
             ``"final_states"`` ``[5, B, C]``. HBV steps daily, or hourly on disaggregated forcing
             with ``options.steps_per_day = 24`` (:mod:`bmi_dhbv.substeps`); outputs are daily.
         """
@@ -187,10 +217,7 @@ SPEC = ModelSpec(
     description="differentiable HBV: 16 components, LSTM-dynamic BETA/BETAET, gamma routing",
     forcings=FORCING_NAMES,
     step_seconds=86400,
-    outputs=OUTPUTS,
-    parameters=tuple(ParameterSpec(n, lo, hi, u, n in hbv.DYNAMIC_CAPABLE)
-                     for n, (lo, hi, u) in hbv.PARAMETER_RANGES.items()),
-    states=tuple(StateSpec(n, "mm", hbv.COLD_START_MM) for n in hbv.STATE_NAMES),
+    variables=VARIABLES,
     network_config=NetworkConfig,
     physics_config=hbv.HBVOptions,
     build=build_model,

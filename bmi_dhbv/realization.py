@@ -9,34 +9,21 @@ from bmi_dhbv.bmi import BmiDHBV
 from delta_core.ngen import crosswalk as X
 from delta_core.ngen.realization import DAILY_MAP, HOURLY_MAP, ModelBinding, main as _main
 
-#: Outputs written to the per-catchment CSVs: (BMI name, CSV header).
-OUTPUTS = [(X.RUNOFF_DEPTH, "runoff_depth_m"), (X.RUNOFF_FLUX, "runoff_m3_s"),
-           (X.ET, "et_rate"), (X.SWE, "swe_mm"), (X.SOIL, "soil_moisture_mm"),
-           (X.BASEFLOW, "baseflow_rate")]
-
 
 def _inputs(time_step: int, args: argparse.Namespace) -> dict[str, str]:
     names = dict(HOURLY_MAP if time_step == 3600 else DAILY_MAP)
-    if getattr(args, "pet_source", None) == "input":
+    if args.pet_source == "input":
         names.pop(X.TMAX, None)
         names.pop(X.TMIN, None)
         names[X.PET] = "pet"
     return names
 
 
-def _add_arguments(ap: argparse.ArgumentParser) -> None:
-    ap.add_argument("--pet-source", choices=("hargreaves", "input"),
-                    help="PET from Hargreaves (default) or an input column 'pet' (write its "
-                         "unit in the header, e.g. 'pet [mm h-1]', hourly, or 'pet [mm d-1]')")
-
-
 BINDING = ModelBinding(
     model="dhbv", prog="dhbv-realization", model_type_name="dHBV",
     python_type="bmi_dhbv.BmiDHBV",
-    inputs=_inputs, outputs=OUTPUTS,
+    inputs=_inputs,
     spinup_columns={c: f for c, f in BmiDHBV.SPINUP_COLUMNS.items() if f != "pet"},
-    add_arguments=_add_arguments,
-    config_extras=lambda args: {"pet_source": args.pet_source} if args.pet_source else {},
     bmi_class=BmiDHBV,
 )
 

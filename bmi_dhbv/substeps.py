@@ -28,7 +28,7 @@ from bmi_dhbv.kernel import run as run_physics
 from delta_core import subdaily
 from delta_core.patterns import WithinDay
 from delta_core.subdaily import daily_sums, end_of_day
-from delta_core.routing import UH_LENGTH, gamma_unit_hydrograph_substeps, route
+from delta_core.routing import gamma_unit_hydrograph_substeps, route
 
 #: HBV fluxes summed to days.
 FLUXES = ("q0", "q1", "q2", "et", "recharge", "excess", "perc", "melt")
@@ -64,7 +64,7 @@ def lag_dynamic(model, raw: torch.Tensor, lag_days: int) -> torch.Tensor:
 def simulate(model, batch: dict, steps_per_day: int = 24, scheme: WithinDay | None = None,
              lag_days: int = 1, chunk_days: int = 365) -> dict[str, torch.Tensor]:
     """Run a :class:`~bmi_dhbv.model.DHBV` on daily forcing at ``steps_per_day`` substeps;
-    return daily series (the :data:`bmi_dhbv.model.OUTPUTS` of :meth:`DHBV.forward`).
+    return daily series (the series of :data:`bmi_dhbv.model.VARIABLES`, as :meth:`DHBV.forward`).
 
     Parameters
     ----------
@@ -109,7 +109,7 @@ def simulate(model, batch: dict, steps_per_day: int = 24, scheme: WithinDay | No
         daily.update(dynamic)
     par = substep_parameters(daily, n)
     keep = not model.training
-    uh = gamma_unit_hydrograph_substeps(route_a, route_b, n, UH_LENGTH)
+    uh = gamma_unit_hydrograph_substeps(route_a, route_b, n, hbv.UH_LENGTH)
     lag = uh.shape[1] - 1
 
     def block(states, s0, s1, grad):

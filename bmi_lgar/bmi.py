@@ -10,7 +10,6 @@ of LGAR). See ``bmi_lgar/BMI.md``.
 """
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 from bmi_lgar.core import LgarCore
@@ -18,39 +17,9 @@ from bmi_lgar.lgar_config import LgarConfigError
 from bmi_lgar.parameters import LayerSoil, LgarParameterError, LgarParameters
 from bmi_lgar.soil import SoilTableError
 from bmi_lgar.texture import parameters_from_attributes
-from delta_core.bmi.adapter import RATE_UNITS, InputVar, NgenBmi, OutputVar
+from delta_core.bmi.adapter import NgenBmi
 from delta_core.bmi.base import BmiError
 from delta_core.bmi.hourly import FLAT_TEMPERATURE_KEYS
-from delta_core.ngen.crosswalk import (BASEFLOW, ET, MELT, PET, PRECIP, RUNOFF_DEPTH,
-                                      RUNOFF_FLUX, SOIL, SURFACE_FLOW, SWE, T_PLAUSIBLE, TEMP)
-
-GIUH_RUNOFF = "land_surface_water__routed_runoff_volume_flux"
-INFILTRATION = "soil_surface_water__infiltration_volume_flux"
-PERCOLATION = "soil_water_sat-zone_top__recharge_volume_flux"
-PONDED = "land_surface_water__depth"
-RESERVOIR = "groundwater__depth"
-N_FRONTS = "soil_water_wetting-front__count"
-
-#: The output variables: (BMI name, units ("rate": per host step), description, core output or
-#: derived runoff). PET is an output only when it is derived (``pet_source: hargreaves``).
-OUTPUT_TABLE: tuple[tuple[str, str, str, str], ...] = (
-    (RUNOFF_DEPTH, "m", "runoff depth at the outlet over the hour: LGAR total discharge (GIUH "
-     "of surface runoff and reservoir outflow)", "runoff_depth"),
-    (RUNOFF_FLUX, "m3 s-1", "runoff volume flux at the catchment outlet (depth x area / step)",
-     "runoff_flux"),
-    (SURFACE_FLOW, "rate", "surface runoff made in the hour, before GIUH routing",
-     "surface_runoff"),
-    (GIUH_RUNOFF, "rate", "GIUH runoff (= total discharge)", "giuh_runoff"),
-    (INFILTRATION, "rate", "infiltration into the soil", "infiltration"),
-    (PERCOLATION, "rate", "percolation through the bottom of the soil column", "percolation"),
-    (ET, "rate", "actual evapotranspiration", "aet"),
-    (BASEFLOW, "rate", "conceptual reservoir outflow to the stream (before GIUH routing)",
-     "reservoir_discharge"),
-    (SOIL, "mm", "water in the soil column", "soil_storage"),
-    (PONDED, "mm", "water ponded on the surface", "ponded"),
-    (RESERVOIR, "mm", "storage of the conceptual reservoirs (fast + slow)", "reservoir_storage"),
-    (N_FRONTS, "1", "number of wetting fronts in the soil column", "n_fronts"),
-)
 
 #: ``bundle: shipped``: the package's dLGAR bundle (:attr:`ModelSpec.default_bundle`).
 SHIPPED = "shipped"
@@ -64,7 +33,8 @@ class BmiLGAR(NgenBmi):
     Inputs: precipitation every hour, and PET (``pet_source: input``, default, as LGAR-C) or air
     temperature (``pet_source: hargreaves``: PET from the trailing 24 hours of temperature,
     spread over the day by sine weights); air temperature also whenever the snow routine runs
-    (``snow``: default on with a bundle, off otherwise).
+    (``snow``: default on with a bundle, off otherwise). The variables are
+    :data:`bmi_lgar.model.VARIABLES`.
     """
 
     _component_name = "dLGAR: Layered Green-Ampt with Redistribution (NextGen BMI)"
@@ -72,6 +42,11 @@ class BmiLGAR(NgenBmi):
     HOST_STEPS = (3600,)
     REQUIRED = ("latitude", "area_km2", "start_time")
     BACKENDS = ("cpp", "python")
+    KERNEL = "bmi_lgar.kernel"
+    HARGREAVES_FROM = "the trailing 24 h of air temperature, which is then an input"
+    PET_SOURCE_DEFAULT = "hargreaves with a bundle, input otherwise (as LGAR-C)"
+    CONDITIONS = {"snow": "`snow: true`",
+                  "temperature": "`pet_source: hargreaves` or `snow: true`"}
     EXTRA_KEYS = {
         "bundle": "dLGAR weight bundle: a path, or 'shipped' for the package's bundle; without "
                   "it LGAR runs the parameters of lgar_config, attributes (texture table) or "
@@ -85,8 +60,6 @@ class BmiLGAR(NgenBmi):
         "soil_table": "soil table for soil names (default: the shipped vG_default_params.dat)",
         "ponded_depth_max_cm": "override: water held on the surface before runoff [cm]",
         "giuh_ordinates": "override: GIUH ordinates per hour (sum 1)",
-        "pet_source": "input (default: PET is an input variable) or hargreaves (PET from the "
-                      "trailing 24 h of air temperature, which is then the input)",
         "snow": "true/false: degree-day snow ahead of LGAR (air temperature becomes an input); "
                 "default true with a bundle (its trained constants), false otherwise (then the "
                 "constants of dLGAR's PhysicsConfig)",
@@ -188,67 +161,26 @@ class BmiLGAR(NgenBmi):
                            f"{'on' if self._snow is not None else 'off'})") from None
 
     def _make_core(self, model, norm, x_attr, cfg) -> LgarCore:
-        pet_source = cfg.get("pet_source", "hargreaves" if self._has_bundle else "input")
-        if pet_source not in ("input", "hargreaves"):
-            raise BmiError(f"pet_source must be 'input' or 'hargreaves', got {pet_source!r}")
-        self._pet_input = pet_source == "input"
-        self._backend = self._choose_backend(cfg.get("backend"))
+        self._backend = self._choose_backend(cfg, model)
         core = LgarCore(model, None if self._pet_input else self._lat, backend=self._backend,
                         snow=self._snow)
         core.set_flat_policy(self._flat_temperature(cfg))
         return core
 
-    @staticmethod
-    def _choose_backend(backend: str | None) -> str:
-        """The configured engine; without the key, cpp where the kernel is built (else python,
-        with a warning)."""
-        from bmi_lgar import kernel
+    def _pet_source_default(self, cfg: dict) -> str:
+        """Hargreaves with a bundle (as trained), PET an input otherwise (as LGAR-C)."""
+        return "hargreaves" if self._has_bundle else "input"
 
-        if backend == "cpp" and not kernel.cpp_available():
-            raise BmiError("backend: cpp needs the compiled LGAR kernel bmi_lgar._core, which "
-                           "could not be imported (reinstall with a C++ compiler, or set "
-                           "backend: python)")
-        if backend is not None:
-            return backend
-        if not kernel.cpp_available():
-            warnings.warn("the compiled LGAR kernel bmi_lgar._core is not available: dLGAR BMI "
-                          "falls back to backend python (slower)", stacklevel=4)
-            return "python"
-        return "cpp"
+    def _conditions(self) -> set[str]:
+        """Also ``snow`` (the snow routine runs) and ``temperature`` (air temperature is an
+        input: for the snow routine or Hargreaves PET)."""
+        snow = self._snow is not None
+        return super()._conditions() | {c for c, on in (
+            ("snow", snow), ("temperature", snow or not self._pet_input)) if on}
 
     def _state_signature(self) -> dict:
-        return {"pet_input": self._pet_input, "backend": self._backend,
+        return {**super()._state_signature(), "backend": self._backend,
                 "snow": self._snow is not None}
-
-    # -- variables ---------------------------------------------------------------------------
-    def _inputs(self) -> list[InputVar]:
-        rate = RATE_UNITS[int(self._time_step)]
-        snow = self._snow is not None
-        out = [InputVar(PRECIP, rate, "precipitation rate (rain and snow: the degree-day routine "
-                        "splits it by temperature)" if snow else
-                        "precipitation rate (liquid water reaching the soil)",
-                        (("prcp", "sum"),), min_value=0.0)]
-        if self._pet_input:
-            out.append(InputVar(PET, rate, "potential evapotranspiration", (("pet", "sum"),),
-                                min_value=0.0))
-        if snow or not self._pet_input:
-            uses = " and ".join(x for x, on in (("snow", snow),
-                                                ("Hargreaves PET", not self._pet_input)) if on)
-            out.append(InputVar(TEMP, "degC", f"air temperature ({uses})",
-                                (("tmean", "mean"),), plausible=T_PLAUSIBLE))
-        return out
-
-    def _outputs(self) -> list[OutputVar]:
-        rate = RATE_UNITS[int(self._time_step)]
-        out = [OutputVar(name, rate if units == "rate" else units, desc, source)
-               for name, units, desc, source in OUTPUT_TABLE]
-        if not self._pet_input:
-            out.append(OutputVar(PET, rate, "Hargreaves potential evapotranspiration", "pet"))
-        if self._snow is not None:
-            out += [OutputVar(MELT, rate, "snowmelt", "melt"),
-                    OutputVar(SWE, "mm", "snow water equivalent (snowpack + liquid water)",
-                              "swe")]
-        return out
 
 
 def _flag(cfg: dict, key: str, default: bool) -> bool:

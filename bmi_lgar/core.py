@@ -26,12 +26,14 @@ import datetime as dt
 import numpy as np
 
 from bmi_lgar.fronts import Fronts
+from bmi_lgar.model import VARIABLES
 from bmi_lgar.parameters import LgarParameters
 from bmi_lgar.physics import Lgar, LgarState, StepFluxes
 from delta_core import snow as snow_routine
 from delta_core.bmi.core import LumpedCore
 from delta_core.bmi.hourly import FlatTemperature, TrailingHargreaves
 from delta_core.patterns import pet_hour_weights
+from delta_core.spec import core_names
 
 #: cm -> mm (stores).
 CM_TO_MM = 10.0
@@ -41,11 +43,11 @@ CM_TO_M = 0.01
 M_TO_MM = 1000.0
 #: Engines: the Python port or the compiled kernel (bit for bit the same).
 BACKENDS = ("python", "cpp")
-#: Core rates -> kernel outputs.
-KERNEL_RATES = {"surface_runoff": "surface_runoff", "giuh_runoff": "giuh_runoff",
-                "infiltration": "infiltration", "percolation": "percolation",
-                "aet": "actual_evapotranspiration", "pet": "potential_evapotranspiration",
-                "reservoir_discharge": "conceptual_reservoir_to_stream_discharge"}
+#: Core rates -> the fields of the port's :class:`StepFluxes` and the kernel's outputs.
+LGAR_RATES = {"surface_flow": "surface_runoff", "giuh_runoff": "giuh_runoff",
+              "infiltration": "infiltration", "percolation": "percolation",
+              "et": "actual_evapotranspiration", "pet": "potential_evapotranspiration",
+              "baseflow": "conceptual_reservoir_to_stream_discharge"}
 #: Scalars of :class:`LgarState` saved by :meth:`LgarCore.get_state`, in order.
 STATE_SCALARS = ("ponded_cm", "precip_previous_cm", "runoff_in_prev_step", "cr_fast_cm",
                  "cr_slow_cm", "timestep_h", "time_s", "cache_fluxes", "cache_count",
@@ -83,12 +85,12 @@ class LgarCore(LumpedCore):
     #: Hour's precipitation [mm], PET [mm] (None: from temperature), temperature [degC].
     fields = ("prcp", "pet", "tmean")
     optional_fields = frozenset({"pet", "tmean"})
-    #: Routed discharge at the outlet (GIUH of surface runoff + reservoir outflow) [mm h-1].
-    flows = ("discharge",)
-    rates = ("surface_runoff", "giuh_runoff", "infiltration", "percolation", "aet", "pet",
-             "reservoir_discharge", "melt")
-    levels = ("soil_storage", "ponded", "reservoir_storage", "n_fronts", "swe")
-    stores = ("soil_storage", "ponded", "reservoir_storage", "swe")
+    #: Routed discharge at the outlet (``streamflow``: GIUH of surface runoff + reservoir
+    #: outflow) [mm h-1]; rates [mm h-1] and levels [mm, 1] of dLGAR's declared variables.
+    flows = core_names(VARIABLES, "flow")
+    rates = core_names(VARIABLES, "rate")
+    levels = core_names(VARIABLES, "level")
+    stores = ("soil_moisture", "ponded", "groundwater", "swe")
 
     def __init__(self, params: LgarParameters, latitude: float | None = None,
                  pet_weights=None, backend: str = "python", snow: dict | None = None):
@@ -137,8 +139,8 @@ class LgarCore(LumpedCore):
         self.meltwater = 0.0
         self.flow_new = np.zeros(len(self.flows))
         self.flow_carry = np.zeros(len(self.flows))
-        self.rate_values = np.zeros(len(self.rates))
-        self.level_values = np.zeros(len(self.levels))
+        self.rate_values[:] = 0.0
+        self.level_values[:] = 0.0
         self._write_levels()
 
     def set_flat_policy(self, policy: FlatTemperature) -> None:
@@ -162,8 +164,8 @@ class LgarCore(LumpedCore):
             self._step_kernel(p, pet)
         else:
             self._step_port(p, pet)
-        self.rate_values[7] = melt
-        self.level_values[4] = self.snowpack + self.meltwater
+        self.values["melt"][0] = melt
+        self.values["swe"][0] = self.snowpack + self.meltwater
 
     def run_steps(self, forcings: list[list], starts: list[dt.datetime]) -> None:
         """Many hours at once (backend cpp): PET and snow on floats hour by hour, LGAR in one
@@ -188,11 +190,11 @@ class LgarCore(LumpedCore):
         self.state = None
         o = run.outputs
         self.flow_new[0] = o["total_discharge"][-1, 0] * M_TO_MM
-        for i, name in enumerate(KERNEL_RATES):
-            self.rate_values[i] = o[KERNEL_RATES[name]][-1, 0] * M_TO_MM
+        for name, field in LGAR_RATES.items():
+            self.values[name][0] = o[field][-1, 0] * M_TO_MM
         self._write_levels()
-        self.rate_values[7] = melt[-1]
-        self.level_values[4] = self.snowpack + self.meltwater
+        self.values["melt"][0] = melt[-1]
+        self.values["swe"][0] = self.snowpack + self.meltwater
 
     def _liquid_water(self, p: float, t: float | None) -> tuple[float, float]:
         """The hour's water reaching the soil [mm] and snowmelt [mm] (snow routine, if any)."""
@@ -211,14 +213,8 @@ class LgarCore(LumpedCore):
         f = self.model.step(self.state, p, pet)
         self.fluxes = f
         self.flow_new[0] = f.total_discharge * CM_TO_M * M_TO_MM
-        rv = self.rate_values
-        rv[0] = f.surface_runoff * CM_TO_M * M_TO_MM
-        rv[1] = f.giuh_runoff * CM_TO_M * M_TO_MM
-        rv[2] = f.infiltration * CM_TO_M * M_TO_MM
-        rv[3] = f.percolation * CM_TO_M * M_TO_MM
-        rv[4] = f.actual_evapotranspiration * CM_TO_M * M_TO_MM
-        rv[5] = f.potential_evapotranspiration * CM_TO_M * M_TO_MM
-        rv[6] = f.conceptual_reservoir_to_stream_discharge * CM_TO_M * M_TO_MM
+        for name, field in LGAR_RATES.items():
+            self.values[name][0] = getattr(f, field) * CM_TO_M * M_TO_MM
         self._write_levels()
 
     def _step_kernel(self, p: float, pet: float) -> None:
@@ -229,8 +225,8 @@ class LgarCore(LumpedCore):
         self.state = None
         o = run.outputs
         self.flow_new[0] = o["total_discharge"][0, 0] * M_TO_MM
-        for i, name in enumerate(KERNEL_RATES):
-            self.rate_values[i] = o[KERNEL_RATES[name]][0, 0] * M_TO_MM
+        for name, field in LGAR_RATES.items():
+            self.values[name][0] = o[field][0, 0] * M_TO_MM
         self._write_levels()
 
     def kernel_state(self) -> LgarState:
@@ -302,8 +298,7 @@ class LgarCore(LumpedCore):
 
     def _set_common(self, state: dict[str, np.ndarray]) -> None:
         self.fluxes = None
-        self.rate_values = state["rate_values"].astype(np.float64).copy()
-        self.level_values = state["level_values"].astype(np.float64).copy()
+        self.set_values(state["rate_values"], state["level_values"])
         self.flow_new = state["flow_new"].astype(np.float64).copy()
         if self._pet is not None:
             self._pet.state = state["temps"]
@@ -344,7 +339,7 @@ class LgarCore(LumpedCore):
             raise ValueError("dLGAR state: GIUH queue or scalars of another configuration")
 
     def _write_levels(self) -> None:
-        lv = self.level_values
+        v = self.values
         if self._state is None:  # backend cpp: read the packed row, no unpacking of the fronts
             u = self._kernel.unpack_state(self.packed)
             fronts = _FrontView(int(u["n"]), u["layer"].tolist(), u["depth"].tolist(),
@@ -353,10 +348,10 @@ class LgarCore(LumpedCore):
         else:
             st = self._state
             fronts, ponded, fast, slow = st.fronts, st.ponded_cm, st.cr_fast_cm, st.cr_slow_cm
-        lv[0] = self.model.mass(fronts) * CM_TO_MM
-        lv[1] = ponded * CM_TO_MM
-        lv[2] = (fast + slow) * CM_TO_MM
-        lv[3] = float(fronts.n)
+        v["soil_moisture"][0] = self.model.mass(fronts) * CM_TO_MM
+        v["ponded"][0] = ponded * CM_TO_MM
+        v["groundwater"][0] = (fast + slow) * CM_TO_MM
+        v["n_fronts"][0] = float(fronts.n)
 
 
 @dataclasses.dataclass

@@ -72,7 +72,8 @@ from delta_core.patterns import HourlyPhysics, WithinDay
 from delta_core.subdaily import daily_sums, end_of_day
 from delta_core.networks import MLP
 from delta_core.routing import gamma_unit_hydrograph, route
-from delta_core.spec import Batch, Engine, ModelSpec, ParameterSpec, StateSpec, Variable
+from delta_core.ngen import crosswalk as X
+from delta_core.spec import Batch, Engine, ModelSpec, ParameterSpec, Variable
 
 #: The shipped bundle: trained on the 147 arid pack basins (``configs/dlgar_arid.yaml``).
 DEFAULT_BUNDLE = Path(__file__).resolve().parent / "weights" / "dlgar_arid.pt"
@@ -93,20 +94,59 @@ CHUNK_HOURS = 24 * 365
 #: GIUH shape ranges (the gamma unit hydrograph of dCFE, on hours).
 GIUH_RANGES = {"giuh_a": (0.0, 2.9), "giuh_b": (0.0, 12.0)}
 
-OUTPUTS: tuple[Variable, ...] = tuple(Variable(*row) for row in (
-    ("streamflow", "mm d-1", "LGAR outlet flow (GIUH of surface runoff and reservoir outflow) "
-     "summed over the day"),
-    ("surface_flow", "mm d-1", "surface runoff after GIUH routing"),
-    ("baseflow", "mm d-1", "conceptual-reservoir outflow after GIUH routing"),
-    ("et", "mm d-1", "actual evapotranspiration"),
-    ("infiltration", "mm d-1", "infiltration into the soil"),
-    ("percolation", "mm d-1", "percolation through the bottom of the column"),
-    ("pet", "mm d-1", "potential evapotranspiration (forcing)"),
-    ("melt", "mm d-1", "snowmelt"),
-    ("swe", "mm", "snow water equivalent at the end of the day"),
-    ("soil_moisture", "mm", "water in the soil column at the end of the day"),
-    ("groundwater", "mm", "conceptual reservoir storage (fast + slow) at the end of the day"),
-))
+#: BMI names of dLGAR's own variables.
+GIUH_RUNOFF = "land_surface_water__routed_runoff_volume_flux"
+INFILTRATION = "soil_surface_water__infiltration_volume_flux"
+PERCOLATION = "soil_water_sat-zone_top__recharge_volume_flux"
+PONDED = "land_surface_water__depth"
+RESERVOIR = "groundwater__depth"
+N_FRONTS = "soil_water_wetting-front__count"
+
+#: Every variable of dLGAR, declared once: the output series of :meth:`DLGAR.forward` (daily,
+#: [D, B]), the hourly BMI core's named arrays and the BMI variables (see
+#: :class:`~delta_core.spec.Variable`). PET is a BMI output only when it is derived
+#: (``pet_source: hargreaves``); snowmelt and SWE only with the snow routine.
+VARIABLES: tuple[Variable, ...] = (
+    Variable("prcp", "mm d-1", "precipitation rate (liquid water reaching the soil; with the "
+             "snow routine, rain and snow split by temperature)", X.PRECIP, "input", "sum",
+             series=False, min_value=0.0),
+    Variable("pet", "mm d-1", "potential evapotranspiration", X.PET, "input", "sum",
+             series=False, when="pet_input", min_value=0.0),
+    Variable("tmean", "degC", "air temperature (snow routine and Hargreaves PET)", X.TEMP,
+             "input", "mean", series=False, when="temperature", plausible=X.T_PLAUSIBLE),
+    Variable("runoff_depth", "m", "runoff depth at the outlet over the hour: LGAR total "
+             "discharge (GIUH of surface runoff and reservoir outflow)", X.RUNOFF_DEPTH,
+             "runoff_depth", series=False, csv_header="runoff_depth_m"),
+    Variable("runoff_flux", "m3 s-1", "runoff volume flux at the catchment outlet (depth x "
+             "area / step)", X.RUNOFF_FLUX, "runoff_flux", series=False,
+             csv_header="runoff_m3_s"),
+    Variable("streamflow", "mm d-1", "LGAR outlet flow (GIUH of surface runoff and reservoir "
+             "outflow) summed over the day", kind="flow"),
+    Variable("et", "mm d-1", "actual evapotranspiration", X.ET, "rate", csv_header="aet_rate"),
+    Variable("infiltration", "mm d-1", "infiltration into the soil", INFILTRATION, "rate",
+             csv_header="infiltration_rate"),
+    Variable("surface_flow", "mm d-1", "surface runoff, before GIUH routing", X.SURFACE_FLOW,
+             "rate", csv_header="surface_runoff_rate"),
+    Variable("giuh_runoff", "mm d-1", "GIUH runoff (= total discharge)", GIUH_RUNOFF, "rate",
+             series=False),
+    Variable("percolation", "mm d-1", "percolation through the bottom of the column",
+             PERCOLATION, "rate"),
+    Variable("baseflow", "mm d-1", "conceptual reservoir outflow to the stream (before GIUH "
+             "routing)", X.BASEFLOW, "rate"),
+    Variable("pet", "mm d-1", "potential evapotranspiration (Hargreaves)", X.PET, "rate",
+             when="pet_derived"),
+    Variable("melt", "mm d-1", "snowmelt", X.MELT, "rate", when="snow"),
+    Variable("soil_moisture", "mm", "water in the soil column at the end of the step", X.SOIL,
+             "level", csv_header="soil_water_mm"),
+    Variable("ponded", "mm", "water ponded on the surface", PONDED, "level", series=False,
+             csv_header="ponded_mm"),
+    Variable("groundwater", "mm", "conceptual reservoir storage (fast + slow) at the end of "
+             "the step", RESERVOIR, "level"),
+    Variable("n_fronts", "1", "number of wetting fronts in the soil column", N_FRONTS, "level",
+             series=False, csv_header="n_fronts"),
+    Variable("swe", "mm", "snow water equivalent (snowpack + liquid water) at the end of the "
+             "step", X.SWE, "level", when="snow"),
+)
 #: Kernel outputs behind the daily sums (eval mode) and end-of-day storages.
 _FLOWS = {"streamflow": "total_discharge", "surface_flow": "surface_runoff",
           "baseflow": "conceptual_reservoir_to_stream_discharge"}
@@ -181,7 +221,7 @@ class PhysicsConfig(HourlyPhysics):
                 "CWH": self.snow_cwh}
 
 
-def _spec_parameters() -> tuple[ParameterSpec, ...]:
+def _learned_parameters() -> tuple[ParameterSpec, ...]:
     """The envelope of every learned parameter (documentation and checks; the values are
     corrections around each basin's texture row, see the module docstring)."""
     c = PhysicsConfig()
@@ -214,7 +254,8 @@ def _spec_parameters() -> tuple[ParameterSpec, ...]:
     return tuple(out)
 
 
-PARAMETERS = _spec_parameters()
+#: The envelope of every learned parameter (its widest range over the soil table).
+PARAMETERS = _learned_parameters()
 
 
 @dataclass(frozen=True)
@@ -381,7 +422,7 @@ class DLGAR(nn.Module):
         Returns
         -------
         dict
-            :data:`OUTPUTS` series [D - warmup, B] (mm/day; stores in mm at the end of each
+            The series of :data:`VARIABLES` [D - warmup, B] (mm/day; stores in mm at the end of each
             day), in the dtype of ``forcing``.
         """
         if "raw_attr" not in batch:
@@ -403,7 +444,8 @@ class DLGAR(nn.Module):
                  ) -> dict[str, torch.Tensor]:
         """Snow + hourly LGAR + GIUH for given parameters ``learned`` ``{name: [B]}``
         (:data:`PARAMETERS`) and priors (settings: layers, options); ``forcing`` [D, B, 3]
-        float64. Returns :data:`OUTPUTS` [D - warmup, B] float64 (see :meth:`forward`)."""
+        float64. Returns the series of :data:`VARIABLES` [D - warmup, B] float64 (see
+        :meth:`forward`)."""
         batch = batch or {}
         pattern = self.config.pattern
         steps = subdaily.step_forcing(forcing, pattern, batch)
@@ -480,12 +522,7 @@ SPEC = ModelSpec(
                 "kernel) with degree-day snow; MLP corrections of texture-table parameters",
     forcings=FORCING_NAMES,
     step_seconds=86400,
-    outputs=OUTPUTS,
-    parameters=PARAMETERS,
-    states=(StateSpec("snowpack", "mm", 0.0), StateSpec("meltwater", "mm", 0.0),
-            StateSpec("soil_head", "cm", 2000.0, "capillary head of the wetting fronts "
-                      "(cold start: uniform)"),
-            StateSpec("reservoirs", "cm", 0.0, "conceptual reservoirs (fast, slow)")),
+    variables=VARIABLES,
     network_config=NetworkConfig,
     physics_config=PhysicsConfig,
     build=build_model,

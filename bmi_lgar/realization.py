@@ -22,30 +22,13 @@ from delta_core.ngen import crosswalk as X
 from delta_core.ngen.realization import HOURLY_MAP, ModelBinding, main as _main, \
     needed_attributes
 
-#: Outputs written to the per-catchment CSVs: (BMI name, CSV header).
-OUTPUTS = [(X.RUNOFF_DEPTH, "runoff_depth_m"), (X.RUNOFF_FLUX, "runoff_m3_s"),
-           (X.ET, "aet_rate"), (B.INFILTRATION, "infiltration_rate"),
-           (X.SURFACE_FLOW, "surface_runoff_rate"), (X.SOIL, "soil_water_mm"),
-           (B.PONDED, "ponded_mm"), (B.N_FRONTS, "n_fronts")]
-
-
-def _pet_source(args: argparse.Namespace) -> str:
-    return getattr(args, "pet_source", None) or "hargreaves"
-
 
 def _inputs(time_step: int, args: argparse.Namespace) -> dict[str, str]:
     if time_step != 3600:
         raise ValueError("dlgar-realization writes hourly realizations (--time-step 3600)")
-    if _pet_source(args) == "input":
+    if args.pet_source == "input":
         return {X.PRECIP: HOURLY_MAP[X.PRECIP], X.PET: "pet"}
     return {k: v for k, v in HOURLY_MAP.items() if k in (X.PRECIP, X.TEMP)}
-
-
-def _add_arguments(ap: argparse.ArgumentParser) -> None:
-    ap.add_argument("--pet-source", choices=("hargreaves", "input"),
-                    help="PET from Hargreaves over the trailing 24 h of temperature (default) "
-                         "or an input column 'pet' (write its unit in the header, e.g. "
-                         "'pet [mm h-1]')")
 
 
 def _attributes(args: argparse.Namespace) -> list[str]:
@@ -60,11 +43,10 @@ def _attributes(args: argparse.Namespace) -> list[str]:
 BINDING = ModelBinding(
     model="dlgar", prog="dlgar-realization", model_type_name="dLGAR",
     python_type="bmi_lgar.bmi.BmiLGAR",
-    inputs=_inputs, outputs=OUTPUTS,
+    inputs=_inputs,
     spinup_columns={c: f for c, f in BmiLGAR.SPINUP_COLUMNS.items() if f != "pet"},
     spinup_step=3600,
-    add_arguments=_add_arguments,
-    config_extras=lambda args: {"pet_source": _pet_source(args)},
+    pet_source="hargreaves",
     attributes=_attributes,
     bundle_help="a bundle.pt, 'shipped' (default: the package's dLGAR bundle, dlgar_arid.pt; "
                 "the configs run its learned parameters and snow) or 'none' (texture-table "

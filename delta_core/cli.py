@@ -124,7 +124,7 @@ def train_command(argv: list[str] | None, prog: str, spec: ModelSpec | None) -> 
     ap.add_argument("--run-dir", help="override run_dir of the config")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
-    cfg = RunConfig.from_yaml(args.config)
+    cfg = RunConfig.from_yaml(args.config, spec.name if spec else None)
     if spec is not None and cfg.model != spec.name:
         raise ConfigError(f"{args.config} configures model {cfg.model!r}; {prog} trains "
                           f"{spec.name!r}")

@@ -109,13 +109,14 @@ class TrainingConfig:
 class RunConfig:
     """A whole training run.
 
+    ``model`` is required (a registry name); ``run_dir`` defaults to ``runs/<model>``;
     ``network`` is the model's network-config dataclass (a dict is validated into it);
     ``physics`` stays the mapping given (what bundles store), validated by the model's
     physics-config dataclass.
     """
 
-    model: str = "dhbv"
-    run_dir: str = "runs/dhbv"
+    model: str
+    run_dir: str = ""
     data: DataConfig = field(default_factory=DataConfig)
     physics: dict[str, Any] = field(default_factory=dict)
     network: Any = None
@@ -131,6 +132,7 @@ class RunConfig:
         if not isinstance(self.physics, dict):
             raise ConfigError(f"config.physics must be a mapping, got {self.physics!r}")
         spec.physics_section(self.physics)  # validates
+        self.run_dir = self.run_dir or f"runs/{self.model}"
         if self.network is None:
             self.network = spec.network_config()
         elif not isinstance(self.network, spec.network_config):
@@ -147,18 +149,26 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "RunConfig":
+    def from_dict(cls, d: dict, model: str | None = None) -> "RunConfig":
+        """The run config of mapping ``d``; ``model`` is the model where ``d`` names none."""
+        from delta_core.registry import MODELS
+
+        if isinstance(d, dict) and model is not None:
+            d = {"model": model, **d}
+        if isinstance(d, dict) and d.get("model") is None:
+            raise ConfigError(f"config.model is required: one of {sorted(MODELS)}")
         return section(cls, d, "config")
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> "RunConfig":
+    def from_yaml(cls, path: str | Path, model: str | None = None) -> "RunConfig":
+        """The run config of a YAML file (``model``: as :meth:`from_dict`)."""
         try:
             d = yaml.safe_load(Path(path).read_text()) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise ConfigError(f"cannot read config {path}: {exc}") from exc
         if not isinstance(d, dict):
             raise ConfigError(f"config {path} must be a mapping, got {type(d).__name__}")
-        return cls.from_dict(d)
+        return cls.from_dict(d, model)
 
 
 def section(cls: type, d: Any, where: str):

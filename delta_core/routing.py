@@ -1,23 +1,15 @@
 """Gamma unit-hydrograph routing (volume-conserving causal convolution).
 
-Used by dHBV to delay the component-mean runoff; model-agnostic: any model producing a
-daily runoff depth series can route it with these functions.
+Used by dHBV to delay the component-mean runoff and by dCFE and dLGAR for their GIUH;
+model-agnostic: the caller gives the hydrograph's length (and a model its parameter ranges).
 """
 from __future__ import annotations
 
 import torch
 
-#: Length of the unit hydrograph [days].
-UH_LENGTH = 15
-#: Physical ranges of the routing parameters ``name: (low, high, units)``.
-ROUTING_RANGES: dict[str, tuple[float, float, str]] = {
-    "route_a": (0.0, 2.9, "1"),
-    "route_b": (0.0, 6.5, "d"),
-}
-
 
 def gamma_unit_hydrograph(route_a: torch.Tensor, route_b: torch.Tensor,
-                          length: int = UH_LENGTH) -> torch.Tensor:
+                          length: int) -> torch.Tensor:
     """Gamma unit hydrograph weights, normalised to sum 1.
 
     ``xi(t) ∝ t^(a-1) exp(-t/theta)`` at t = 0.5, 1.5, ..., with a = route_a + 0.1 and
@@ -28,7 +20,7 @@ def gamma_unit_hydrograph(route_a: torch.Tensor, route_b: torch.Tensor,
     route_a, route_b : Tensor [B]
         Shape and scale parameters in their physical ranges.
     length : int
-        Number of daily ordinates.
+        Number of ordinates (days for dHBV's routing, hours for a GIUH).
 
     Returns
     -------
@@ -44,7 +36,7 @@ def gamma_unit_hydrograph(route_a: torch.Tensor, route_b: torch.Tensor,
 
 
 def gamma_unit_hydrograph_substeps(route_a: torch.Tensor, route_b: torch.Tensor,
-                                   steps_per_day: int, days: int = UH_LENGTH) -> torch.Tensor:
+                                   steps_per_day: int, days: int) -> torch.Tensor:
     """The gamma unit hydrograph of :func:`gamma_unit_hydrograph` on a finer step.
 
     The same density (shape ``route_a + 0.1``, scale ``route_b + 0.5`` days) is sampled every

@@ -9,12 +9,15 @@ and nothing else:
   names of :data:`delta_core.data.camels.FORCING_VARIABLES`), and the normaliser is fitted on them;
 * the training loop and evaluation build the model with :attr:`ModelSpec.build` and call it with a
   :class:`Batch`-shaped dict; the loss reads ``out["streamflow"]``;
-* evaluation, netCDF output and plots use :attr:`ModelSpec.outputs` (units, long names),
+* evaluation, netCDF output and plots use :attr:`ModelSpec.outputs` (units, long names: the
+  series among the model's :attr:`ModelSpec.variables`),
   :attr:`ModelSpec.step_seconds` (netCDF time units) and :attr:`ModelSpec.flow_components`
   (the flows shaded in hydrographs; the first one named ``baseflow``, if any, gives the simulated
   baseflow index);
 * the run config validates its ``network`` section with :attr:`ModelSpec.network_config` and its
-  ``physics`` section with :attr:`ModelSpec.physics_config` (unknown keys rejected).
+  ``physics`` section with :attr:`ModelSpec.physics_config` (unknown keys rejected);
+* the NextGen BMI adapter, the realization writer and each ``BMI.md`` derive the BMI variables
+  from :attr:`ModelSpec.variables` (:mod:`delta_core.bmi.variables`).
 """
 from __future__ import annotations
 
@@ -30,13 +33,85 @@ import torch
 BACKENDS: tuple[str, ...] = ("cpp", "torch")
 
 
+#: How a BMI variable passes between host steps and model steps (:class:`Variable` ``kind``).
+KINDS: tuple[str, ...] = ("", "input", "flow", "rate", "level", "runoff_depth", "runoff_flux")
+
+
 @dataclass(frozen=True)
 class Variable:
-    """A named series with udunits units and a long name."""
+    """A variable of a model, declared once: a series of ``module(batch)``, a named array of the
+    model's BMI core, a BMI variable, or several of these.
+
+    Attributes
+    ----------
+    name : str
+        Short name: key of ``module(batch)``'s outputs, of the core's named arrays
+        (:attr:`delta_core.bmi.core.LumpedCore.values`) and, for an input, the core forcing
+        field it feeds.
+    units : str
+        udunits units of the series and of a ``level``; a water amount per model step
+        (``flow``, ``rate``, an input aggregated by ``sum``) is declared per day (``mm d-1``)
+        and is exchanged by the BMI per host step (``mm h-1`` or ``mm d-1``).
+    long_name : str
+        What it is (netCDF long name, BMI description, ``BMI.md``).
+    standard_name : str or None
+        CSDMS standard name of the BMI variable; None: not a BMI variable.
+    kind : str
+        How the BMI passes it between host steps and model steps (one of :data:`KINDS`):
+        ``""`` not in the core; ``input`` a forcing field, aggregated over a model step by
+        ``aggregation``; ``flow`` a routed flow [mm per step] (carry-over part released evenly
+        over the host steps of a model step, the new part at its last); ``rate`` an amount per
+        step held at ``1/n`` of the last model step's value over its ``n`` host steps (summed
+        over model steps when a host step is longer); ``level`` a store or parameter, the last
+        model step's value; ``runoff_depth`` [m] and ``runoff_flux`` [m3 s-1] the sum of the
+        flows over the host step.
+    aggregation : {"sum", "mean", "max", "min"} or None
+        Inputs: how the host steps of a model step make the field.
+    series : bool
+        One of ``module(batch)``'s outputs (:attr:`ModelSpec.outputs`).
+    when : str or None
+        The configuration under which the BMI has the variable (a condition of the BMI's
+        :meth:`~delta_core.bmi.adapter.NgenBmi._conditions`; ``"dynamic"``: a dynamic parameter
+        of the bundle); None: always.
+    csv_header : str or None
+        Column of the realization's per-catchment output CSV (None: not written).
+    min_value : float or None
+        Inputs: values below are rejected.
+    plausible : (low, high) or None
+        Inputs: values outside are rejected with a hint (e.g. temperature in K given as degC).
+    """
 
     name: str
     units: str
     long_name: str
+    standard_name: str | None = None
+    kind: str = ""
+    aggregation: str | None = None
+    series: bool = True
+    when: str | None = None
+    csv_header: str | None = None
+    min_value: float | None = None
+    plausible: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"variable {self.name}: kind {self.kind!r} not in {KINDS}")
+        if (self.kind == "input") != (self.aggregation is not None):
+            raise ValueError(f"variable {self.name}: an input needs an aggregation, and only "
+                             f"an input has one")
+        if self.kind not in ("", "flow") and self.standard_name is None:
+            raise ValueError(f"variable {self.name}: a BMI {self.kind} needs a standard name")
+
+    @property
+    def per_step(self) -> bool:
+        """Whether it is an amount per model step (exchanged per host step by the BMI)."""
+        return self.kind in ("flow", "rate") or self.aggregation == "sum"
+
+
+def core_names(variables: tuple[Variable, ...], kind: str) -> tuple[str, ...]:
+    """Names of the core's arrays of one ``kind`` (``flow``, ``rate``, ``level``) in declared
+    order, without the ``dynamic`` ones (a core adds its bundle's)."""
+    return tuple(v.name for v in variables if v.kind == kind and v.when != "dynamic")
 
 
 @dataclass(frozen=True)
@@ -66,16 +141,6 @@ class ParameterSpec:
         if self.log_scale:
             return self.low * torch.exp(s * math.log(self.high / self.low))
         return self.low + s * (self.high - self.low)
-
-
-@dataclass(frozen=True)
-class StateSpec:
-    """A store of the process model with its cold-start value."""
-
-    name: str
-    units: str
-    initial: float
-    long_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -143,12 +208,10 @@ class ModelSpec:
         Forcing variables the model reads, in order (names of the data reader's catalogue).
     step_seconds : int
         Native time step of the process model [s].
-    outputs : tuple of Variable
-        Output series of ``module(batch)``; must contain ``streamflow``.
-    parameters : tuple of ParameterSpec
-        Learned physical parameters with their ranges.
-    states : tuple of StateSpec
-        Stores with units and cold-start values.
+    variables : tuple of Variable
+        Every variable of the model, declared once: the output series of ``module(batch)``
+        (:attr:`outputs`; must contain ``streamflow``), the BMI core's named arrays and the BMI
+        variables (:mod:`delta_core.bmi.variables`).
     network_config, physics_config : dataclass types
         Typed ``network`` and ``physics`` sections of a run config (defaults = the paper's).
     build : Builder
@@ -177,9 +240,7 @@ class ModelSpec:
     description: str
     forcings: tuple[str, ...]
     step_seconds: int
-    outputs: tuple[Variable, ...]
-    parameters: tuple[ParameterSpec, ...]
-    states: tuple[StateSpec, ...]
+    variables: tuple[Variable, ...]
     network_config: type
     physics_config: type
     build: Builder
@@ -200,6 +261,11 @@ class ModelSpec:
         for cls in (self.network_config, self.physics_config):
             if not dataclasses.is_dataclass(cls):
                 raise TypeError(f"model {self.name}: {cls!r} must be a dataclass")
+
+    @property
+    def outputs(self) -> tuple[Variable, ...]:
+        """Output series of ``module(batch)`` (the :attr:`Variable.series` variables)."""
+        return tuple(v for v in self.variables if v.series)
 
     @property
     def output_units(self) -> dict[str, tuple[str, str]]:

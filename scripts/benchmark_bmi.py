@@ -63,7 +63,7 @@ def random_bundle(path: Path) -> Path:
     from delta_core.inputs import Normalization
     from delta_core.registry import model_spec
 
-    cfg = RunConfig.from_dict({"physics": {"n_components": 16}})
+    cfg = RunConfig.from_dict({"model": "dhbv", "physics": {"n_components": 16}})
     ds = CamelsDataset()
     ids = ds.basin_ids()
     ts = ds.load(ids, end="1985-09-30")
@@ -80,11 +80,11 @@ def make_bmi(bundle: Path, workdir: Path, step: int, backend: str, start: str):
     import yaml
 
     from bmi_dhbv import BmiDHBV
-    from delta_core.config import RunConfig
+    from delta_core.config import DataConfig
     from delta_core.data.camels import CamelsDataset
 
     ds = CamelsDataset()
-    attrs = {k: v[0] for k, v in ds.attributes([GAUGE], RunConfig().data.attributes).items()}
+    attrs = {k: v[0] for k, v in ds.attributes([GAUGE], DataConfig().attributes).items()}
     cfg = {"bundle": str(bundle), "attributes": attrs,
            "latitude": float(ds.basins[GAUGE]["gauge_lat"]),
            "area_km2": float(ds.basins[GAUGE]["area_forcing_header_km2"]),

@@ -13,7 +13,7 @@ from delta_core.spec import Engine
 
 def make_random_bundle(path, n_components=4, dynamic_hidden=16, static_hidden=32, seed=0):
     """A bundle of a randomly initialised dHBV with normalisation fitted on the 5-basin sample."""
-    cfg = RunConfig.from_dict({"physics": {"n_components": n_components},
+    cfg = RunConfig.from_dict({"model": "dhbv", "physics": {"n_components": n_components},
                                "network": {"static_hidden": static_hidden,
                                            "dynamic_hidden": dynamic_hidden}})
     ds = CamelsDataset()

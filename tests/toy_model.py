@@ -12,12 +12,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from delta_core.bmi.adapter import RATE_UNITS, InputVar, NgenBmi, OutputVar
+from delta_core.bmi.adapter import NgenBmi
 from delta_core.bmi.core import LumpedCore
 from delta_core.networks import MLP
 from delta_core.ngen import crosswalk as X
 from delta_core.registry import register
-from delta_core.spec import ModelSpec, ParameterSpec, StateSpec, Variable
+from delta_core.spec import ModelSpec, Variable, core_names
 
 RANGES = {"k": (0.01, 0.5, "d-1"), "c": (0.0, 0.3, "mm degC-1 d-1")}
 
@@ -65,19 +65,32 @@ class ToyModel(nn.Module):
                 "storage": torch.stack(ss)[w:]}
 
 
+VARIABLES = (
+    Variable("prcp", "mm d-1", "precipitation", X.PRECIP, "input", "sum", series=False,
+             min_value=0.0),
+    Variable("tmean", "degC", "air temperature", X.TEMP, "input", "mean", series=False,
+             plausible=X.T_PLAUSIBLE),
+    Variable("runoff_depth", "m", "runoff depth over the step", X.RUNOFF_DEPTH, "runoff_depth",
+             series=False),
+    Variable("runoff_flux", "m3 s-1", "runoff volume flux", X.RUNOFF_FLUX, "runoff_flux",
+             series=False),
+    Variable("streamflow", "mm d-1", "outflow", kind="flow"),
+    Variable("et", "mm d-1", "ET", X.ET, "rate"),
+    Variable("storage", "mm", "storage", X.SOIL, "level"),
+)
+
 SPEC = ModelSpec(
     name="toy", description="linear reservoir (tests)", forcings=("prcp", "tmean"),
     step_seconds=86400,
-    outputs=(Variable("streamflow", "mm d-1", "outflow"), Variable("et", "mm d-1", "ET"),
-             Variable("storage", "mm", "storage")),
-    parameters=tuple(ParameterSpec(n, lo, hi, u) for n, (lo, hi, u) in RANGES.items()),
-    states=(StateSpec("storage", "mm", 1.0),), network_config=ToyNetwork,
+    variables=VARIABLES,
+    network_config=ToyNetwork,
     physics_config=ToyPhysics, build=ToyModel, flow_components=("streamflow",),
     bmi_class="toy_model.BmiToy")
 
 
 class ToyCore(LumpedCore):
-    fields, flows, rates, levels = ("prcp", "tmean"), ("q",), ("et",), ("storage",)
+    fields = ("prcp", "tmean")
+    flows, rates, levels = (core_names(VARIABLES, k) for k in ("flow", "rate", "level"))
 
     def __init__(self, k: float, c: float, storage0: float):
         super().__init__()
@@ -86,19 +99,19 @@ class ToyCore(LumpedCore):
 
     def reset(self):
         self.s = self.s0
-        self.level_values = np.array([self.s])
+        self.values["storage"][0] = self.s
 
     def step(self, forcing, start):
         self.s, q, et = reservoir_step(self.s, forcing[0], forcing[1], self.k, self.c)
-        self.flow_new, self.rate_values = np.array([q]), np.array([et])
-        self.level_values = np.array([self.s])
+        self.flow_new = np.array([q])
+        self.values["et"][0], self.values["storage"][0] = et, self.s
 
     def get_state(self):
         return {"s": np.array([self.s]), "et": self.rate_values.copy()}
 
     def set_state(self, state):
         self.s = float(state["s"][0])
-        self.rate_values, self.level_values = state["et"].copy(), np.array([self.s])
+        self.set_values(state["et"], np.array([self.s]))
 
 
 class BmiToy(NgenBmi):
@@ -109,19 +122,6 @@ class BmiToy(NgenBmi):
         with torch.no_grad():
             k, c = model.parameters_of(torch.as_tensor(x_attr[None], dtype=torch.float64))
         return ToyCore(float(k[0]), float(c[0]), model.physics.storage0)
-
-    def _inputs(self):
-        return [InputVar(X.PRECIP, RATE_UNITS[int(self._time_step)], "precipitation",
-                         (("prcp", "sum"),), min_value=0.0),
-                InputVar(X.TEMP, "degC", "air temperature", (("tmean", "mean"),),
-                         plausible=X.T_PLAUSIBLE)]
-
-    def _outputs(self):
-        rate = RATE_UNITS[int(self._time_step)]
-        return [OutputVar(X.RUNOFF_DEPTH, "m", "runoff depth over the step", "runoff_depth"),
-                OutputVar(X.RUNOFF_FLUX, "m3 s-1", "runoff volume flux", "runoff_flux"),
-                OutputVar(X.ET, rate, "evapotranspiration", "et"),
-                OutputVar(X.SOIL, "mm", "reservoir storage", "storage")]
 
 
 register(SPEC, "toy_model:SPEC")

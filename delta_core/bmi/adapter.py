@@ -5,8 +5,10 @@ YAML configuration (common keys, unknown keys rejected), model time, the catchme
 area), the weight bundle and the catchment attributes it needs, the BMI variable table, input
 checks, aggregation between the host's step and the model's step, the derived runoff outputs,
 state files and spin-up. A model binds it in a short subclass that names its registry entry,
-builds its core (:meth:`NgenBmi._make_core`) and declares its variables
-(:meth:`NgenBmi._inputs`, :meth:`NgenBmi._outputs`).
+builds its core (:meth:`NgenBmi._make_core`) and names the conditions of its configuration
+(:meth:`NgenBmi._conditions`); the variables are the model's declarations
+(:attr:`delta_core.spec.ModelSpec.variables`) that hold under them, wired to the core's arrays
+by name. The common keys ``backend`` and ``pet_source`` are read here too.
 
 **Host step vs model step.** With ``time_step_seconds`` = the core's step, one ``update`` is one
 model step. With a shorter host step (``n`` = model step / host step host steps per model step,
@@ -28,13 +30,13 @@ from __future__ import annotations
 import csv
 import gzip
 import datetime as dt
+import importlib
 import json
 import math
 import os
 import sys
 import warnings
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,15 +45,15 @@ import yaml
 from delta_core.bmi.base import BmiError, LumpedBmi, VarSpec, bad_value, value_problem
 from delta_core.bmi.core import LumpedCore
 from delta_core.bmi.hourly import FlatTemperature
-
-#: Unit strings of a water rate per host step.
-RATE_UNITS = {3600: "mm h-1", 86400: "mm d-1"}
+from delta_core.bmi.variables import bmi_units, bmi_variables
+from delta_core.spec import Variable
 
 #: Aggregation rules of input fields over a model step.
 AGGREGATIONS = ("sum", "mean", "max", "min")
 _RULE_CODES = {"sum": 0, "mean": 0, "max": 1, "min": 2}
 
-#: Configuration keys every model has: name -> description.
+#: Configuration keys every model has: name -> description (with ``backend``, and ``pet_source``
+#: where the model derives PET: :meth:`NgenBmi.config_keys`).
 COMMON_KEYS: dict[str, str] = {
     "bundle": "weight bundle path, or the file name of a shipped bundle (default: the model's "
               "shipped default bundle)",
@@ -63,7 +65,6 @@ COMMON_KEYS: dict[str, str] = {
     "end_time": "ISO datetime of the end time (optional; default: no end)",
     "n_steps": "number of time steps to the end time (optional; alternative to end_time)",
     "allow_exceed_end_time": "true: updating past the end time is allowed (default false)",
-    "backend": "physics engine: cpp (compiled kernel, default) or torch",
     "threads": "torch and kernel threads of this process (default 1: ngen runs many catchments "
                "per process, and extra BLAS/OpenMP threads per process cost system time)",
     "initial_state": "cold (default) or the path of a state file written by save_state",
@@ -80,56 +81,21 @@ SPINUP_DEFAULTS = {"years": 1, "max_cycles": 10, "tolerance": 0.001}
 #: A store changing by less than this [mm] per cycle counts as settled whatever its size.
 SETTLED_FLOOR_MM = 1e-6
 REQUIRED_KEYS = ("attributes", "latitude", "area_km2", "start_time")
+#: Values of the ``pet_source`` key: PET derived from air temperature, or an input variable.
+PET_SOURCES = ("hargreaves", "input")
 
 STATE_VERSION = 2
-
-
-@dataclass(frozen=True)
-class InputVar:
-    """A BMI input and the core fields it feeds.
-
-    Attributes
-    ----------
-    name, units, description : str
-        BMI name, udunits units (per host step for rates), long name.
-    feeds : tuple of (field, rule)
-        Core forcing fields filled from this input and their aggregation rule over a model step
-        (``sum`` for amounts, ``mean``/``max``/``min`` for states such as temperature).
-    min_value : float or None
-        Values below are rejected.
-    plausible : (low, high) or None
-        Values outside are rejected with a hint (e.g. temperature in K given as degC).
-    """
-
-    name: str
-    units: str
-    description: str
-    feeds: tuple[tuple[str, str], ...]
-    min_value: float | None = None
-    plausible: tuple[float, float] | None = None
-
-
-@dataclass(frozen=True)
-class OutputVar:
-    """A BMI output: one of the core's flows, rates or levels, or a derived runoff.
-
-    ``source`` is a core output name, or ``"runoff_depth"``/``"runoff_flux"`` for the sum of
-    the core's flows as depth [m] over the host step / volume flux [m3 s-1].
-    """
-
-    name: str
-    units: str
-    description: str
-    source: str
 
 
 class NgenBmi(LumpedBmi):
     """Generic BMI for a lumped δ model under ngen; see the module docstring.
 
     Subclasses set :attr:`MODEL` (registry name), :attr:`HOST_STEPS`, :attr:`EXTRA_KEYS`,
-    :attr:`SPINUP_COLUMNS` and implement :meth:`_make_core`, :meth:`_inputs`, :meth:`_outputs`.
-    A model whose parameters do not come from a weight bundle also overrides :meth:`_load_model`
-    (and may change :attr:`REQUIRED`, :attr:`BACKENDS`, :meth:`_set_threads`).
+    :attr:`SPINUP_COLUMNS`, :attr:`KERNEL` and, with a ``pet_source`` key,
+    :attr:`HARGREAVES_FROM`; they implement :meth:`_make_core` and may add conditions
+    (:meth:`_conditions`). A model whose parameters do not come from a weight bundle also
+    overrides :meth:`_load_model` (and may change :attr:`REQUIRED`, :attr:`BACKENDS`,
+    :meth:`_set_threads`).
     """
 
     #: Registry name of the model.
@@ -140,8 +106,18 @@ class NgenBmi(LumpedBmi):
     EXTRA_KEYS: dict[str, str] = {}
     #: Configuration keys that must be given (not None).
     REQUIRED: tuple[str, ...] = REQUIRED_KEYS
-    #: Valid values of the ``backend`` key.
+    #: Valid values of the ``backend`` key: the compiled kernel first, then the fallback.
     BACKENDS: tuple[str, ...] = ("cpp", "torch")
+    #: Module of the model's compiled kernel, with ``cpp_available() -> bool`` (None: no
+    #: kernel; :meth:`_choose_backend` is then not used).
+    KERNEL: str | None = None
+    #: What ``pet_source: hargreaves`` derives PET from (None: the model has no ``pet_source``
+    #: key).
+    HARGREAVES_FROM: str | None = None
+    #: The ``pet_source`` used without the key (as its description says).
+    PET_SOURCE_DEFAULT: str = "hargreaves"
+    #: The model's own :meth:`_conditions`: name -> the configuration it stands for (``BMI.md``).
+    CONDITIONS: dict[str, str] = {}
     #: Spin-up CSV columns -> core fields (a ``date`` or ``time`` column is required too);
     #: columns of optional fields may be absent or empty.
     SPINUP_COLUMNS: dict[str, str] = {}
@@ -159,17 +135,30 @@ class NgenBmi(LumpedBmi):
         """Build the core for this catchment (``x_attr``: encoded attributes [A])."""
         raise NotImplementedError
 
-    def _inputs(self) -> list[InputVar]:
-        """Input variables for this configuration (``self._time_step`` is set)."""
-        raise NotImplementedError
+    def _conditions(self) -> set[str]:
+        """The :attr:`~delta_core.spec.Variable.when` conditions that hold for this
+        configuration (``self._time_step`` and the core are set): by default ``pet_input`` or
+        ``pet_derived`` for a model with a ``pet_source`` key; a subclass adds its own."""
+        if self.HARGREAVES_FROM is None:
+            return set()
+        return {"pet_input" if self._pet_input else "pet_derived"}
 
-    def _outputs(self) -> list[OutputVar]:
-        """Output variables for this configuration."""
-        raise NotImplementedError
+    @classmethod
+    def condition_texts(cls) -> dict[str, str]:
+        """Every condition a variable of this BMI may need -> the configuration it stands for:
+        ``dynamic``, the ``pet_source`` ones (a model with the key) and :attr:`CONDITIONS`."""
+        pet = {} if cls.HARGREAVES_FROM is None else {"pet_input": "`pet_source: input`",
+                                                       "pet_derived": "`pet_source: hargreaves`"}
+        return {"dynamic": "bundles with this dynamic parameter", **pet, **cls.CONDITIONS}
+
+    def _cpp_unsupported(self, model) -> str | None:
+        """Why the compiled kernel cannot run ``model`` (a bundle option it lacks), or None."""
+        return None
 
     def _state_signature(self) -> dict:
-        """Configuration a state file must match besides bundle, step and start (subclass)."""
-        return {}
+        """Configuration a state file must match besides bundle, step and start (a subclass
+        adds its own): ``pet_input`` for a model with a ``pet_source`` key."""
+        return {} if self.HARGREAVES_FROM is None else {"pet_input": self._pet_input}
 
     # ==========================================================================================
     # initialize
@@ -177,7 +166,13 @@ class NgenBmi(LumpedBmi):
     @classmethod
     def config_keys(cls) -> dict[str, str]:
         """All valid configuration keys with descriptions."""
-        return {**COMMON_KEYS, **cls.EXTRA_KEYS}
+        keys = {**COMMON_KEYS, "backend": f"physics engine: cpp (compiled kernel, default) or "
+                                          f"{cls.BACKENDS[-1]}"}
+        if cls.HARGREAVES_FROM is not None:
+            keys["pet_source"] = (f"hargreaves (PET from {cls.HARGREAVES_FROM}) or input (PET is "
+                                  f"an input variable that must be set every step); default: "
+                                  f"{cls.PET_SOURCE_DEFAULT}")
+        return {**keys, **cls.EXTRA_KEYS}
 
     def initialize(self, config_file: str | None = None) -> None:
         if config_file is None:
@@ -222,6 +217,7 @@ class NgenBmi(LumpedBmi):
                            f"got {backend!r}")
 
         model, norm, x_attr = self._load_model(cfg)
+        self._pet_input = self._read_pet_source(cfg)
         core = self._make_core(model, norm, x_attr, cfg)
         self._core = core
         self._wire(core)
@@ -243,6 +239,40 @@ class NgenBmi(LumpedBmi):
             self._cycled_spinup(_spinup_spec(cfg["spinup"], where))
         if init not in (None, "cold"):
             self._load_state_file(self._path(init), as_initial=True)
+
+    def _read_pet_source(self, cfg: dict) -> bool:
+        """Whether PET is an input (``pet_source: input``); False for a model without the key."""
+        if self.HARGREAVES_FROM is None:
+            return False
+        source = cfg.get("pet_source", self._pet_source_default(cfg))
+        if source not in PET_SOURCES:
+            raise BmiError(f"pet_source must be 'hargreaves' or 'input', got {source!r}")
+        return source == "input"
+
+    def _pet_source_default(self, cfg: dict) -> str:
+        """``pet_source`` without the key (:attr:`PET_SOURCE_DEFAULT`; a model may decide by the
+        configuration)."""
+        return self.PET_SOURCE_DEFAULT
+
+    def _choose_backend(self, cfg: dict, model) -> str:
+        """The configured ``backend``; without the key, cpp where the kernel is built and runs
+        the model (:meth:`_cpp_unsupported`), else the fallback (with a warning if the kernel is
+        missing)."""
+        backend, fallback = cfg.get("backend"), self.BACKENDS[-1]
+        why = self._cpp_unsupported(model)
+        built = importlib.import_module(self.KERNEL).cpp_available()
+        if backend == "cpp" and why is not None:
+            raise BmiError(f"backend: cpp: {why}; use backend: {fallback}")
+        if backend == "cpp" and not built:
+            raise BmiError(f"backend: cpp needs the compiled kernel of {self.KERNEL}, which could "
+                           f"not be imported (reinstall the package with a C++ compiler, or set "
+                           f"backend: {fallback})")
+        if backend is not None:
+            return backend
+        if why is None and not built:
+            warnings.warn(f"the compiled kernel of {self.KERNEL} is not available: {self.MODEL} "
+                          f"BMI falls back to backend {fallback} (slower)", stacklevel=4)
+        return "cpp" if why is None and built else fallback
 
     def _flat_temperature(self, cfg: dict) -> FlatTemperature:
         """The :class:`~delta_core.bmi.hourly.FlatTemperature` policy of ``cfg`` (keys
@@ -355,6 +385,21 @@ class NgenBmi(LumpedBmi):
     # ==========================================================================================
     # variables and their wiring to the core
     # ==========================================================================================
+    def _variables(self) -> list[Variable]:
+        """The model's declared BMI variables that hold for this configuration."""
+        from delta_core.registry import model_spec
+
+        return bmi_variables(model_spec(self.MODEL).variables, self._conditions(),
+                             self._core.dynamic_names)
+
+    def _inputs(self) -> list[Variable]:
+        """Input variables of this configuration, each feeding the core field of its name."""
+        return [v for v in self._variables() if v.kind == "input"]
+
+    def _outputs(self) -> list[Variable]:
+        """Output variables of this configuration."""
+        return [v for v in self._variables() if v.kind != "input"]
+
     def _wire(self, core: LumpedCore) -> None:
         """Declare the variables and precompute the per-step plumbing."""
         host, model = int(self._time_step), int(core.step_seconds)
@@ -365,49 +410,33 @@ class NgenBmi(LumpedBmi):
         self._n_sub = max(1, model // host)  # host steps per model step
         self._n_rep = max(1, host // model)  # model steps per host step
         inputs, outputs = self._inputs(), self._outputs()
-        specs = [VarSpec(i.name, i.units, "input", i.description, min_value=i.min_value,
-                         plausible=i.plausible) for i in inputs]
-        specs += [VarSpec(o.name, o.units, "output", o.description) for o in outputs]
+        specs = [VarSpec(i.standard_name, bmi_units(i, host), "input", i.long_name,
+                         min_value=i.min_value, plausible=i.plausible) for i in inputs]
+        specs += [VarSpec(o.standard_name, bmi_units(o, host), "output", o.long_name)
+                  for o in outputs]
         self._declare_variables(specs)
         v = self._values
         fields = core.fields
-        self._in = []  # (array, InputVar, [(field index, rule)], low, high)
-        fed: set[str] = set()
+        self._in = []  # (array, input Variable, field index, rule code, low, high)
         for i in inputs:
-            feeds = []
-            for f, rule in i.feeds:
-                if f not in fields or rule not in AGGREGATIONS:
-                    raise ValueError(f"input {i.name}: feeds unknown field {f!r} or rule {rule!r}")
-                feeds.append((fields.index(f), _RULE_CODES[rule]))
-                fed.add(f)
+            if i.name not in fields or i.aggregation not in AGGREGATIONS:
+                raise ValueError(f"input {i.standard_name}: feeds unknown field {i.name!r} or "
+                                 f"rule {i.aggregation!r}")
             lo = max(-math.inf if i.min_value is None else i.min_value,
                      -math.inf if i.plausible is None else i.plausible[0])
             hi = math.inf if i.plausible is None else i.plausible[1]
             # finite: lo <= x <= hi fails for NaN, and for +-inf unless a bound is infinite
-            self._in.append((v[i.name], i, feeds, max(lo, -sys.float_info.max),
+            self._in.append((v[i.standard_name], i, fields.index(i.name),
+                             _RULE_CODES[i.aggregation], max(lo, -sys.float_info.max),
                              min(hi, sys.float_info.max)))
+        fed = {i.name for i in inputs}
         lacking = [f for f in fields if f not in fed and f not in core.optional_fields]
         if lacking:
             raise ValueError(f"{type(self).__name__}: no input feeds core field(s) {lacking}")
         self._rules = [_rule_of(f, inputs) for f in fields]
         self._acc0 = tuple(None if r is None else -math.inf if r == "max" else
                            math.inf if r == "min" else 0.0 for r in self._rules)
-        self._flow_out, self._rate_out, self._level_out = [], [], []
-        self._runoff_depth = self._runoff_flux = None
-        for o in outputs:
-            arr = v[o.name]
-            if o.source == "runoff_depth":
-                self._runoff_depth = arr
-            elif o.source == "runoff_flux":
-                self._runoff_flux = arr
-            elif o.source in core.flows:
-                self._flow_out.append((arr, core.flows.index(o.source)))
-            elif o.source in core.rates:
-                self._rate_out.append((arr, core.rates.index(o.source)))
-            elif o.source in core.levels:
-                self._level_out.append((arr, core.levels.index(o.source)))
-            else:
-                raise ValueError(f"output {o.name}: unknown core output {o.source!r}")
+        self._wire_outputs(core, outputs)
         self._flux_m3s = self._area_km2 * 1e6 / self._time_step * 1e-3  # mm/step -> m3 s-1
 
     # ==========================================================================================
@@ -425,11 +454,11 @@ class NgenBmi(LumpedBmi):
     def _new_acc(self) -> None:
         self._acc = list(self._acc0)
 
-    def _bad_input(self, spec: InputVar, x: float) -> BmiError:
-        return bad_value(self._specs[spec.name], x, f" at model time {self._time} s")
+    def _bad_input(self, spec: Variable, x: float) -> BmiError:
+        return bad_value(self._specs[spec.standard_name], x, f" at model time {self._time} s")
 
     def _advance(self) -> None:
-        for arr, spec, _, lo, hi in self._in:  # finite and in range (NaN fails both)
+        for arr, spec, _, _, lo, hi in self._in:  # finite and in range (NaN fails both)
             x = arr[0]
             if not lo <= x <= hi:
                 raise self._bad_input(spec, float(x))
@@ -437,16 +466,15 @@ class NgenBmi(LumpedBmi):
             self._advance_repeated()
             return
         acc = self._acc
-        for arr, _, feeds, _, _ in self._in:
+        for arr, _, k, code, _, _ in self._in:
             x = float(arr[0])
-            for k, code in feeds:
-                if code == 0:  # sum or mean
-                    acc[k] += x
-                elif code == 1:  # max
-                    if x > acc[k]:
-                        acc[k] = x
-                elif x < acc[k]:  # min
+            if code == 0:  # sum or mean
+                acc[k] += x
+            elif code == 1:  # max
+                if x > acc[k]:
                     acc[k] = x
+            elif x < acc[k]:  # min
+                acc[k] = x
         self._n_in_step += 1
         n = self._n_sub
         c = self._carry
@@ -468,25 +496,45 @@ class NgenBmi(LumpedBmi):
         """Host step = k model steps: amounts split evenly, other fields held."""
         k = self._n_rep
         forcing = [None] * len(self._rules)
-        for arr, _, feeds, _, _ in self._in:
+        for arr, _, i, _, _, _ in self._in:
             x = float(arr[0])
-            for i, _ in feeds:
-                forcing[i] = x / k if self._rules[i] == "sum" else x
+            forcing[i] = x / k if self._rules[i] == "sum" else x
         core = self._core
         flows = np.zeros(len(core.flows))
-        rates = np.zeros(len(core.rates))
+        rates = np.zeros(len(self._rate_out))
         for _ in range(k):
             c = np.array(self._carry)
             core.step(forcing, self._step_start())
             flows += c + core.flow_new
-            rates += core.rate_values
+            for j, (_, src) in enumerate(self._rate_out):
+                rates[j] += src[0]
             self._carry = core.flow_carry.tolist()
             self._model_steps += 1
         self._emit(flows.tolist())
-        for arr, j in self._rate_out:
-            arr[0] = rates[j]
-        for arr, j in self._level_out:
-            arr[0] = core.level_values[j]
+        for (arr, _), x in zip(self._rate_out, rates):
+            arr[0] = x
+        for arr, src in self._level_out:
+            arr[0] = src[0]
+
+    def _wire_outputs(self, core: LumpedCore, outputs: list[Variable]) -> None:
+        """Bind each output to its source: a flow by its index in the core's flows, a rate or
+        level to the core's live named array, the runoff to the sum of the flows."""
+        self._flow_out, self._rate_out, self._level_out = [], [], []
+        self._runoff_depth = self._runoff_flux = None
+        for o in outputs:
+            arr = self._values[o.standard_name]
+            if o.kind == "runoff_depth":
+                self._runoff_depth = arr
+            elif o.kind == "runoff_flux":
+                self._runoff_flux = arr
+            elif o.kind == "flow" and o.name in core.flows:
+                self._flow_out.append((arr, core.flows.index(o.name)))
+            elif o.kind in ("rate", "level") and o.name in core.values:
+                (self._rate_out if o.kind == "rate" else self._level_out).append(
+                    (arr, core.values[o.name]))
+            else:
+                raise ValueError(f"output {o.standard_name}: the core has no {o.kind} "
+                                 f"{o.name!r}")
 
     def _step_start(self) -> dt.datetime:
         return self._start + dt.timedelta(seconds=self._model_steps * self._model_step)
@@ -505,12 +553,11 @@ class NgenBmi(LumpedBmi):
 
     def _write_held(self) -> None:
         """Rates (per host step) and levels of the last completed model step."""
-        core = self._core
         n = self._n_sub
-        for arr, j in self._rate_out:
-            arr[0] = core.rate_values[j] / n
-        for arr, j in self._level_out:
-            arr[0] = core.level_values[j]
+        for arr, src in self._rate_out:
+            arr[0] = src[0] / n
+        for arr, src in self._level_out:
+            arr[0] = src[0]
 
     def _release(self) -> None:
         self._core = None
@@ -635,7 +682,7 @@ class NgenBmi(LumpedBmi):
         """Core field -> spec of the input feeding it, whose :func:`value_problem` check the
         spin-up values of the field pass too (``tmax``/``tmin`` of a daily spin-up, fed by no
         hourly input, are checked as ``tmean``)."""
-        checks = {f: self._specs[i.name] for i in self._inputs() for f, _ in i.feeds}
+        checks = {i.name: self._specs[i.standard_name] for i in self._inputs()}
         for f in ("tmax", "tmin"):
             if f not in checks and "tmean" in checks:
                 checks[f] = checks["tmean"]
@@ -752,8 +799,8 @@ def _shared_model(path: Path, load_model, dtype) -> tuple:
     return _MODELS[key]
 
 
-def _rule_of(field: str, inputs: list[InputVar]) -> str | None:
-    rules = {r for i in inputs for f, r in i.feeds if f == field}
+def _rule_of(field: str, inputs: list[Variable]) -> str | None:
+    rules = {i.aggregation for i in inputs if i.name == field}
     if len(rules) > 1:
         raise ValueError(f"core field {field!r} is fed with different rules {sorted(rules)}")
     return rules.pop() if rules else None

@@ -14,6 +14,11 @@ What a core declares, as data:
   model step when the host steps faster than the model, without creating or losing water;
 * ``rates``: other per-step amounts [mm per model step] (e.g. ET), held until the next step;
 * ``levels``: values at the end of the step (stores [mm], dynamic parameters [1]).
+
+The names are those of the model's declared variables (:attr:`delta_core.spec.ModelSpec.variables`,
+:func:`delta_core.spec.core_names`). A core writes each rate and level by name into
+:attr:`LumpedCore.values` (``self.values["et"][0] = x``): live one-element views of
+``rate_values`` and ``level_values``, which the adapter reads by name too.
 """
 from __future__ import annotations
 
@@ -27,9 +32,10 @@ class LumpedCore(ABC):
     """One catchment of a δ model, stepped in numpy. See the module docstring.
 
     After :meth:`step`, ``flow_new`` [len(flows)] holds the new part of the step's routed flows,
-    ``flow_carry`` the carry-over part of the *next* step, ``rate_values`` [len(rates)] and
-    ``level_values`` [len(levels)] this step's values. All are float64 arrays the core may
-    rebind (the adapter copies what it keeps).
+    ``flow_carry`` the carry-over part of the *next* step (float64 arrays the core may rebind;
+    the adapter copies what it keeps), and :attr:`values` this step's rates and levels by name:
+    one-element views of ``rate_values`` [len(rates)] and ``level_values`` [len(levels)], which
+    the core writes in place and never rebinds.
     """
 
     #: Native time step [s].
@@ -50,17 +56,36 @@ class LumpedCore(ABC):
     #: Levels that are water stores [mm]: a cycled spin-up runs until each changes by less than
     #: its tolerance per cycle (empty: every level).
     stores: tuple[str, ...] = ()
+    #: The bundle's dynamic parameters among the levels (their declared variables are
+    #: ``when="dynamic"``).
+    dynamic_names: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         self.flow_new = np.zeros(len(self.flows))
         self.flow_carry = np.zeros(len(self.flows))
         self.rate_values = np.zeros(len(self.rates))
         self.level_values = np.zeros(len(self.levels))
+        #: Rates and levels by name: live one-element views of ``rate_values``/``level_values``.
+        self.values: dict[str, np.ndarray] = {
+            **{n: self.rate_values[i:i + 1] for i, n in enumerate(self.rates)},
+            **{n: self.level_values[i:i + 1] for i, n in enumerate(self.levels)}}
+        if len(self.values) != len(self.rates) + len(self.levels):
+            raise ValueError(f"{type(self).__name__}: rate and level names must be distinct")
+
+    def set_values(self, rate_values: np.ndarray, level_values: np.ndarray) -> None:
+        """Restore the rates and levels of a saved state in place (the views stay live)."""
+        if rate_values.shape != self.rate_values.shape or \
+                level_values.shape != self.level_values.shape:
+            raise ValueError(f"state holds {rate_values.shape} rates and {level_values.shape} "
+                             f"levels; this core has {self.rate_values.shape} and "
+                             f"{self.level_values.shape}")
+        self.rate_values[...] = rate_values
+        self.level_values[...] = level_values
 
     @abstractmethod
     def reset(self) -> None:
         """Cold start: initial stores, empty routing buffer, zero recurrent state; sets
-        ``flow_carry`` (zero) and ``level_values`` (the initial stores)."""
+        ``flow_carry`` (zero), the rates (zero) and the levels (the initial stores)."""
 
     @abstractmethod
     def step(self, forcing: list, start: dt.datetime) -> None:

@@ -87,9 +87,9 @@ import os
 import re
 import shutil
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import yaml
@@ -102,6 +102,9 @@ from delta_core.ngen.crosswalk import (PET, PRECIP, RUNOFF_DEPTH, SUM_COLUMNS, T
 from delta_core.ngen.hydrofabric import (Hydrofabric, HydrofabricWarning, check_area,
                                         check_latitude, geojson_centroid_latitude,
                                         read_hydrofabric, write_feature_collection)
+
+if TYPE_CHECKING:
+    from delta_core.spec import Variable
 
 #: BMI input -> forcing column: hourly (ngen's AORC columns) and daily (our daily CSVs).
 HOURLY_MAP = {PRECIP: "precip_rate", TEMP: "TMP_2maboveground"}
@@ -122,18 +125,16 @@ class ModelBinding:
         ngen's ``model_type_name`` and the BMI class ``package.module.Class``.
     inputs : callable(time_step, args) -> {BMI input: forcing column}
         The ``variables_names_map`` for a time step and the parsed options.
-    outputs : list of (BMI output, CSV header)
-        ``output_variables`` and ``output_header_fields``.
     spinup_columns : dict
         Spin-up CSV column -> data variable (``prcp``, ``tmax``...) for ``--spinup-start``.
     spinup_step : int
         Row step of the spin-up CSV [s]: the model's step (86400: daily data as is; 3600: hourly
         rows synthesised like the hourly forcing, ``prcp`` in mm per hour, ``tmean`` the hour's
         temperature).
-    add_arguments : callable(parser) or None
-        Model-specific options.
-    config_extras : callable(args) -> dict
-        Model-specific keys written into every config.
+    pet_source : str or None
+        The ``pet_source`` written into every config without ``--pet-source`` (None: no key,
+        the BMI's default). A BMI with a ``pet_source`` key
+        (:attr:`~delta_core.bmi.adapter.NgenBmi.HARGREAVES_FROM`) gets ``--pet-source``.
     attributes : tuple of str, callable(args) -> tuple of str or None, or None
         The catchment attributes the configs carry, for a model whose parameters need not come
         from a weight bundle (None: the bundle's, see :func:`needed_attributes`; a callable
@@ -157,11 +158,9 @@ class ModelBinding:
     model_type_name: str
     python_type: str
     inputs: Callable
-    outputs: list
     spinup_columns: dict
-    add_arguments: Callable | None = None
     spinup_step: int = 86400
-    config_extras: Callable = field(default=lambda args: {})
+    pet_source: str | None = None
     attributes: tuple[str, ...] | Callable | None = None
     bundle_help: str = "weight bundle written into the configs (default: shipped)"
     backends: tuple[str, ...] = ("cpp", "torch")
@@ -775,6 +774,14 @@ def write_camels_geojson(out: Path, ids, root) -> tuple[Path, Path]:
             write_feature_collection(out / "nexus_data.geojson", "nexus_data", nexus))
 
 
+def csv_outputs(model: str) -> list[Variable]:
+    """The BMI outputs of ``model`` written to the per-catchment CSVs (declared with a
+    :attr:`~delta_core.spec.Variable.csv_header`), in declared order."""
+    from delta_core.registry import model_spec
+
+    return [v for v in model_spec(model).variables if v.csv_header is not None]
+
+
 def write_realization(out: Path, rows: list[dict], binding: ModelBinding, *, start: str,
                       end: str, time_step: int, output_interval: int | None = None,
                       bundle: str | None = None, backend: str | None = None,
@@ -812,6 +819,7 @@ def write_realization(out: Path, rows: list[dict], binding: ModelBinding, *, sta
             text = "".join(f"# {line}\n" for line in note.splitlines()) + text
         atomic_write_text(out / "config" / f"{r['id']}.yaml", text)
     base = {**names_map} if names_map else {}
+    outputs = csv_outputs(binding.model)
     realization = {
         "global": {
             "formulations": [{"name": "bmi_python", "params": {
@@ -822,8 +830,8 @@ def write_realization(out: Path, rows: list[dict], binding: ModelBinding, *, sta
                 "uses_forcing_file": False,
                 "allow_exceed_end_time": True,
                 "variables_names_map": base,
-                "output_variables": [n for n, _ in binding.outputs],
-                "output_header_fields": [h for _, h in binding.outputs]}}],
+                "output_variables": [v.standard_name for v in outputs],
+                "output_header_fields": [v.csv_header for v in outputs]}}],
             "forcing": {"file_pattern": file_pattern, "path": forcing_path,
                         "provider": "CsvPerFeature"}},
         "time": {"start_time": start, "end_time": end,
@@ -920,13 +928,23 @@ def _parse_args(argv, binding: ModelBinding) -> argparse.Namespace:
                          f"BMI stops once every store changes by < 0.1 %% per cycle")
     ap.add_argument("--cold-start", action="store_true",
                     help="no spin-up: the configs start from the models' cold states")
-    if binding.add_arguments is not None:
-        binding.add_arguments(ap)
+    hargreaves = getattr(binding.bmi_class, "HARGREAVES_FROM", None)
+    if hargreaves is not None:
+        ap.add_argument("--pet-source", choices=("hargreaves", "input"),
+                        help=f"PET from Hargreaves ({hargreaves}; default) or an input column "
+                             f"'pet' (write its unit in the header, e.g. 'pet [mm h-1]', or "
+                             f"daily 'pet [mm d-1]')")
     args = ap.parse_args(argv)
     start, end = (_parse_datetime(args.start, "--start"), _parse_datetime(args.end, "--end"))
     if end < start:
         raise ValueError(f"--end {args.end} is before --start {args.start}")
     return args
+
+
+def _pet_source_key(args: argparse.Namespace, binding: ModelBinding) -> dict[str, str]:
+    """The ``pet_source`` key of the configs: ``--pet-source``, else the binding's, else none."""
+    source = getattr(args, "pet_source", None) or binding.pet_source
+    return {"pet_source": source} if source else {}
 
 
 def _parse_datetime(s: str, what: str) -> dt.datetime:
@@ -1059,7 +1077,8 @@ def _main(argv, binding: ModelBinding) -> int:
     path = write_realization(out, rows, binding, start=args.start, end=args.end,
                              time_step=args.time_step, output_interval=args.output_interval,
                              bundle=args.bundle, backend=args.backend,
-                             extras=binding.config_extras(args), forcing_path=args.forcing_path,
+                             extras=_pet_source_key(args, binding),
+                             forcing_path=args.forcing_path,
                              file_pattern=args.file_pattern, names_map=names_map,
                              spinup=spinup, note=note, cycled=cycled)
     print(f"wrote {len(rows)} config(s) in {out / 'config'} and {path}")

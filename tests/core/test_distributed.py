@@ -83,7 +83,7 @@ def test_device_option():
     assert resolve_device("cpu").type == "cpu"
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
     with pytest.raises(ConfigError, match="cpu"):
-        RunConfig.from_dict({"training": {"device": "tpu"}})
+        RunConfig.from_dict({"model": "dhbv", "training": {"device": "tpu"}})
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA"):
             resolve_device("cuda")

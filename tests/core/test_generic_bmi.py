@@ -16,9 +16,31 @@ import yaml
 
 from conftest import GAUGE, REPO, TESTS
 from delta_core.bmi.base import BmiError
+from delta_core.bmi.variables import bmi_markdown, with_table
 from delta_core.bundle import BundleError
 from delta_core.ngen.crosswalk import PRECIP, RUNOFF_DEPTH, RUNOFF_FLUX, TEMP
 from delta_core.registry import model_spec
+
+
+def test_bmi_md_table_is_the_declared_variables(bmi_model_name):
+    """Each BMI.md's variable table is generated from the model's declared variables."""
+    spec = model_spec(bmi_model_name)
+    path = bmi_markdown(spec)
+    if not path.is_file():
+        pytest.skip(f"{bmi_model_name} has no BMI.md")
+    text = path.read_text()
+    assert with_table(text, spec) == text, f"{path}: stale table, run python scripts/bmi_tables.py"
+
+
+def test_variables_are_the_declared_ones(bmi_model_name, make_bmi):
+    """Every BMI variable is a declared one, with its declared units (a rate per host step)."""
+    m = make_bmi(bmi_model_name, n_steps=2)
+    declared = {(v.standard_name, v.kind == "input"): v
+                for v in model_spec(bmi_model_name).variables if v.standard_name}
+    rate = {3600: "mm h-1", 86400: "mm d-1"}[int(m.get_time_step())]
+    for name in m.get_input_var_names() + m.get_output_var_names():
+        v = declared[(name, name in m.get_input_var_names())]
+        assert m.get_var_units(name) == (rate if v.per_step else v.units), name
 
 
 def _host_steps(name):

@@ -24,8 +24,8 @@ def test_spec_is_consistent(model_name):
     assert spec.step_seconds > 0
     assert set(spec.forcings) <= set(FORCING_VARIABLES)
     assert all(o.units and o.long_name for o in spec.outputs)
-    if spec.parameters:  # a δ model (learned physical parameters) ships a BMI; baselines need not
-        assert spec.bmi_class is not None
+    if spec.bmi_class is not None:  # a δ model ships a BMI bound to it; baselines need not
+        assert spec.load_bmi_class().MODEL == spec.name
 
 
 def test_forward_shapes_finite_and_backend_bound(model_name, sample_batch):

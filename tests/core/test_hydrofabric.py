@@ -527,10 +527,10 @@ def test_hydrofabric_stand_in_realization_replays(gpkg, tmp_path, bundle, capsys
 
 
 def _sample_attributes(gauge: str) -> dict:
-    from delta_core.config import RunConfig
+    from delta_core.config import DataConfig
     from delta_core.data.camels import CamelsDataset
 
-    need = RunConfig().data.attributes
+    need = DataConfig().attributes
     attrs = CamelsDataset().attributes([gauge], need)
     return {a: attrs[a][0] for a in need}
 

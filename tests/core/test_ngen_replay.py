@@ -217,10 +217,10 @@ def test_realization_cli(tmp_path, capsys):
     from bmi_dhbv import realization
 
     table = tmp_path / "attrs.csv"
-    from delta_core.config import RunConfig
+    from delta_core.config import DataConfig
     from delta_core.data.camels import CamelsDataset
 
-    need = RunConfig().data.attributes
+    need = DataConfig().attributes
     attrs = CamelsDataset().attributes(["03439000"], need)
     import csv
     with open(table, "w", newline="") as f:

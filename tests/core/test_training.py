@@ -23,6 +23,7 @@ from delta_core.training import train
 from conftest import REPO
 
 TINY = {
+    "model": "dhbv",
     "data": {"basins": ["01022500", "03439000", "06224000"], "train_start": "1981-10-01",
              "train_end": "1983-09-30"},
     "physics": {"n_components": 2},
@@ -45,31 +46,41 @@ def tiny_bundle(tmp_path_factory):
 
 def test_unknown_config_key_rejected(tmp_path):
     f = tmp_path / "c.yaml"
-    f.write_text("training:\n  epochs: 3\n  learnig_rate: 0.1\n")
+    f.write_text("model: dhbv\ntraining:\n  epochs: 3\n  learnig_rate: 0.1\n")
     with pytest.raises(ConfigError, match=r"learnig_rate.*valid:.*learning_rate"):
         RunConfig.from_yaml(f)
     with pytest.raises(ConfigError, match="must be an integer"):
-        RunConfig.from_dict({"training": {"epochs": "many"}})
+        RunConfig.from_dict({"model": "dhbv", "training": {"epochs": "many"}})
 
 
 def test_unquoted_gauge_ids_in_yaml_get_a_hint(tmp_path):
     f = tmp_path / "c.yaml"
     for text in ("[01022500]", "[01022500, 03439000]", "\n    - 01022500"):
-        f.write_text(f"data:\n  basins: {text}\n")
+        f.write_text(f"model: dhbv\ndata:\n  basins: {text}\n")
         with pytest.raises(ConfigError, match="quote them in YAML.*'01022500'"):
             RunConfig.from_yaml(f)
-    f.write_text("data:\n  basins: 01022500\n")  # a single unquoted id: the number 271680
+    # a single unquoted id: the number 271680
+    f.write_text("model: dhbv\ndata:\n  basins: 01022500\n")
     with pytest.raises(ConfigError, match="quote gauge ids in YAML"):
         RunConfig.from_yaml(f)
-    f.write_text("data:\n  basins: ['01022500']\n")
+    f.write_text("model: dhbv\ndata:\n  basins: ['01022500']\n")
     assert RunConfig.from_yaml(f).data.basins == ["01022500"]
+
+
+def test_model_is_required_unless_the_command_names_it():
+    with pytest.raises(ConfigError, match="model is required.*dhbv"):
+        RunConfig.from_dict({"physics": {}})
+    cfg = RunConfig.from_dict({}, model="dcfe")
+    assert cfg.model == "dcfe" and cfg.run_dir == "runs/dcfe"
+    assert RunConfig.from_dict({"model": "dhbv"}, model="dcfe").model == "dhbv"
 
 
 def test_bad_periods_are_named():
     with pytest.raises(ConfigError, match="train_start .* is after"):
-        RunConfig.from_dict({"data": {"train_start": "1990-01-01", "train_end": "1985-01-01"}})
+        RunConfig.from_dict({"model": "dhbv",
+                             "data": {"train_start": "1990-01-01", "train_end": "1985-01-01"}})
     with pytest.raises(ConfigError, match="ISO date"):
-        RunConfig.from_dict({"data": {"test_end": "2010-13-40"}})
+        RunConfig.from_dict({"model": "dhbv", "data": {"test_end": "2010-13-40"}})
 
 
 def test_bundle_contents(tiny_bundle):

@@ -17,10 +17,10 @@ import torch
 import yaml
 
 from bmi_dhbv import BmiDHBV, hbv
-from bmi_dhbv.bmi import LOWER, UPPER
+from bmi_dhbv.model import LOWER, UPPER
 from bmi_dhbv.model import FORCING_NAMES
 from delta_core.bmi.base import BmiError
-from delta_core.config import RunConfig
+from delta_core.config import DataConfig, RunConfig
 from delta_core.data.camels import CamelsDataset
 from delta_core.networks import LSTMStepper
 from delta_core.ngen import crosswalk as B
@@ -37,7 +37,7 @@ def bundle(tmp_path_factory):
 @pytest.fixture(scope="session")
 def basin():
     ds = CamelsDataset()
-    attrs = {k: v[0] for k, v in ds.attributes([GAUGE], RunConfig().data.attributes).items()}
+    attrs = {k: v[0] for k, v in ds.attributes([GAUGE], DataConfig().attributes).items()}
     ts = ds.load([GAUGE], end="1981-12-31")
     return {"attrs": attrs, "ts": ts, "lat": float(ts.lat[0]), "area": float(ts.area_km2[0]),
             "dataset": ds}
@@ -410,7 +410,7 @@ def _nn_recharge_bundle(path):
     from delta_core.inputs import Normalization
     from delta_core.spec import Engine
 
-    cfg = RunConfig.from_dict({"physics": {"n_components": 2, "nn_recharge": True},
+    cfg = RunConfig.from_dict({"model": "dhbv", "physics": {"n_components": 2, "nn_recharge": True},
                                "network": {"static_hidden": 16, "dynamic_hidden": 8}})
     ds = CamelsDataset()
     ids = ds.basin_ids()

@@ -93,12 +93,12 @@ def test_substep_rules_and_hourly_unit_hydrograph():
     assert torch.equal(par["FC"], k * 100)
     a, b = torch.tensor([0.3, 1.5, 2.8], dtype=torch.float64), torch.tensor([0.2, 2.0, 6.0],
                                                                            dtype=torch.float64)
-    assert torch.equal(gamma_unit_hydrograph_substeps(a, b, 1), gamma_unit_hydrograph(a, b))
-    uh = gamma_unit_hydrograph_substeps(a, b, 24)
+    assert torch.equal(gamma_unit_hydrograph_substeps(a, b, 1, 15), gamma_unit_hydrograph(a, b, 15))
+    uh = gamma_unit_hydrograph_substeps(a, b, 24, 15)
     assert uh.shape == (3, 360)
     torch.testing.assert_close(uh.sum(1), torch.ones(3, dtype=torch.float64), rtol=1e-14, atol=0)
     # hour 24 k carries daily ordinate k's density: the hourly and daily shapes agree
-    daily = gamma_unit_hydrograph(a, b)
+    daily = gamma_unit_hydrograph(a, b, 15)
     torch.testing.assert_close(uh[:, ::24] / uh[:, ::24].sum(1, keepdim=True), daily,
                                rtol=1e-12, atol=0)
 

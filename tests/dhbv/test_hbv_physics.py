@@ -123,7 +123,8 @@ def test_water_balance_closes_over_30_years(sample_forcing):
 def test_routing_conserves_volume():
     g = torch.Generator().manual_seed(1)
     q = torch.rand(200, 3, generator=g, dtype=D)
-    uh = gamma_unit_hydrograph(torch.tensor([0.5, 1.5, 2.8], dtype=D), torch.tensor([0.1, 3.0, 6.4], dtype=D))
+    uh = gamma_unit_hydrograph(torch.tensor([0.5, 1.5, 2.8], dtype=D),
+                               torch.tensor([0.1, 3.0, 6.4], dtype=D), 15)
     assert torch.allclose(uh.sum(-1), torch.ones(3, dtype=D))
     routed = route(q, uh)
     # what has not left yet is still in the kernel: sum_k>j uh[k] * q[T-1-j]

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from bmi_lgar import bmi as B
+from bmi_lgar import model as M
 from bmi_lgar.bmi import BmiLGAR
 from bmi_lgar.core import LgarCore
 from delta_core.patterns import pet_hour_weights as sine_pet_weights
@@ -122,7 +123,7 @@ def test_bmi_from_lgar_config_equals_run_lgar(workdir, lgar_reference, tmp_path)
     np.testing.assert_allclose(col[RUNOFF_DEPTH], ref.variables["total_discharge"], rtol=1e-15,
                                atol=0)
     np.testing.assert_allclose(col[SOIL] * 1e-3, ref.variables["soil_storage"], rtol=1e-15)
-    np.testing.assert_allclose(col[B.INFILTRATION] * 1e-3, ref.variables["infiltration"],
+    np.testing.assert_allclose(col[M.INFILTRATION] * 1e-3, ref.variables["infiltration"],
                                rtol=1e-15, atol=0)
     np.testing.assert_allclose(col[RUNOFF_FLUX], col[RUNOFF_DEPTH] * 1e6 / 3600, rtol=1e-15)
     assert col[RUNOFF_DEPTH].sum() > 1e-4
@@ -214,18 +215,19 @@ def test_ngen_hard_requirements(tmp_path):
     m = make_bmi(tmp_path, n_steps=48)
     assert m.get_time_units() == "s" and m.get_time_step() == 3600 and m.get_start_time() == 0
     assert m.get_input_var_names() == (PRECIP, PET)
-    assert m.get_output_item_count() == len(m.get_output_var_names()) == len(B.OUTPUT_TABLE)
+    always = [v for v in M.VARIABLES if v.standard_name and v.kind != "input" and v.when is None]
+    assert m.get_output_item_count() == len(m.get_output_var_names()) == len(always)
     for name in m.get_input_var_names() + m.get_output_var_names():
         assert m.get_var_type(name) == "float64" and m.get_var_itemsize(name) == 8
         assert m.get_var_nbytes(name) == 8 and m.get_var_grid(name) == 0
         assert m.get_value_ptr(name).shape == (1,)
     assert m.get_var_units(RUNOFF_DEPTH) == "m" and m.get_var_units(PRECIP) == "mm h-1"
-    assert m.get_var_units(B.N_FRONTS) == "1" and m.get_grid_type(0) == "scalar"
+    assert m.get_var_units(M.N_FRONTS) == "1" and m.get_grid_type(0) == "scalar"
     ptr = m.get_value_ptr(RUNOFF_DEPTH)
     out = run(m, [30.0] * 6 + [0.0] * 42, [0.2] * 48)
     assert ptr[0] == out[-1, 0] and out[:, 0].max() > 0 and np.isfinite(out).all()
     dest = np.empty(1)
-    m.get_value_at_indices(B.N_FRONTS, dest, np.array([0]))
+    m.get_value_at_indices(M.N_FRONTS, dest, np.array([0]))
     assert dest[0] == m.core.state.fronts.n >= 3
     m.update_until(m.get_end_time())
     with pytest.raises(BmiError, match="end time"):
