@@ -662,7 +662,7 @@ class NgenBmi(LumpedBmi):
             start, prcp, temp, pet = read_file(path)
         except (HourlyForcingError, OSError, UnicodeDecodeError) as exc:
             raise BmiError(f"spinup forcing: {exc}") from None
-        fed = {f for i in self._inputs() for f, _ in i.feeds}
+        fed = {i.name for i in self._inputs()}
         if "pet" in fed and pet is None:
             raise BmiError(f"spinup forcing {path} has no PET column, but this configuration "
                            f"takes PET as an input: add a column 'PET [mm h-1]'")
