@@ -327,6 +327,11 @@ def _run_catchment(real: dict, cid: str, props: dict, root: Path, times: np.ndar
     if not files:
         raise ReplayError(f"no forcing file for {cid} in {fdir} matching "
                           f"{forcing_cfg['file_pattern']!r}")
+    if len(files) > 1:
+        raise ReplayError(f"forcing file pattern {forcing_cfg['file_pattern']!r} matches "
+                          f"{len(files)} files for {cid} in {fdir} ({files[0].name}, "
+                          f"{files[1].name}, ...): ngen reads whichever the directory lists "
+                          f"first; make the pattern match one file, e.g. '{{{{id}}}}.csv'")
     forcing = CsvForcing(files[0])
     init = root / params["init_config"].replace("{{id}}", cid)
     if not init.is_file():
