@@ -32,6 +32,10 @@ per-nexus CSVs ``<nex-id>_output.csv`` (``index,time,flow m3 s-1``) go to ``outp
 
 Relative paths in the realization are resolved against the working directory (default: the
 realization's folder), as if ngen were started there.
+
+With an ngen partition file (``--partition FILE --rank R``), only rank R's share of an
+``mpirun`` run is replayed: its catchments, and the nexuses it writes, with the flow it would
+receive from other ranks recomputed from their catchments (:func:`replay`, Notes).
 """
 from __future__ import annotations
 
