@@ -116,9 +116,9 @@ def read_partitions(path: str | Path, catchments: dict[str, dict]) -> list[Parti
     try:
         doc = json.loads(path.read_text())
         parts = [_partition(p, i, path) for i, p in enumerate(doc["partitions"])]
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        if isinstance(exc, ReplayError):
-            raise
+    except ReplayError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:  # JSONDecodeError is a ValueError
         raise ReplayError(f"{path} is not an ngen partition file ({type(exc).__name__}: {exc}); "
                           f"make it with ngen's partitionGenerator") from None
     if not parts:
@@ -165,7 +165,9 @@ def _check_catchments(parts: list[Partition], catchments: dict[str, dict], path:
 
 
 def _check_connections(parts: list[Partition], path: Path) -> None:
-    """Remote connections name existing ranks, a known direction and a listed nexus."""
+    """Remote connections name existing ranks, a known direction and a catchment of the other
+    rank."""
+    members = [set(p.catchments) for p in parts]
     for p in parts:
         for c in p.remote:
             if not 0 <= c.rank < len(parts) or c.rank == p.rank:
@@ -174,7 +176,7 @@ def _check_connections(parts: list[Partition], path: Path) -> None:
             if c.direction not in (SEND, RECEIVE):
                 raise ReplayError(f"{path}: partition {p.rank}: cat-direction "
                                   f"{c.direction!r} is neither {SEND!r} nor {RECEIVE!r}")
-            if c.catchment not in parts[c.rank].catchments:
+            if c.catchment not in members[c.rank]:
                 raise ReplayError(f"{path}: partition {p.rank}: remote catchment {c.catchment} "
                                   f"is not in partition {c.rank}")
 
@@ -206,10 +208,7 @@ def nexus_writers(parts: list[Partition], catchments: dict[str, dict],
         If a nexus would be written by two ranks, or without some of its catchments' flow (ngen
         would then write partial flows, the last writer winning).
     """
-    feeders: dict[str, set[str]] = {}
-    for cid, props in catchments.items():
-        if props.get("toid"):
-            feeders.setdefault(props["toid"], set()).add(cid)
+    feeders = {nex: set(cats) for nex, cats in _feeders(catchments).items()}
     writes: dict[str, list[tuple[int, set[str]]]] = {}
     for p in parts:
         own = set(p.catchments)
@@ -260,20 +259,30 @@ def make_partitions(catchments: dict[str, dict], nexus_toid: dict[str, str],
         raise ReplayError(f"cannot cut {len(catchments)} catchments into {n} partitions; give "
                           f"1 to {len(catchments)}")
     order = _outlet_first(catchments, nexus_toid)
+    position = {c: i for i, c in enumerate(order)}
     cuts = [round(i * len(order) / n) for i in range(n + 1)]
     rank_of = {c: r for r in range(n) for c in order[cuts[r]:cuts[r + 1]]}
+    feeders = _feeders(catchments)
     downstream = _downstream_of(catchments, nexus_toid)
     for nex, dest in downstream.items():
         if is_sentinel(dest):
-            first = next(c for c in order if catchments[c].get("toid") == nex)
-            rank_of[dest] = rank_of[first]
+            rank_of[dest] = rank_of[min(feeders[nex], key=position.__getitem__)]
     parts = [Partition(r, [], []) for r in range(n)]
     for cid, r in rank_of.items():
         parts[r].catchments.append(cid)
     for p in parts:
         p.nexus = _rank_nexus(p.catchments, catchments, downstream)
-        p.remote = _remote(p, catchments, downstream, rank_of)
+        p.remote = _remote(p, feeders, downstream, rank_of)
     return parts
+
+
+def _feeders(catchments: dict[str, dict]) -> dict[str, list[str]]:
+    """``{nexus: sorted ids of the catchments draining to it}``."""
+    out: dict[str, list[str]] = {}
+    for cid, props in sorted(catchments.items()):
+        if props.get("toid"):
+            out.setdefault(props["toid"], []).append(cid)
+    return out
 
 
 def _downstream_of(catchments: dict[str, dict], nexus_toid: dict[str, str]) -> dict[str, str]:
@@ -314,8 +323,10 @@ def _rank_nexus(own: list[str], catchments: dict[str, dict],
     return sorted(nexus)
 
 
-def _remote(p: Partition, catchments: dict[str, dict], downstream: dict[str, str],
+def _remote(p: Partition, feeders: dict[str, list[str]], downstream: dict[str, str],
             rank_of: dict[str, int]) -> list[RemoteConnection]:
+    """The rank sends a nexus whose downstream catchment is elsewhere, and receives from the
+    other ranks' catchments draining to a nexus whose downstream catchment it runs."""
     mine = set(p.catchments)
     out = []
     for nex in p.nexus:
@@ -323,9 +334,8 @@ def _remote(p: Partition, catchments: dict[str, dict], downstream: dict[str, str
         if dest not in mine:
             out.append(RemoteConnection(rank_of[dest], nex, dest, SEND))
             continue
-        for cid in sorted(catchments):
-            if catchments[cid].get("toid") == nex and cid not in mine:
-                out.append(RemoteConnection(rank_of[cid], nex, cid, RECEIVE))
+        out += [RemoteConnection(rank_of[c], nex, c, RECEIVE)
+                for c in feeders.get(nex, []) if c not in mine]
     return out
 
 
