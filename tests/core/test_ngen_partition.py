@@ -94,6 +94,26 @@ def serial(realization) -> dict:
                     output_root=realization / "serial")
 
 
+def test_each_rank_replays_the_real_mpi_engine_byte_for_byte(tmp_path):
+    """The 48-hour realization on the shipped hourly bundle: ``--partition --rank`` of each rank
+    writes exactly the files that ``mpirun -n 2`` ngen wrote with partitionGenerator's file
+    (tests/data/ngen_partition/README.md), byte for byte."""
+    import gzip
+
+    from bmi_dhbv import realization as writer
+
+    geo = write_hydrofabric(tmp_path / "hf")
+    write_forcing(tmp_path / "hf")
+    real = tmp_path / "r"
+    assert writer.main(["--catchments", str(geo), "--stand-in", "03439000", "--out", str(real),
+                        "--start", START, "--end", END, "--file-pattern", "{{id}}.csv",
+                        "--cold-start"]) == 0
+    _run_ranks(real, NGEN_PARTITION, tmp_path / "mpi")
+    expected = {p.name[:-3]: gzip.decompress(p.read_bytes())
+                for p in (NGEN_PARTITION.parent / "mpi_2").glob("*.csv.gz")}
+    assert len(expected) == 38 and _files(tmp_path / "mpi") == expected
+
+
 def _catchments(real: Path) -> dict[str, dict]:
     geo = json.loads((real / "catchment_data.geojson").read_text())
     return {f["id"]: f["properties"] for f in geo["features"]}
