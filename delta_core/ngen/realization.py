@@ -491,6 +491,22 @@ def forcing_files(ids: list[str], folders: list[Path], file_pattern: str) -> dic
     return out
 
 
+def check_forcing_unique(ids: list[str], folders: list[Path], file_pattern: str) -> None:
+    """ValueError if ``file_pattern`` matches several files of a catchment in one of ``folders``
+    (``.*{{id}}.*.csv`` matches cat-10.csv for cat-1): ngen reads whichever file the directory
+    lists first, so the catchment may run on another one's forcing."""
+    listings = [sorted(p.name for p in f.iterdir() if p.is_file()) for f in folders if f.is_dir()]
+    for cid in ids:
+        regex = re.compile(file_pattern.replace("{{id}}", re.escape(cid)))
+        for names in listings:
+            found = [n for n in names if regex.fullmatch(n)]
+            if len(found) > 1:
+                raise ValueError(f"forcing file pattern {file_pattern!r} matches {len(found)} "
+                                 f"files for {cid} ({', '.join(found[:3])}): ngen reads "
+                                 f"whichever the directory lists first; give --file-pattern "
+                                 f"'{{{{id}}}}.csv' or another that matches one file")
+
+
 def forcing_span(path: Path) -> tuple[dt.datetime, dt.datetime, dt.timedelta]:
     """First and last time [interval-beginning] of a CsvPerFeature file's ``time`` column and
     its row step (one hour for a single row); ValueError naming the file if it has no time
@@ -1064,6 +1080,7 @@ def _main(argv, binding: ModelBinding) -> int:
                 spinup[r["id"]] = f"../spinup/{r['id']}.csv"
     folders = [out / args.forcing_path] + (
         [Path(args.catchments).parent / args.forcing_path] if args.catchments else [])
+    check_forcing_unique(ids, folders, args.file_pattern)
     run_files = forcing_files(ids, folders, args.file_pattern)
     check_forcing_period(run_files, args.start, args.end)
     given, cycled = spinup_settings(args, ids, out, run_files, names_map)

@@ -32,6 +32,10 @@ per-nexus CSVs ``<nex-id>_output.csv`` (``index,time,flow m3 s-1``) go to ``outp
 
 Relative paths in the realization are resolved against the working directory (default: the
 realization's folder), as if ngen were started there.
+
+With an ngen partition file (``--partition FILE --rank R``), only rank R's share of an
+``mpirun`` run is replayed: its catchments, and the nexuses it writes, with the flow it would
+receive from other ranks recomputed from their catchments (:func:`replay`, Notes).
 """
 from __future__ import annotations
 
@@ -53,6 +57,7 @@ from delta_core.console import one_line_warnings
 from delta_core.fileio import atomic_write_text
 from delta_core.ngen.crosswalk import (BMI_TYPES, NGEN_FORCINGS, SUM_COLUMNS, ReplayError,
                                       check_catchment_id, convert, time_units_seconds)
+from delta_core.ngen.partition import nexus_writers, read_partitions
 
 
 class CsvForcing:
@@ -178,7 +183,8 @@ def _load_class(params: dict, root: Path, source: Path) -> type:
 
 def replay(realization_path: str | Path, catchments_path: str | Path,
            ids: list[str] | None = None, workdir: str | Path | None = None,
-           output_root: str | Path | None = None, write: bool = True) -> dict:
+           output_root: str | Path | None = None, write: bool = True,
+           partition: str | Path | None = None, rank: int | None = None) -> dict:
     """Run every catchment of a realization as ngen would; return the results.
 
     Parameters
@@ -195,18 +201,43 @@ def replay(realization_path: str | Path, catchments_path: str | Path,
         Where to write the CSVs (default: the realization's ``output.root``).
     write : bool
         Write per-catchment and per-nexus CSVs.
+    partition : path, optional
+        ngen partition file (:mod:`delta_core.ngen.partition`): run only the share of MPI rank
+        ``rank``, as ``mpirun -n <partitions> ngen ... partition`` would on that rank.
+    rank : int, optional
+        The rank, with ``partition``.
 
     Returns
     -------
     dict with ``times`` (datetime64[s] [N], start of each interval), ``interval`` [s],
     ``catchments`` {id: {"outputs": {name: [N]}, "units": {name: units}, "main_m": [N],
     "flow_m3s": [N] (ngen's formula), "flow_m3s_interval": [N], "area_km2"}} and ``nexus``
-    {id: flow [N] m3 s-1}.
+    {id: flow [N] m3 s-1}; with ``partition``, also ``rank``, ``ranks`` and ``received``
+    (the remote catchments whose flow the rank receives).
+
+    Notes
+    -----
+    With ``partition``, ``catchments`` holds the rank's catchments and ``nexus`` the nexuses
+    the rank writes: those it does not send to another rank, with the flow of its own
+    catchments plus the flow it receives. The received flow is recomputed here by running those
+    remote catchments (each with its own BMI instance; their outputs are not written), so a
+    rank's replay needs nothing from the other ranks. Files go to the output root, or to its
+    ``rank_<R>/`` folder where the realization's ``output.catchment`` or ``output.nexus`` sets
+    ``"rank_subdir": true``, as ngen does.
     """
     realization_path = Path(realization_path)
     real = json.loads(realization_path.read_text())
     root = Path(workdir) if workdir is not None else realization_path.resolve().parent
     cats = _catchments(Path(catchments_path))
+    share = None
+    if partition is not None:
+        if ids:
+            raise ReplayError("--ids and --partition exclude each other: the partition file "
+                              "says which catchments the rank runs")
+        share = _rank_share(Path(partition), rank, cats)
+        ids = share["catchments"]
+    elif rank is not None:
+        raise ReplayError("--rank needs --partition FILE (the ngen partition file)")
     ids = list(ids) if ids else sorted(cats)
     unknown = [i for i in ids if i not in cats]
     if unknown:
@@ -232,10 +263,56 @@ def replay(realization_path: str | Path, catchments_path: str | Path,
         if nex:
             flow = results["catchments"][cid]["flow_m3s"]
             results["nexus"][nex] = results["nexus"].get(nex, 0.0) + flow
+    roots = (out_root, out_root)
+    if share is not None:
+        received = {cid: _run_catchment(real, cid, cats[cid], root, times, interval,
+                                        realization_path)["flow_m3s"]
+                    for cid in share["received"]}
+        results["nexus"] = _rank_nexus_flows(share, results["catchments"], received)
+        results.update(rank=share["rank"], ranks=share["ranks"], received=share["received"])
+        roots = tuple(_rank_root(out_root, real, domain, share["rank"], share["ranks"])
+                      for domain in ("catchment", "nexus"))
     if write:
-        _write_outputs(results, real, out_root)
+        _write_outputs(results, *roots)
         results["output_root"] = out_root
     return results
+
+
+def _rank_share(path: Path, rank: int | None, cats: dict[str, dict]) -> dict:
+    """What ``rank`` runs and writes under the partition file ``path``: its ``catchments``,
+    the remote catchments whose flow it ``received``, and ``nexus`` {id: contributing ids}."""
+    parts = read_partitions(path, cats)
+    if rank is None or not 0 <= rank < len(parts):
+        what = "--partition needs --rank R" if rank is None else f"--rank {rank}"
+        raise ReplayError(f"{what}: {path} has partitions for ranks 0..{len(parts) - 1}; give "
+                          f"one of them")
+    writes = {nex: feeders for nex, (r, feeders) in nexus_writers(parts, cats, path).items()
+              if r == rank}
+    own = sorted(c for c in parts[rank].catchments if c in cats)
+    received = sorted({c for feeders in writes.values() for c in feeders} - set(own))
+    rank_of = {c: p.rank for p in parts for c in p.catchments}
+    return {"rank": rank, "ranks": len(parts), "catchments": own,
+            "received": {c: rank_of[c] for c in received}, "nexus": writes}
+
+
+def _rank_nexus_flows(share: dict, own: dict, received: dict) -> dict[str, np.ndarray]:
+    """Flow of each nexus the rank writes: its own catchments' flow, then each sending rank's
+    sum (one message per rank and step in ngen)."""
+    out = {}
+    for nex, feeders in share["nexus"].items():
+        flow = sum((own[c]["flow_m3s"] for c in feeders if c in own), 0.0)
+        for r in sorted({share["received"][c] for c in feeders if c in received}):
+            flow = flow + sum(received[c] for c in feeders if share["received"].get(c) == r)
+        out[nex] = flow
+    return out
+
+
+def _rank_root(out_root: Path, real: dict, domain: str, rank: int, ranks: int) -> Path:
+    """ngen's output folder of a rank for ``domain`` (``catchment`` or ``nexus``)."""
+    conf = real.get("output", {}).get(domain, {})
+    if ranks > 1 and (conf.get("rank_subdir") or conf.get("grouping") == "per_formulation"):
+        return out_root / f"rank_{rank}"
+    return out_root
 
 
 def _run_catchment(real: dict, cid: str, props: dict, root: Path, times: np.ndarray,
@@ -254,6 +331,11 @@ def _run_catchment(real: dict, cid: str, props: dict, root: Path, times: np.ndar
     if not files:
         raise ReplayError(f"no forcing file for {cid} in {fdir} matching "
                           f"{forcing_cfg['file_pattern']!r}")
+    if len(files) > 1:
+        raise ReplayError(f"forcing file pattern {forcing_cfg['file_pattern']!r} matches "
+                          f"{len(files)} files for {cid} in {fdir} ({files[0].name}, "
+                          f"{files[1].name}, ...): ngen reads whichever the directory lists "
+                          f"first; make the pattern match one file, e.g. '{{{{id}}}}.csv'")
     forcing = CsvForcing(files[0])
     init = root / params["init_config"].replace("{{id}}", cid)
     if not init.is_file():
@@ -342,9 +424,10 @@ def _run_catchment(real: dict, cid: str, props: dict, root: Path, times: np.ndar
             "header": list(params.get("output_header_fields") or out_vars)}
 
 
-def _write_outputs(results: dict, real: dict, out_root: Path) -> None:
-    """Write the catchment and nexus CSVs, each through a temporary file (an error or an
-    interrupt leaves the previous run's files whole)."""
+def _write_outputs(results: dict, cat_root: Path, nex_root: Path) -> None:
+    """Write the catchment CSVs into ``cat_root`` and the nexus CSVs into ``nex_root``, each
+    through a temporary file (an error or an interrupt leaves the previous run's files
+    whole)."""
     stamps = [str(t).replace("T", " ") for t in results["times"]]
     for cid, r in results["catchments"].items():
         names = list(r["outputs"])
@@ -356,9 +439,9 @@ def _write_outputs(results: dict, real: dict, out_root: Path) -> None:
         w.writerow(["Time Step", "Time", *header])
         for i, s in enumerate(stamps):
             w.writerow([i, s, *(f"{r['outputs'][n][i]:.9g}" for n in names)])
-        atomic_write_text(out_root / f"{cid}.csv", buf.getvalue())
+        atomic_write_text(cat_root / f"{cid}.csv", buf.getvalue())
     for nex, flow in results["nexus"].items():
-        atomic_write_text(out_root / f"{nex}_output.csv",
+        atomic_write_text(nex_root / f"{nex}_output.csv",
                           "".join(f"{i}, {s}, {flow[i]:.6g}\n" for i, s in enumerate(stamps)))
 
 
@@ -377,18 +460,27 @@ def main(argv: list[str] | None = None, prog: str = "ngen-replay") -> int:
                     help="resolve relative paths against this folder (default: the "
                          "realization's folder, as if ngen were started there)")
     ap.add_argument("--out", default=None, help="output folder (default: realization output.root)")
+    ap.add_argument("--partition", default=None, metavar="FILE",
+                    help="ngen partition file (from partitionGenerator): run only the share of "
+                         "MPI rank --rank, as mpirun ngen would on that rank")
+    ap.add_argument("--rank", type=int, default=None, metavar="R",
+                    help="the rank to run, with --partition")
     args = ap.parse_args(argv)
     one_line_warnings()
     try:
         res = replay(args.realization, args.catchments,
                      ids=args.ids.split(",") if args.ids else None, workdir=args.workdir,
-                     output_root=args.out)
+                     output_root=args.out, partition=args.partition, rank=args.rank)
     except (ReplayError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     interval = res["interval"]
     print(f"{len(res['times'])} intervals of {interval:g} s from {res['times'][0]}; "
           f"outputs in {res['output_root']}")
+    if "rank" in res:
+        print(f"rank {res['rank']} of {res['ranks']}: {len(res['catchments'])} catchments, "
+              f"{len(res['nexus'])} nexus outputs, flow received from "
+              f"{len(res['received'])} catchments of other ranks")
     for cid, r in res["catchments"].items():
         depth_mm = r["main_m"].sum() * 1e3
         print(f"  {cid}: area {r['area_km2']:.3f} km2, runoff {depth_mm:.3f} mm in all, "
