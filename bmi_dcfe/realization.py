@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 
 from bmi_dcfe.bmi import BmiDCFE
+from bmi_dcfe.noaa import MODULE
 from delta_core.ngen import crosswalk as X
 from delta_core.ngen.realization import HOURLY_MAP, ModelBinding, main as _main
 
@@ -39,6 +40,7 @@ BINDING = ModelBinding(
     add_arguments=_add_arguments,
     config_extras=lambda args: {"pet_source": args.pet_source} if args.pet_source else {},
     bmi_class=BmiDCFE,
+    noaa=MODULE,
 )
 
 

@@ -97,6 +97,7 @@ import yaml
 from delta_core.cli import backend_type
 from delta_core.console import one_line_warnings
 from delta_core.fileio import atomic_write_text
+from delta_core.ngen import noaa
 from delta_core.ngen.crosswalk import (PET, PRECIP, RUNOFF_DEPTH, SUM_COLUMNS, TEMP, TMAX,
                                       TMIN, catchment_id, check_catchment_id)
 from delta_core.ngen.hydrofabric import (Hydrofabric, HydrofabricWarning, check_area,
@@ -150,6 +151,9 @@ class ModelBinding:
     no_bundle : str or None
         What a config without a bundle runs, for a model that can (``--bundle none``); None:
         the model always runs a bundle.
+    noaa : NoaaModule or None
+        The NOAA C/C++ module of ``--engine noaa`` (:mod:`delta_core.ngen.noaa`); None: the
+        model has none.
     """
 
     model: str
@@ -168,6 +172,7 @@ class ModelBinding:
     bmi_class: type | None = None
     default_bundle: str | None = None
     no_bundle: str | None = None
+    noaa: object | None = None
 
 
 #: ``--bundle`` value of a config without a bundle (models with :attr:`ModelBinding.no_bundle`).
@@ -922,6 +927,7 @@ def _parse_args(argv, binding: ModelBinding) -> argparse.Namespace:
                     help="no spin-up: the configs start from the models' cold states")
     if binding.add_arguments is not None:
         binding.add_arguments(ap)
+    noaa.add_arguments(ap)
     args = ap.parse_args(argv)
     start, end = (_parse_datetime(args.start, "--start"), _parse_datetime(args.end, "--end"))
     if end < start:
@@ -1012,6 +1018,9 @@ def bundle_line(bundle: str | None, binding: ModelBinding, time_step: int) -> st
 
 def _main(argv, binding: ModelBinding) -> int:
     args = _parse_args(argv, binding)
+    native = args.engine == "noaa"
+    if native:
+        noaa.check_options(args, binding.noaa, binding.model_type_name)
     args.bundle = config_bundle(args.bundle, binding)
     attrs = binding.attributes(args) if callable(binding.attributes) else binding.attributes
     need = list(attrs) if attrs is not None else needed_attributes(args.bundle, binding.model)
@@ -1048,7 +1057,10 @@ def _main(argv, binding: ModelBinding) -> int:
         [Path(args.catchments).parent / args.forcing_path] if args.catchments else [])
     run_files = forcing_files(ids, folders, args.file_pattern)
     check_forcing_period(run_files, args.start, args.end)
-    given, cycled = spinup_settings(args, ids, out, run_files, names_map)
+    if native:
+        noaa.check_pet_column(run_files, args.noaa_pet_column)
+    given, cycled = (None, None) if native else spinup_settings(args, ids, out, run_files,
+                                                                names_map)
     spinup = given or spinup
     if args.camels:
         write_camels_geojson(out, args.camels, args.camels_root)
@@ -1056,14 +1068,19 @@ def _main(argv, binding: ModelBinding) -> int:
         cat_path, nex_path = hf.write_geojson(out)
         print(f"wrote {cat_path} ({len(hf.divides)} divides) and {nex_path} "
               f"({len(hf.nexus)} nexus) from {hf.source} (EPSG:{hf.crs.epsg})")
-    path = write_realization(out, rows, binding, start=args.start, end=args.end,
-                             time_step=args.time_step, output_interval=args.output_interval,
-                             bundle=args.bundle, backend=args.backend,
-                             extras=binding.config_extras(args), forcing_path=args.forcing_path,
-                             file_pattern=args.file_pattern, names_map=names_map,
-                             spinup=spinup, note=note, cycled=cycled)
-    print(f"wrote {len(rows)} config(s) in {out / 'config'} and {path}")
-    print(bundle_line(args.bundle, binding, args.time_step))
+    if native:
+        path = noaa.write(out, rows, binding.noaa, args, names_map[PRECIP])
+        print(f"wrote the {binding.noaa.label} configs of {len(rows)} catchment(s) in "
+              f"{out / 'config'} and {path} (bmi_multi of SLoTH and the {binding.noaa.label})")
+    else:
+        path = write_realization(out, rows, binding, start=args.start, end=args.end,
+                                 time_step=args.time_step, output_interval=args.output_interval,
+                                 bundle=args.bundle, backend=args.backend,
+                                 extras=binding.config_extras(args),
+                                 forcing_path=args.forcing_path, file_pattern=args.file_pattern,
+                                 names_map=names_map, spinup=spinup, note=note, cycled=cycled)
+        print(f"wrote {len(rows)} config(s) in {out / 'config'} and {path}")
+        print(bundle_line(args.bundle, binding, args.time_step))
     if args.catchments:
         lacking = copy_catchment_inputs(args.catchments, [r["id"] for r in rows], out,
                                         args.forcing_path, args.file_pattern)
