@@ -13,7 +13,6 @@ import torch
 from bmi_dcfe.bmi import BmiDCFE
 from bmi_dcfe.export import cfe_config_for
 from bmi_dcfe.model import SPEC
-from delta_core.fileio import atomic_write_text
 from delta_core.ngen import noaa
 
 #: The shipped bundle with static parameters (the hourly default is daily-dynamic).
@@ -53,12 +52,11 @@ def cfe_configs(rows: list[dict], bundle: Path) -> dict[str, str]:
     return out
 
 
-def write_configs(out: Path, rows: list[dict], args: argparse.Namespace) -> str:
-    """Write ``out/config/<id>_cfe.txt`` for every row; return the ``init_config`` pattern."""
+def configs(rows: list[dict], args: argparse.Namespace) -> tuple[dict[str, str], str]:
+    """``config/<id>_cfe.txt`` of every row and the ``init_config`` pattern."""
     texts = cfe_configs(rows, noaa.resolve_bundle(args.bundle, BmiDCFE))
-    for cid, text in texts.items():
-        atomic_write_text(out / "config" / f"{cid}{SUFFIX}", text)
-    return "./config/{{id}}" + SUFFIX
+    return ({f"config/{cid}{SUFFIX}": text for cid, text in texts.items()},
+            "./config/{{id}}" + SUFFIX)
 
 
 MODULE = noaa.NoaaModule(
@@ -74,5 +72,5 @@ MODULE = noaa.NoaaModule(
              "Q_OUT", "POTENTIAL_ET", "ACTUAL_ET", "GW_STORAGE", "SOIL_STORAGE"),
     library_hint="build NOAA-OWP/cfe with cmake (-DNGEN=ON); the library is "
                  "cmake_build/libcfebmi.so",
-    write_configs=write_configs,
+    configs=configs,
 )

@@ -21,7 +21,6 @@ import torch
 
 from bmi_lgar.bmi import BmiLGAR
 from bmi_lgar.parameters import LgarParameters
-from delta_core.fileio import atomic_write_text
 from delta_core.ngen import noaa
 
 #: Names of a catchment's config and soil table in ``<out>/config`` after its id.
@@ -104,8 +103,8 @@ def run_hours(args: argparse.Namespace) -> int:
     return int((t1 - t0).total_seconds() // 3600) + 1
 
 
-def write_configs(out: Path, rows: list[dict], args: argparse.Namespace) -> str:
-    """Write ``out/config/<id>_lgar.txt`` and ``<id>_soil.dat`` for every row; return the
+def configs(rows: list[dict], args: argparse.Namespace) -> tuple[dict[str, str], str]:
+    """``config/<id>_lgar.txt`` and ``config/<id>_soil.dat`` of every row and the
     ``init_config`` pattern."""
     if args.bundle is None:
         raise noaa.NoaaExportError("--engine noaa writes a bundle's learned parameters, not "
@@ -116,12 +115,13 @@ def write_configs(out: Path, rows: list[dict], args: argparse.Namespace) -> str:
     header = (f"# dLGAR parameters from bundle {bundle.name} (checksum {checksum[:16]})\n"
               f"# degree-day snow of dLGAR, not run by LGAR-C: "
               + ", ".join(f"{k} {v!r}" for k, v in snow.items()) + "\n")
+    files = {}
     for cid, p in params.items():
-        soil = f"./config/{cid}{SOIL_SUFFIX}"
-        atomic_write_text(out / soil, soil_table(p))
-        atomic_write_text(out / "config" / f"{cid}{CONFIG_SUFFIX}",
-                          header + lgar_config(p, soil, run_hours(args)))
-    return "./config/{{id}}" + CONFIG_SUFFIX
+        soil = f"config/{cid}{SOIL_SUFFIX}"
+        files[soil] = soil_table(p)
+        files[f"config/{cid}{CONFIG_SUFFIX}"] = header + lgar_config(p, f"./{soil}",
+                                                                     run_hours(args))
+    return files, "./config/{{id}}" + CONFIG_SUFFIX
 
 
 def parameters_from_files(config: str | Path, folder: str | Path) -> LgarParameters:
@@ -141,5 +141,5 @@ MODULE = noaa.NoaaModule(
              "infiltration", "percolation"),
     library_hint="build NOAA-OWP/LGAR-C with cmake (-DNGEN=ON); the library is "
                  "cmake_build/liblasambmi.so",
-    write_configs=write_configs,
+    configs=configs,
 )

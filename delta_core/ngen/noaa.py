@@ -75,9 +75,10 @@ class NoaaModule:
         ``output_variables`` of the per-catchment CSVs.
     library_hint : str
         How to build the module's shared library (``--noaa-library``).
-    write_configs : callable(out, rows, args) -> str
-        Writes ``out/config/<id>.*`` for every row and returns the ``init_config`` pattern
-        (``./config/{{id}}...``) of the realization.
+    configs : callable(rows, args) -> (dict, str)
+        The files of every row ``{path relative to the output folder: text}`` (nothing written
+        yet: a refusal leaves no files) and the realization's ``init_config`` pattern
+        (``./config/{{id}}...``).
     """
 
     label: str
@@ -90,7 +91,7 @@ class NoaaModule:
     main_output: str
     outputs: tuple[str, ...]
     library_hint: str
-    write_configs: Callable
+    configs: Callable
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
@@ -205,10 +206,13 @@ def write_realization(out: Path, module: NoaaModule, args: argparse.Namespace,
     return atomic_write_text(out / "realization.json", json.dumps(realization, indent=2) + "\n")
 
 
-def write(out: Path, rows: list[dict], module: NoaaModule, args: argparse.Namespace,
-          precip_column: str) -> Path:
-    """Write every catchment's module configs and the realization; return the latter."""
-    init_config = module.write_configs(out, rows, args)
+def write(out: Path, configs: tuple[dict[str, str], str], module: NoaaModule,
+          args: argparse.Namespace, precip_column: str) -> Path:
+    """Write the module's ``configs`` (:attr:`NoaaModule.configs`) and the realization; return
+    the latter."""
+    files, init_config = configs
+    for name, text in files.items():
+        atomic_write_text(out / name, text)
     return write_realization(out, module, args, init_config, precip_column)
 
 

@@ -1039,6 +1039,7 @@ def _main(argv, binding: ModelBinding) -> int:
     names_map = {**binding.inputs(args.time_step, args),
                  **dict(kv.split("=", 1) for kv in args.map)}
     ids = [r["id"] for r in rows]
+    native_configs = binding.noaa.configs(rows, args) if native else None
     spinup = None
     if args.camels and (args.write_forcing or args.spinup_start):
         spinup = {}
@@ -1069,7 +1070,7 @@ def _main(argv, binding: ModelBinding) -> int:
         print(f"wrote {cat_path} ({len(hf.divides)} divides) and {nex_path} "
               f"({len(hf.nexus)} nexus) from {hf.source} (EPSG:{hf.crs.epsg})")
     if native:
-        path = noaa.write(out, rows, binding.noaa, args, names_map[PRECIP])
+        path = noaa.write(out, native_configs, binding.noaa, args, names_map[PRECIP])
         print(f"wrote the {binding.noaa.label} configs of {len(rows)} catchment(s) in "
               f"{out / 'config'} and {path} (bmi_multi of SLoTH and the {binding.noaa.label})")
     else:
