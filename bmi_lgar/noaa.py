@@ -139,7 +139,7 @@ MODULE = noaa.NoaaModule(
     outputs=("precipitation", "potential_evapotranspiration", "actual_evapotranspiration",
              "surface_runoff", "giuh_runoff", "soil_storage", "total_discharge",
              "infiltration", "percolation"),
-    library_hint="build NOAA-OWP/LGAR-C with cmake (-DNGEN=ON); the library is "
+    library_hint="build NOAA-OWP/LGAR-C with cmake; the library is "
                  "cmake_build/liblasambmi.so",
     configs=configs,
 )
