@@ -69,6 +69,12 @@ the daily CSVs ``--write-forcing`` writes (``prcp [mm d-1]``, ``tmean``/``tmax``
   The true within-day timing of rain and temperature is unknown here; replace the file with real
   hourly forcing (e.g. AORC) for anything beyond checking the set-up.
 
+**NOAA modules** (``--engine noaa``, :mod:`delta_core.ngen.noaa`): instead of BMI configs, a
+static bundle's learned parameters as each catchment's config of the model's NOAA-OWP C/C++
+module (C CFE, LGAR-C) and a realization running it through ngen's ``bmi_c``/``bmi_c++``
+formulation after SLoTH; what the module cannot express (dynamic parameters, Hargreaves PET,
+snow, spin-up) is refused in one line.
+
 **CAMELS geojson** (``--camels``): ``catchment_data.geojson`` with one feature per basin, id
 ``cat-<gauge id>`` (ngen's ``{{id}}``; ngen treats only ids starting with ``cat-``, ``wb-`` or
 ``agg-`` as catchments), properties ``areasqkm`` (``area_forcing_header_km2``) and

@@ -154,3 +154,26 @@ def test_dhbv_has_no_noaa_module(tmp_path, capsys):
     assert dhbv_main(["--camels", "01022500", "--out", str(tmp_path / "o"), "--start",
                       "2000-01-01", "--end", "2000-01-02", "--engine", "noaa"]) == 2
     assert "dHBV has no NOAA module" in capsys.readouterr().err
+
+
+def test_table_catchments_get_their_own_configs(libraries, tmp_path, sample):
+    """Catchments of an attributes table (as for hydrofabric divides): one config per id, each
+    with the parameters of its own attributes."""
+    import csv
+
+    _, norm, _ = load_model(STATIC_BUNDLE, dtype=torch.float64)
+    names = list(norm.attributes.names)
+    table = tmp_path / "attributes.csv"
+    with open(table, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["divide_id", "latitude", "area_km2", *names])
+        for i, gid in enumerate(BASINS[:3], start=1):
+            attrs = sample.attributes([gid], names)
+            w.writerow([f"cat-{i}", 44.0, 50.0 * i, *(attrs[n][0] for n in names)])
+    args = noaa_args(libraries, tmp_path / "out", "--bundle", str(STATIC_BUNDLE))
+    args[0:1 + len(BASINS)] = ["--table", str(table)]
+    assert main(args) == 0
+    texts = [(tmp_path / "out" / "config" / f"cat-{i}_cfe.txt").read_text() for i in (1, 2, 3)]
+    assert len({t.split("soil_params.satdk=")[1].split("[")[0] for t in texts}) == 3
+    assert all(t.startswith(f"# dCFE parameters of catchment cat-{i}") for i, t in
+               enumerate(texts, start=1))
