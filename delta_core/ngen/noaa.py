@@ -41,7 +41,7 @@ from delta_core.fileio import atomic_write_text
 
 #: ``--engine`` values: our Python BMI (``bmi_python``) or the NOAA C/C++ module.
 ENGINES = ("python", "noaa")
-#: SLoTH's C++ factory (ngen's default ``create_function``) and its main output.
+#: SLoTH's main output (ngen needs one; SLoTH's outputs are the constants it is given).
 SLOTH_MAIN_OUTPUT = "z"
 #: The only model step the NOAA modules are written for [s].
 STEP_S = 3600
