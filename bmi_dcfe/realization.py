@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 
 from bmi_dcfe.bmi import BmiDCFE
+from bmi_dcfe.noaa import MODULE
 from delta_core.ngen import crosswalk as X
 from delta_core.ngen.realization import HOURLY_MAP, ModelBinding, main as _main
 
@@ -26,6 +27,7 @@ BINDING = ModelBinding(
     spinup_columns={c: f for c, f in BmiDCFE.SPINUP_COLUMNS.items() if f != "pet"},
     spinup_step=3600,
     bmi_class=BmiDCFE,
+    noaa=MODULE,
 )
 
 

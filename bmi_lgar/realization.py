@@ -17,6 +17,7 @@ import dataclasses
 
 from bmi_lgar import bmi as B
 from bmi_lgar.bmi import BmiLGAR
+from bmi_lgar.noaa import MODULE
 from bmi_lgar.texture import ATTRIBUTES
 from delta_core.ngen import crosswalk as X
 from delta_core.ngen.realization import HOURLY_MAP, ModelBinding, main as _main, \
@@ -56,6 +57,7 @@ BINDING = ModelBinding(
     default_bundle=B.SHIPPED,
     no_bundle="texture-table parameters from sand/silt/clay fractions and soil depth (no "
               "learning, no snow)",
+    noaa=MODULE,
 )
 
 

@@ -69,6 +69,12 @@ the daily CSVs ``--write-forcing`` writes (``prcp [mm d-1]``, ``tmean``/``tmax``
   The true within-day timing of rain and temperature is unknown here; replace the file with real
   hourly forcing (e.g. AORC) for anything beyond checking the set-up.
 
+**NOAA modules** (``--engine noaa``, :mod:`delta_core.ngen.noaa`): instead of BMI configs, a
+static bundle's learned parameters as each catchment's config of the model's NOAA-OWP C/C++
+module (C CFE, LGAR-C) and a realization running it through ngen's ``bmi_c``/``bmi_c++``
+formulation after SLoTH; what the module cannot express (dynamic parameters, Hargreaves PET,
+snow, spin-up) is refused in one line.
+
 **CAMELS geojson** (``--camels``): ``catchment_data.geojson`` with one feature per basin, id
 ``cat-<gauge id>`` (ngen's ``{{id}}``; ngen treats only ids starting with ``cat-``, ``wb-`` or
 ``agg-`` as catchments), properties ``areasqkm`` (``area_forcing_header_km2``) and
@@ -97,6 +103,7 @@ import yaml
 from delta_core.cli import backend_type
 from delta_core.console import one_line_warnings
 from delta_core.fileio import atomic_write_text
+from delta_core.ngen import noaa
 from delta_core.ngen.crosswalk import (PET, PRECIP, RUNOFF_DEPTH, SUM_COLUMNS, TEMP, TMAX,
                                       TMIN, catchment_id, check_catchment_id)
 from delta_core.ngen.hydrofabric import (Hydrofabric, HydrofabricWarning, check_area,
@@ -151,6 +158,9 @@ class ModelBinding:
     no_bundle : str or None
         What a config without a bundle runs, for a model that can (``--bundle none``); None:
         the model always runs a bundle.
+    noaa : NoaaModule or None
+        The NOAA C/C++ module of ``--engine noaa`` (:mod:`delta_core.ngen.noaa`); None: the
+        model has none.
     """
 
     model: str
@@ -167,6 +177,7 @@ class ModelBinding:
     bmi_class: type | None = None
     default_bundle: str | None = None
     no_bundle: str | None = None
+    noaa: object | None = None
 
 
 #: ``--bundle`` value of a config without a bundle (models with :attr:`ModelBinding.no_bundle`).
@@ -950,6 +961,7 @@ def _parse_args(argv, binding: ModelBinding) -> argparse.Namespace:
                         help=f"PET from Hargreaves ({hargreaves}; default) or an input column "
                              f"'pet' (write its unit in the header, e.g. 'pet [mm h-1]', or "
                              f"daily 'pet [mm d-1]')")
+    noaa.add_arguments(ap)
     args = ap.parse_args(argv)
     start, end = (_parse_datetime(args.start, "--start"), _parse_datetime(args.end, "--end"))
     if end < start:
@@ -1046,6 +1058,9 @@ def bundle_line(bundle: str | None, binding: ModelBinding, time_step: int) -> st
 
 def _main(argv, binding: ModelBinding) -> int:
     args = _parse_args(argv, binding)
+    native = args.engine == "noaa"
+    if native:
+        noaa.check_options(args, binding.noaa, binding.model_type_name)
     args.bundle = config_bundle(args.bundle, binding)
     attrs = binding.attributes(args) if callable(binding.attributes) else binding.attributes
     need = list(attrs) if attrs is not None else needed_attributes(args.bundle, binding.model)
@@ -1064,6 +1079,7 @@ def _main(argv, binding: ModelBinding) -> int:
     names_map = {**binding.inputs(args.time_step, args),
                  **dict(kv.split("=", 1) for kv in args.map)}
     ids = [r["id"] for r in rows]
+    native_configs = binding.noaa.configs(rows, args) if native else None
     spinup = None
     if args.camels and (args.write_forcing or args.spinup_start):
         spinup = {}
@@ -1083,7 +1099,10 @@ def _main(argv, binding: ModelBinding) -> int:
     check_forcing_unique(ids, folders, args.file_pattern)
     run_files = forcing_files(ids, folders, args.file_pattern)
     check_forcing_period(run_files, args.start, args.end)
-    given, cycled = spinup_settings(args, ids, out, run_files, names_map)
+    if native:
+        noaa.check_pet_column(run_files, args.noaa_pet_column)
+    given, cycled = (None, None) if native else spinup_settings(args, ids, out, run_files,
+                                                                names_map)
     spinup = given or spinup
     if args.camels:
         write_camels_geojson(out, args.camels, args.camels_root)
@@ -1091,15 +1110,19 @@ def _main(argv, binding: ModelBinding) -> int:
         cat_path, nex_path = hf.write_geojson(out)
         print(f"wrote {cat_path} ({len(hf.divides)} divides) and {nex_path} "
               f"({len(hf.nexus)} nexus) from {hf.source} (EPSG:{hf.crs.epsg})")
-    path = write_realization(out, rows, binding, start=args.start, end=args.end,
-                             time_step=args.time_step, output_interval=args.output_interval,
-                             bundle=args.bundle, backend=args.backend,
-                             extras=_pet_source_key(args, binding),
-                             forcing_path=args.forcing_path,
-                             file_pattern=args.file_pattern, names_map=names_map,
-                             spinup=spinup, note=note, cycled=cycled)
-    print(f"wrote {len(rows)} config(s) in {out / 'config'} and {path}")
-    print(bundle_line(args.bundle, binding, args.time_step))
+    if native:
+        path = noaa.write(out, native_configs, binding.noaa, args, names_map[PRECIP])
+        print(f"wrote the {binding.noaa.label} configs of {len(rows)} catchment(s) in "
+              f"{out / 'config'} and {path} (bmi_multi of SLoTH and the {binding.noaa.label})")
+    else:
+        path = write_realization(out, rows, binding, start=args.start, end=args.end,
+                                 time_step=args.time_step, output_interval=args.output_interval,
+                                 bundle=args.bundle, backend=args.backend,
+                                 extras=_pet_source_key(args, binding),
+                                 forcing_path=args.forcing_path, file_pattern=args.file_pattern,
+                                 names_map=names_map, spinup=spinup, note=note, cycled=cycled)
+        print(f"wrote {len(rows)} config(s) in {out / 'config'} and {path}")
+        print(bundle_line(args.bundle, binding, args.time_step))
     if args.catchments:
         lacking = copy_catchment_inputs(args.catchments, [r["id"] for r in rows], out,
                                         args.forcing_path, args.file_pattern)
