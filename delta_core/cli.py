@@ -80,16 +80,21 @@ def _add_pattern_args(ap: argparse.ArgumentParser) -> None:
                    help="with --rain-pattern block: HOURS hours from START_HOUR:00 (default 12 6)")
     g.add_argument("--pattern-seed", type=int,
                    help="with --rain-pattern stochastic: seed of the storms (default: the bundle's, 0)")
+    g.add_argument("--day-start-hour", type=int, metavar="H",
+                   help="the data's day begins at H:00 of the calendar day (-23..0; e.g. -8: "
+                        "from 16:00 of the day before; default: the bundle's)")
 
 
 def pattern_override(args: argparse.Namespace) -> dict | None:
     """The :class:`~delta_core.patterns.WithinDay` fields the pattern options set (None: the
     bundle's pattern)."""
+    day = getattr(args, "day_start_hour", None)
+    shift = {} if day is None else {"day_start_hour": day}
     if args.rain_pattern is None:
         if args.rain_block or args.pattern_seed is not None:
             raise ValueError("--rain-block and --pattern-seed go with --rain-pattern")
-        return None
-    out = {"rain": args.rain_pattern}
+        return shift or None
+    out = {"rain": args.rain_pattern, **shift}
     if args.rain_block:
         if args.rain_pattern != "block":
             raise ValueError("--rain-block goes with --rain-pattern block")

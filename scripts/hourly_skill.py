@@ -42,7 +42,8 @@ PATTERNS = {
 
 def pattern_fields(name: str) -> dict | None:
     """WithinDay fields of a named pattern (``stochastic:N``: seed N; ``bundle``: None, the
-    bundle's own)."""
+    bundle's own); the data's day is the calendar day unless a ``/dayH`` suffix moves it (the
+    fields replace those of the bundle's pattern, the others keep the bundle's values)."""
     if "/day" in name:
         base, hour = name.split("/day", 1)
         fields = pattern_fields(base)
@@ -52,11 +53,11 @@ def pattern_fields(name: str) -> dict | None:
     if name == "bundle":
         return None
     if name.startswith("stochastic:"):
-        return {"rain": "stochastic", "seed": int(name.split(":", 1)[1])}
+        return {"rain": "stochastic", "seed": int(name.split(":", 1)[1]), "day_start_hour": 0}
     if name not in PATTERNS:
         raise ValueError(f"pattern {name!r}: choose from {list(PATTERNS)}, stochastic:SEED or "
                          f"bundle")
-    return PATTERNS[name]
+    return {**PATTERNS[name], "day_start_hour": 0}
 
 
 def score(bundle: str, data: str, basins: str, patterns: list[str], start: str, end: str,

@@ -283,3 +283,21 @@ def test_eval_pattern_options_are_checked(tmp_path, capsys):
         eval_main(["--rain-pattern", "uniform",
                    "--out", str(tmp_path)])
     assert e.value.code == 2 and "steps daily" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        eval_main(["--bundle", str(HOURLY), "--day-start-hour", "5", "--out", str(tmp_path)])
+    assert e.value.code == 2 and "day_start_hour must lie in -23..0" in capsys.readouterr().err
+
+
+def test_named_patterns_put_the_rain_in_the_calendar_day_unless_moved():
+    """scripts/hourly_skill.py: a named pattern replaces the bundle's data day too (a bundle
+    trained with day_start_hour -8 is scored under `stochastic` with rain in the calendar day)."""
+    import importlib.util
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("hourly_skill", REPO / "scripts" / "hourly_skill.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.pattern_fields("stochastic")["day_start_hour"] == 0
+    assert mod.pattern_fields("uniform/day-8") == {"rain": "uniform", "day_start_hour": -8}
+    assert mod.pattern_fields("bundle") is None
