@@ -17,6 +17,14 @@ from conftest import REPO
 
 WEIGHTS = sorted(DEFAULT_BUNDLE.parent.glob("*.pt"))
 
+# checksums of the hourly defaults shipped before the day_start_hour -8 fine-tune (git history,
+# commit 4316d66): dhbv_hourly.pt was dhbv_dynamic_hourly.pt fine-tuned 6 epochs with stochastic
+# storms and wider recession ranges; dcfe_hourly.pt was dcfe_dynamic.pt fine-tuned 6 epochs with
+# stochastic storms. The shipped ones are those fine-tuned 4 more epochs with each data day's
+# rain in the 24 h from 16:00 of the day before (physics.within_day.day_start_hour: -8).
+PREVIOUS_DHBV_HOURLY = "2845b8f04bff529cc4fb2dd0c44fc2d921d432365369c73ed5098872a06b952c"
+PREVIOUS_DCFE_HOURLY = "ae65514bd3d7491222d5f5a32d60a6154ca8bfe9d5b248192f2975cfabc3e5df"
+
 
 def test_default_bundle_is_shipped():
     assert DEFAULT_BUNDLE in WEIGHTS
@@ -29,7 +37,7 @@ def test_bundle_valid_with_provenance(path):
     assert len(prov["basins"]) == 447
     assert prov["train_period"] == ["1980-10-01", "1995-09-30"]
     assert prov["epochs"] == b["config"]["training"]["epochs"] == len(prov["history"])
-    fine_tuned = {"dhbv_dynamic_hourly": 8, "dhbv_hourly": 6}  # epochs after init_from
+    fine_tuned = {"dhbv_dynamic_hourly": 8, "dhbv_hourly": 4}  # epochs after init_from
     assert prov["epochs"] == fine_tuned.get(path.stem, 50)
     assert ("init_from" in prov) == (path.stem in fine_tuned)
     assert b["metrics"]["test_period"] == ["1995-10-01", "2010-09-30"]
@@ -57,7 +65,8 @@ def test_truncated_bundle_is_one_line_saying_how_to_get_it_back(tmp_path):
 def test_hourly_bundles_are_the_daily_one_fine_tuned():
     """dhbv_dynamic_hourly.pt: the shipped daily δn(γt,βt) fine-tuned with hourly HBV steps
     (its provenance names the daily bundle's checksum); dhbv_hourly.pt, the hourly BMI's default:
-    that one fine-tuned further with stochastic storms and wider recession ranges."""
+    that one fine-tuned further with stochastic storms and wider recession ranges (the previous
+    default), then 4 epochs more with the storms in the day starting 8 h before midnight."""
     from bmi_dhbv.bmi import HOURLY_BUNDLE, UNIFORM_HOURLY_BUNDLE
 
     b = load_bundle(UNIFORM_HOURLY_BUNDLE)
@@ -66,8 +75,10 @@ def test_hourly_bundles_are_the_daily_one_fine_tuned():
     assert b["provenance"]["init_from"]["checksum"] == load_bundle(DEFAULT_BUNDLE)["checksum"]
     assert b["normalization"] == load_bundle(DEFAULT_BUNDLE)["normalization"]
     h = load_bundle(HOURLY_BUNDLE)
-    assert h["provenance"]["init_from"]["checksum"] == b["checksum"]
-    assert h["config"]["physics"]["within_day"]["rain"] == "stochastic"
+    assert h["provenance"]["init_from"]["checksum"] == PREVIOUS_DHBV_HOURLY
+    assert h["provenance"]["epochs"] == len(h["provenance"]["history"]) == 4
+    assert h["config"]["physics"]["within_day"] == {"rain": "stochastic", "pet": "sine",
+                                                     "day_start_hour": -8}
     assert h["config"]["physics"]["ranges"] == {"K0": [0.05, 0.999], "K1": [0.01, 0.95]}
     assert h["normalization"] == b["normalization"]
 
@@ -142,14 +153,17 @@ def test_dcfe_bundle_valid_with_provenance():
 
 def test_dcfe_hourly_bundle_valid_with_provenance():
     """dcfe_hourly.pt (the dCFE default): dcfe_dynamic.pt fine-tuned 6 epochs with stochastic
-    storms, scored under the seeded stochastic pattern."""
+    storms (the previous default), then 4 epochs more with the storms in the day starting 8 h
+    before midnight; scored under the seeded stochastic pattern."""
     from bmi_dcfe.model import DEFAULT_BUNDLE, DYNAMIC_BUNDLE, HOURLY_BUNDLE
 
     assert DEFAULT_BUNDLE == HOURLY_BUNDLE
     b = load_bundle(HOURLY_BUNDLE)
-    assert b["config"]["physics"]["within_day"]["rain"] == "stochastic"
-    assert b["provenance"]["init_from"]["checksum"] == load_bundle(DYNAMIC_BUNDLE)["checksum"]
-    assert b["provenance"]["epochs"] == len(b["provenance"]["history"]) == 6
+    assert b["config"]["physics"]["within_day"] == {"rain": "stochastic", "pet": "sine",
+                                                     "day_start_hour": -8}
+    assert b["provenance"]["init_from"]["checksum"] == PREVIOUS_DCFE_HOURLY
+    assert b["provenance"]["epochs"] == len(b["provenance"]["history"]) == 4
+    assert b["config"]["physics"]["dynamic"] == load_bundle(DYNAMIC_BUNDLE)["config"]["physics"]["dynamic"]
     assert b["metrics"]["n_basins"] == 447
 
 
