@@ -683,7 +683,8 @@ def hourly_from_daily(prcp, tmean, tmax, tmin,
     ``precip_rate`` [mm s-1] = P/86400 every hour, or with ``rain_block = (start_hour, hours)``
     P spread evenly over those hours of the day (the δ models' training scheme, e.g. (12, 6)),
     or by a :class:`~delta_core.patterns.WithinDay` ``rain`` (stochastic storms drawn from its
-    seed and ``gauge``);
+    seed and ``gauge``, in data days that begin ``-rain.day_start_hour`` hours before midnight:
+    the first day's early storms fall before the file, its last hours are dry);
     ``TMP_2maboveground`` [K] = ``tmean + a cos(2 pi (h - 15)/24) + 273.15`` with
     ``a = max(tmax - tmin, 0)/2``."""
     prcp, tmean, tmax, tmin = (np.asarray(x, dtype=float).reshape(-1, 1)
@@ -695,6 +696,10 @@ def hourly_from_daily(prcp, tmean, tmax, tmin,
     amp = 0.5 * np.maximum(tmax - tmin, 0.0)
     if rain is not None:
         rate = prcp * rain.draw_for_basins(prcp.shape[0], [gauge])[:, 0] / 3600.0
+        k = -rain.day_start_hour  # the data's day begins k hours before midnight
+        if k:
+            flat = np.concatenate([rate.reshape(-1)[k:], np.zeros(k)])
+            rate = flat.reshape(rate.shape)
     elif rain_block is None:
         rate = np.broadcast_to(prcp / 86400.0, (prcp.shape[0], 24)).copy()
     else:
@@ -708,12 +713,15 @@ def hourly_from_daily(prcp, tmean, tmax, tmin,
 def _stochastic_rain(args):
     """The stochastic within-day pattern of ``--rain-stochastic SEED`` (None without it)."""
     if args.rain_stochastic is None:
+        if args.rain_day_start_hour:
+            raise ValueError("--rain-day-start-hour goes with --rain-stochastic")
         return None
     if args.rain_block:
         raise ValueError("--rain-block and --rain-stochastic exclude each other")
     from delta_core.patterns import WithinDay
 
-    return WithinDay("stochastic", seed=args.rain_stochastic)
+    return WithinDay("stochastic", seed=args.rain_stochastic,
+                     day_start_hour=args.rain_day_start_hour)
 
 
 def write_camels_csvs(gauge: str, root, start: str, end: str, forcing_path: Path | None,
@@ -938,6 +946,10 @@ def _parse_args(argv, binding: ModelBinding) -> argparse.Namespace:
     ap.add_argument("--rain-stochastic", type=int, metavar="SEED",
                     help="--camels, hourly: spread each day's rain over stochastic storms "
                          "(delta_core.patterns, seeded by SEED and the gauge id) instead")
+    ap.add_argument("--rain-day-start-hour", type=int, default=0, metavar="H",
+                    help="with --rain-stochastic: each data day's storms fall in the 24 hours "
+                         "from H:00 (-23..0) of the calendar day; -8 places CAMELS' Daymet days "
+                         "as the shipped hourly bundles were trained (default: 0)")
     ap.add_argument("--spinup-start", help="--camels: write spin-up CSVs <out>/spinup/<id>.csv "
                     "from this date to the day before --start and use them")
     ap.add_argument("--spinup-forcing", metavar="PATH",

@@ -102,12 +102,15 @@ def test_camels_sample_hourly(staged, tmp_path):
     d0 = str(start.astype("datetime64[D]"))
     ts = CamelsDataset().load([gid], start=d0, end=str(last.astype("datetime64[D]")))
     assert str(ts.dates[0]) == d0 and len(ts.dates) == n_days
-    # the synthetic hourly forcing holds the Daymet day: sum of P, mean/max/min of T
+    # the synthetic hourly forcing holds the Daymet day: P summed over the data day (from 16:00
+    # of the day before, --rain-day-start-hour -8), mean/max/min of T over the calendar day
     f = R.CsvForcing(real / "forcing" / f"{cid}.csv")
     assert f.row_seconds == 3600 and f.times[0] == start
-    p_h = R.convert(f.columns["precip_rate"], "mm s-1", "mm h-1")[:n_days * 24].reshape(-1, 24)
+    p = R.convert(f.columns["precip_rate"], "mm s-1", "mm h-1")[:n_days * 24]
     t_h = R.convert(f.columns["TMP_2maboveground"], "K", "degC")[:n_days * 24].reshape(-1, 24)
-    np.testing.assert_allclose(p_h.sum(1), ts.prcp[:, 0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(p[16:-8].reshape(-1, 24).sum(1), ts.prcp[1:, 0], rtol=1e-12,
+                               atol=1e-12)
+    assert p[:16].sum() <= ts.prcp[0, 0] + 1e-12 and not p[-8:].any()
     np.testing.assert_allclose(t_h.mean(1), ts.tmean[:, 0], rtol=0, atol=1e-9)
     ok = ts.tmax[:, 0] >= ts.tmin[:, 0]
     np.testing.assert_allclose(t_h.max(1)[ok], ts.tmax[ok, 0], rtol=0, atol=1e-9)
@@ -485,6 +488,11 @@ def test_synthetic_hourly_rain_can_fall_in_stochastic_storms():
     c, _ = hourly_from_daily(prcp, t, t + 5, t - 5, rain=rain, gauge="09480000")
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
+    # --rain-day-start-hour -8: the same storms 8 hours earlier (data day from 16:00 before)
+    early, _ = hourly_from_daily(prcp, t, t + 5, t - 5, gauge="01022500",
+                                 rain=WithinDay("stochastic", seed=3, day_start_hour=-8))
+    np.testing.assert_array_equal(early.reshape(-1)[:-8], a.reshape(-1)[8:])
+    assert not early.reshape(-1)[-8:].any()
 
 
 @pytest.mark.parametrize("name", ["ngen_example", "dcfe_ngen_example", "dlgar_ngen_example"])
