@@ -25,7 +25,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SPINUP = {"dhbv": REPO / "realizations" / "camels_sample" / "spinup" / "cat-01022500.csv",
-          "dcfe": REPO / "realizations" / "dcfe_camels_sample" / "spinup" / "cat-01022500.csv"}
+          "dcfe": REPO / "realizations" / "dcfe_camels_sample" / "spinup" / "cat-01022500.csv.gz"}
 
 
 def rss_kb() -> int:
@@ -123,6 +123,7 @@ def main(argv=None) -> int:
     print("\n".join(lines))
     if a.out:
         out = Path(a.out)
+        out.mkdir(parents=True, exist_ok=True)
         (out / f"ngen_scale_{a.model}.md").write_text("\n".join(lines) + "\n")
         (out / f"ngen_scale_{a.model}.json").write_text(json.dumps(rows, indent=1))
     return 0
