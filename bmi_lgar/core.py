@@ -151,17 +151,9 @@ class LgarCore(LumpedCore):
 
     def step(self, forcing: list, start: dt.datetime) -> None:
         """One hour from ``start``: ``forcing`` = [P mm, PET mm or None, T degC or None]."""
-        p, pet, t = forcing
-        if t is not None and self._pet is not None:
-            self._pet.push(t)
-        if pet is None:
-            if t is None or self._pet is None:
-                raise ValueError("dLGAR: an hour without PET needs the air temperature and the "
-                                 "latitude (Hargreaves PET)")
-            pet = self._pet.pet(start)
-        p, melt = self._liquid_water(p, t)
+        p, pet, melt = self._hour_inputs(forcing, start)
         if self.backend == "cpp":
-            self._step_kernel(p, pet)
+            self._run_kernel(np.array([float(p)]), np.array([float(pet)]))
         else:
             self._step_port(p, pet)
         self.values["melt"][0] = melt
@@ -174,27 +166,25 @@ class LgarCore(LumpedCore):
             return super().run_steps(forcings, starts)
         n = len(forcings)
         liquid, pet, melt = np.empty(n), np.empty(n), np.empty(n)
-        for i, ((p, e, t), start) in enumerate(zip(forcings, starts)):
-            if t is not None and self._pet is not None:
-                self._pet.push(t)
-            if e is None:
-                if t is None or self._pet is None:
-                    raise ValueError("dLGAR: an hour without PET needs the air temperature and "
-                                     "the latitude (Hargreaves PET)")
-                e = self._pet.pet(start)
-            pet[i] = e
-            liquid[i], melt[i] = self._liquid_water(p, t)
-        run = self._kernel.run_kernel(self._kb, liquid[:, None], pet[:, None],
-                                      state=self.packed)
-        self.packed = run.state
-        self.state = None
-        o = run.outputs
-        self.flow_new[0] = o["total_discharge"][-1, 0] * M_TO_MM
-        for name, field in LGAR_RATES.items():
-            self.values[name][0] = o[field][-1, 0] * M_TO_MM
-        self._write_levels()
+        for i, (forcing, start) in enumerate(zip(forcings, starts)):
+            liquid[i], pet[i], melt[i] = self._hour_inputs(forcing, start)
+        self._run_kernel(liquid, pet)
         self.values["melt"][0] = melt[-1]
         self.values["swe"][0] = self.snowpack + self.meltwater
+
+    def _hour_inputs(self, forcing: list, start: dt.datetime) -> tuple[float, float, float]:
+        """Water reaching the soil [mm], PET [mm] and snowmelt [mm] of the hour from ``start``
+        (``forcing`` = [P mm, PET mm or None, T degC or None]; PET by Hargreaves when None)."""
+        p, pet, t = forcing
+        if t is not None and self._pet is not None:
+            self._pet.push(t)
+        if pet is None:
+            if t is None or self._pet is None:
+                raise ValueError("dLGAR: an hour without PET needs the air temperature and the "
+                                 "latitude (Hargreaves PET)")
+            pet = self._pet.pet(start)
+        liquid, melt = self._liquid_water(p, t)
+        return liquid, pet, melt
 
     def _liquid_water(self, p: float, t: float | None) -> tuple[float, float]:
         """The hour's water reaching the soil [mm] and snowmelt [mm] (snow routine, if any)."""
@@ -217,16 +207,16 @@ class LgarCore(LumpedCore):
             self.values[name][0] = getattr(f, field) * CM_TO_M * M_TO_MM
         self._write_levels()
 
-    def _step_kernel(self, p: float, pet: float) -> None:
-        """One hour in the compiled kernel from the packed state (outputs in m -> mm)."""
-        run = self._kernel.run_kernel(self._kb, np.array([[float(p)]]),
-                                      np.array([[float(pet)]]), state=self.packed)
+    def _run_kernel(self, liquid: np.ndarray, pet: np.ndarray) -> None:
+        """Hours of liquid water and PET [mm] in one kernel call from the packed state; the
+        outputs of the last hour (m -> mm)."""
+        run = self._kernel.run_kernel(self._kb, liquid[:, None], pet[:, None], state=self.packed)
         self.packed = run.state
         self.state = None
         o = run.outputs
-        self.flow_new[0] = o["total_discharge"][0, 0] * M_TO_MM
+        self.flow_new[0] = o["total_discharge"][-1, 0] * M_TO_MM
         for name, field in LGAR_RATES.items():
-            self.values[name][0] = o[field][0, 0] * M_TO_MM
+            self.values[name][0] = o[field][-1, 0] * M_TO_MM
         self._write_levels()
 
     def kernel_state(self) -> LgarState:

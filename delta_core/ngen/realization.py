@@ -695,11 +695,13 @@ def hourly_from_daily(prcp, tmean, tmax, tmin,
     cos[(DIURNAL_PEAK_HOUR + 12) % 24] = -1.0
     amp = 0.5 * np.maximum(tmax - tmin, 0.0)
     if rain is not None:
-        rate = prcp * rain.draw_for_basins(prcp.shape[0], [gauge])[:, 0] / 3600.0
-        k = -rain.day_start_hour  # the data's day begins k hours before midnight
-        if k:
-            flat = np.concatenate([rate.reshape(-1)[k:], np.zeros(k)])
-            rate = flat.reshape(rate.shape)
+        import torch
+
+        from delta_core.patterns import spread_rain
+
+        w = torch.from_numpy(rain.draw_for_basins(prcp.shape[0], [gauge]))
+        hourly = spread_rain(torch.from_numpy(prcp), w, rain.day_start_hour).numpy()
+        rate = hourly.reshape(prcp.shape[0], 24) / 3600.0
     elif rain_block is None:
         rate = np.broadcast_to(prcp / 86400.0, (prcp.shape[0], 24)).copy()
     else:
