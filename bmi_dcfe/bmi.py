@@ -29,6 +29,8 @@ class BmiDCFE(NgenBmi):
     HARGREAVES_FROM = "the trailing 24 h of temperature"
     EXTRA_KEYS = FLAT_TEMPERATURE_KEYS
     SPINUP_COLUMNS = {"prcp_mm_h": "prcp", "tmean_c": "tmean", "pet_mm_h": "pet"}
+    DAILY_SPINUP_COLUMNS = {"prcp_mm_day": "prcp", "tmean_c": "tmean", "tmax_c": "tmax",
+                            "tmin_c": "tmin", "pet_mm_day": "pet"}
 
     def _make_core(self, model, norm, x_attr, cfg) -> CfeCore:
         core = CfeCore(model, x_attr, self._lat, self._choose_backend(cfg, model), norm=norm)

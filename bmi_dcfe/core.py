@@ -25,8 +25,9 @@ import torch
 from bmi_dcfe import kernel, physics
 from bmi_dcfe.model import VARIABLES
 from delta_core import snow as snow_routine
+from delta_core import subdaily
 from delta_core.bmi.core import LumpedCore
-from delta_core.bmi.hourly import FlatTemperature, HourlyInputs
+from delta_core.bmi.hourly import DailyForcing, FlatTemperature, HourlyInputs
 from delta_core.networks import LSTMStepper
 from delta_core.spec import core_names
 
@@ -54,6 +55,11 @@ class CfeCore(LumpedCore):
     #: Hour's precipitation [mm], temperature [degC], PET [mm] (None: Hargreaves).
     fields = ("prcp", "tmean", "pet")
     optional_fields = frozenset({"pet"})
+    #: Daily spin-up rows: P [mm d-1], T mean (None: (max + min) / 2), T max, T min [degC],
+    #: PET [mm d-1] (None: Hargreaves), spread over the hours as in training (:meth:`spinup`).
+    spinup_step_seconds = 86400
+    spinup_fields = ("prcp", "tmean", "tmax", "tmin", "pet")
+    spinup_optional_fields = frozenset({"tmean", "tmax", "tmin", "pet"})
     flows = core_names(VARIABLES, "flow")
     rates = core_names(VARIABLES, "rate")
     stores = ("swe", "soil_moisture", "groundwater")
@@ -94,6 +100,7 @@ class CfeCore(LumpedCore):
         self._ordinates = self.static_params.giuh_ordinates[0].numpy().copy()
         self._inputs = HourlyInputs(latitude, self._pet_weights, "dCFE", self._lstm,
                                     getattr(self, "_forcing_norm", None))
+        self._daily = DailyForcing(latitude, "dCFE")
         self._set_parameters(first)
         self._kout = np.zeros(kernel.N_GRAD_OUTPUTS)
         self.reset()
@@ -108,6 +115,7 @@ class CfeCore(LumpedCore):
         self.snowpack = 0.0
         self.meltwater = 0.0
         self._inputs.reset()
+        self._daily.reset()
         self.flow_new = np.zeros(len(self.flows))
         self.flow_carry = np.zeros(len(self.flows))
         self.rate_values[:] = 0.0
@@ -121,8 +129,8 @@ class CfeCore(LumpedCore):
 
     def set_flat_policy(self, policy: FlatTemperature) -> None:
         """Use ``policy`` (:class:`~delta_core.bmi.hourly.FlatTemperature`) for hours whose
-        trailing 24 h temperature is constant."""
-        self._inputs.pet_model.policy = policy
+        trailing 24 h temperature is constant, and for days of daily spin-up rows."""
+        self._inputs.pet_model.policy = self._daily.policy = policy
 
     def step(self, forcing: list, start: dt.datetime) -> None:
         """One hour from ``start``: ``forcing`` = [P mm, T degC, PET mm (None: Hargreaves)]."""
@@ -156,8 +164,9 @@ class CfeCore(LumpedCore):
 
     def run_steps(self, forcings: list[list], starts: list[dt.datetime]) -> None:
         """Many hours at once (``backend: cpp``; with dynamic parameters whole days from 00:00):
-        snow on floats hour by hour, PET and the daily LSTM over the days vectorised, CFE in one
-        kernel call; ends in the state :meth:`step` in turn would reach (to rounding)."""
+        snow over the hours in one loop (:func:`delta_core.snow.degree_day_series`), PET and
+        the daily LSTM over the days vectorised, CFE in one kernel call; ends in the state
+        :meth:`step` in turn would reach (to rounding)."""
         n = len(forcings)
         p = np.array([f[0] for f in forcings], dtype=float)
         temps = np.array([f[1] for f in forcings], dtype=float)
@@ -167,12 +176,8 @@ class CfeCore(LumpedCore):
         if days is None:
             return super().run_steps(forcings, starts)
         pet, raw = days
-        liquid, melt = np.empty(n), np.empty(n)
-        for i, f in enumerate(forcings):
-            sn = snow_routine.degree_day_step(self.snowpack, self.meltwater, f[0], f[1],
-                                              *self._snow_args)
-            self.snowpack, self.meltwater = sn.snowpack, sn.meltwater
-            liquid[i], melt[i] = sn.rain + sn.outflow, sn.melt
+        liquid, melt, self.snowpack, self.meltwater = snow_routine.degree_day_series(
+            p, temps, *self._snow_args, self.snowpack, self.meltwater)
         dynamic = None
         if self._lstm is not None:
             scaled = self._model.scale_dynamic(torch.from_numpy(raw))
@@ -181,6 +186,36 @@ class CfeCore(LumpedCore):
             self._set_parameters(self._dynamic_from_raw(self.dynamic_raw))
         self._run_kernel(liquid, pet, dynamic)
         self.values["pet"][0], self.values["melt"][0] = pet[-1], melt[-1]
+        self._write_levels()
+
+    def spinup(self, forcings: list[list], starts: list[dt.datetime]) -> None:
+        """Daily rows (:attr:`spinup_fields`; ``backend: cpp``) spread over their hours as in
+        training (:func:`delta_core.subdaily.step_forcing` with the bundle's within-day
+        pattern, seeded draws for a stochastic one; temperature at the daily mean), the snow
+        routine hourly, the LSTM over the days and CFE in one call each. The state continues as
+        after the last spin-up day: the next hour starts the day after."""
+        if self.backend != "cpp":
+            raise ValueError("a daily spin-up file needs backend: cpp (or give hourly rows)")
+        p, t, pet = self._daily.days(forcings, starts)
+        daily = torch.from_numpy(np.stack([p, t, pet], -1)[:, None, :])
+        pattern = self._model.pattern
+        weights = torch.from_numpy(pattern.spinup_weights(len(p))[:, None])
+        steps = subdaily.step_forcing(daily, pattern, {"rain_weights": weights})
+        prcp, temp, pet_h = (x[:, 0].numpy() for x in (steps.prcp, steps.temp, steps.pet))
+        liquid, melt, self.snowpack, self.meltwater = snow_routine.degree_day_series(
+            prcp, temp, *self._snow_args, self.snowpack, self.meltwater)
+        dynamic = None
+        if self._lstm is not None:
+            raw = self._lstm.run(self._model.dynamic_net,
+                                 self._forcing_norm.transform(np.stack([p, t, pet], -1)))
+            lagged = np.concatenate([self.dynamic_raw[None], raw[:-1]])  # day i: after day i-1
+            scaled = self._model.scale_dynamic(torch.from_numpy(lagged))
+            dynamic = {k: v[:, None] for k, v in scaled.items()}
+            self.dynamic_raw = raw[-1].copy()
+            self._set_parameters(self._dynamic_from_raw(self.dynamic_raw))
+        self._run_kernel(liquid, pet_h, dynamic)
+        self._inputs.days.reset()  # the LSTM has seen the last day already
+        self.values["pet"][0], self.values["melt"][0] = pet_h[-1], melt[-1]
         self._write_levels()
 
     def _run_kernel(self, liquid: np.ndarray, pet: np.ndarray, dynamic: dict | None) -> None:

@@ -132,7 +132,20 @@ def giuh_route(excess: torch.Tensor, ordinates: torch.Tensor, queue0: torch.Tens
     Returns
     -------
     (direct runoff [T, B], queue after the last step [B, n])
+        Without gradients (float64) in one call of the compiled kernel, bit for bit the
+        additions of :func:`giuh_route_torch`.
     """
+    if (_core is not None and excess.dtype == torch.float64 and not (
+            torch.is_grad_enabled() and any(x.requires_grad for x in (excess, ordinates, queue0)))):
+        direct, queue = _core.giuh_route(excess.detach().numpy(), ordinates.detach().numpy(),
+                                         queue0.detach().numpy())
+        return torch.from_numpy(direct), torch.from_numpy(queue)
+    return giuh_route_torch(excess, ordinates, queue0)
+
+
+def giuh_route_torch(excess: torch.Tensor, ordinates: torch.Tensor, queue0: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`giuh_route` in PyTorch (differentiable; the reference of the compiled one)."""
     t_len, _ = excess.shape
     n = ordinates.shape[1]
     pad = torch.cat([excess.new_zeros(n, excess.shape[1]), excess])  # excess[t - k] at pad[n + t - k]

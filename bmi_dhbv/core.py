@@ -20,9 +20,8 @@ import torch
 from bmi_dhbv import hbv, kernel
 from bmi_dhbv.model import VARIABLES
 from delta_core.bmi.core import LumpedCore
-from delta_core.bmi.hourly import FLAT_DAYS, FLAT_RANGE_C, FlatTemperature
+from delta_core.bmi.hourly import DailyForcing, FlatTemperature
 from delta_core.networks import LSTMStepper
-from delta_core.pet import extraterrestrial_radiation, hargreaves_from_ra
 from delta_core.spec import core_names
 
 
@@ -61,7 +60,7 @@ class HBVCore(LumpedCore):
         self._model = model
         self.flat_policy = FlatTemperature("dHBV")
         self._forcing_norm = norm.forcing
-        self._ra = extraterrestrial_radiation(latitude, np.arange(1, 367))[:, 0].tolist()
+        self._daily = DailyForcing(latitude, "dHBV")
         with torch.no_grad():
             static, uh = model.static_parameters(torch.as_tensor(x_attr[None], dtype=torch.float64))
         self.n_components = c = model.options.n_components
@@ -86,8 +85,7 @@ class HBVCore(LumpedCore):
         self.states = np.full((len(hbv.STATE_NAMES), self.n_components), hbv.COLD_START_MM)
         self.params = self._static.copy()
         self._dynamic_changed()
-        self._flat_range: float | None = None  # fallback range [degC] once engaged
-        self._flat_days = 0  # consecutive days of constant temperature
+        self._daily.reset()
         if self._lstm is not None:
             self._lstm.reset()
         self._qhist = np.zeros((3, len(self.unit_hydrograph) - 1))  # q0,q1,q2 at lags 1..14
@@ -100,44 +98,14 @@ class HBVCore(LumpedCore):
     def step(self, forcing: list, start: dt.datetime) -> None:
         """One day: ``forcing`` = [P, T mean (None: (max+min)/2), T max, T min, PET (None:
         Hargreaves)] of the day starting at ``start``."""
-        p, t, pet = self._daily_forcing(forcing, start)
+        p, t, pet = self._daily.day(forcing, start)
         if self._lstm is not None:
             self._set_dynamic(self._lstm.step(self._forcing_norm.transform_day((p, t, pet))))
         self._advance(p, t, pet)
 
-    def _daily_forcing(self, forcing: list, start: dt.datetime) -> tuple[float, float, float]:
-        """P, mean T and PET of a day from ``[P, T mean, T max, T min, PET]`` (mean T from
-        max/min, PET Hargreaves from max/min where None)."""
-        p, t, tmax, tmin, pet = forcing
-        if t is None:
-            t = 0.5 * (tmax + tmin)
-        if pet is None:
-            if tmax is None or tmin is None:
-                raise ValueError("dHBV needs PET or the day's max and min temperature")
-            tmax, tmin = self._unflatten(tmax, tmin, start)
-            pet = hargreaves_from_ra(tmax, tmin, self._ra[start.timetuple().tm_yday - 1])
-        return p, t, pet
-
     def set_flat_policy(self, policy: FlatTemperature) -> None:
         """Use ``policy`` for days (hours) of constant temperature (:class:`FlatTemperature`)."""
-        self.flat_policy = policy
-
-    def _unflatten(self, tmax: float, tmin: float, start: dt.datetime) -> tuple[float, float]:
-        """A day's max and min temperature [degC] for Hargreaves: as given, or on a day whose
-        range is below :data:`FLAT_RANGE_C` their mean +- half the fallback range, once
-        :data:`FLAT_DAYS` consecutive such days (daily-mean forcing) were seen (the first time
-        warns, or raises with ``refuse``)."""
-        if abs(tmax - tmin) >= FLAT_RANGE_C:
-            self._flat_days = 0
-            return tmax, tmin
-        self._flat_days += 1
-        if self._flat_range is None and self._flat_days >= FLAT_DAYS:
-            self._flat_range = self.flat_policy.engage(
-                "dHBV", f"each of the {FLAT_DAYS} days up to the day from {start}")
-        if self._flat_range is None:
-            return tmax, tmin
-        mid = 0.5 * (tmax + tmin)
-        return mid + 0.5 * self._flat_range, mid - 0.5 * self._flat_range
+        self.flat_policy = self._daily.policy = policy
 
     def _set_dynamic(self, raw: np.ndarray) -> None:
         """Dynamic parameters from the LSTM's raw head outputs ``[n_dynamic * C]``."""
@@ -182,12 +150,11 @@ class HBVCore(LumpedCore):
         n_hist = len(self._uh_tail)
         if self._step_numpy is None or len(forcings) <= n_hist:
             return super().run_steps(forcings, starts)
-        p, t, pet = (np.array(x) for x in zip(*(self._daily_forcing(f, s)
-                                                 for f, s in zip(forcings, starts))))
+        p, t, pet = self._daily.days(forcings, starts)
         params = {name: torch.from_numpy(self._static[i][None].copy())
                   for i, name in enumerate(hbv.PARAMETER_NAMES)}
         if self._lstm is not None:
-            xf = np.stack([self._forcing_norm.transform_day(row) for row in zip(p, t, pet)])
+            xf = self._forcing_norm.transform(np.stack([p, t, pet], -1))
             raw = self._lstm.run(self._model.dynamic_net, xf)
             params.update(self._dynamic_series(raw))
             self._set_dynamic(raw[-1])

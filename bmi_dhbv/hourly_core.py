@@ -93,19 +93,19 @@ class HourlyHBVCore(HBVCore):
         """Daily rows ``[P mm/d, T mean, T max, T min, PET mm/d]`` (None where derived), spread
         over their hours as in training, HBV in one call; the LSTM runs over the days. The
         state continues as after the last spin-up day: the next hour starts the day after."""
-        days = [self._daily_forcing(f, s) for f, s in zip(forcings, starts)]
-        p, t, pet = (np.array(x) for x in zip(*days))
+        p, t, pet = self._daily.days(forcings, starts)
+        n_days = len(p)
         params = {name: torch.from_numpy(self._static[i][None].copy())
                   for i, name in enumerate(hbv.PARAMETER_NAMES)}
         if self._lstm is not None:
-            xf = np.stack([self._forcing_norm.transform_day(d) for d in days])
+            xf = self._forcing_norm.transform(np.stack([p, t, pet], -1))
             raw = self._lstm.run(self._model.dynamic_net, xf)
             lagged = np.concatenate([self.dynamic_raw[None], raw[:-1]])  # day i: after day i-1
             params.update(self._dynamic_series(lagged, repeat=24))
             self.dynamic_raw = raw[-1].copy()
             self._set_dynamic(self.dynamic_raw)
         daily = torch.from_numpy(np.stack([p, t, pet], -1)[:, None, :])
-        weights = torch.from_numpy(self._scheme.spinup_weights(len(days))[:, None])
+        weights = torch.from_numpy(self._scheme.spinup_weights(n_days)[:, None])
         steps = subdaily.step_forcing(daily, self._scheme, {"rain_weights": weights})
         pet_w = self._scheme.pet_weights().numpy()
         with torch.no_grad():

@@ -50,3 +50,15 @@ def missing_kernel(label: str, module: str, error: Exception | None, hint: str =
     """The error to raise when a kernel is needed but ``module`` could not be imported."""
     return RuntimeError(f"the compiled {label} kernel {module} is not available ({error}); "
                         f"reinstall the package with a C++ compiler{hint}")
+
+
+def _check_spinup_loops(core: ModuleType) -> None:
+    check_names(core, "spin-up", "delta_core/networks.py",
+                {"LSTM_GATE_ORDER": ("i", "f", "o", "g")})
+
+
+#: The compiled sequential loops of a BMI spin-up (``delta_core._core``: an LSTM over days, the
+#: degree-day snow routine over hours), or None where the package was not built; their users
+#: fall back to their Python references (:meth:`delta_core.networks.LSTMStepper.run`,
+#: :func:`delta_core.snow.degree_day_series`).
+SPINUP_LOOPS, SPINUP_LOOPS_ERROR = import_kernel("delta_core._core", _check_spinup_loops)

@@ -119,9 +119,21 @@ class LSTMStepper:
         return out
 
     def run(self, net: LSTMNet, xf: np.ndarray) -> np.ndarray:
-        """Many steps at once in torch, continuing (and advancing) ``h``, ``c``: raw head
-        outputs ``[n, n_out]`` for forcing rows ``xf [n, F]`` (equal to :meth:`step` in turn to
-        rounding). ``net`` is the network this stepper was made from."""
+        """Many steps at once, continuing (and advancing) ``h``, ``c``: raw head outputs
+        ``[n, n_out]`` for forcing rows ``xf [n, F]`` (equal to :meth:`step` in turn to
+        rounding). One call of the compiled loop (:data:`delta_core.kernels.SPINUP_LOOPS`),
+        else torch's LSTM; ``net`` is the network this stepper was made from."""
+        from delta_core.kernels import SPINUP_LOOPS
+
+        xf = np.ascontiguousarray(xf, dtype=np.float64)
+        if SPINUP_LOOPS is not None:
+            self.h, self.c = np.array(self.h, dtype=np.float64), np.array(self.c, dtype=np.float64)
+            return SPINUP_LOOPS.lstm_sequence(self.w_in_f, self.b_in, self.w_gates, self.b_gates,
+                                              self.w_head, self.b_head, xf, self.h, self.c)
+        return self.run_torch(net, xf)
+
+    def run_torch(self, net: LSTMNet, xf: np.ndarray) -> np.ndarray:
+        """:meth:`run` with torch's LSTM (the reference of the compiled loop)."""
         import torch
 
         with torch.no_grad():

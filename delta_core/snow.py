@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 #: Physical ranges of the snow parameters ``name: (low, high, units)`` (Feng et al. 2022).
@@ -102,3 +103,42 @@ def liquid_water(p: torch.Tensor, t: torch.Tensor, params: dict) -> tuple[torch.
         melt.append(s.melt)
         swe.append(pack + water)
     return torch.stack(liquid), torch.stack(melt), torch.stack(swe)
+
+
+def degree_day_series(p: np.ndarray, t: np.ndarray, tt: float, cfmax: float, cfr: float,
+                      cwh: float, snowpack: float = 0.0, meltwater: float = 0.0
+                      ) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """:func:`degree_day_step` on floats over consecutive steps of one catchment (a BMI's
+    batched run or spin-up), in one call of the compiled loop where the package was built (bit
+    for bit the same operations; :data:`delta_core.kernels.SPINUP_LOOPS`).
+
+    Parameters
+    ----------
+    p, t : ndarray [n]
+        Precipitation [mm per step] and air temperature [degC] of each step.
+    tt, cfmax, cfr, cwh : float
+        As :func:`degree_day_step`, ``cfmax`` per step (e.g. CFMAX / 24 for hours).
+    snowpack, meltwater : float
+        Stores before the first step [mm].
+
+    Returns
+    -------
+    liquid, melt : ndarray [n]
+        Rain + release from the pack [mm per step], melt [mm per step].
+    snowpack, meltwater : float
+        Stores after the last step [mm].
+    """
+    from delta_core.kernels import SPINUP_LOOPS
+
+    p = np.ascontiguousarray(p, dtype=np.float64)
+    t = np.ascontiguousarray(t, dtype=np.float64)
+    if SPINUP_LOOPS is not None:
+        liquid, melt, snowpack, meltwater = SPINUP_LOOPS.snow_series(
+            p, t, tt, cfmax, cfr, cwh, float(snowpack), float(meltwater))
+        return liquid, melt, snowpack, meltwater
+    liquid, melt = np.empty(len(p)), np.empty(len(p))
+    for i, (pi, ti) in enumerate(zip(p.tolist(), t.tolist())):
+        s = degree_day_step(snowpack, meltwater, pi, ti, tt, cfmax, cfr, cwh)
+        snowpack, meltwater = s.snowpack, s.meltwater
+        liquid[i], melt[i] = s.rain + s.outflow, s.melt
+    return liquid, melt, snowpack, meltwater

@@ -125,6 +125,39 @@ void bind_dtype(py::module_& m, const char* suffix) {
 
 }  // namespace
 
+// GIUH convolution of the infiltration excess [T, B] with per-basin ordinates [B, n] from the
+// runoff queue [B, n] (water due 0, 1, ... steps ahead): direct runoff [T, B] and the queue
+// after the last step, with the additions in the order of bmi_dcfe.kernel.giuh_route (its
+// PyTorch reference, bit for bit), in one pass instead of n tensor operations.
+py::tuple giuh_route(const Arr<double>& excess, const Arr<double>& ordinates,
+                     const Arr<double>& queue0) {
+  if (excess.ndim() != 2) fail("excess: expected [T, B]");
+  const py::ssize_t T = excess.shape(0), B = excess.shape(1);
+  if (ordinates.ndim() != 2 || ordinates.shape(0) != B) fail("ordinates: expected [B, n]");
+  const py::ssize_t n = ordinates.shape(1);
+  check_shape<double>(queue0, {B, n}, "queue0");
+  py::array_t<double> direct({T, B}), queue({B, n});
+  const double *x = excess.data(), *o = ordinates.data(), *q0 = queue0.data();
+  double *d = direct.mutable_data(), *q = queue.mutable_data();
+  for (py::ssize_t b = 0; b < B; ++b) {
+    const double* ob = o + b * n;
+    for (py::ssize_t t = 0; t < T; ++t) {
+      double v = t < n ? q0[b * n + t] : 0.0;
+      for (py::ssize_t k = n - 1; k >= 0; --k) v = v + ob[k] * (t - k >= 0 ? x[(t - k) * B + b] : 0.0);
+      d[t * B + b] = v;
+    }
+    for (py::ssize_t j = 0; j < n; ++j) {
+      double v = T + j < n ? q0[b * n + T + j] : 0.0;
+      for (py::ssize_t k = n - 1; k > j; --k) {
+        const py::ssize_t t = T + j - k;
+        if (t >= 0 && t < T) v = v + ob[k] * x[t * B + b];
+      }
+      q[b * n + j] = v;
+    }
+  }
+  return py::make_tuple(direct, queue);
+}
+
 PYBIND11_MODULE(_core, m) {
   m.doc() = "CFE kernel (classic soil scheme, Schaake, lateral Nash cascade): forward and adjoint";
   m.attr("PARAMETER_NAMES") = delta::names_tuple(cfe::kParamNames);
@@ -137,4 +170,6 @@ PYBIND11_MODULE(_core, m) {
   m.def("step", &step, py::arg("params"), py::arg("state"), py::arg("rain"), py::arg("pet"),
         py::arg("mass_conserving"), py::arg("out"),
         "One hour of one basin in place (float64): the BMI's step.");
+  m.def("giuh_route", &giuh_route, py::arg("excess"), py::arg("ordinates"), py::arg("queue0"),
+        "GIUH convolution without gradients (float64): direct runoff [T, B], final queue [B, n].");
 }

@@ -68,8 +68,9 @@ COMMON_KEYS: dict[str, str] = {
     "threads": "torch and kernel threads of this process (default 1: ngen runs many catchments "
                "per process, and extra BLAS/OpenMP threads per process cost system time)",
     "initial_state": "cold (default) or the path of a state file written by save_state",
-    "spinup_forcing": "optional CSV of forcing at the model's step run before start_time to "
-                      "warm the states",
+    "spinup_forcing": "optional CSV of forcing run before start_time (its rows end by then) "
+                      "to warm the states: rows at the model's step, or daily rows (their "
+                      "columns say which) where the model takes them (BMI.md)",
     "spinup": "optional mapping: cycle the leading years of an hourly CsvPerFeature forcing "
               "file before start_time until every store settles: forcing (path, relative to "
               "this config's folder; the writers give the catchment's own run forcing), years "
@@ -121,6 +122,11 @@ class NgenBmi(LumpedBmi):
     #: Spin-up CSV columns -> core fields (a ``date`` or ``time`` column is required too);
     #: columns of optional fields may be absent or empty.
     SPINUP_COLUMNS: dict[str, str] = {}
+    #: Columns of daily spin-up rows that an hourly core also takes
+    #: (:attr:`~delta_core.bmi.core.LumpedCore.spinup_fields`), beside rows at its step
+    #: (:attr:`SPINUP_COLUMNS`): a file with a column of these that is not one of those (e.g.
+    #: ``prcp_mm_day``) is daily. Empty: only rows at the step.
+    DAILY_SPINUP_COLUMNS: dict[str, str] = {}
 
     def __init__(self) -> None:
         super().__init__()
@@ -180,7 +186,7 @@ class NgenBmi(LumpedBmi):
                            f"(keys: {sorted(self.config_keys())})")
         path = Path(config_file)
         try:
-            cfg = yaml.safe_load(path.read_text()) or {}
+            cfg = yaml.load(path.read_text(), Loader=_YAML_LOADER) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise BmiError(f"cannot read BMI config {path}: {exc}") from exc
         if not isinstance(cfg, dict):
@@ -567,53 +573,71 @@ class NgenBmi(LumpedBmi):
     # ==========================================================================================
     def _spinup(self, path: Path) -> None:
         """Run the core over a CSV of forcing at the model's step ending before time 0 (a
-        ``.csv.gz`` is read through gzip)."""
+        ``.csv.gz`` is read through gzip), read column-wise and checked as a whole: steps, values
+        and ranges (the first bad line named)."""
         core = self._core
-        opener = gzip.open if path.suffix == ".gz" else open
-        try:
-            with opener(path, "rt", newline="") as f:
-                rows = list(csv.DictReader(f))
-        except (OSError, EOFError, UnicodeDecodeError) as exc:
-            raise BmiError(f"cannot read spinup_forcing {path}: {exc}") from exc
-        cols = self.SPINUP_COLUMNS
-        step_s = core.spinup_step_seconds or core.step_seconds
-        fields = core.spinup_fields or core.fields
-        optional = (core.optional_fields if core.spinup_fields is None
-                    else core.spinup_optional_fields or frozenset())
+        header, columns = _read_csv_columns(path)
+        cols, run = self.SPINUP_COLUMNS, core.spinup
+        if self.DAILY_SPINUP_COLUMNS:  # daily rows (by their columns), or rows at the step
+            daily_only = [c for c in self.DAILY_SPINUP_COLUMNS if c not in cols]
+            if any(c in header for c in daily_only):
+                cols = self.DAILY_SPINUP_COLUMNS
+            else:
+                run = core.run_steps
+        # the rows of core.spinup are spinup_fields every spinup_step_seconds where declared
+        other = run == core.spinup and core.spinup_fields is not None
+        step_s = core.spinup_step_seconds if other else core.step_seconds
+        fields = core.spinup_fields if other else core.fields
+        optional = (core.spinup_optional_fields or frozenset()) if other else core.optional_fields
         need = [c for c, f in cols.items() if f not in optional]
-        tcol = next((c for c in ("date", "time") if rows and c in rows[0]), None)
-        if not rows or tcol is None or any(c not in rows[0] for c in need):
+        tcol = next((c for c in ("date", "time") if c in header), None)
+        n = len(columns[header[0]]) if header else 0
+        if not n or tcol is None or any(c not in header for c in need):
             raise BmiError(f"spinup_forcing {path} must have a date column and columns {need} "
                            f"(optional: {[c for c in cols if c not in need]}) and at least one "
                            f"row")
+        times = _parse_times(columns[tcol], tcol, path)
+        gaps = np.flatnonzero(np.diff(times) != np.timedelta64(step_s, "s"))
+        if gaps.size:
+            i = int(gaps[0]) + 1
+            raise BmiError(f"spinup_forcing {path} line {i + 2}: {times[i].item()} does not "
+                           f"follow {times[i - 1].item()} by one step of the spin-up file "
+                           f"({step_s} s)")
+        end = times[-1] + np.timedelta64(step_s, "s")
+        if end > np.datetime64(self._start, "s"):
+            raise BmiError(f"spinup_forcing {path}: its last row ({times[-1].item()}) ends at "
+                           f"{end.item()}, after start_time {self._start}: the spin-up must end "
+                           f"before the run starts")
+        values = {f: _floats(columns[c], c, path) if c in header else None
+                  for c, f in cols.items()}
         checks = self._field_checks()
-        step = dt.timedelta(seconds=step_s)
-        prev = None
-        forcings, starts = [], []
-        for i, row in enumerate(rows, start=2):
-            try:
-                when = _parse_time(row[tcol], tcol)
-                values = {f: (float(row[c]) if row.get(c) not in (None, "") else None)
-                          for c, f in cols.items()}
-            except (ValueError, BmiError) as exc:
-                raise BmiError(f"spinup_forcing {path} line {i}: {exc}") from exc
-            if prev is not None and when - prev != step:
-                raise BmiError(f"spinup_forcing {path} line {i}: {when} does not follow {prev} "
-                               f"by one step of the spin-up file ({step_s} s)")
-            bad = [f for f, x in values.items() if x is not None and not math.isfinite(x)
-                   or f not in optional and x is None]
-            if bad:
-                raise BmiError(f"spinup_forcing {path} line {i}: {bad} missing or not finite")
-            for c, f in cols.items():
-                x = values[f]
-                if f in checks and x is not None and value_problem(checks[f], x):
-                    raise BmiError(f"spinup_forcing {path} line {i} ({row[tcol]}): column {c} "
-                                   f"= {x}: {value_problem(checks[f], x)}")
-            prev = when
-            forcings.append([values.get(f) for f in fields])
-            starts.append(when)
-        core.spinup(forcings, starts)
-        del forcings, starts, rows
+        first_bad = (n, "", "")
+        for c, f in cols.items():
+            x = values[f]
+            if x is None:
+                continue
+            bad = np.flatnonzero(np.isinf(x) | (np.isnan(x) & (f not in optional)))
+            if bad.size and bad[0] < first_bad[0]:
+                first_bad = (int(bad[0]), "missing", f)
+            if f in checks:
+                bad = np.flatnonzero(~np.isnan(x) & _out_of_range(checks[f], x))
+                if bad.size and bad[0] < first_bad[0]:
+                    first_bad = (int(bad[0]), "range", f)
+        i, kind, f = first_bad
+        if kind:
+            missing = [g for g, x in values.items()
+                       if x is not None and (np.isinf(x[i]) or g not in optional and np.isnan(x[i]))]
+            if kind == "missing" or missing:
+                raise BmiError(f"spinup_forcing {path} line {i + 2}: {missing} missing or not "
+                               f"finite")
+            c = next(c for c, g in cols.items() if g == f)
+            x = float(values[f][i])
+            raise BmiError(f"spinup_forcing {path} line {i + 2} ({columns[tcol][i]}): column {c} "
+                           f"= {x}: {value_problem(checks[f], x)}")
+        forcings = _rows_with_none([values.get(f) for f in fields], n)
+        starts = times.astype("datetime64[us]").tolist()
+        run(forcings, starts)
+        del forcings, starts, columns, values
         _release_freed_memory()
         self._carry = core.flow_carry.tolist()
         self._write_held()
@@ -856,6 +880,84 @@ def _release_freed_memory() -> None:
 
 
 _MALLOC_TRIM = None
+#: libyaml's safe loader where PyYAML was built with it (same results, ~6x faster per config).
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _read_csv_columns(path: Path) -> tuple[list[str], dict[str, list[str]]]:
+    """The header and the columns (lists of strings) of a CSV file (``.gz``: through gzip);
+    a BmiError names a file that cannot be read or a line of the wrong width."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", newline="") as f:
+            text = f.read()
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise BmiError(f"cannot read spinup_forcing {path}: {exc}") from exc
+    lines = [line for line in text.splitlines() if line.strip()]
+    if '"' in text:  # quoted fields: the csv module
+        rows = list(csv.reader(lines))
+    else:
+        rows = [line.split(",") for line in lines]
+    if not rows:
+        return [], {}
+    header = [h.strip() for h in rows[0]]
+    width = len(header)
+    if set(map(len, rows)) != {width}:
+        i, r = next((i, r) for i, r in enumerate(rows[1:], start=2) if len(r) != width)
+        raise BmiError(f"spinup_forcing {path} line {i}: {len(r)} fields, the header has "
+                       f"{width}")
+    body = list(zip(*rows[1:])) if len(rows) > 1 else [()] * width
+    return header, {h: list(col) for h, col in zip(header, body)}
+
+
+def _parse_times(texts: list[str], key: str, path: Path) -> np.ndarray:
+    """ISO times of a spin-up file's rows as datetime64[s] (the first bad one named)."""
+    try:
+        return np.array([x.strip() for x in texts], dtype="datetime64[s]")
+    except ValueError:
+        for i, x in enumerate(texts, start=2):
+            try:
+                _parse_time(x, key)
+            except BmiError as exc:
+                raise BmiError(f"spinup_forcing {path} line {i}: {exc}") from None
+        return np.array([np.datetime64(_parse_time(x, key), "s") for x in texts])
+
+
+def _floats(texts: list[str], column: str, path: Path) -> np.ndarray:
+    """A spin-up column as floats (empty: NaN; the first non-number named)."""
+    out = np.empty(len(texts))
+    for i, x in enumerate(texts):
+        try:
+            out[i] = float(x) if x.strip() else math.nan
+        except ValueError:
+            raise BmiError(f"spinup_forcing {path} line {i + 2}: column {column} = {x!r} is not "
+                           f"a number") from None
+    return out
+
+
+def _out_of_range(spec: VarSpec, x: np.ndarray) -> np.ndarray:
+    """:func:`value_problem` on an array: where a value is refused (NaN aside)."""
+    bad = np.zeros(x.shape, bool)
+    if spec.finite:
+        bad |= np.isinf(x)
+    if spec.min_value is not None:
+        bad |= x < spec.min_value
+    if spec.plausible is not None:
+        bad |= (x < spec.plausible[0]) | (x > spec.plausible[1])
+    return bad
+
+
+def _rows_with_none(columns: list[np.ndarray | None], n: int) -> list[list]:
+    """Rows of a core's forcing fields: floats, None where a field has no column or an empty
+    cell."""
+    full = [c if c is not None else np.full(n, np.nan) for c in columns]
+    rows = np.stack(full, axis=1).tolist() if full else [[] for _ in range(n)]
+    if any(c is None or np.isnan(c).any() for c in columns):
+        for row in rows:
+            for j, x in enumerate(row):
+                if x != x:  # NaN: no value
+                    row[j] = None
+    return rows
 
 
 def _parse_time(x, key: str) -> dt.datetime:

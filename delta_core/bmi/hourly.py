@@ -4,6 +4,8 @@
   24 hours (their max and min, the day-of-year radiation) times the hour's weight of the daily
   PET (the disaggregation the model was trained with). Forcing whose temperature is constant
   within each day (daily means) has no diurnal range: see :class:`FlatTemperature`.
+* :class:`DailyForcing`: a daily row's mean temperature and PET (Hargreaves of the day's max and
+  min), for daily steps and daily spin-up rows.
 * :class:`DayAggregate`: sums an hourly host's forcing over each calendar day, so daily networks
   (LSTMs) can step at the first hour of the next day.
 
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from delta_core.pet import extraterrestrial_radiation, hargreaves_scalar
+from delta_core.pet import extraterrestrial_radiation, hargreaves_from_ra, hargreaves_scalar
 
 #: A temperature range [degC] below this counts as none (constant temperature).
 FLAT_RANGE_C = 0.01
@@ -162,12 +164,55 @@ class TrailingHargreaves:
             for i in range(0, HISTORY_HOURS, 24))
 
     def series(self, temps: np.ndarray, starts: list[dt.datetime]) -> np.ndarray:
-        """PET [mm] of consecutive hours (:meth:`push` and :meth:`pet` of each in turn)."""
-        out = np.empty(len(starts))
-        for i, (t, start) in enumerate(zip(temps, starts)):
-            self.push(float(t))
-            out[i] = self.pet(start)
-        return out
+        """PET [mm] of consecutive hours: :meth:`push` and :meth:`pet` of each in turn, computed
+        over all hours at once (trailing windows as strided views; equal to rounding)."""
+        n = len(starts)
+        hours = _hour_clock(starts)
+        if hours is None:  # not consecutive hours: one at a time
+            out = np.empty(n)
+            for i, (t, start) in enumerate(zip(temps, starts)):
+                self.push(float(t))
+                out[i] = self.pet(start)
+            return out
+        hour, doy = hours
+        if n == 0:
+            return np.zeros(0)
+        history = len(self._temps)
+        allt = np.concatenate([np.asarray(self._temps, dtype=float),
+                               np.asarray(temps, dtype=float)])
+        # windows of the 24 trailing hours ending at each hour (the first ones shorter: padded
+        # with the oldest value, which changes neither their max nor their min)
+        padded = np.concatenate([np.full(23, allt[0]), allt])
+        win = np.lib.stride_tricks.sliding_window_view(padded, 24)[history:]
+        tmax, tmin = win.max(axis=1), win.min(axis=1)
+        if self.flat_range is None and n:
+            # engaged at the first hour with 72 hours seen whose 3 trailing blocks of 24 hours
+            # are each flat (TrailingHargreaves.pet)
+            fw = _flat_windows(allt)  # fw[k]: the window ending at allt[k + 23]
+            j = np.arange(history, history + n)
+            ok = j >= HISTORY_HOURS - 1
+            k = j[ok] - 23
+            ok[ok] = fw[k] & fw[k - 24] & fw[k - 48]
+            first = np.flatnonzero(ok)
+            if first.size:
+                i = int(first[0])
+                self.flat_range = self.policy.engage(
+                    self._model, f"each of the {FLAT_DAYS} days of 24 hours before {starts[i]}")
+                self._fallback(win, tmax, tmin, i)
+        elif self.flat_range is not None:
+            self._fallback(win, tmax, tmin, 0)
+        ra = np.asarray(self._ra)[doy - 1]
+        w = np.asarray(self._weights)[hour]
+        pet = 0.0023 * 0.408 * ra * (0.5 * (tmax + tmin) + 17.8) * np.sqrt(
+            np.maximum(tmax - tmin, 0.0))
+        self._temps = allt[-HISTORY_HOURS:].tolist()
+        return np.maximum(pet, 0.0) * w
+
+    def _fallback(self, win: np.ndarray, tmax: np.ndarray, tmin: np.ndarray, i: int) -> None:
+        """From hour ``i`` on: the trailing 24 h mean +- half the fallback range (in place)."""
+        mid = win[i:].mean(axis=1)
+        tmax[i:] = mid + 0.5 * self.flat_range
+        tmin[i:] = mid - 0.5 * self.flat_range
 
     @property
     def temps(self) -> np.ndarray:
@@ -189,6 +234,125 @@ class TrailingHargreaves:
         self.temps = value[:-1]
         legacy = len(value) == 25  # state files before the fallback: 24 temperatures, a flag
         self.flat_range = None if legacy else float(value[-1]) or None
+
+
+def _hour_clock(starts: list[dt.datetime]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Hour of day and day of year of consecutive hourly ``starts``, or None if they are not
+    consecutive hours."""
+    n = len(starts)
+    if n == 0:
+        return np.zeros(0, int), np.ones(0, int)
+    first = np.datetime64(starts[0].replace(tzinfo=None), "h")
+    if starts[-1] - starts[0] != dt.timedelta(hours=n - 1) or starts[0].minute \
+            or starts[0].second or starts[0].microsecond:
+        return None
+    clock = first + np.arange(n)
+    day = clock.astype("datetime64[D]")
+    doy = (day - day.astype("datetime64[Y]")).astype(int) + 1
+    return (clock - day).astype(int), doy
+
+
+def _flat_windows(allt: np.ndarray) -> np.ndarray:
+    """Whether each full window of 24 hours (ending at hour 23, 24, ...) of ``allt`` is flat."""
+    if len(allt) < 24:
+        return np.zeros(0, bool)
+    win = np.lib.stride_tricks.sliding_window_view(allt, 24)
+    return (win.max(axis=1) - win.min(axis=1)) < FLAT_RANGE_C
+
+
+class DailyForcing:
+    """A day's precipitation, mean temperature and PET from a daily row ``[P mm d-1, T mean
+    degC or None, T max, T min, PET mm d-1 or None]``: the mean temperature from max and min
+    where None, PET by Hargreaves from max and min (day-of-year radiation) where None. A day
+    whose range is below :data:`FLAT_RANGE_C` counts as flat; once :data:`FLAT_DAYS`
+    consecutive flat days were seen (daily-mean forcing), flat days use their mean +- half the
+    fallback range of :attr:`policy` (:class:`FlatTemperature`, warned once).
+
+    Parameters
+    ----------
+    latitude : float
+        Degrees north.
+    model : str
+        Model name for errors and the warning.
+    """
+
+    def __init__(self, latitude: float, model: str):
+        self._ra = extraterrestrial_radiation(latitude, np.arange(1, 367))[:, 0]
+        self._ra_list = self._ra.tolist()
+        self._model = model
+        self.policy = FlatTemperature(model)
+        self.reset()
+
+    def reset(self) -> None:
+        self.flat_range: float | None = None  # fallback range [degC] once engaged
+        self.flat_days = 0  # consecutive flat days so far
+
+    def day(self, row: list, start: dt.datetime) -> tuple[float, float, float]:
+        """P, mean T and PET of the day from ``start`` (floats)."""
+        p, t, tmax, tmin, pet = row
+        if t is None:
+            t = 0.5 * (tmax + tmin)
+        if pet is None:
+            if tmax is None or tmin is None:
+                raise ValueError(f"{self._model} needs PET or the day's max and min temperature")
+            tmax, tmin = self._unflatten(tmax, tmin, start)
+            pet = hargreaves_scalar(tmax, tmin, self._ra_list[start.timetuple().tm_yday - 1])
+        return p, t, pet
+
+    def days(self, rows: list[list], starts: list[dt.datetime]
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`day` of consecutive days at once: P, mean T and PET [D] (the flat fallback
+        and its warning at the same day as day by day)."""
+        x = np.array([[np.nan if v is None else v for v in r] for r in rows], dtype=float)
+        if x.size == 0:
+            return np.zeros(0), np.zeros(0), np.zeros(0)
+        p, t, tmax, tmin, pet = x.T
+        t = np.where(np.isnan(t), 0.5 * (tmax + tmin), t)
+        need = np.flatnonzero(np.isnan(pet))
+        if need.size:
+            if np.isnan(tmax[need]).any() or np.isnan(tmin[need]).any():
+                raise ValueError(f"{self._model} needs PET or the day's max and min temperature")
+            hi, lo = self._unflatten_days(tmax[need], tmin[need], [starts[i] for i in need])
+            doy = np.array([starts[i].timetuple().tm_yday for i in need])
+            pet = pet.copy()
+            pet[need] = hargreaves_from_ra(hi, lo, self._ra[doy - 1])
+        return p, t, pet
+
+    def _unflatten(self, tmax: float, tmin: float, start: dt.datetime) -> tuple[float, float]:
+        """A day's max and min temperature [degC] for Hargreaves (class docstring)."""
+        if abs(tmax - tmin) >= FLAT_RANGE_C:
+            self.flat_days = 0
+            return tmax, tmin
+        self.flat_days += 1
+        if self.flat_range is None and self.flat_days >= FLAT_DAYS:
+            self.flat_range = self.policy.engage(
+                self._model, f"each of the {FLAT_DAYS} days up to the day from {start}")
+        if self.flat_range is None:
+            return tmax, tmin
+        mid = 0.5 * (tmax + tmin)
+        return mid + 0.5 * self.flat_range, mid - 0.5 * self.flat_range
+
+    def _unflatten_days(self, tmax: np.ndarray, tmin: np.ndarray, starts: list[dt.datetime]
+                        ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_unflatten` over consecutive days at once."""
+        flat = np.abs(tmax - tmin) < FLAT_RANGE_C
+        k = np.arange(len(flat))
+        last = np.maximum.accumulate(np.where(~flat, k, -1))  # last non-flat day so far
+        run = np.where(last >= 0, k - last, k + 1 + self.flat_days)  # consecutive flat days
+        self.flat_days = int(run[-1])
+        use = flat if self.flat_range is not None else np.zeros(len(flat), bool)
+        if self.flat_range is None:
+            hits = np.flatnonzero(run >= FLAT_DAYS)
+            if hits.size:
+                i = int(hits[0])
+                self.flat_range = self.policy.engage(
+                    self._model, f"each of the {FLAT_DAYS} days up to the day from {starts[i]}")
+                use[i:] = flat[i:]
+        if not use.any():
+            return tmax, tmin
+        mid = 0.5 * (tmax + tmin)
+        return (np.where(use, mid + 0.5 * self.flat_range, tmax),
+                np.where(use, mid - 0.5 * self.flat_range, tmin))
 
 
 class DayAggregate:

@@ -140,11 +140,16 @@ def test_spinup_rows_pass_the_checks_of_set_value(bmi_model_name, make_bmi, tmp_
     K are refused naming the file, line, column and value (they gave NaN states before)."""
     cls = model_spec(bmi_model_name).load_bmi_class()
     core = make_bmi(bmi_model_name).core
-    step = np.timedelta64(int(core.spinup_step_seconds or core.step_seconds), "s")
-    cols = list(cls.SPINUP_COLUMNS)
-    temp = next(c for c in cols if c.endswith("_c"))
-    for col, value, msg in ((cols[0], -1.0, "must be >= 0"),
-                            (temp, 285.0, r"must be in the plausible range.*in K\?")):
+    kinds = [(list(cls.SPINUP_COLUMNS), core.step_seconds if cls.DAILY_SPINUP_COLUMNS
+              else core.spinup_step_seconds or core.step_seconds)]
+    if cls.DAILY_SPINUP_COLUMNS:  # daily rows too
+        kinds.append(([c for c in cls.DAILY_SPINUP_COLUMNS if c != "tmean_c"], 86400))
+    cases = [(cols, np.timedelta64(int(step), "s"), col, value, msg) for cols, step in kinds
+             for col, value, msg in (
+                 (cols[0], -1.0, "must be >= 0"),
+                 (next(c for c in cols if c.endswith("_c")), 285.0,
+                  r"must be in the plausible range.*in K\?"))]
+    for cols, step, col, value, msg in cases:
         lines = [",".join(["date", *cols])]
         for k in range(3):
             vals = [value if c == col and k == 1 else 5.0 if c.endswith("_c") else 1.0

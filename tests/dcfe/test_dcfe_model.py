@@ -285,11 +285,61 @@ def test_batched_spinup_equals_stepping(make_bmi, tmp_path):
         core.step(f, s)
     stepped = core.get_state()
     core.reset()
-    core.spinup(forcings, starts)
+    core.run_steps(forcings, starts)
     batched = core.get_state()
     for k, v in stepped.items():
         np.testing.assert_allclose(batched[k], v, rtol=1e-12, atol=1e-15, err_msg=k)
     assert stepped["snow"].max() > 0  # the snow routine took part
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_daily_spinup_rows_equal_their_hours(make_bmi, dynamic_bundle, tmp_path, dynamic):
+    """Daily spin-up rows (a ``date`` column) run as the same days spread over their hours by
+    the bundle's pattern and given as hourly rows: the runs that follow are the same."""
+    import torch
+
+    from delta_core import subdaily
+
+    rng = np.random.default_rng(7)
+    days = 90
+    p = np.where(rng.random(days) < 0.4, rng.gamma(1.0, 8.0, days), 0.0)
+    tmax = rng.normal(4.0, 6.0, days)
+    tmin = tmax - rng.uniform(3.0, 12.0, days)
+    dates = np.datetime64("1980-10-03") + np.arange(days)
+    daily = tmp_path / "daily.csv"
+    daily.write_text("date,prcp_mm_day,tmax_c,tmin_c\n" + "".join(
+        f"{d},{a!r},{b!r},{c!r}\n" for d, a, b, c in
+        zip(dates, p.tolist(), tmax.tolist(), tmin.tolist())))
+    bundle = {"bundle": str(dynamic_bundle)} if dynamic else {}
+    a = make_bmi("dcfe", spinup_forcing=str(daily), pet_source="input",
+                 start_time="1981-01-01 00:00:00", **bundle)
+    # the same days by hand: PET by Hargreaves of the day, spread as in training
+    pd, td, petd = a.core._daily.__class__(a._lat, "x").days(
+        [[x, None, y, z, None] for x, y, z in zip(p, tmax, tmin)],
+        [d.astype("datetime64[us]").item() for d in dates])
+    pattern = a.core._model.pattern
+    steps = subdaily.step_forcing(
+        torch.tensor(np.stack([pd, td, petd], -1)[:, None, :]), pattern,
+        {"rain_weights": torch.from_numpy(pattern.spinup_weights(days)[:, None])})
+    hours = np.datetime64("1980-10-03T00:00:00") + np.arange(24 * days) * np.timedelta64(1, "h")
+    hourly = tmp_path / "hourly.csv"
+    hourly.write_text("time,prcp_mm_h,tmean_c,pet_mm_h\n" + "".join(
+        f"{str(h).replace('T', ' ')},{x!r},{y!r},{z!r}\n" for h, x, y, z in
+        zip(hours, steps.prcp[:, 0].tolist(), steps.temp[:, 0].tolist(),
+            steps.pet[:, 0].tolist())))
+    b = make_bmi("dcfe", spinup_forcing=str(hourly), pet_source="input",
+                 start_time="1981-01-01 00:00:00", **bundle)
+    assert a.core.snowpack > 0 and a.core.snowpack == pytest.approx(b.core.snowpack, rel=1e-12)
+    out = {id(m): [] for m in (a, b)}
+    for h in range(72):
+        for m in (a, b):
+            m.set_value(PRECIP, np.array([2.0 if h % 17 == 3 else 0.0]))
+            m.set_value(TEMP, np.array([3.0]))
+            m.set_value(PET, np.array([0.1]))
+            m.update()
+            out[id(m)].append(m.get_value(RUNOFF_DEPTH, np.zeros(1))[0])
+    np.testing.assert_allclose(out[id(a)], out[id(b)], rtol=1e-10, atol=1e-16)
+    assert max(out[id(a)]) > 0
 
 
 # -- dynamic parameters ---------------------------------------------------------------------
