@@ -24,8 +24,8 @@ BINDING = ModelBinding(
     model="dcfe", prog="dcfe-realization", model_type_name="dCFE",
     python_type="bmi_dcfe.BmiDCFE",
     inputs=_inputs,
-    spinup_columns={c: f for c, f in BmiDCFE.SPINUP_COLUMNS.items() if f != "pet"},
-    spinup_step=3600,
+    spinup_columns={c: f for c, f in BmiDCFE.DAILY_SPINUP_COLUMNS.items()
+                    if f not in ("pet", "tmean")},
     bmi_class=BmiDCFE,
     noaa=MODULE,
 )

@@ -135,3 +135,28 @@ def test_other_run_columns_than_the_spinup_reads_are_warned(tmp_path):
                       r"'precip_rate'"):
         assert _write(tmp_path, "m", "--map", "atmosphere_water__liquid_equivalent_"
                       "precipitation_rate=APCP_surface") == 0
+
+
+@pytest.mark.camels
+@pytest.mark.parametrize("model", ["bmi_dcfe", "bmi_dhbv"])
+def test_spinup_start_writes_daily_rows_the_bmi_runs(tmp_path, model):
+    """``--spinup-start`` writes the basin's daily rows (dCFE and dHBV alike: the BMIs spread
+    them over the hours as their bundles were trained) ending the day before ``--start``, and
+    the config spins up on them."""
+    import importlib
+
+    from conftest import CAMELS_PACK
+    from delta_core.registry import model_spec
+
+    out = tmp_path / "out"
+    writer = importlib.import_module(f"{model}.realization")
+    assert writer.main(["--camels", "01022500", "--camels-root", str(CAMELS_PACK), "--out",
+                        str(out), "--start", "2001-10-01 00:00:00", "--end",
+                        "2001-10-03 23:00:00", "--time-step", "3600", "--write-forcing",
+                        "--spinup-start", "2000-10-01", "--file-pattern", "{{id}}.csv"]) == 0
+    rows = (out / "spinup" / "cat-01022500.csv").read_text().splitlines()
+    assert rows[0] == "date,prcp_mm_day,tmax_c,tmin_c" and len(rows) == 1 + 365
+    assert rows[-1].startswith("2001-09-30,")
+    bmi = model_spec(model.split("_")[1]).load_bmi_class()()
+    bmi.initialize(str(out / "config" / "cat-01022500.yaml"))
+    assert bmi.core.store_values().max() > 0
