@@ -160,14 +160,18 @@ class LgarCore(LumpedCore):
         self.values["swe"][0] = self.snowpack + self.meltwater
 
     def run_steps(self, forcings: list[list], starts: list[dt.datetime]) -> None:
-        """Many hours at once (backend cpp): PET and snow on floats hour by hour, LGAR in one
-        kernel call from the packed state; ends in the state :meth:`step` in turn reaches."""
+        """Many hours at once (backend cpp): PET and snow over all hours at once
+        (:meth:`_hours_inputs`), LGAR in one kernel call from the packed state; ends in the state
+        :meth:`step` in turn reaches."""
         if self.backend != "cpp" or len(forcings) < 2:
             return super().run_steps(forcings, starts)
-        n = len(forcings)
-        liquid, pet, melt = np.empty(n), np.empty(n), np.empty(n)
-        for i, (forcing, start) in enumerate(zip(forcings, starts)):
-            liquid[i], pet[i], melt[i] = self._hour_inputs(forcing, start)
+        hours = self._hours_inputs(forcings, starts)
+        if hours is None:  # a mix of given and missing values: hour by hour
+            n = len(forcings)
+            hours = np.empty(n), np.empty(n), np.empty(n)
+            for i, (forcing, start) in enumerate(zip(forcings, starts)):
+                hours[0][i], hours[1][i], hours[2][i] = self._hour_inputs(forcing, start)
+        liquid, pet, melt = hours
         self._run_kernel(liquid, pet)
         self.values["melt"][0] = melt[-1]
         self.values["swe"][0] = self.snowpack + self.meltwater
@@ -184,6 +188,35 @@ class LgarCore(LumpedCore):
                                  "latitude (Hargreaves PET)")
             pet = self._pet.pet(start)
         liquid, melt = self._liquid_water(p, t)
+        return liquid, pet, melt
+
+    def _hours_inputs(self, forcings: list[list], starts: list[dt.datetime]
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """:meth:`_hour_inputs` of consecutive hours at once (trailing Hargreaves and the snow
+        routine each in one call), or None where some hours give PET or temperature and others
+        do not (then hour by hour, which also names what is missing)."""
+        temps = [f[2] for f in forcings]
+        pets = [f[1] for f in forcings]
+        has_t = all(t is not None for t in temps)
+        if not has_t and any(t is not None for t in temps):
+            return None
+        t = np.array(temps, dtype=float) if has_t else None
+        if all(x is not None for x in pets):
+            pet = np.array(pets, dtype=float)
+            if has_t and self._pet is not None:
+                self._pet.temps = np.concatenate([self._pet.temps, t])
+        elif all(x is None for x in pets) and has_t and self._pet is not None:
+            pet = self._pet.series(t, starts)
+        else:
+            return None
+        p = np.array([f[0] for f in forcings], dtype=float)
+        if self.snow is None:
+            return p, pet, np.zeros(len(p))
+        if not has_t:
+            return None
+        c = self.snow
+        liquid, melt, self.snowpack, self.meltwater = snow_routine.degree_day_series(
+            p, t, c["TT"], c["CFMAX"] / 24.0, c["CFR"], c["CWH"], self.snowpack, self.meltwater)
         return liquid, pet, melt
 
     def _liquid_water(self, p: float, t: float | None) -> tuple[float, float]:

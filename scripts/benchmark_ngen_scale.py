@@ -12,7 +12,14 @@ catchment (initialize with spin-up), time per catchment-hour, and the process's 
 memory (``ru_maxrss``) and its growth per catchment. Each N runs in a fresh process. Writes
 ``OUT/ngen_scale_<model>.md`` and ``.json``.
 
+With ``--ngen BINARY`` (an ngen built with Python; ``--venv`` the virtual environment it runs
+in, this package installed there) the same N catchments also run in the real engine: a
+realization of N copies of the sample catchment (configs as the sample's, the same spin-up file,
+each catchment its own copy of the sample's first ``--hours`` of hourly forcing), timed by ngen's
+own ``NGen::init`` and ``NGen::simulation``, peak memory from ``/usr/bin/time``.
+
     OMP_NUM_THREADS=1 python scripts/benchmark_ngen_scale.py --model dhbv --out benchmarks
+    python scripts/benchmark_ngen_scale.py --model dhbv --ngen /path/ngen --venv /path/venv
 """
 from __future__ import annotations
 
@@ -110,6 +117,76 @@ def one_run(model: str, n: int, hours: int, spinup: Path, bundle: str | None = N
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
+def ngen_run(model: str, n: int, hours: int, spinup: Path, ngen: str, venv: str,
+             null: bool = False) -> dict:
+    """N copies of the model's sample catchment in the real engine (module docstring); with
+    ``null`` the same realization runs :mod:`ngen_null_bmi` instead (the engine's own cost)."""
+    import os
+
+    import yaml
+
+    from delta_core.ngen.realization import write_feature_collection
+
+    folder = REPO / "realizations" / SAMPLE[model][0]
+    cfg_path, _ = sample_files(model)
+    tmp = Path(tempfile.mkdtemp(prefix=f"ngen_real_{model}_"))
+    real = json.loads((folder / "realization.json").read_text())
+    forcing_file = next((folder / "forcing").glob("*.csv"))
+    lines = forcing_file.read_text().splitlines()[:hours + 1]
+    start = lines[1].split(",", 1)[0]
+    end = lines[-1].split(",", 1)[0]
+    real["time"].update(start_time=start, end_time=end)
+    real["global"]["forcing"].update(path="./forcing/", file_pattern="{{id}}.csv")
+    real["global"]["formulations"][0]["params"]["init_config"] = "./config/{{id}}.yaml"
+    real["output"] = {"root": "./output/"}
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg = {k: v for k, v in cfg.items() if k not in ("spinup", "end_time", "n_steps")}
+    cfg.update(start_time=start, spinup_forcing=str(spinup.resolve()))
+    if null:  # the same variables and units, no model
+        params = real["global"]["formulations"][0]["params"]
+        cfg_file = tmp / "model.yaml"
+        cfg_file.write_text(yaml.safe_dump(cfg))
+        from delta_core.registry import model_spec
+
+        bmi = model_spec(model).load_bmi_class()()
+        bmi.initialize(str(cfg_file))
+        outs = [params["main_output_variable"], *params.get("output_variables", [])]
+        cfg = {"inputs": {k: bmi.get_var_units(k) for k in params["variables_names_map"]},
+               "outputs": {k: bmi.get_var_units(k) for k in dict.fromkeys(outs)}}
+        params["python_type"] = "ngen_null_bmi.NullBmi"
+    for sub in ("config", "forcing", "output"):
+        (tmp / sub).mkdir()
+    cats, nexus = [], []
+    for i in range(1, n + 1):
+        cid, x, y = f"cat-{i}", -100.0 + 0.05 * (i % 100), 35.0 + 0.05 * (i // 100)
+        ring = [[x, y], [x + 0.02, y], [x + 0.02, y + 0.02], [x, y + 0.02], [x, y]]
+        cats.append({"type": "Feature", "id": cid, "properties": {
+            "areasqkm": float(cfg.get("area_km2", 100.0)), "toid": f"nex-{i}"},
+            "geometry": {"type": "MultiPolygon", "coordinates": [[ring]]}})
+        nexus.append({"type": "Feature", "id": f"nex-{i}", "properties": {"toid": ""},
+                      "geometry": {"type": "Point", "coordinates": [x, y]}})
+        (tmp / "config" / f"{cid}.yaml").write_text(yaml.safe_dump(cfg))
+        (tmp / "forcing" / f"{cid}.csv").write_text("\n".join(lines) + "\n")
+    write_feature_collection(tmp / "catchment_data.geojson", "catchment_data", cats)
+    write_feature_collection(tmp / "nexus_data.geojson", "nexus_data", nexus)
+    (tmp / "realization.json").write_text(json.dumps(real, indent=1))
+    env = {**os.environ, "VIRTUAL_ENV": venv, "OMP_NUM_THREADS": "1",
+           "PATH": f"{venv}/bin:{os.environ.get('PATH', '')}"}
+    env.pop("PYTHONPATH", None)
+    if null:
+        env["PYTHONPATH"] = str(Path(__file__).resolve().parent)
+    res = subprocess.run(["/usr/bin/time", "-f", "MAXRSS_KB %M", ngen, "catchment_data.geojson",
+                          "all", "nexus_data.geojson", "all", "realization.json"], cwd=tmp,
+                         env=env, capture_output=True, text=True)
+    text = res.stdout + res.stderr
+    if res.returncode != 0:
+        raise RuntimeError(f"ngen exited with {res.returncode} in {tmp}:\n{text[-2000:]}")
+    grab = lambda key: float(text.split(key, 1)[1].split()[0])  # noqa: E731
+    return {"model": model, "n": n, "hours": hours, "init_s": grab("NGen::init:"),
+            "simulation_s": grab("NGen::simulation:"), "peak_rss_mb": grab("MAXRSS_KB") / 1024,
+            "bmi": "null" if null else model, "folder": str(tmp)}
+
+
 def _daily(spinup: Path) -> bool:
     return spinup.read_text().split(",", 1)[0] == "date"
 
@@ -128,6 +205,11 @@ def main(argv=None) -> int:
                     help="years of it to run (its last ones; default 5, dLGAR 1)")
     ap.add_argument("--bundle", help="weight bundle (default: the BMI's default)")
     ap.add_argument("--out", help="folder for ngen_scale_<model>.md/.json")
+    ap.add_argument("--ngen", help="an ngen binary built with Python: run the N catchments in it "
+                                   "too")
+    ap.add_argument("--venv", help="the virtual environment ngen runs in (with --ngen)")
+    ap.add_argument("--ngen-only", action="store_true",
+                    help="skip the in-process runs (the table keeps OUT's last ones)")
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     a.bundle = str(Path(a.bundle).resolve()) if a.bundle else None
@@ -141,6 +223,8 @@ def main(argv=None) -> int:
                      Path(tempfile.mkdtemp(prefix="ngen_scale_")))
     rows = []
     for n in (int(x) for x in a.n.split(",")):
+        if a.ngen_only:
+            break
         cmd = [sys.executable, __file__, "--model", a.model, "--hours", str(a.hours),
                "--spinup", str(spinup), "--child", str(n)] + (["--bundle", a.bundle]
                                                                if a.bundle else [])
@@ -148,6 +232,9 @@ def main(argv=None) -> int:
         row = json.loads(next(l for l in res.stdout.splitlines() if l.startswith("RESULT"))[7:])
         rows.append(row)
         print(row, flush=True)
+    if a.ngen_only and a.out and (Path(a.out) / f"ngen_scale_{a.model}.json").is_file():
+        kept = json.loads((Path(a.out) / f"ngen_scale_{a.model}.json").read_text())
+        rows = kept if isinstance(kept, list) else kept["in_process"]  # the last in-process run
     from bmi_dhbv.kernel import _core as hbv_core  # the build flags of the figures
 
     lines = [f"{a.model} BMI, one process, N catchments x {a.hours} hourly updates, each spun up "
@@ -162,12 +249,36 @@ def main(argv=None) -> int:
               f"{r['startup_s_per_catchment'] * 1e3:.1f} ms | "
               f"{r['us_per_catchment_hour']:.1f} µs | {r['rss_kb_per_catchment']:.0f} kB | "
               f"{r['peak_rss_mb']:.0f} MB |" for r in rows]
+    real = []
+    if a.ngen:
+        if not a.venv:
+            ap.error("--ngen needs --venv (the environment ngen runs in)")
+        counts = [int(x) for x in a.n.split(",")]
+        real = [ngen_run(a.model, n, a.hours, spinup, a.ngen, a.venv) for n in counts]
+        real.append(ngen_run(a.model, max(counts), a.hours, spinup, a.ngen, a.venv, null=True))
+        for r in real:
+            print(r, flush=True)
+        one = next((r for r in real if r["n"] == 1 and r["bmi"] != "null"), None)
+        lines += ["", f"In the real engine ({Path(a.ngen).name} with Python; its own timers; "
+                      f"start-up per further catchment = (NGen::init(N) - NGen::init(1)) / "
+                      f"(N - 1)):", "",
+                  "| BMI | N | NGen::init | start-up per further catchment | NGen::simulation | "
+                  "per catchment-hour | peak RSS |", "|---|---:|---:|---:|---:|---:|---:|"]
+        for r in real:
+            per = ((r["init_s"] - one["init_s"]) / (r["n"] - 1) * 1e3
+                   if one is not None and r["n"] > 1 and r["bmi"] != "null" else float("nan"))
+            name = "null (the engine's own cost)" if r["bmi"] == "null" else a.model
+            lines.append(f"| {name} | {r['n']} | {r['init_s']:.2f} s | {per:.1f} ms | "
+                         f"{r['simulation_s']:.2f} s | "
+                         f"{r['simulation_s'] / (r['n'] * a.hours) * 1e6:.0f} µs | "
+                         f"{r['peak_rss_mb']:.0f} MB |")
     print("\n".join(lines))
     if a.out:
         out = Path(a.out)
         out.mkdir(parents=True, exist_ok=True)
         (out / f"ngen_scale_{a.model}.md").write_text("\n".join(lines) + "\n")
-        (out / f"ngen_scale_{a.model}.json").write_text(json.dumps(rows, indent=1))
+        (out / f"ngen_scale_{a.model}.json").write_text(json.dumps(
+            {"in_process": rows, "ngen": real}, indent=1))
     return 0
 
 
