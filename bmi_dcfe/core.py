@@ -305,11 +305,13 @@ class CfeCore(LumpedCore):
                        else self.static_params)
         self.constants = physics.soil_constants(self.params)
         self._kparams = np.array([float(v[0]) for v in kernel.kernel_parameters(self.params)])
+        #: the dynamic parameters' values as floats (levels written every hour)
+        self._dynamic_values = [float(getattr(self.params, n)[0]) for n in self.dynamic_names]
 
     def _write_levels(self) -> None:
         v = self.values
         v["swe"][0] = self.snowpack + self.meltwater
         v["soil_moisture"][0] = self.state[0] * 1000.0
         v["groundwater"][0] = self.state[1] * 1000.0
-        for name in self.dynamic_names:
-            v[name][0] = float(getattr(self.params, name)[0])
+        for name, x in zip(self.dynamic_names, self._dynamic_values):
+            v[name][0] = x
