@@ -148,11 +148,12 @@ def eval_command(argv: list[str] | None, prog: str, spec: ModelSpec) -> int:
     ap = argparse.ArgumentParser(prog=prog, description=(
         "Evaluate a trained bundle: spin states up on all forcing before --start, simulate to "
         "--end, write OUT/metrics.csv (per basin) and OUT/simulation.nc (CF netCDF)."))
-    if spec.default_bundle is None:
-        ap.add_argument("--bundle", required=True, help="weight bundle (a training run's bundle.pt)")
-    else:
-        ap.add_argument("--bundle", default=str(spec.default_bundle),
-                        help="weight bundle (default: the shipped one)")
+    ap.add_argument("--bundle", action="append", required=spec.default_bundle is None,
+                    help="weight bundle (a training run's bundle.pt"
+                         + ("" if spec.default_bundle is None else "; default: the shipped one")
+                         + "); give it again for an ensemble: each member is evaluated into "
+                           "OUT/member_<i>/, their mean and spread into OUT "
+                           "(delta-experiment ensemble)")
     ap.add_argument("--data", help="data directory in the CAMELS pack format (default: shipped sample)")
     ap.add_argument("--basins", help=f"gauge id(s), comma-separated (01022500,01333000), a file "
                                      f"of ids one per line, or a subset: {', '.join(SUBSETS)} "
@@ -167,19 +168,32 @@ def eval_command(argv: list[str] | None, prog: str, spec: ModelSpec) -> int:
     _add_engine_args(ap)
     args = ap.parse_args(argv)
     _set_threads(args.threads)
-    bundle = load_bundle(args.bundle, model=spec.name)
+    paths = args.bundle or [str(spec.default_bundle)]
     ds = CamelsDataset(args.data)
     ids = ds.resolve_basins(args.basins)
-    res = evaluate_model(bundle, ds, ids, args.start, args.end, backend=args.backend,
-                         out_dir=args.out, progress=True, hourly_dir=args.hourly_forcing,
-                         pattern=pattern_override(args))
+    outs = [Path(args.out)] if len(paths) == 1 else [Path(args.out) / f"member_{i}"
+                                                     for i in range(len(paths))]
+    for path, out in zip(paths, outs):
+        res = evaluate_model(load_bundle(path, model=spec.name), ds, ids, args.start, args.end,
+                             backend=args.backend, out_dir=out, progress=True,
+                             hourly_dir=args.hourly_forcing, pattern=pattern_override(args))
+        if len(paths) > 1:
+            print(f"member {path}: median NSE {res['median_nse']:.3f}, median KGE "
+                  f"{res['median_kge']:.3f}")
+    if len(paths) > 1:
+        from delta_core.ensemble import score_ensemble
+
+        ens = score_ensemble(outs, args.out)["ensemble"]
+        res = {**res, **{k: ens[k] for k in ("median_nse", "median_kge", "n_basins", "rows")},
+               "simulation": ens["simulation"]}
     if args.plot:
         k = min(12, len(ids))
         sim = res["simulation"]
         sub = {**sim, "gauge_ids": ids[:k], "qobs": sim["qobs"][:, :k],
                "outputs": {n: v[:, :k] for n, v in sim["outputs"].items()}}
         _plot(spec, sub, res["rows"][:k], Path(args.out) / "hydrographs.png")
-    print(f"{res['start']}..{res['end']}: median NSE {res['median_nse']:.3f}, median KGE "
+    what = f"ensemble of {len(paths)}: " if len(paths) > 1 else ""
+    print(f"{res['start']}..{res['end']}: {what}median NSE {res['median_nse']:.3f}, median KGE "
           f"{res['median_kge']:.3f} over {res['n_basins']} basins -> {args.out}")
     return 0
 

@@ -27,8 +27,9 @@ SPREAD_OUTPUTS = {
 
 def read_simulation(path: str | Path) -> dict:
     """A ``simulation.nc`` (or the folder holding one) as :func:`~delta_core.evaluation.simulate`
-    returns it: ``dates``, ``gauge_ids``, ``qobs``, ``outputs`` (``streamflow`` only), ``area_km2``,
-    ``lat`` and the file's global attributes as ``attrs``."""
+    returns it: ``dates``, ``gauge_ids``, ``qobs``, ``outputs`` (every daily series, e.g.
+    ``streamflow``, an ensemble's spread), ``area_km2``, ``lat`` and the file's global attributes
+    as ``attrs``."""
     path = Path(path)
     if path.is_dir():
         path = path / "simulation.nc"
@@ -46,8 +47,10 @@ def read_simulation(path: str | Path) -> dict:
         dates = (np.datetime64("1970-01-01", "s") + seconds.astype("timedelta64[s]")
                  ).astype("datetime64[D]")
         read = lambda k: np.asarray(nc.variables[k][:].filled(np.nan), dtype=float)  # noqa: E731
+        series = [k for k, v in nc.variables.items()
+                  if v.dimensions == ("time", "basin") and k != "qobs"]
         return {"dates": dates, "gauge_ids": [str(g) for g in nc.variables["gauge_id"][:]],
-                "qobs": read("qobs"), "outputs": {"streamflow": read("streamflow")},
+                "qobs": read("qobs"), "outputs": {k: read(k) for k in series},
                 "area_km2": read("area"), "lat": read("lat"),
                 "attrs": {k: nc.getncattr(k) for k in nc.ncattrs()}, "path": str(path)}
 

@@ -81,3 +81,22 @@ def test_experiment_cli(members, tmp_path, capsys):
         experiment_main(["ensemble", "--members", str(pa), "--out", str(tmp_path / "f")])
     with pytest.raises(SystemExit):
         experiment_main(["seeds", "--out", str(tmp_path / "g")])  # needs --config
+
+
+def test_eval_with_two_bundles_writes_members_and_their_ensemble(tmp_path, capsys):
+    """``<model>-eval --bundle A --bundle B``: each member into OUT/member_<i>/, the ensemble
+    (mean and spread) into OUT, on the shipped sample."""
+    from conftest import REPO
+    from delta_core.cli import eval_command
+    from delta_core.registry import model_spec
+
+    w = REPO / "bmi_dhbv" / "weights"
+    assert eval_command(["--bundle", str(w / "dhbv_static.pt"), "--bundle",
+                         str(w / "dhbv_dynamic.pt"), "--basins", "01022500", "--start",
+                         "2005-10-01", "--out", str(tmp_path)], "dhbv-eval",
+                        model_spec("dhbv")) == 0
+    assert "ensemble of 2: median NSE" in capsys.readouterr().out
+    a, b, e = (read_simulation(tmp_path / p) for p in ("member_0", "member_1", "."))
+    np.testing.assert_allclose(e["outputs"]["streamflow"], 0.5 * (
+        a["outputs"]["streamflow"] + b["outputs"]["streamflow"]), rtol=1e-6)
+    assert (e["outputs"]["streamflow_max"] >= e["outputs"]["streamflow_min"]).all()
