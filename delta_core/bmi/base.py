@@ -155,6 +155,7 @@ class LumpedBmi(Bmi):
 
     def __init__(self) -> None:
         self._specs: dict[str, VarSpec] = {}
+        self._meta: dict[str, dict] = {k: {} for k in ("type", "units", "itemsize", "nbytes")}
         self._values: dict[str, np.ndarray] = {}
         self._input_names: tuple[str, ...] = ()
         self._output_names: tuple[str, ...] = ()
@@ -173,6 +174,9 @@ class LumpedBmi(Bmi):
         if dup:
             raise ValueError(f"variables declared twice: {dup}")
         self._specs = {s.name: s for s in specs}
+        # the answers of the per-step metadata calls (ngen makes ~50 a step), looked up directly
+        self._meta = {k: {s.name: getattr(s, k) for s in specs}
+                      for k in ("type", "units", "itemsize", "nbytes")}
         self._values = {s.name: np.zeros(s.size, dtype=s.dtype) for s in specs}
         self._input_names = tuple(s.name for s in specs if s.role == "input")
         self._output_names = tuple(s.name for s in specs if s.role == "output")
@@ -222,17 +226,35 @@ class LumpedBmi(Bmi):
     def get_var_grid(self, name: str) -> int:
         return self._spec(name).grid
 
+    def _meta_of(self, key: str, name: str):
+        try:
+            return self._meta[key][name]
+        except KeyError:
+            return getattr(self._spec(name), key)  # raises, naming the valid variables
+
     def get_var_type(self, name: str) -> str:
-        return self._spec(name).type
+        try:
+            return self._meta["type"][name]
+        except KeyError:
+            return self._meta_of("type", name)
 
     def get_var_units(self, name: str) -> str:
-        return self._spec(name).units
+        try:
+            return self._meta["units"][name]
+        except KeyError:
+            return self._meta_of("units", name)
 
     def get_var_itemsize(self, name: str) -> int:
-        return self._spec(name).itemsize
+        try:
+            return self._meta["itemsize"][name]
+        except KeyError:
+            return self._meta_of("itemsize", name)
 
     def get_var_nbytes(self, name: str) -> int:
-        return self._spec(name).nbytes
+        try:
+            return self._meta["nbytes"][name]
+        except KeyError:
+            return self._meta_of("nbytes", name)
 
     def get_var_location(self, name: str) -> str:
         return self._spec(name).location
@@ -314,7 +336,9 @@ class LumpedBmi(Bmi):
         return dest
 
     def get_value_at_indices(self, name: str, dest: np.ndarray, inds: np.ndarray) -> np.ndarray:
-        src = self._array(name)
+        src = self._values.get(name) if not self._finalized else None
+        if src is None:
+            src = self._array(name)  # raises, naming the problem
         if src.size == 1 and len(inds) == 1 and dest.size == 1 and inds[0] == 0:  # ngen's call
             dest[0] = src[0]
             return dest
