@@ -41,6 +41,8 @@ hourly forcing (AORC) checks a model on it with ``<model>-eval --hourly-forcing`
 """
 from __future__ import annotations
 
+import functools
+
 import math
 import zlib
 from dataclasses import dataclass
@@ -139,8 +141,9 @@ class WithinDay:
 
     def spinup_weights(self, n_days: int) -> np.ndarray:
         """Rain weights ``[n_days, 24]`` of a BMI's spin-up from daily rows: the fixed weights,
-        or stochastic draws seeded by :attr:`seed` (the same for every catchment)."""
-        return self.draw(n_days, 1, basin_rng(self.seed, "spin-up"))[:, 0]
+        or stochastic draws seeded by :attr:`seed` (the same for every catchment: drawn once
+        per process and length)."""
+        return _spinup_weights(self, n_days).copy()
 
     @classmethod
     def from_physics(cls, physics: dict, legacy: "WithinDay") -> dict:
@@ -254,3 +257,10 @@ def spread_rain(daily: torch.Tensor, weights: torch.Tensor, day_start_hour: int 
     if k == 0:
         return hourly
     return torch.cat([hourly[k:], hourly.new_zeros(k, hourly.shape[1])])
+
+
+@functools.lru_cache(maxsize=16)
+def _spinup_weights(pattern: WithinDay, n_days: int) -> np.ndarray:
+    w = pattern.draw(n_days, 1, basin_rng(pattern.seed, "spin-up"))[:, 0]
+    w.flags.writeable = False
+    return w
