@@ -75,8 +75,14 @@ from delta_core.routing import gamma_unit_hydrograph, route
 from delta_core.ngen import crosswalk as X
 from delta_core.spec import Batch, Engine, ModelSpec, ParameterSpec, Variable
 
-#: The shipped bundle: trained on the 147 arid pack basins (``configs/dlgar_arid.yaml``).
-DEFAULT_BUNDLE = Path(__file__).resolve().parent / "weights" / "dlgar_arid.pt"
+#: Trained on the 147 arid pack basins with each day's rain in 6 hours from 12:00
+#: (``configs/dlgar_arid.yaml``).
+ARID_BUNDLE = Path(__file__).resolve().parent / "weights" / "dlgar_arid.pt"
+#: The default (the BMI's and the CLIs'): ``dlgar_arid.pt`` fine-tuned for hourly hosts, 3 epochs
+#: with stochastic storms (``configs/dlgar_hourly.yaml``), then 4 with the storms in the data's
+#: day (``configs/dlgar_hourly_dataday.yaml``, ``physics.within_day.day_start_hour: -8``).
+HOURLY_BUNDLE = Path(__file__).resolve().parent / "weights" / "dlgar_hourly.pt"
+DEFAULT_BUNDLE = HOURLY_BUNDLE
 
 #: Forcing variables: P [mm/day], mean T [degC], PET [mm/day] (daily, as the CAMELS pack).
 FORCING_NAMES: tuple[str, ...] = ("prcp", "tmean", "pet")

@@ -2,7 +2,7 @@
 writer of :mod:`delta_core.ngen.realization` bound to dLGAR's BMI names and options).
 
 By default the configs run the shipped dLGAR bundle (``bundle: shipped``,
-``bmi_lgar/weights/dlgar_arid.pt``) and carry every attribute it needs and the texture
+``bmi_lgar/weights/dlgar_hourly.pt``) and carry every attribute it needs and the texture
 attributes of its prior: each catchment runs the learned parameters and the bundle's snow.
 ``--bundle PATH`` runs another bundle; ``--bundle none`` writes no bundle, so each catchment
 runs the texture-table parameter set (no learning) from its texture attributes
@@ -49,7 +49,7 @@ BINDING = ModelBinding(
     spinup_step=3600,
     pet_source="hargreaves",
     attributes=_attributes,
-    bundle_help="a bundle.pt, 'shipped' (default: the package's dLGAR bundle, dlgar_arid.pt; "
+    bundle_help="a bundle.pt, 'shipped' (default: the package's dLGAR bundle, dlgar_hourly.pt; "
                 "the configs run its learned parameters and snow) or 'none' (texture-table "
                 "parameters, no learning)",
     backends=("cpp", "python"),

@@ -196,6 +196,9 @@ def needed_attributes(bundle: str | Path | None, model: str) -> list[str]:
 
     default = model_spec(model).default_bundle
     path = Path(bundle) if bundle else default
+    if bundle and default is not None and not path.exists() and path.name == str(bundle) \
+            and (default.parent / path.name).is_file():
+        path = default.parent / path.name  # a shipped bundle by its file name, as the BMIs take it
     if path is None or bundle is None and not path.is_file():
         return list(CAMELS_ATTRIBUTES)
     return list(load_bundle(path)["normalization"]["attributes"]["names"])

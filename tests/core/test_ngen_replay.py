@@ -248,7 +248,7 @@ def test_realization_cli(tmp_path, capsys):
                        "(no bundle key"),
     ("bmi_dhbv", 86400, "dHBV bundle dhbv_dynamic.pt, the shipped default for 86400 s steps"),
     ("bmi_dcfe", 3600, "dCFE bundle dcfe_hourly.pt, the shipped default for 3600 s steps"),
-    ("bmi_lgar", 3600, "dLGAR bundle dlgar_arid.pt, the shipped default for 3600 s steps "
+    ("bmi_lgar", 3600, "dLGAR bundle dlgar_hourly.pt, the shipped default for 3600 s steps "
                        "(bundle: shipped")])
 def test_each_writer_runs_and_names_its_best_shipped_bundle(module, step, line, tmp_path,
                                                             capsys):

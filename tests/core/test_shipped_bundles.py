@@ -24,6 +24,9 @@ WEIGHTS = sorted(DEFAULT_BUNDLE.parent.glob("*.pt"))
 # rain in the 24 h from 16:00 of the day before (physics.within_day.day_start_hour: -8).
 PREVIOUS_DHBV_HOURLY = "2845b8f04bff529cc4fb2dd0c44fc2d921d432365369c73ed5098872a06b952c"
 PREVIOUS_DCFE_HOURLY = "ae65514bd3d7491222d5f5a32d60a6154ca8bfe9d5b248192f2975cfabc3e5df"
+# dlgar_hourly.pt's stage 1 (configs/dlgar_hourly.yaml: dlgar_arid.pt fine-tuned 3 epochs with
+# stochastic storms in the calendar day; not shipped)
+DLGAR_HOURLY_STAGE1 = "df13851146a705515955e065e5c19f54d4287d1a29bc4b1daa1be76f836d3499"
 
 
 def test_default_bundle_is_shipped():
@@ -185,7 +188,7 @@ PER_BASIN = {"dhbv_dynamic": "dhbv_dynamic_metrics.csv", "dcfe_static": "dcfe_st
              "dcfe_dynamic": "dcfe_dynamic_metrics.csv", "dhbv_hourly": "dhbv_hourly_metrics.csv",
              "dcfe_hourly": "dcfe_hourly_metrics.csv",
              "dhbv_dynamic_hourly": "dhbv_dynamic_hourly_metrics.csv",
-             "dlgar_arid": "dlgar_arid_metrics.csv"}
+             "dlgar_arid": "dlgar_arid_metrics.csv", "dlgar_hourly": "dlgar_hourly_metrics.csv"}
 README_NSE = {"dhbv_dynamic": 0.731, "dcfe_static": 0.634}
 
 
@@ -201,12 +204,13 @@ def _bundle(which: str) -> Path:
     from bmi_dcfe.model import DYNAMIC_BUNDLE, HOURLY_BUNDLE as DCFE_HOURLY
     from bmi_dcfe.model import STATIC_BUNDLE as DCFE_BUNDLE
     from bmi_dhbv.bmi import HOURLY_BUNDLE, UNIFORM_HOURLY_BUNDLE
-    from bmi_lgar.model import DEFAULT_BUNDLE as DLGAR_BUNDLE
+    from bmi_lgar.model import ARID_BUNDLE as DLGAR_BUNDLE
+    from bmi_lgar.model import HOURLY_BUNDLE as DLGAR_HOURLY
 
     return {"dhbv_dynamic_hourly": UNIFORM_HOURLY_BUNDLE, "dhbv_dynamic": DEFAULT_BUNDLE, "dcfe_static": DCFE_BUNDLE,
             "dcfe_dynamic": DYNAMIC_BUNDLE, "dhbv_hourly": HOURLY_BUNDLE,
             "dcfe_hourly": DCFE_HOURLY,
-            "dlgar_arid": DLGAR_BUNDLE}[which]
+            "dlgar_arid": DLGAR_BUNDLE, "dlgar_hourly": DLGAR_HOURLY}[which]
 
 
 @pytest.mark.parametrize("which", sorted(PER_BASIN))
@@ -233,7 +237,7 @@ def test_bundles_reproduce_per_basin_metrics(which, camels_pack):
     full runs take 2-10 min here: README gives their commands)."""
     ds = CamelsDataset(camels_pack)
     rows = _per_basin(which)
-    n = 3 if which == "dlgar_arid" else 6
+    n = 3 if which.startswith("dlgar") else 6
     ids = [g for g in ds.resolve_basins("arid")[:n] + ds.resolve_basins("humid")[:n]
            if g in rows]
     res = evaluate_model(load_bundle(_bundle(which)), ds, ids, "1995-10-01", "2010-09-30")
@@ -243,16 +247,31 @@ def test_bundles_reproduce_per_basin_metrics(which, camels_pack):
             assert float(got[gid][k]) == pytest.approx(float(rows[gid][k]), abs=1e-5), (gid, k)
 
 
-def test_dlgar_bundle_valid_with_provenance():
-    from bmi_lgar.model import DEFAULT_BUNDLE as DLGAR_BUNDLE
+@pytest.mark.parametrize("name", ["ARID_BUNDLE", "HOURLY_BUNDLE"])
+def test_dlgar_bundle_valid_with_provenance(name):
+    import bmi_lgar.model as M
 
-    b = load_bundle(DLGAR_BUNDLE)
+    b = load_bundle(getattr(M, name))
     assert b["model"] == "dlgar" and b["config"]["training"]["dtype"] == "float64"
     prov = b["provenance"]
     assert len(prov["basins"]) == 147 and prov["train_period"] == ["1980-10-01", "1995-09-30"]
     assert prov["epochs"] == b["config"]["training"]["epochs"] == len(prov["history"])
     assert b["metrics"]["test_period"] == ["1995-10-01", "2010-09-30"]
     assert b["metrics"]["n_basins"] == 147
+
+
+def test_dlgar_hourly_bundle_is_the_default_and_fine_tuned():
+    """dlgar_hourly.pt (the dLGAR default): dlgar_arid.pt fine-tuned 3 epochs with stochastic
+    storms (stage 1, not shipped), then 4 with the storms in the data's day; scored under the
+    seeded stochastic pattern in the data's day."""
+    from bmi_lgar.model import DEFAULT_BUNDLE, HOURLY_BUNDLE
+
+    assert DEFAULT_BUNDLE == HOURLY_BUNDLE
+    b = load_bundle(HOURLY_BUNDLE)
+    assert b["config"]["physics"]["within_day"] == {"rain": "stochastic", "pet": "sine",
+                                                     "day_start_hour": -8}
+    assert b["provenance"]["init_from"]["checksum"] == DLGAR_HOURLY_STAGE1
+    assert b["provenance"]["epochs"] == 4
 
 
 def test_dlgar_bmi_takes_the_shipped_bundle(tmp_path, catchment):

@@ -322,7 +322,7 @@ def test_realization_writer(tmp_path, capsys):
     assert main(common + ["--out", str(tmp_path / "shipped")]) == 0
     cfg = yaml.safe_load((tmp_path / "shipped" / "config" / "cat-27.yaml").read_text())
     assert cfg["bundle"] == "shipped" and set(ATTRS) < set(cfg["attributes"])
-    assert "configs run dLGAR bundle dlgar_arid.pt, the shipped default" in capsys.readouterr().out
+    assert "configs run dLGAR bundle dlgar_hourly.pt, the shipped default" in capsys.readouterr().out
     assert main(common + ["--out", str(tmp_path), "--bundle", "none"]) == 0
     assert "dLGAR without a bundle: texture-table" in capsys.readouterr().out
     cfg = yaml.safe_load((tmp_path / "config" / "cat-27.yaml").read_text())
