@@ -610,30 +610,7 @@ class NgenBmi(LumpedBmi):
                            f"before the run starts")
         values = {f: _floats(columns[c], c, path) if c in header else None
                   for c, f in cols.items()}
-        checks = self._field_checks()
-        first_bad = (n, "", "")
-        for c, f in cols.items():
-            x = values[f]
-            if x is None:
-                continue
-            bad = np.flatnonzero(np.isinf(x) | (np.isnan(x) & (f not in optional)))
-            if bad.size and bad[0] < first_bad[0]:
-                first_bad = (int(bad[0]), "missing", f)
-            if f in checks:
-                bad = np.flatnonzero(~np.isnan(x) & _out_of_range(checks[f], x))
-                if bad.size and bad[0] < first_bad[0]:
-                    first_bad = (int(bad[0]), "range", f)
-        i, kind, f = first_bad
-        if kind:
-            missing = [g for g, x in values.items()
-                       if x is not None and (np.isinf(x[i]) or g not in optional and np.isnan(x[i]))]
-            if kind == "missing" or missing:
-                raise BmiError(f"spinup_forcing {path} line {i + 2}: {missing} missing or not "
-                               f"finite")
-            c = next(c for c, g in cols.items() if g == f)
-            x = float(values[f][i])
-            raise BmiError(f"spinup_forcing {path} line {i + 2} ({columns[tcol][i]}): column {c} "
-                           f"= {x}: {value_problem(checks[f], x)}")
+        self._check_spinup_values(path, values, cols, optional, columns[tcol])
         forcings = _rows_with_none([values.get(f) for f in fields], n)
         starts = times.astype("datetime64[us]").tolist()
         run(forcings, starts)
@@ -641,6 +618,36 @@ class NgenBmi(LumpedBmi):
         _release_freed_memory()
         self._carry = core.flow_carry.tolist()
         self._write_held()
+
+    def _check_spinup_values(self, path: Path, values: dict, cols: dict, optional,
+                             times: list[str]) -> None:
+        """Refuse the first row of a spin-up file (``values``: field -> column, NaN where empty)
+        with a required value missing or an infinite one, or a value the input's
+        :func:`value_problem` refuses; the message names the line and, for a range, the column."""
+        checks = self._field_checks()
+        n = len(times)
+        first = (n, None)  # (row, column of a refused value; None: missing or not finite)
+        for c, f in cols.items():
+            x = values[f]
+            if x is None:
+                continue
+            bad = np.flatnonzero(np.isinf(x) | (np.isnan(x) & (f not in optional)))
+            if bad.size and bad[0] < first[0]:
+                first = (int(bad[0]), None)
+            if f in checks:
+                bad = np.flatnonzero(~np.isnan(x) & _out_of_range(checks[f], x))
+                if bad.size and bad[0] < first[0]:
+                    first = (int(bad[0]), c)
+        i, c = first
+        if i == n:
+            return
+        missing = [f for f, x in values.items() if x is not None
+                   and (np.isinf(x[i]) or f not in optional and np.isnan(x[i]))]
+        if c is None or missing:
+            raise BmiError(f"spinup_forcing {path} line {i + 2}: {missing} missing or not finite")
+        x = float(values[cols[c]][i])
+        raise BmiError(f"spinup_forcing {path} line {i + 2} ({times[i]}): column {c} = {x}: "
+                       f"{value_problem(checks[cols[c]], x)}")
 
     def _cycled_spinup(self, spec: dict) -> None:
         """Cycle the leading ``spec["years"]`` of an hourly CsvPerFeature file (one batched

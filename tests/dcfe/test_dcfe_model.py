@@ -492,3 +492,19 @@ def test_per_model_clis_refuse_another_models_bundle(command, args, tmp_path, ca
     assert e.value.code == 2 and len(err.strip().splitlines()) == 1
     assert f"bundle {bundle} holds model '{wrong.split('_')[0]}', not '" in err
     assert not list(tmp_path.iterdir())
+
+
+def test_spinup_rows_reaching_past_start_time_are_refused(make_bmi, tmp_path):
+    """A spin-up file whose last row ends after start_time would put the run's first hours in
+    the spin-up: refused, naming the row and the start."""
+    from delta_core.bmi.base import BmiError
+
+    path = tmp_path / "late.csv"
+    path.write_text("date,prcp_mm_day,tmax_c,tmin_c\n1980-12-30,1.0,5.0,0.0\n"
+                    "1980-12-31,0.0,6.0,1.0\n1981-01-01,0.0,6.0,1.0\n")
+    with pytest.raises(BmiError, match=r"late.csv: its last row \(1981-01-01 00:00:00\) ends at "
+                                       r"1981-01-02 00:00:00, after start_time 1981-01-01"):
+        make_bmi("dcfe", spinup_forcing=str(path), start_time="1981-01-01 00:00:00")
+    path.write_text("date,prcp_mm_day,tmax_c,tmin_c\n1980-12-30,1.0,5.0,0.0\n"
+                    "1980-12-31,0.0,6.0,1.0\n")
+    assert make_bmi("dcfe", spinup_forcing=str(path), start_time="1981-01-01 00:00:00").core
