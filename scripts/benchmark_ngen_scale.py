@@ -209,7 +209,8 @@ def main(argv=None) -> int:
                                    "too")
     ap.add_argument("--venv", help="the virtual environment ngen runs in (with --ngen)")
     ap.add_argument("--ngen-only", action="store_true",
-                    help="skip the in-process runs (the table keeps OUT's last ones)")
+                    help="skip the in-process runs (the table keeps OUT's last ones; likewise a "
+                         "run without --ngen keeps OUT's last real-engine rows)")
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     a.bundle = str(Path(a.bundle).resolve()) if a.bundle else None
@@ -237,8 +238,9 @@ def main(argv=None) -> int:
         rows = kept if isinstance(kept, list) else kept["in_process"]  # the last in-process run
     from bmi_dhbv.kernel import _core as hbv_core  # the build flags of the figures
 
+    source = Path(a.spinup) if a.spinup else sample_files(a.model)[1]
     lines = [f"{a.model} BMI, one process, N catchments x {a.hours} hourly updates, each spun up "
-             f"on {years:g} years of {(Path(a.spinup) if a.spinup else sample_files(a.model)[1]).name}"
+             f"on {years:g} years of {source.name}"
              f" ({platform.processor() or platform.machine()}, python "
              f"{platform.python_version()}, {hbv_core.BUILD_INFO['compiler']}; "
              f"`OMP_NUM_THREADS=1 python scripts/benchmark_ngen_scale.py --model {a.model}`)",
@@ -250,6 +252,10 @@ def main(argv=None) -> int:
               f"{r['us_per_catchment_hour']:.1f} µs | {r['rss_kb_per_catchment']:.0f} kB | "
               f"{r['peak_rss_mb']:.0f} MB |" for r in rows]
     real = []
+    saved = Path(a.out) / f"ngen_scale_{a.model}.json" if a.out else None
+    if not a.ngen and saved is not None and saved.is_file():  # keep the last real-engine rows
+        kept = json.loads(saved.read_text())
+        real = [] if isinstance(kept, list) else kept.get("ngen", [])
     if a.ngen:
         if not a.venv:
             ap.error("--ngen needs --venv (the environment ngen runs in)")
@@ -258,8 +264,10 @@ def main(argv=None) -> int:
         real.append(ngen_run(a.model, max(counts), a.hours, spinup, a.ngen, a.venv, null=True))
         for r in real:
             print(r, flush=True)
+    if real:
         one = next((r for r in real if r["n"] == 1 and r["bmi"] != "null"), None)
-        lines += ["", f"In the real engine ({Path(a.ngen).name} with Python; its own timers; "
+        engine = Path(a.ngen).name if a.ngen else "ngen"
+        lines += ["", f"In the real engine ({engine} with Python; its own timers; "
                       f"start-up per further catchment = (NGen::init(N) - NGen::init(1)) / "
                       f"(N - 1)):", "",
                   "| BMI | N | NGen::init | start-up per further catchment | NGen::simulation | "
