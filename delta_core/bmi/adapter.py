@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import datetime as dt
 import importlib
 import json
@@ -43,6 +44,7 @@ import numpy as np
 import yaml
 
 from delta_core.bmi.base import BmiError, LumpedBmi, VarSpec, bad_value, value_problem
+from delta_core.bmi.ensemble import RUNOFF_SPREAD, EnsembleCore
 from delta_core.bmi.core import LumpedCore
 from delta_core.bmi.hourly import FlatTemperature
 from delta_core.bmi.variables import bmi_units, bmi_variables
@@ -55,7 +57,9 @@ _RULE_CODES = {"sum": 0, "mean": 0, "max": 1, "min": 2}
 #: Configuration keys every model has: name -> description (with ``backend``, and ``pet_source``
 #: where the model derives PET: :meth:`NgenBmi.config_keys`).
 COMMON_KEYS: dict[str, str] = {
-    "bundle": "weight bundle path, or the file name of a shipped bundle (default: the model's "
+    "bundle": "weight bundle path, or the file name of a shipped bundle, or a list of them (an "
+              "ensemble: one instance steps every member; outputs are their means, plus "
+              "land_surface_water__runoff_depth_ensemble_standard_deviation) (default: the model's "
               "shipped default bundle)",
     "attributes": "mapping of every catchment attribute the bundle needs to its value",
     "latitude": "catchment latitude [degrees north]",
@@ -222,9 +226,13 @@ class NgenBmi(LumpedBmi):
             raise BmiError(f"backend must be {' or '.join(repr(b) for b in self.BACKENDS)}, "
                            f"got {backend!r}")
 
-        model, norm, x_attr = self._load_model(cfg)
-        self._pet_input = self._read_pet_source(cfg)
-        core = self._make_core(model, norm, x_attr, cfg)
+        bundles = cfg.get("bundle")
+        if isinstance(bundles, (list, tuple)):
+            core = self._ensemble_core(cfg, list(bundles))
+        else:
+            model, norm, x_attr = self._load_model(cfg)
+            self._pet_input = self._read_pet_source(cfg)
+            core = self._make_core(model, norm, x_attr, cfg)
         self._core = core
         self._wire(core)
 
@@ -245,6 +253,26 @@ class NgenBmi(LumpedBmi):
             self._cycled_spinup(_spinup_spec(cfg["spinup"], where))
         if init not in (None, "cold"):
             self._load_state_file(self._path(init), as_initial=True)
+
+    def _ensemble_core(self, cfg: dict, bundles: list) -> EnsembleCore:
+        """One core per bundle of a ``bundle`` list, stepped as one
+        (:class:`~delta_core.bmi.ensemble.EnsembleCore`); state files are tied to the list."""
+        if len(bundles) < 2:
+            raise BmiError(f"bundle: a list makes an ensemble of at least 2 bundles, got "
+                           f"{bundles!r}")
+        loaded, paths, sums = [], [], []
+        for b in bundles:
+            loaded.append(self._load_model({**cfg, "bundle": b}))
+            paths.append(self._bundle_path)
+            sums.append(self._bundle_checksum)
+        self._pet_input = self._read_pet_source(cfg)
+        try:
+            core = EnsembleCore([self._make_core(*x, cfg) for x in loaded])
+        except ValueError as exc:
+            raise BmiError(f"bundle: {exc}") from None
+        self._bundle_path = " + ".join(paths)
+        self._bundle_checksum = hashlib.sha256(" ".join(sums).encode()).hexdigest()
+        return core
 
     def _read_pet_source(self, cfg: dict) -> bool:
         """Whether PET is an input (``pet_source: input``); False for a model without the key."""
@@ -395,8 +423,9 @@ class NgenBmi(LumpedBmi):
         """The model's declared BMI variables that hold for this configuration."""
         from delta_core.registry import model_spec
 
-        return bmi_variables(model_spec(self.MODEL).variables, self._conditions(),
-                             self._core.dynamic_names)
+        found = bmi_variables(model_spec(self.MODEL).variables, self._conditions(),
+                              self._core.dynamic_names)
+        return [*found, RUNOFF_SPREAD] if isinstance(self._core, EnsembleCore) else found
 
     def _inputs(self) -> list[Variable]:
         """Input variables of this configuration, each feeding the core field of its name."""
