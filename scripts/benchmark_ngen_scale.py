@@ -64,7 +64,8 @@ def rss_kb() -> int:
     return 0
 
 
-def one_run(model: str, n: int, hours: int, spinup: Path, bundle: str | None = None) -> dict:
+def one_run(model: str, n: int, hours: int, spinup: Path, bundle: list[str] | None = None
+            ) -> dict:
     """Run in this process: n instances, spin-up, hours of hourly updates."""
     import numpy as np
     import torch
@@ -79,7 +80,8 @@ def one_run(model: str, n: int, hours: int, spinup: Path, bundle: str | None = N
     cfg = yaml.safe_load(sample_files(model)[0].read_text())
     cfg = {k: v for k, v in cfg.items() if k not in ("spinup", "end_time", "n_steps")}
     cfg.update(time_step_seconds=3600, start_time=str(last).replace("T", " ") + ":00:00",
-               spinup_forcing=str(spinup), **({"bundle": bundle} if bundle else {}))
+               spinup_forcing=str(spinup),
+               **({"bundle": bundle[0] if len(bundle) == 1 else bundle} if bundle else {}))
     path = tmp / "cfg.yaml"
     path.write_text(yaml.safe_dump(cfg))
     cls = model_spec(model).load_bmi_class()
@@ -203,7 +205,9 @@ def main(argv=None) -> int:
     ap.add_argument("--spinup", help="spin-up CSV (default: the model's CAMELS realization's)")
     ap.add_argument("--spinup-years", type=float,
                     help="years of it to run (its last ones; default 5, dLGAR 1)")
-    ap.add_argument("--bundle", help="weight bundle (default: the BMI's default)")
+    ap.add_argument("--bundle", action="append",
+                    help="weight bundle (default: the BMI's default); repeat it for an ensemble "
+                         "in each instance (bundle: [a, b])")
     ap.add_argument("--out", help="folder for ngen_scale_<model>.md/.json")
     ap.add_argument("--ngen", help="an ngen binary built with Python: run the N catchments in it "
                                    "too")
@@ -213,7 +217,7 @@ def main(argv=None) -> int:
                          "run without --ngen keeps OUT's last real-engine rows)")
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
-    a.bundle = str(Path(a.bundle).resolve()) if a.bundle else None
+    a.bundle = [str(Path(b).resolve()) for b in a.bundle] if a.bundle else None
     if a.child:
         spinup = Path(a.spinup)
         print("RESULT " + json.dumps(one_run(a.model, a.child, a.hours, spinup, a.bundle)),
@@ -227,8 +231,9 @@ def main(argv=None) -> int:
         if a.ngen_only:
             break
         cmd = [sys.executable, __file__, "--model", a.model, "--hours", str(a.hours),
-               "--spinup", str(spinup), "--child", str(n)] + (["--bundle", a.bundle]
-                                                               if a.bundle else [])
+               "--spinup", str(spinup), "--child", str(n)]
+        for b in a.bundle or []:
+            cmd += ["--bundle", b]
         res = subprocess.run(cmd, capture_output=True, text=True, check=True)
         row = json.loads(next(l for l in res.stdout.splitlines() if l.startswith("RESULT"))[7:])
         rows.append(row)

@@ -9,6 +9,7 @@ deviation of the runoff over each model step: the band to plot around the mean.
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 import numpy as np
 
@@ -53,7 +54,7 @@ class EnsembleCore(LumpedCore):
         self.levels = (*fixed, *self.dynamic_names)
         self.members = list(members)
         super().__init__()
-        self._member_carry = np.zeros(len(members))
+        self._member_carry = [0.0] * len(members)
         self._aggregate(spread=None)
 
     # -- LumpedCore --------------------------------------------------------------------------
@@ -65,8 +66,9 @@ class EnsembleCore(LumpedCore):
     def step(self, forcing: list, start: dt.datetime) -> None:
         for m in self.members:
             m.step(forcing, start)
-        totals = self._member_carry + [m.flow_new.sum() for m in self.members]
-        self._aggregate(spread=float(np.std(totals)))
+        totals = [c + sum(m.flow_new.tolist()) for c, m in zip(self._member_carry, self.members)]
+        mean = sum(totals) / len(totals)
+        self._aggregate(spread=math.sqrt(sum((x - mean) ** 2 for x in totals) / len(totals)))
 
     def run_steps(self, forcings: list[list], starts: list[dt.datetime]) -> None:
         for m in self.members:
@@ -101,7 +103,7 @@ class EnsembleCore(LumpedCore):
             if not own:
                 raise ValueError(f"state lacks ensemble member {i} (saved with fewer bundles?)")
             m.set_state(own)
-        self._member_carry = np.array(state["member_carry"], dtype=float)
+        self._member_carry = [float(x) for x in state["member_carry"]]
         self.flow_new = np.array(state["flow_new"], dtype=float)
         self.flow_carry = np.array(state["flow_carry"], dtype=float)
         self.set_values(state["rate_values"], state["level_values"])
@@ -115,12 +117,16 @@ class EnsembleCore(LumpedCore):
     # -- helpers -----------------------------------------------------------------------------
     def _aggregate(self, spread: float | None) -> None:
         """The members' means into this core's flows, rates and levels; ``spread`` the
-        members' runoff standard deviation of the step (None: 0, no step to measure)."""
-        members = self.members
-        self.flow_new = np.mean([m.flow_new for m in members], axis=0)
-        self.flow_carry = np.mean([m.flow_carry for m in members], axis=0)
-        self.rate_values[:-1] = np.mean([m.rate_values for m in members], axis=0)
+        members' runoff standard deviation of the step (None: 0, no step to measure). Python
+        floats: a BMI step's few values cost less so than numpy calls."""
+        members, n = self.members, len(self.members)
+        new = [m.flow_new.tolist() for m in members]
+        carry = [m.flow_carry.tolist() for m in members]
+        self.flow_new = np.array([sum(col) / n for col in zip(*new)])
+        self.flow_carry = np.array([sum(col) / n for col in zip(*carry)])
+        rates = [sum(col) / n for col in zip(*(m.rate_values.tolist() for m in members))]
+        self.rate_values[:-1] = rates
         self.rate_values[-1] = 0.0 if spread is None else spread
-        for j, name in enumerate(self.levels):
-            self.level_values[j] = np.mean([m.values[name][0] for m in members])
-        self._member_carry = np.array([m.flow_carry.sum() for m in members])
+        self.level_values[:] = [sum(m.values[name][0] for m in members) / n
+                                for name in self.levels]
+        self._member_carry = [sum(c) for c in carry]
