@@ -43,8 +43,15 @@ class DataConfig:
     test_start: str = "1995-10-01"
     test_end: str = "2010-09-30"
     attributes: list[str] = field(default_factory=lambda: list(CAMELS_ATTRIBUTES))
+    #: Source of precipitation and temperature (:data:`delta_core.data.camels.FORCING_SETS`).
+    forcing_set: str = "daymet"
 
     def __post_init__(self) -> None:
+        from delta_core.data.camels import FORCING_SETS
+
+        if self.forcing_set not in FORCING_SETS:
+            raise ConfigError(f"data.forcing_set must be one of {sorted(FORCING_SETS)}, got "
+                              f"{self.forcing_set!r}")
         if self.basins is not None and not isinstance(self.basins, (str, list)):
             raise ConfigError(f"data.basins must be a subset name, a file, or a list of gauge "
                               f"ids, got {self.basins!r}: quote gauge ids in YAML, e.g. "

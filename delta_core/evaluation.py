@@ -56,7 +56,8 @@ def training_dtype(bundle: dict) -> torch.dtype:
 
 def simulate(model, norm: Normalization, dataset: CamelsDataset, ids: list[str], start: str,
              end: str, batch_basins: int = 64, dtype=torch.float32,
-             progress: bool = False, hourly: HourlyForcing | None = None) -> dict:
+             progress: bool = False, hourly: HourlyForcing | None = None,
+             forcing_set: str = "daymet") -> dict:
     """Run the model from the first day of data to ``end``; return ``start..end``. A
     stochastic within-day rain pattern is drawn per basin from its seed
     (:meth:`delta_core.patterns.WithinDay.draw_for_basins`).
@@ -65,7 +66,8 @@ def simulate(model, norm: Normalization, dataset: CamelsDataset, ids: list[str],
     days up to ``end``) the model runs hourly on those hours: before them on the pack's daily
     forcing spread by its within-day pattern (the spin-up), from their first day on the given
     hours; the networks see the days' aggregates (precipitation and PET summed, temperature
-    averaged), as an hourly BMI does.
+    averaged), as an hourly BMI does. ``forcing_set``: the daily data's source
+    (:data:`~delta_core.data.camels.FORCING_SETS`; a bundle's is its ``data.forcing_set``).
 
     Returns
     -------
@@ -74,7 +76,8 @@ def simulate(model, norm: Normalization, dataset: CamelsDataset, ids: list[str],
     """
     from tqdm import tqdm
 
-    ts = dataset.load(ids, end=end, forcings=norm.forcing.names, progress=progress)
+    ts = dataset.load(ids, end=end, forcings=norm.forcing.names, progress=progress,
+                      forcing_set=forcing_set)
     i0 = date_index(ts.dates, start, "start date")
     raw = dataset.attributes(ids, norm.attributes.names)
     inputs = build_inputs(ts, raw, norm,
@@ -225,7 +228,9 @@ def evaluate_model(bundle: str | Path | dict, dataset: CamelsDataset, ids: list[
         warn_if_overlap(b["provenance"].get("train_period"), start, end, "evaluation period",
                      "the bundle's")
     spec = model_spec(b["model"])
+    forcing_set = b["config"].get("data", {}).get("forcing_set", "daymet")
     sim = simulate(model, norm, dataset, ids, start, end, dtype=dtype, progress=progress,
+                   forcing_set=forcing_set,
                    hourly=hourly)
     rows = basin_metrics(sim, spec.baseflow_output)
     summary = summarize(rows)
@@ -236,6 +241,7 @@ def evaluate_model(bundle: str | Path | dict, dataset: CamelsDataset, ids: list[
         write_simulation(out_dir / "simulation.nc", sim, spec.output_units,
                          step_seconds=spec.step_seconds,
                          attrs={"model": b["model"], "backend": backend,
+                                "forcing_set": forcing_set,
                                 "bundle_checksum": b["checksum"],
                                 "bundle_commit": b["provenance"].get("git_commit", "unknown")})
     return {**summary, "rows": rows, "simulation": sim, "start": str(start), "end": str(end)}

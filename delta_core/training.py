@@ -49,7 +49,8 @@ def prepare_training_data(cfg: RunConfig, progress: bool = False
     spec = cfg.spec
     dataset = CamelsDataset(cfg.data.root)
     ids = dataset.resolve_basins(cfg.data.basins)
-    ts = dataset.load(ids, end=cfg.data.train_end, forcings=spec.forcings, progress=progress)
+    ts = dataset.load(ids, end=cfg.data.train_end, forcings=spec.forcings, progress=progress,
+                      forcing_set=cfg.data.forcing_set)
     i_start = date_index(ts.dates, cfg.data.train_start, "data.train_start")
     if cfg.training.init_from:  # the networks keep the inputs they were trained on
         norm = Normalization.from_dict(init_bundle(cfg)["normalization"])

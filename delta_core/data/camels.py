@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -64,6 +65,19 @@ FORCING_VARIABLES: dict[str, ForcingVariable] = {
     "era5l_prcp": ForcingVariable("mm d-1", "precipitation (ERA5-Land from Caravan, local days; "
                                   "NaN before 1981 and for a few basins)", "era5l_prcp_mm_day",
                                   skewed=True),
+    "era5l_t2m": ForcingVariable("degC", "daily mean 2-m air temperature (ERA5-Land from "
+                                 "Caravan; NaN before 1981 and for a few basins)",
+                                 "era5l_t2m_mean_c"),
+}
+
+#: Forcing sets a run can be trained and evaluated on (``data.forcing_set``): which source the
+#: models' precipitation, temperature and Hargreaves PET come from.
+FORCING_SETS = {
+    "daymet": "CAMELS Daymet basin means (prcp, tmax, tmin; tmean their mean)",
+    "era5l": "ERA5-Land (Caravan): precipitation and daily mean temperature; tmax and tmin are "
+             "that mean +- half the Daymet diurnal range (ERA5-Land daily data have no range), "
+             "so Hargreaves PET sees ERA5-Land's temperature with Daymet's range; where "
+             "ERA5-Land is missing (1980, a few basins) the Daymet values are used (warned)",
 }
 
 
@@ -245,14 +259,19 @@ class CamelsDataset:
         return {n: [rows[i][n].strip() for i in ids] for n in names}
 
     def load(self, ids: list[str], start: str | None = None, end: str | None = None,
-             forcings=(), progress: bool = False) -> BasinTimeseries:
+             forcings=(), progress: bool = False, forcing_set: str = "daymet") -> BasinTimeseries:
         """Load forcing and streamflow of ``ids`` from ``start`` to ``end`` (inclusive).
 
-        Always provides prcp, tmax, tmin, tmean and Hargreaves pet; ``forcings`` names further
-        variables of :data:`FORCING_VARIABLES` to read. Raises :class:`DataError` for an unknown
-        basin or date, and for NaN or negative precipitation or NaN temperature inside
-        [start, end] (naming basin and date). ``progress`` shows a bar over the basins.
+        Always provides prcp, tmax, tmin, tmean and Hargreaves pet, from the ``forcing_set`` of
+        :data:`FORCING_SETS`; ``forcings`` names further variables of :data:`FORCING_VARIABLES`
+        to read. Raises :class:`DataError` for an unknown basin, date or forcing set, and for NaN
+        or negative precipitation or NaN temperature inside [start, end] (naming basin and
+        date). ``progress`` shows a bar over the basins.
         """
+        if forcing_set not in FORCING_SETS:
+            raise DataError(f"unknown forcing set {forcing_set!r}; valid: {sorted(FORCING_SETS)}")
+        if forcing_set == "era5l":
+            forcings = (*forcings, "era5l_prcp", "era5l_t2m")
         from tqdm import tqdm
 
         self.check_basins(ids)
@@ -280,11 +299,30 @@ class CamelsDataset:
         sl = slice(i0, i1)
         dates = dates[sl]
         series = {n: arr[v.column][sl] for n, v in FORCING_VARIABLES.items() if v.column in arr}
+        if forcing_set == "era5l":
+            _use_era5l(series, ids, dates)
         _check_forcing(ids, dates, series["prcp"], series["tmax"], series["tmin"])
         doy = (dates - dates.astype("datetime64[Y]")).astype(int) + 1
         series["tmean"] = 0.5 * (series["tmax"] + series["tmin"])
         series["pet"] = hargreaves(series["tmax"], series["tmin"], lat, doy)
         return BasinTimeseries(list(ids), dates, series, arr[Q_COLUMN][sl], lat, area)
+
+
+def _use_era5l(series: dict[str, np.ndarray], ids: list[str], dates: np.ndarray) -> None:
+    """Replace the Daymet prcp, tmax and tmin in ``series`` by ERA5-Land's (in place;
+    :data:`FORCING_SETS`), Daymet where ERA5-Land is missing (one warning with the count)."""
+    p, t = series["era5l_prcp"], series["era5l_t2m"]
+    half = 0.5 * np.maximum(series["tmax"] - series["tmin"], 0.0)
+    mean = 0.5 * (series["tmax"] + series["tmin"])
+    gap = ~np.isfinite(p) | ~np.isfinite(t)
+    if gap.any():
+        basins = sorted({ids[b] for b in np.flatnonzero(gap.any(axis=0))})
+        warnings.warn(f"forcing set era5l: ERA5-Land missing on {int(gap.sum())} basin-days "
+                      f"({len(basins)} basin(s), e.g. {basins[:3]}, {dates[gap.any(axis=1)][0]}"
+                      f"..{dates[gap.any(axis=1)][-1]}): Daymet used there", stacklevel=3)
+    series["prcp"] = np.where(gap, series["prcp"], p)
+    t = np.where(gap, mean, t)
+    series["tmax"], series["tmin"] = t + half, t - half
 
 
 def _read_timeseries(path: Path, cols: dict) -> tuple[np.ndarray, dict[str, np.ndarray]]:

@@ -133,3 +133,52 @@ def test_categorical_encoding_roundtrip():
     np.testing.assert_allclose(enc2.transform({"x": ["2"], "geol": [""]}), [[0.0, 1.0, 0.0]])
     with pytest.warns(UserWarning, match="unseen"):
         enc.transform({"x": ["2"], "geol": ["granite"]})
+
+
+def test_era5l_forcing_set():
+    """``forcing_set="era5l"``: ERA5-Land precipitation and mean temperature, the Daymet range
+    around that mean for Hargreaves PET, Daymet where ERA5-Land is missing (warned)."""
+    from delta_core.config import ConfigError, DataConfig
+
+    ds = CamelsDataset()
+    gid = ds.basin_ids()[0]
+    day = ds.load([gid], None, "1985-12-31")
+    with pytest.warns(UserWarning, match="ERA5-Land missing on .* Daymet used there"):
+        era = ds.load([gid], None, "1985-12-31", forcing_set="era5l")
+    raw = ds.load([gid], None, "1985-12-31", forcings=("era5l_prcp", "era5l_t2m"))
+    ok = np.isfinite(raw["era5l_prcp"][:, 0]) & np.isfinite(raw["era5l_t2m"][:, 0])
+    assert ok.sum() > 1500 and (~ok).sum() >= 366  # 1980 has no ERA5-Land
+    np.testing.assert_array_equal(era.prcp[ok, 0], raw["era5l_prcp"][ok, 0])
+    np.testing.assert_allclose(era.tmean[ok, 0], raw["era5l_t2m"][ok, 0], atol=1e-12)
+    np.testing.assert_allclose(era.tmax - era.tmin, np.maximum(day.tmax - day.tmin, 0.0),
+                               atol=1e-12)
+    np.testing.assert_array_equal(era.prcp[~ok, 0], day.prcp[~ok, 0])
+    assert not np.array_equal(era.pet, day.pet) and np.isfinite(era.pet).all()
+    with pytest.raises(DataError, match="unknown forcing set 'cmip'"):
+        ds.load([gid], forcing_set="cmip")
+    with pytest.raises(ConfigError, match="data.forcing_set must be one of"):
+        DataConfig(forcing_set="era5")
+
+
+def test_evaluation_uses_the_bundles_forcing_set(random_bundle, tmp_path):
+    """A bundle trained on ERA5-Land is evaluated on ERA5-Land (recorded in simulation.nc)."""
+    import netCDF4
+
+    from delta_core.bundle import load_bundle, save_bundle
+    from delta_core.evaluation import evaluate_model
+
+    b = load_bundle(random_bundle("dhbv"))
+    ds = CamelsDataset()
+    ids = ds.basin_ids()[:2]
+    out = {}
+    for fs in ("daymet", "era5l"):
+        cfg = {**b["config"], "data": {**b["config"].get("data", {}), "forcing_set": fs}}
+        path = save_bundle(tmp_path / f"{fs}.pt", model=b["model"], state_dict=b["state_dict"],
+                           config=cfg, normalization=b["normalization"],
+                           provenance=b["provenance"])
+        res = evaluate_model(path, ds, ids, "2005-10-01", "2006-09-30", out_dir=tmp_path / fs,
+                             warn_overlap=False)
+        out[fs] = res["simulation"]["outputs"]["streamflow"]
+        with netCDF4.Dataset(tmp_path / fs / "simulation.nc") as nc:
+            assert nc.forcing_set == fs
+    assert not np.allclose(out["daymet"], out["era5l"])
