@@ -78,10 +78,6 @@ FORCING_SETS = {
              "that mean +- half the Daymet diurnal range (ERA5-Land daily data have no range), "
              "so Hargreaves PET sees ERA5-Land's temperature with Daymet's range; where "
              "ERA5-Land is missing (1980, a few basins) the Daymet values are used (warned)",
-    "era5l_dataday": "era5l moved to the pack's data day: each day's ERA5-Land precipitation "
-                     "and mean temperature are the means of the local day's and the day "
-                     "before's (Daymet's day lies about half a day before ERA5-Land's local day: "
-                     "scripts/data_day_offset.py, median weights 0.52 / 0.52 on the two days)",
 }
 
 
@@ -274,7 +270,7 @@ class CamelsDataset:
         """
         if forcing_set not in FORCING_SETS:
             raise DataError(f"unknown forcing set {forcing_set!r}; valid: {sorted(FORCING_SETS)}")
-        if forcing_set.startswith("era5l"):
+        if forcing_set == "era5l":
             forcings = (*forcings, "era5l_prcp", "era5l_t2m")
         from tqdm import tqdm
 
@@ -303,8 +299,8 @@ class CamelsDataset:
         sl = slice(i0, i1)
         dates = dates[sl]
         series = {n: arr[v.column][sl] for n, v in FORCING_VARIABLES.items() if v.column in arr}
-        if forcing_set.startswith("era5l"):
-            _use_era5l(series, ids, dates, dataday=forcing_set == "era5l_dataday")
+        if forcing_set == "era5l":
+            _use_era5l(series, ids, dates)
         _check_forcing(ids, dates, series["prcp"], series["tmax"], series["tmin"])
         doy = (dates - dates.astype("datetime64[Y]")).astype(int) + 1
         series["tmean"] = 0.5 * (series["tmax"] + series["tmin"])
@@ -312,21 +308,16 @@ class CamelsDataset:
         return BasinTimeseries(list(ids), dates, series, arr[Q_COLUMN][sl], lat, area)
 
 
-def _use_era5l(series: dict[str, np.ndarray], ids: list[str], dates: np.ndarray,
-               dataday: bool = False) -> None:
+def _use_era5l(series: dict[str, np.ndarray], ids: list[str], dates: np.ndarray) -> None:
     """Replace the Daymet prcp, tmax and tmin in ``series`` by ERA5-Land's (in place;
-    :data:`FORCING_SETS`), Daymet where ERA5-Land is missing (one warning with the count);
-    ``dataday``: each day the mean of its and the day before's ERA5-Land values."""
+    :data:`FORCING_SETS`), Daymet where ERA5-Land is missing (one warning with the count)."""
     p, t = series["era5l_prcp"], series["era5l_t2m"]
-    if dataday:
-        p = 0.5 * (np.concatenate([p[:1], p[:-1]]) + p)
-        t = 0.5 * (np.concatenate([t[:1], t[:-1]]) + t)
     half = 0.5 * np.maximum(series["tmax"] - series["tmin"], 0.0)
     mean = 0.5 * (series["tmax"] + series["tmin"])
     gap = ~np.isfinite(p) | ~np.isfinite(t)
     if gap.any():
         basins = sorted({ids[b] for b in np.flatnonzero(gap.any(axis=0))})
-        warnings.warn(f"forcing set {'era5l_dataday' if dataday else 'era5l'}: ERA5-Land missing on {int(gap.sum())} basin-days "
+        warnings.warn(f"forcing set era5l: ERA5-Land missing on {int(gap.sum())} basin-days "
                       f"({len(basins)} basin(s), e.g. {basins[:3]}, {dates[gap.any(axis=1)][0]}"
                       f"..{dates[gap.any(axis=1)][-1]}): Daymet used there", stacklevel=3)
     series["prcp"] = np.where(gap, series["prcp"], p)

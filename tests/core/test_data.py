@@ -154,11 +154,6 @@ def test_era5l_forcing_set():
                                atol=1e-12)
     np.testing.assert_array_equal(era.prcp[~ok, 0], day.prcp[~ok, 0])
     assert not np.array_equal(era.pet, day.pet) and np.isfinite(era.pet).all()
-    with pytest.warns(UserWarning, match="forcing set era5l_dataday"):
-        moved = ds.load([gid], None, "1985-12-31", forcing_set="era5l_dataday")
-    both = ok[1:] & ok[:-1]
-    np.testing.assert_allclose(moved.prcp[1:, 0][both],
-                               0.5 * (raw["era5l_prcp"][:-1, 0] + raw["era5l_prcp"][1:, 0])[both])
     with pytest.raises(DataError, match="unknown forcing set 'cmip'"):
         ds.load([gid], forcing_set="cmip")
     with pytest.raises(ConfigError, match="data.forcing_set must be one of"):
