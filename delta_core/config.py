@@ -42,6 +42,12 @@ class DataConfig:
     train_end: str = "1995-09-30"
     test_start: str = "1995-10-01"
     test_end: str = "2010-09-30"
+    #: Validation period (ISO dates, inclusive; both or neither): scored after every epoch, the
+    #: epoch with the best median NSE over the training basins is the one the bundle keeps.
+    #: It must overlap neither the training nor the test period (e.g. the training period's
+    #: last years, with train_end moved before them).
+    validation_start: str | None = None
+    validation_end: str | None = None
     attributes: list[str] = field(default_factory=lambda: list(CAMELS_ATTRIBUTES))
     #: Source of precipitation and temperature (:data:`delta_core.data.camels.FORCING_SETS`).
     forcing_set: str = "daymet"
@@ -69,6 +75,32 @@ class DataConfig:
             if getattr(self, a) > getattr(self, b):
                 raise ConfigError(f"data.{a} {getattr(self, a)} is after data.{b} "
                                   f"{getattr(self, b)}")
+        self._check_validation()
+
+    @property
+    def validation(self) -> tuple[str, str] | None:
+        """The validation period, or None."""
+        return (None if self.validation_start is None
+                else (self.validation_start, self.validation_end))
+
+    def _check_validation(self) -> None:
+        if (self.validation_start is None) != (self.validation_end is None):
+            raise ConfigError("data.validation_start and data.validation_end go together: give "
+                              "both or neither")
+        if self.validation_start is None:
+            return
+        for key in ("validation_start", "validation_end"):
+            _check_date(getattr(self, key), f"data.{key}")
+            setattr(self, key, str(getattr(self, key)))
+        v0, v1 = self.validation_start, self.validation_end
+        if v0 > v1:
+            raise ConfigError(f"data.validation_start {v0} is after data.validation_end {v1}")
+        for name in ("train", "test"):
+            a, b = getattr(self, f"{name}_start"), getattr(self, f"{name}_end")
+            if v0 <= b and a <= v1:
+                raise ConfigError(f"the validation period {v0}..{v1} overlaps the {name} period "
+                                  f"{a}..{b}: choosing epochs on {name} data would flatter the "
+                                  f"result")
 
 
 @dataclass
@@ -93,6 +125,12 @@ class TrainingConfig:
     skip_nonfinite: int = 0
     threads: int | None = None  # torch intra-op and kernel threads; None: torch default
     device: str = "cpu"  # cpu | cuda | auto (networks and PyTorch physics; the kernel is CPU)
+    #: Learning rate from an epoch on, {epoch: rate} (e.g. {21: 5.0e-4, 41: 1.0e-4}); before
+    #: the first key, ``learning_rate``.
+    lr_schedule: dict[int, float] | None = None
+    #: Stop when the validation score has not improved for this many epochs (needs
+    #: data.validation_start/end); None: run all epochs.
+    patience: int | None = None
     #: A bundle whose weights and normalisation start the run (fine-tuning, e.g. a daily-trained
     #: model for another time step); same model and network sizes. None: random initialisation.
     init_from: str | None = None
@@ -103,6 +141,23 @@ class TrainingConfig:
 
         if self.skip_nonfinite < 0:
             raise ConfigError(f"training.skip_nonfinite must be >= 0, got {self.skip_nonfinite}")
+        if self.patience is not None and self.patience < 1:
+            raise ConfigError(f"training.patience must be >= 1, got {self.patience}")
+        if self.lr_schedule is not None:
+            if not isinstance(self.lr_schedule, dict) or not all(
+                    isinstance(k, int) and k >= 1 and isinstance(v, (int, float)) and v > 0
+                    for k, v in self.lr_schedule.items()):
+                raise ConfigError(f"training.lr_schedule must map epochs (integers >= 1) to "
+                                  f"positive learning rates, got {self.lr_schedule!r}")
+            self.lr_schedule = {int(k): float(v) for k, v in sorted(self.lr_schedule.items())}
+
+    def learning_rate_at(self, epoch: int) -> float:
+        """The learning rate of ``epoch`` (1-based) under :attr:`lr_schedule`."""
+        rate = self.learning_rate
+        for start, value in (self.lr_schedule or {}).items():
+            if epoch >= start:
+                rate = value
+        return rate
 
         if self.device not in DEVICES:
             raise ConfigError(f"training.device must be one of {list(DEVICES)}, got "
@@ -139,6 +194,9 @@ class RunConfig:
         if not isinstance(self.physics, dict):
             raise ConfigError(f"config.physics must be a mapping, got {self.physics!r}")
         spec.physics_section(self.physics)  # validates
+        if self.training.patience is not None and self.data.validation is None:
+            raise ConfigError("training.patience needs a validation period "
+                              "(data.validation_start, data.validation_end)")
         self.run_dir = self.run_dir or f"runs/{self.model}"
         if self.network is None:
             self.network = spec.network_config()

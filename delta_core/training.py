@@ -7,12 +7,18 @@ start no earlier than ``warmup_days`` after the first day of data, so every warm
 length (with the default periods this drops the first three months of 1980-10..1980-12 as
 targets). Everything random is seeded; a checkpoint after each epoch holds model, optimiser,
 RNG states and history, so an interrupted run resumes exactly where it stopped.
+
+With a validation period (``data.validation_start``/``validation_end``) the model is scored
+after every epoch (median NSE over the training basins, states spun up on the ``warmup_days``
+before it); the bundle keeps the weights of the best epoch, and ``training.patience`` stops the
+run when that score has not improved for so many epochs.
 """
 from __future__ import annotations
 
 import csv
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +47,10 @@ class TrainingData:
     norm: Normalization
     first_target: int  # index of the first allowed window start
     last_target: int  # index of the last training day
+    #: Per basin, the standard deviation of observed streamflow over the training targets
+    #: [mm/day] (the NSE* loss's scale).
+    basin_std: np.ndarray
+    validation: tuple[int, int] | None = None  # indices of the validation period's first, last day
 
 
 def prepare_training_data(cfg: RunConfig, progress: bool = False
@@ -49,7 +59,9 @@ def prepare_training_data(cfg: RunConfig, progress: bool = False
     spec = cfg.spec
     dataset = CamelsDataset(cfg.data.root)
     ids = dataset.resolve_basins(cfg.data.basins)
-    ts = dataset.load(ids, end=cfg.data.train_end, forcings=spec.forcings, progress=progress,
+    val = cfg.data.validation
+    end = max(cfg.data.train_end, val[1]) if val else cfg.data.train_end
+    ts = dataset.load(ids, end=end, forcings=spec.forcings, progress=progress,
                       forcing_set=cfg.data.forcing_set)
     i_start = date_index(ts.dates, cfg.data.train_start, "data.train_start")
     if cfg.training.init_from:  # the networks keep the inputs they were trained on
@@ -61,12 +73,19 @@ def prepare_training_data(cfg: RunConfig, progress: bool = False
     inputs = build_inputs(ts, dataset.attributes(ids, cfg.data.attributes), norm,
                           raw_attribute_array(dataset, ids, spec.raw_attributes))
     first = max(i_start, cfg.training.warmup_days)
-    last = len(ts.dates) - 1
+    last = date_index(ts.dates, cfg.data.train_end, "data.train_end")
     if last - first + 1 < cfg.training.window_days:
         raise ValueError(f"training period {cfg.data.train_start}..{cfg.data.train_end} is too "
                          f"short for {cfg.training.warmup_days} warm-up + "
                          f"{cfg.training.window_days} window days")
-    return dataset, TrainingData(ids, inputs, norm, first, last)
+    with warnings.catch_warnings():  # a basin without observations: scale 0, no terms anyway
+        warnings.simplefilter("ignore", RuntimeWarning)
+        std = np.nan_to_num(np.nanstd(ts.qobs[first:last + 1], axis=0))
+    validation = None
+    if val:
+        validation = (date_index(ts.dates, val[0], "data.validation_start"),
+                      date_index(ts.dates, val[1], "data.validation_end"))
+    return dataset, TrainingData(ids, inputs, norm, first, last, std, validation)
 
 
 def init_bundle(cfg: RunConfig) -> dict:
@@ -102,9 +121,9 @@ def iterations_per_epoch(cfg: RunConfig, data: TrainingData) -> int:
 
 
 def sample_batch(cfg: RunConfig, data: TrainingData, rng: np.random.Generator, dtype,
-                 share: slice = slice(None)) -> tuple[dict, torch.Tensor]:
-    """Random basins and per-basin windows: a model batch and the observed streamflow
-    ``[window, B]``. The whole batch is drawn (same draws whatever ``share``); ``share`` keeps
+                 share: slice = slice(None)) -> tuple[dict, torch.Tensor, torch.Tensor]:
+    """Random basins and per-basin windows: a model batch, the observed streamflow
+    ``[window, B]`` and the basins' training-period streamflow standard deviation ``[B]``. The whole batch is drawn (same draws whatever ``share``); ``share`` keeps
     this process's part of its basins (data-parallel training). A model whose within-day rain
     pattern is stochastic gets new rain weights per batch (``batch["rain_weights"]``
     [D, B, 24], :mod:`delta_core.patterns`): augmentation over the hours of the rain."""
@@ -122,7 +141,38 @@ def sample_batch(cfg: RunConfig, data: TrainingData, rng: np.random.Generator, d
     batch = data.inputs.batch(days, basins, tc.warmup_days, dtype)
     if weights is not None:
         batch["rain_weights"] = torch.from_numpy(np.ascontiguousarray(weights))
-    return batch, torch.as_tensor(np.ascontiguousarray(qobs), dtype=dtype)
+    return (batch, torch.as_tensor(np.ascontiguousarray(qobs), dtype=dtype),
+            torch.as_tensor(data.basin_std[basins], dtype=dtype))
+
+
+def validation_score(cfg: RunConfig, data: TrainingData, model: torch.nn.Module, dtype,
+                     device=None, batch_basins: int = 64) -> float:
+    """Median NSE over the training basins in the validation period, states spun up on the
+    ``training.warmup_days`` before it (dropout off; the model is left in training mode)."""
+    from delta_core.metrics import nse
+
+    i0, i1 = data.validation
+    start = max(0, i0 - cfg.training.warmup_days)
+    steps = np.arange(start, i1 + 1)
+    pattern = getattr(cfg.spec.physics_section(cfg.physics), "pattern", None)
+    scores = []
+    model.eval()
+    try:
+        for b0 in range(0, len(data.ids), batch_basins):
+            basins = np.arange(b0, min(b0 + batch_basins, len(data.ids)))
+            batch = data.inputs.batch(steps, basins, i0 - start, dtype)
+            if pattern is not None and pattern.stochastic:
+                batch["rain_weights"] = torch.from_numpy(pattern.draw_for_basins(
+                    len(steps), [data.ids[b] for b in basins]))
+            batch = {k: v.to(device) if torch.is_tensor(v) and device else v
+                     for k, v in batch.items()}
+            with torch.no_grad():
+                q = model(batch)["streamflow"].cpu().numpy()
+            obs = data.inputs.qobs[i0:i1 + 1, basins]
+            scores += [nse(q[:, j], obs[:, j]) for j in range(len(basins))]
+    finally:
+        model.train()
+    return float(np.nanmedian(scores))
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
@@ -145,11 +195,15 @@ class _Run:
     rng: np.random.Generator
     history: list
     epoch: int = 0
+    #: Best validation epoch so far: {"epoch", "score", "state_dict"}; None without validation.
+    best: dict | None = None
+    stopped: bool = False  # stopped early (training.patience)
 
     def state(self, cfg: RunConfig) -> dict:
         st = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
               "numpy_rng": self.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-              "history": self.history, "epoch": self.epoch, "config": cfg.to_dict()}
+              "history": self.history, "epoch": self.epoch, "config": cfg.to_dict(),
+              "best": self.best, "stopped": self.stopped}
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             st["cuda_rng"] = torch.cuda.get_rng_state_all()
         return st
@@ -162,6 +216,7 @@ class _Run:
         if "cuda_rng" in ckpt and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
         self.history, self.epoch = ckpt["history"], ckpt["epoch"]
+        self.best, self.stopped = ckpt.get("best"), ckpt.get("stopped", False)
 
 
 def train(cfg: RunConfig, progress: bool = True, max_epochs: int | None = None) -> Path:
@@ -239,12 +294,14 @@ def _train(cfg: RunConfig, ctx, progress: bool, max_epochs: int | None) -> Path:
         raise TrainingInterrupted(
             f"interrupted: rerun the same command to resume from the last checkpoint "
             f"({ckpt_path}, written after every {tc.checkpoint_every} epoch(s))") from None
-    if stop < tc.epochs:
+    if run.epoch < tc.epochs and not run.stopped:
         return ckpt_path
     bundle = run_dir / "bundle.pt"
     if ctx.is_main:
         model.to("cpu")
-        _finish(cfg, dataset, data, model, run.history, run_dir)
+        if run.best is not None:
+            model.load_state_dict(run.best["state_dict"])
+        _finish(cfg, dataset, data, model, run, run_dir)
     ctx.barrier()
     return bundle
 
@@ -258,17 +315,20 @@ def _epochs(cfg: RunConfig, ctx, data: TrainingData, run: _Run, loss_fn, stop: i
     n_iter = iterations_per_epoch(cfg, data)
     share = ctx.share(min(tc.batch_basins, len(data.ids)))
     params = list(run.model.parameters())
-    while run.epoch < stop:
+    while run.epoch < stop and not run.stopped:
         epoch = run.epoch + 1
+        for group in run.optimizer.param_groups:
+            group["lr"] = tc.learning_rate_at(epoch)
         run.step_model.train()
         t0, losses, skipped, in_a_row = time.time(), [], 0, 0
         bar = tqdm(range(n_iter), desc=f"epoch {epoch}/{tc.epochs}", disable=not progress,
                    leave=False)
         for _ in bar:
-            batch, qobs = sample_batch(cfg, data, run.rng, dtype, share)
+            batch, qobs, std = sample_batch(cfg, data, run.rng, dtype, share)
             batch = {k: v.to(ctx.device) if torch.is_tensor(v) else v for k, v in batch.items()}
             out = run.step_model(batch)
-            parts = ctx.all_sum(loss_fn.parts(out["streamflow"], qobs.to(ctx.device)))
+            parts = ctx.all_sum(loss_fn.parts(out["streamflow"], qobs.to(ctx.device),
+                                              std.to(ctx.device)))
             loss = loss_fn.combine(parts, tc.loss_alpha)
             run.optimizer.zero_grad()
             loss.backward()
@@ -286,16 +346,34 @@ def _epochs(cfg: RunConfig, ctx, data: TrainingData, run: _Run, loss_fn, stop: i
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses):.4f}")
         run.epoch = epoch
-        run.history.append({"epoch": epoch, "loss": float(np.mean(losses)),
-                            "seconds": time.time() - t0, "iterations": n_iter,
-                            "processes": ctx.world, "skipped": skipped})
+        row = {"epoch": epoch, "loss": float(np.mean(losses)), "seconds": time.time() - t0,
+               "iterations": n_iter, "processes": ctx.world, "skipped": skipped,
+               "learning_rate": tc.learning_rate_at(epoch)}
+        if data.validation is not None:
+            row["validation_nse"] = _validate(cfg, data, run, dtype, ctx.device)
+        run.history.append(row)
         if ctx.is_main:
-            print(f"epoch {epoch}: loss {run.history[-1]['loss']:.4f} "
-                  f"({run.history[-1]['seconds']:.0f} s)", flush=True)
+            val = (f", validation median NSE {row['validation_nse']:.3f} (best: epoch "
+                   f"{run.best['epoch']})" if "validation_nse" in row else "")
+            print(f"epoch {epoch}: loss {row['loss']:.4f} ({row['seconds']:.0f} s){val}",
+                  flush=True)
             _write_history(run_dir / "training_log.csv", run.history)
-            if epoch % tc.checkpoint_every == 0 or epoch == tc.epochs:
+            if epoch % tc.checkpoint_every == 0 or epoch == tc.epochs or run.stopped:
                 _save_checkpoint(ckpt_path, run.state(cfg))
         ctx.barrier()
+
+
+def _validate(cfg: RunConfig, data: TrainingData, run: _Run, dtype, device) -> float:
+    """Score the epoch just trained; keep its weights if best; set ``run.stopped`` when the
+    score has not improved for ``training.patience`` epochs."""
+    score = validation_score(cfg, data, run.model, dtype, device)
+    if run.best is None or score > run.best["score"]:
+        run.best = {"epoch": run.epoch, "score": score,
+                    "state_dict": {k: v.detach().cpu().clone()
+                                   for k, v in run.model.state_dict().items()}}
+    patience = cfg.training.patience
+    run.stopped = patience is not None and run.epoch - run.best["epoch"] >= patience
+    return score
 
 
 def _non_finite(loss: torch.Tensor, params: list) -> list[str]:
@@ -316,7 +394,7 @@ def _stop_non_finite(bad: list[str], epoch: int, iteration: int, tc) -> None:
                              f"iteration {iteration}{hint}{more}; the weights were not updated")
 
 
-def _finish(cfg: RunConfig, dataset: CamelsDataset, data: TrainingData, model, history: list,
+def _finish(cfg: RunConfig, dataset: CamelsDataset, data: TrainingData, model, run: _Run,
             run_dir: Path) -> Path:
     """Write the bundle, score it on the test period, record the medians in it and the
     per-basin scores in ``run_dir/test_metrics.csv``."""
@@ -326,7 +404,13 @@ def _finish(cfg: RunConfig, dataset: CamelsDataset, data: TrainingData, model, h
     provenance = {**code_provenance(),
                   "data_root": str(dataset.root), "basins": data.ids,
                   "train_period": [cfg.data.train_start, cfg.data.train_end],
-                  "epochs": tc.epochs, "history": history,
+                  "epochs": tc.epochs, "epochs_run": run.epoch, "history": run.history,
+                  **({"validation": {"period": list(cfg.data.validation),
+                                     "metric": "median NSE over the training basins",
+                                     "selected_epoch": run.best["epoch"],
+                                     "score": run.best["score"],
+                                     "stopped_early": run.stopped}}
+                     if run.best is not None else {}),
                   **({"init_from": {"path": str(tc.init_from),
                                     "checksum": init_bundle(cfg)["checksum"]}}
                      if tc.init_from else {}),
