@@ -60,3 +60,18 @@ def test_loss_masks_nan_and_is_zero_at_truth():
 def test_unknown_loss_lists_valid():
     with pytest.raises(ValueError, match="rmse_log_combined"):
         get_loss("mse")
+
+
+def test_nse_star_scales_each_basin_by_its_training_variance():
+    """NSE* (Kratzert et al. 2019): squared errors over observed days, each divided by
+    (basin std + 0.1)^2, averaged; a basin's weight follows its std, NaN days are skipped."""
+    from delta_core.losses import nse_star
+
+    obs = torch.tensor([[1.0, float("nan")], [2.0, 5.0], [3.0, 7.0]])
+    sim = torch.tensor([[2.0, 0.0], [2.0, 4.0], [1.0, 9.0]])
+    std = torch.tensor([0.9, 1.9])
+    expected = (1 / 1.0 ** 2 + 0 + 4 / 1.0 ** 2 + 1 / 2.0 ** 2 + 4 / 2.0 ** 2) / 5
+    assert float(nse_star(sim, obs, basin_std=std)) == pytest.approx(expected, rel=1e-6)
+    assert float(nse_star(obs.nan_to_num(), obs, basin_std=std)) == 0.0
+    with pytest.raises(ValueError, match="basin_std"):
+        nse_star(sim, obs)

@@ -83,6 +83,71 @@ def test_bad_periods_are_named():
         RunConfig.from_dict({"model": "dhbv", "data": {"test_end": "2010-13-40"}})
 
 
+def test_validation_period_and_schedule_are_checked():
+    base = {"model": "dhbv", "data": {"train_end": "1992-09-30"}}
+    ok = RunConfig.from_dict({**base, "data": {"train_end": "1992-09-30",
+                                               "validation_start": "1992-10-01",
+                                               "validation_end": "1995-09-30"}})
+    assert ok.data.validation == ("1992-10-01", "1995-09-30")
+    for period, what in ((("1990-10-01", "1993-09-30"), "train"),
+                         (("1993-10-01", "1996-09-30"), "test")):
+        with pytest.raises(ConfigError, match=f"overlaps the {what} period"):
+            RunConfig.from_dict({**base, "data": {"train_end": "1992-09-30",
+                                                  "validation_start": period[0],
+                                                  "validation_end": period[1]}})
+    with pytest.raises(ConfigError, match="give both or neither"):
+        RunConfig.from_dict({**base, "data": {"validation_start": "1992-10-01"}})
+    with pytest.raises(ConfigError, match="patience needs a validation period"):
+        RunConfig.from_dict({**base, "training": {"patience": 3}})
+    with pytest.raises(ConfigError, match="lr_schedule must map epochs"):
+        RunConfig.from_dict({**base, "training": {"lr_schedule": {0: 0.1}}})
+    tc = RunConfig.from_dict({**base, "training": {"learning_rate": 0.01,
+                                                   "lr_schedule": {5: 0.001, 3: 0.005}}}).training
+    assert [tc.learning_rate_at(e) for e in (1, 2, 3, 4, 5, 9)] == [0.01, 0.01, 0.005, 0.005,
+                                                                  0.001, 0.001]
+
+
+def test_validation_keeps_the_best_epoch_and_patience_stops(tmp_path, monkeypatch):
+    """Scored after each epoch on the validation period; with scores falling after epoch 1 and
+    patience 2 the run stops after epoch 3 and its bundle holds epoch 1's weights."""
+    import csv
+
+    import delta_core.training as T
+
+    val = {**TINY["data"], "validation_start": "1983-10-01", "validation_end": "1984-09-30"}
+    d = {**TINY, "data": val, "training": {**TINY["training"], "epochs": 5, "patience": 2,
+                                           "lr_schedule": {2: 0.001}}}
+    one = RunConfig.from_dict({**d, "run_dir": str(tmp_path / "one")})
+    T.train(one, progress=False, max_epochs=1)
+    epoch1 = torch.load(tmp_path / "one" / "checkpoint.pt", weights_only=False)["model"]
+    real, scores = T.validation_score, iter([0.5, 0.4, 0.3, 0.9, 0.9])
+    recomputed = []
+
+    def falling(cfg, data, model, *a, **k):
+        recomputed.append(real(cfg, data, model, *a, **k))
+        return next(scores)
+
+    monkeypatch.setattr(T, "validation_score", falling)
+    cfg = RunConfig.from_dict({**d, "run_dir": str(tmp_path / "run")})
+    b = load_bundle(T.train(cfg, progress=False))
+    v = b["provenance"]["validation"]
+    assert (v["selected_epoch"], v["score"], v["stopped_early"]) == (1, 0.5, True)
+    assert b["provenance"]["epochs_run"] == 3
+    assert all(torch.equal(b["state_dict"][k], epoch1[k]) for k in epoch1)
+    with open(tmp_path / "run" / "training_log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [float(r["validation_nse"]) for r in rows] == [0.5, 0.4, 0.3]
+    assert [float(r["learning_rate"]) for r in rows] == [0.01, 0.001, 0.001]
+    assert all(np.isfinite(recomputed)) and len(recomputed) == 3
+    monkeypatch.setattr(T, "validation_score", real)
+    _, data = T.prepare_training_data(cfg)
+    from delta_core.evaluation import load_model
+
+    m, _, _ = load_model(b)
+    assert T.validation_score(cfg, data, m, torch.float32) == pytest.approx(recomputed[0],
+                                                                              abs=1e-6)
+
+
 def test_bundle_contents(tiny_bundle):
     b = load_bundle(tiny_bundle)
     assert b["model"] == "dhbv"
