@@ -188,7 +188,8 @@ PER_BASIN = {"dhbv_dynamic": "dhbv_dynamic_metrics.csv", "dcfe_static": "dcfe_st
              "dcfe_dynamic": "dcfe_dynamic_metrics.csv", "dhbv_hourly": "dhbv_hourly_metrics.csv",
              "dcfe_hourly": "dcfe_hourly_metrics.csv",
              "dhbv_dynamic_hourly": "dhbv_dynamic_hourly_metrics.csv",
-             "dlgar_arid": "dlgar_arid_metrics.csv", "dlgar_hourly": "dlgar_hourly_metrics.csv"}
+             "dlgar_arid": "dlgar_arid_metrics.csv", "dlgar_hourly": "dlgar_hourly_metrics.csv",
+             "lstm_nsestar": "lstm_nsestar_metrics.csv"}
 README_NSE = {"dhbv_dynamic": 0.731, "dcfe_static": 0.634}
 
 
@@ -207,10 +208,27 @@ def _bundle(which: str) -> Path:
     from bmi_lgar.model import ARID_BUNDLE as DLGAR_BUNDLE
     from bmi_lgar.model import HOURLY_BUNDLE as DLGAR_HOURLY
 
+    if which == "lstm_nsestar":
+        return LSTM_BUNDLE
     return {"dhbv_dynamic_hourly": UNIFORM_HOURLY_BUNDLE, "dhbv_dynamic": DEFAULT_BUNDLE, "dcfe_static": DCFE_BUNDLE,
             "dcfe_dynamic": DYNAMIC_BUNDLE, "dhbv_hourly": HOURLY_BUNDLE,
             "dcfe_hourly": DCFE_HOURLY,
             "dlgar_arid": DLGAR_BUNDLE, "dlgar_hourly": DLGAR_HOURLY}[which]
+
+
+LSTM_BUNDLE = REPO / "delta_core" / "baselines" / "weights" / "lstm_nsestar.pt"
+
+
+def test_lstm_epoch_was_chosen_on_the_validation_period():
+    """The shipped LSTM baseline keeps the epoch with the best validation score, a period
+    inside neither its training targets nor the test period."""
+    b = load_bundle(LSTM_BUNDLE)
+    v, d = b["provenance"]["validation"], b["config"]["data"]
+    scores = [row["validation_nse"] for row in b["provenance"]["history"]]
+    assert v["selected_epoch"] == 1 + int(np.argmax(scores))
+    assert v["score"] == max(scores)
+    assert d["train_end"] < d["validation_start"] <= d["validation_end"] < d["test_start"]
+    assert b["config"]["training"]["loss"] == "nse_star"
 
 
 @pytest.mark.parametrize("which", sorted(PER_BASIN))
