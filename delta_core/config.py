@@ -150,6 +150,12 @@ class TrainingConfig:
                 raise ConfigError(f"training.lr_schedule must map epochs (integers >= 1) to "
                                   f"positive learning rates, got {self.lr_schedule!r}")
             self.lr_schedule = {int(k): float(v) for k, v in sorted(self.lr_schedule.items())}
+        if self.device not in DEVICES:
+            raise ConfigError(f"training.device must be one of {list(DEVICES)}, got "
+                              f"{self.device!r}")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"training.backend must be one of {list(BACKENDS)}, got "
+                              f"{self.backend!r}")
 
     def learning_rate_at(self, epoch: int) -> float:
         """The learning rate of ``epoch`` (1-based) under :attr:`lr_schedule`."""
@@ -158,13 +164,6 @@ class TrainingConfig:
             if epoch >= start:
                 rate = value
         return rate
-
-        if self.device not in DEVICES:
-            raise ConfigError(f"training.device must be one of {list(DEVICES)}, got "
-                              f"{self.device!r}")
-        if self.backend not in BACKENDS:
-            raise ConfigError(f"training.backend must be one of {list(BACKENDS)}, got "
-                              f"{self.backend!r}")
 
 
 @dataclass
