@@ -129,7 +129,8 @@ def test_evaluation_writes_declared_outputs(model_name, random_bundle, sample, t
 def test_loss_contract(name):
     obs = torch.tensor([[1.0, np.nan], [2.0, 0.5], [0.0, 0.7]])
     sim = torch.tensor([[1.5, 3.0], [1.0, 0.4], [0.2, 0.9]], requires_grad=True)
-    loss = LOSSES[name](sim, obs, 0.25)
+    std = torch.tensor([0.8, 0.3]) if LOSSES[name].needs_basin_std else None
+    loss = LOSSES[name](sim, obs, 0.25, basin_std=std)
     loss.backward()
     assert torch.isfinite(loss) and float(loss.detach()) > 0
     assert torch.all(torch.isfinite(sim.grad)) and sim.grad[0, 1] == 0  # NaN obs masked
