@@ -82,6 +82,10 @@ class WithinDay:
     #: -17 for totals read from gauges at 07:00 (:func:`spread_rain`). PET stays on the calendar
     #: day.
     day_start_hour: int = 0
+    #: Stochastic storms only, a diagnostic: each day's storms moved together (circularly
+    #: within the day) so that their rain-weighted mean hour is this hour [h, 0..23]: the
+    #: storms' intensities and durations without their random timing. None: as drawn.
+    storm_centre_hour: int | None = None
 
     def __post_init__(self) -> None:
         if self.rain not in RAIN_PATTERNS:
@@ -98,6 +102,10 @@ class WithinDay:
             raise ValueError(f"within_day.day_start_hour must lie in -23..0 (hours before "
                              f"midnight at which the data's day begins), got "
                              f"{self.day_start_hour}")
+        if self.storm_centre_hour is not None and (
+                self.rain != "stochastic" or not 0 <= self.storm_centre_hour <= 23):
+            raise ValueError(f"within_day.storm_centre_hour {self.storm_centre_hour!r}: an hour "
+                             f"0..23, for stochastic rain only")
         if self.storms_extra_mean < 0:
             raise ValueError(f"within_day.storms_extra_mean must be >= 0, got "
                              f"{self.storms_extra_mean}")
@@ -130,8 +138,9 @@ class WithinDay:
         storms from ``rng``, or the fixed weights repeated."""
         if not self.stochastic:
             return np.broadcast_to(self.rain_weights().numpy(), (n_days, n_basins, 24)).copy()
-        return stochastic_weights(n_days, n_basins, rng, self.storm_hours_mean,
-                                  self.max_storm_hours, self.storms_extra_mean)
+        w = stochastic_weights(n_days, n_basins, rng, self.storm_hours_mean,
+                               self.max_storm_hours, self.storms_extra_mean)
+        return w if self.storm_centre_hour is None else centre_storms(w, self.storm_centre_hour)
 
     def draw_for_basins(self, n_days: int, basin_ids: list[str]) -> np.ndarray:
         """Seeded weights ``[n_days, len(basin_ids), 24]``: each basin's draws depend only on
@@ -212,6 +221,15 @@ def stochastic_weights(n_days: int, n_basins: int, rng: np.random.Generator,
         w += share[:, None] * shape / shape.sum(1, keepdims=True)
     w /= w.sum(1, keepdims=True)
     return w.reshape(n_days, n_basins, 24)
+
+
+def centre_storms(weights: np.ndarray, hour: int) -> np.ndarray:
+    """Each day's weights ``[..., 24]`` rolled (circularly within the day) by the whole hours
+    that bring their weighted mean hour nearest to ``hour``: the same storms, fixed timing."""
+    hours = np.arange(24)
+    shift = np.rint(hour - (weights * hours).sum(-1)).astype(int)
+    source = (hours - shift[..., None]) % 24
+    return np.take_along_axis(weights, source, axis=-1)
 
 
 def hourly_rain_weights(pattern: WithinDay, batch: dict, n_days: int, n_basins: int

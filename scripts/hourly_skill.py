@@ -10,6 +10,8 @@ forcing before --start) once per pattern, with the pattern replacing the bundle'
   of the first dCFE and dLGAR bundles);
 * ``stochastic``: storms at random hours (:mod:`delta_core.patterns`), seed 0; ``stochastic:N``
   seed N; ``bundle``: the bundle's own pattern (also for a daily bundle);
+* ``storms@H``: the storms of ``stochastic`` (seed 0), each day's moved so that their mean hour is
+  H: their intensities without their random timing (a diagnostic of what the timing costs);
 * a suffix ``/dayH`` (H in -23..0) moves the data's day: e.g. ``stochastic/day-17`` puts each
   day's storms in the 24 hours from 07:00 of the day before (``within_day.day_start_hour``).
 
@@ -54,9 +56,12 @@ def pattern_fields(name: str) -> dict | None:
         return None
     if name.startswith("stochastic:"):
         return {"rain": "stochastic", "seed": int(name.split(":", 1)[1]), "day_start_hour": 0}
+    if name.startswith("storms@"):
+        return {"rain": "stochastic", "seed": 0, "storm_centre_hour": int(name[7:]),
+                "day_start_hour": 0}
     if name not in PATTERNS:
-        raise ValueError(f"pattern {name!r}: choose from {list(PATTERNS)}, stochastic:SEED or "
-                         f"bundle")
+        raise ValueError(f"pattern {name!r}: choose from {list(PATTERNS)}, stochastic:SEED, "
+                         f"storms@HOUR or bundle")
     return {**PATTERNS[name], "day_start_hour": 0}
 
 

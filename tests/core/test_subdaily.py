@@ -48,6 +48,24 @@ def test_stochastic_storms_are_short_peaked_and_seeded():
     np.testing.assert_array_equal(p.draw(5, 1, basin_rng(0, "x")), p.draw(5, 1, basin_rng(0, "x")))
 
 
+def test_centred_storms_keep_the_storms_and_fix_their_hour():
+    """storm_centre_hour moves each day's storms as a whole: the same hourly amounts, their
+    mean hour at the given hour (to the hour) unless the storms wrap around midnight."""
+    rng = lambda: basin_rng(0, "01022500")  # noqa: E731
+    drawn = WithinDay("stochastic").draw(2000, 1, rng())[:, 0]
+    centred = WithinDay("stochastic", storm_centre_hour=15).draw(2000, 1, rng())[:, 0]
+    np.testing.assert_array_equal(np.sort(centred, -1), np.sort(drawn, -1))
+    for k in range(2000):  # a rotation of the day's hours
+        assert any(np.array_equal(np.roll(drawn[k], s), centred[k]) for s in range(24))
+    mean_hour = (centred * np.arange(24)).sum(-1)
+    assert np.mean(np.abs(mean_hour - 15) <= 0.5) > 0.95
+    assert np.std((drawn * np.arange(24)).sum(-1)) > 4.0
+    with pytest.raises(ValueError, match="for stochastic rain only"):
+        WithinDay("uniform", storm_centre_hour=15)
+    with pytest.raises(ValueError, match="an hour 0..23"):
+        WithinDay("stochastic", storm_centre_hour=24)
+
+
 def test_pattern_errors():
     with pytest.raises(ValueError, match="within one day"):
         WithinDay("block", 20, 6)
@@ -301,3 +319,6 @@ def test_named_patterns_put_the_rain_in_the_calendar_day_unless_moved():
     assert mod.pattern_fields("stochastic")["day_start_hour"] == 0
     assert mod.pattern_fields("uniform/day-8") == {"rain": "uniform", "day_start_hour": -8}
     assert mod.pattern_fields("bundle") is None
+    assert mod.pattern_fields("storms@15/day-8") == {"rain": "stochastic", "seed": 0,
+                                                     "storm_centre_hour": 15,
+                                                     "day_start_hour": -8}
