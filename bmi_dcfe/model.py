@@ -333,6 +333,7 @@ SPEC = ModelSpec(
     description="differentiable CFE (NOAA-OWP, hourly) with degree-day snow; MLP-learned parameters",
     forcings=FORCING_NAMES,
     step_seconds=86400,
+    physics_steps=(3600,),
     variables=VARIABLES,
     network_config=NetworkConfig,
     physics_config=PhysicsConfig,

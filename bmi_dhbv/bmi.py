@@ -52,9 +52,9 @@ class BmiDHBV(NgenBmi):
         backend = self._choose_backend(cfg, model)
         if self._time_step == 3600:
             core = HourlyHBVCore(model, norm, x_attr, self._lat, backend)
-        elif model.options.steps_per_day != 1:
-            raise BmiError(f"bundle {self._bundle_path} was trained with HBV stepping "
-                           f"{model.options.steps_per_day} times a day: use it with "
+        elif model.physics_step_seconds != 86400:
+            raise BmiError(f"bundle {self._bundle_path} was trained with HBV stepping every "
+                           f"{model.physics_step_seconds} s: use it with "
                            f"time_step_seconds: 3600, or a daily bundle for daily steps")
         else:
             core = HBVCore(model, norm, x_attr, self._lat, backend)

@@ -137,6 +137,11 @@ class HBVOptions:
     LEGACY_WITHIN_DAY = WithinDay("uniform", 12, 6, "sine")
 
     @property
+    def physics_step_seconds(self) -> int:
+        """HBV's time step [s]: a day, or an hour with ``steps_per_day = 24``."""
+        return 86400 // self.steps_per_day
+
+    @property
     def pattern(self) -> WithinDay | None:
         """The within-day pattern of an hourly model (None: HBV steps daily)."""
         return self.within_day if self.steps_per_day == 24 else None

@@ -217,6 +217,7 @@ SPEC = ModelSpec(
     description="differentiable HBV: 16 components, LSTM-dynamic BETA/BETAET, gamma routing",
     forcings=FORCING_NAMES,
     step_seconds=86400,
+    physics_steps=(86400, 3600),
     variables=VARIABLES,
     network_config=NetworkConfig,
     physics_config=hbv.HBVOptions,

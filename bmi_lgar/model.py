@@ -528,6 +528,7 @@ SPEC = ModelSpec(
                 "kernel) with degree-day snow; MLP corrections of texture-table parameters",
     forcings=FORCING_NAMES,
     step_seconds=86400,
+    physics_steps=(3600,),
     variables=VARIABLES,
     network_config=NetworkConfig,
     physics_config=PhysicsConfig,

@@ -36,7 +36,7 @@ def load_model(bundle: str | Path | dict, dtype: torch.dtype = torch.float32,
     physics_cfg = spec.physics_section(cfg["physics"], f"bundle {b['model']} physics")
     physics = dataclasses.replace(physics_cfg, **physics) if physics else physics_cfg
     if pattern:
-        if getattr(physics, "pattern", None) is None:
+        if spec.physics_step(physics) == 86400:
             raise ValueError(f"this {b['model']} bundle steps daily: a within-day pattern needs "
                              f"an hourly model")
         physics = dataclasses.replace(
@@ -87,6 +87,10 @@ def simulate(model, norm: Normalization, dataset: CamelsDataset, ids: list[str],
     pattern = getattr(model, "pattern", None)
     given = None
     if hourly is not None:
+        if getattr(model, "physics_step_seconds", 86400) != 3600:
+            raise ValueError("this bundle's physics steps daily: hourly forcing needs a model "
+                             "whose physics steps hourly (dHBV with steps_per_day 24, dCFE, "
+                             "dLGAR)")
         given = _given_hours(hourly, ts.dates, ts.lat, pattern, inputs, norm, list(ids))
     for b0 in tqdm(range(0, len(ids), batch_basins), desc="simulating", disable=not progress):
         basins = np.arange(b0, min(b0 + batch_basins, len(ids)))
@@ -113,9 +117,6 @@ def _given_hours(hourly: HourlyForcing, dates: np.ndarray, lat: np.ndarray, patt
     their aggregates (``inputs`` changed in place)."""
     from delta_core.hourly_forcing import trailing_hargreaves
 
-    if pattern is None:
-        raise ValueError("this bundle's physics steps daily: hourly forcing needs an hourly "
-                         "model (dHBV with steps_per_day 24, dCFE, dLGAR)")
     first = date_index(dates, str(hourly.first_day), "first day of the hourly forcing")
     if len(dates) - first != hourly.n_days:
         raise ValueError(f"the hourly forcing covers {hourly.n_days} days from "

@@ -179,6 +179,8 @@ class HourlyPhysics:
     written before that field carry (:meth:`WithinDay.from_physics`)."""
 
     LEGACY_WITHIN_DAY = WithinDay("block", 12, 6, "sine")
+    #: The physics step [s] (:meth:`delta_core.spec.ModelSpec.physics_step`).
+    physics_step_seconds = 3600
 
     @property
     def pattern(self) -> WithinDay:

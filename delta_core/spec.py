@@ -207,7 +207,13 @@ class ModelSpec:
     forcings : tuple of str
         Forcing variables the model reads, in order (names of the data reader's catalogue).
     step_seconds : int
-        Native time step of the process model [s].
+        Time step of the model's output series [s] (daily for all δ models: the networks and
+        the loss see days; netCDF time units).
+    physics_steps : tuple of int
+        Time steps [s] at which the process model can step, dividing a day; the first is the
+        default. A physics section chooses one (:meth:`physics_step`: its
+        ``physics_step_seconds``); hourly steps run through :mod:`delta_core.subdaily`, with
+        daily forcing spread by the section's within-day ``pattern``.
     variables : tuple of Variable
         Every variable of the model, declared once: the output series of ``module(batch)``
         (:attr:`outputs`; must contain ``streamflow``), the BMI core's named arrays and the BMI
@@ -250,6 +256,7 @@ class ModelSpec:
     calibration_target: str | None = None
     raw_attributes: tuple[str, ...] = ()
     commands: Mapping[str, str] = field(default_factory=dict, hash=False)
+    physics_steps: tuple[int, ...] = (86400,)
 
     def __post_init__(self) -> None:
         names = [o.name for o in self.outputs]
@@ -258,6 +265,9 @@ class ModelSpec:
         unknown = [c for c in self.flow_components if c not in names]
         if unknown:
             raise ValueError(f"model {self.name}: flow_components {unknown} are not outputs")
+        if not self.physics_steps or any(86400 % int(t) for t in self.physics_steps):
+            raise ValueError(f"model {self.name}: physics_steps {self.physics_steps} must be "
+                             f"time steps [s] that divide a day")
         for cls in (self.network_config, self.physics_config):
             if not dataclasses.is_dataclass(cls):
                 raise TypeError(f"model {self.name}: {cls!r} must be a dataclass")
@@ -322,13 +332,27 @@ class ModelSpec:
                 raise ConfigError(f"{where}: {exc}") from None
         return section(self.physics_config, physics, where)
 
+    def physics_step(self, physics: Any) -> int:
+        """The physics step [s] of a validated physics section: its ``physics_step_seconds``
+        (the first of :attr:`physics_steps` where it declares none), one of
+        :attr:`physics_steps`."""
+        step = int(getattr(physics, "physics_step_seconds", self.physics_steps[0]))
+        if step not in self.physics_steps:
+            raise ValueError(f"model {self.name}: physics step {step} s is not one of "
+                             f"{list(self.physics_steps)}")
+        return step
+
     def build_model(self, physics: Mapping | Any, network: Mapping | Any, n_attributes: int,
                     engine: Engine | None = None) -> torch.nn.Module:
         """Build the model from config sections (dicts are validated into the dataclasses), in
-        the engine's dtype."""
+        the engine's dtype; the module carries its physics step [s] as ``physics_step_seconds``
+        (:meth:`physics_step`)."""
         from delta_core.config import section
 
         engine = engine or Engine()
         phys = self.physics_section(physics, f"{self.name} physics")
+        step = self.physics_step(phys)
         net = section(self.network_config, network, f"{self.name} network")
-        return self.build(phys, net, n_attributes, engine).to(engine.dtype)
+        model = self.build(phys, net, n_attributes, engine).to(engine.dtype)
+        model.physics_step_seconds = step
+        return model

@@ -26,6 +26,23 @@ def test_spec_is_consistent(model_name):
     assert all(o.units and o.long_name for o in spec.outputs)
     if spec.bmi_class is not None:  # a δ model ships a BMI bound to it; baselines need not
         assert spec.load_bmi_class().MODEL == spec.name
+    assert spec.physics_steps and all(86400 % t == 0 for t in spec.physics_steps)
+
+
+def test_physics_step_is_declared_and_checked(model_name, sample_batch):
+    """A built model carries its physics step, one of the spec's; an hourly one spreads its
+    forcing by a within-day pattern, a daily one has none."""
+    spec = model_spec(model_name)
+    model, _ = sample_batch(model_name)
+    step = model.physics_step_seconds
+    assert step in spec.physics_steps
+    assert (getattr(model, "pattern", None) is not None) == (step < 86400)
+    if hasattr(spec.physics_section({}), "physics_step_seconds"):  # else the spec's first
+        other = tuple(t for t in (86400, 3600, 1800) if t != spec.physics_steps[0])
+        with pytest.raises(ValueError, match="s is not one of"):
+            dataclasses.replace(spec, physics_steps=other).build_model({}, {}, 3)
+    with pytest.raises(ValueError, match="divide a day"):
+        dataclasses.replace(spec, physics_steps=(7000,))
 
 
 def test_forward_shapes_finite_and_backend_bound(model_name, sample_batch):

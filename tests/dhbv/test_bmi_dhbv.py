@@ -448,6 +448,21 @@ def test_shipped_bundle_initializes(basin, tmp_path, step):
     assert m.core.n_components == 16 and m.core.step_seconds == step
 
 
+def test_hourly_bundle_refuses_daily_steps(basin, tmp_path):
+    """A bundle whose HBV steps hourly is not run with daily host steps (its rates are
+    hourly): the error names the bundle's physics step."""
+    from bmi_dhbv.bmi import HOURLY_BUNDLE
+
+    if not HOURLY_BUNDLE.is_file():
+        pytest.skip("no hourly bundle shipped")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"attributes": basin["attrs"], "latitude": basin["lat"],
+                                   "area_km2": basin["area"], "start_time": "2000-01-01",
+                                   "time_step_seconds": 86400, "bundle": str(HOURLY_BUNDLE)}))
+    with pytest.raises(Exception, match="stepping every 3600 s: use it with time_step_seconds"):
+        BmiDHBV().initialize(str(cfg))
+
+
 def test_hourly_bundle_refused_in_daily_mode(make, tmp_path):
     from delta_core.bundle import load_bundle, save_bundle
 
