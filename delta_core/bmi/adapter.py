@@ -59,7 +59,9 @@ _RULE_CODES = {"sum": 0, "mean": 0, "max": 1, "min": 2}
 COMMON_KEYS: dict[str, str] = {
     "bundle": "weight bundle path, or the file name of a shipped bundle, or a list of them (an "
               "ensemble: one instance steps every member; outputs are their means, plus "
-              "land_surface_water__runoff_depth_ensemble_standard_deviation) (default: the model's "
+              "land_surface_water__runoff_depth_ensemble_standard_deviation; members after the "
+              "first may be of another model that steps alike, e.g. dcfe_hourly.pt beside "
+              "dhbv_hourly.pt, and the outputs are then those they share) (default: the model's "
               "shipped default bundle)",
     "attributes": "mapping of every catchment attribute the bundle needs to its value",
     "latitude": "catchment latitude [degrees north]",
@@ -260,19 +262,67 @@ class NgenBmi(LumpedBmi):
         if len(bundles) < 2:
             raise BmiError(f"bundle: a list makes an ensemble of at least 2 bundles, got "
                            f"{bundles!r}")
-        loaded, paths, sums = [], [], []
-        for b in bundles:
-            loaded.append(self._load_model({**cfg, "bundle": b}))
-            paths.append(self._bundle_path)
-            sums.append(self._bundle_checksum)
         self._pet_input = self._read_pet_source(cfg)
+        cores, paths, sums, models = [], [], [], []
+        for i, b in enumerate(bundles):
+            path, model = self._member_file(b)
+            if model == self.MODEL:
+                cores.append(self._make_core(*self._load_model({**cfg, "bundle": str(path)}),
+                                             cfg))
+                paths.append(self._bundle_path)
+                sums.append(self._bundle_checksum)
+            elif i == 0:
+                raise BmiError(f"bundle: the first member must be a {self.MODEL} bundle (the "
+                               f"model of this BMI), got {b} ({model})")
+            else:
+                member = self._member_bmi(model, cfg, path, b)
+                cores.append(member._core)
+                paths.append(member._bundle_path)
+                sums.append(member._bundle_checksum)
+            models.append(model)
         try:
-            core = EnsembleCore([self._make_core(*x, cfg) for x in loaded])
+            core = EnsembleCore(cores, None if len(set(models)) == 1 else _shared_names(models))
         except ValueError as exc:
             raise BmiError(f"bundle: {exc}") from None
         self._bundle_path = " + ".join(paths)
         self._bundle_checksum = hashlib.sha256(" ".join(sums).encode()).hexdigest()
         return core
+
+    def _member_file(self, value) -> tuple[Path, str]:
+        """The file and model of the bundle a ``bundle`` list entry names: a path, or the bare
+        file name of a bundle shipped with this model or another."""
+        import torch
+
+        from delta_core.evaluation import load_model
+        from delta_core.registry import MODELS, model_spec
+
+        path = self._bundle_file(value)
+        if not path.exists() and Path(str(value)).name == str(value):
+            for name in MODELS:
+                shipped = model_spec(name).default_bundle
+                if shipped is not None and (shipped.parent / str(value)).is_file():
+                    path = shipped.parent / str(value)
+                    break
+        if not path.exists():
+            raise BmiError(f"bundle: no file {value!r} (a path relative to the config, or the "
+                           f"name of a shipped bundle)")
+        return path, _shared_model(path, load_model, torch.float64)[2]["model"]
+
+    def _member_bmi(self, model: str, cfg: dict, path: Path, value) -> "NgenBmi":
+        """An ensemble member of another model: its own BMI set up with this config's keys that
+        it takes (no spin-up or state: the ensemble runs those), from which the core is taken."""
+        from delta_core.registry import model_spec
+
+        cls = model_spec(model).load_bmi_class()
+        keys = set(cls.config_keys()) - {"spinup", "spinup_forcing", "initial_state"}
+        member = cls()
+        member._config_dir = self._config_dir
+        try:
+            member._setup({**{k: v for k, v in cfg.items() if k in keys}, "bundle": str(path)},
+                          f"{self._where} (ensemble member {value})")
+        except BmiError as exc:
+            raise BmiError(f"bundle: member {value} ({model}): {exc}") from None
+        return member
 
     def _read_pet_source(self, cfg: dict) -> bool:
         """Whether PET is an input (``pet_source: input``); False for a model without the key."""
@@ -423,9 +473,14 @@ class NgenBmi(LumpedBmi):
         """The model's declared BMI variables that hold for this configuration."""
         from delta_core.registry import model_spec
 
+        core = self._core
         found = bmi_variables(model_spec(self.MODEL).variables, self._conditions(),
-                              self._core.dynamic_names)
-        return [*found, RUNOFF_SPREAD] if isinstance(self._core, EnsembleCore) else found
+                              core.dynamic_names)
+        if not isinstance(core, EnsembleCore):
+            return found
+        kept = [v for v in found if v.kind in ("input", "runoff_depth", "runoff_flux")
+                or v.name in core.flows or v.name in core.values]
+        return [*kept, RUNOFF_SPREAD]
 
     def _inputs(self) -> list[Variable]:
         """Input variables of this configuration, each feeding the core field of its name."""
@@ -842,6 +897,16 @@ class NgenBmi(LumpedBmi):
 #: (resolved path, size, mtime) -> (model, normalisation, bundle dict). The cores only read the
 #: networks, so instances hold their state and nothing else.
 _MODELS: dict[tuple, tuple] = {}
+
+
+def _shared_names(models: list[str]) -> set[str]:
+    """Names of the variables that every model in ``models`` declares with the same units and
+    standard name (what an ensemble of different models may average)."""
+    from delta_core.registry import model_spec
+
+    meaning = [{v.name: (v.units, v.standard_name) for v in model_spec(m).variables}
+               for m in models]
+    return {n for n, x in meaning[0].items() if all(d.get(n) == x for d in meaning[1:])}
 
 
 def _shared_model(path: Path, load_model, dtype) -> tuple:

@@ -1,10 +1,15 @@
-"""An ensemble of one model's bundles in one BMI instance (``bundle: [a.pt, b.pt, ...]``).
+"""An ensemble of bundles in one BMI instance (``bundle: [a.pt, b.pt, ...]``).
 
 :class:`EnsembleCore` steps one core per member (each with its own state; the networks' weights
 are shared between instances as for single bundles) and presents their mean as one core: the
 routed flows, the rates and the levels are the members' means, so the BMI's runoff is the mean
 of the members' runoff. One more output, :data:`RUNOFF_SPREAD`, is the members' standard
 deviation of the runoff over each model step: the band to plot around the mean.
+
+Members may be cores of different models (dHBV and dCFE, hourly) when they step alike: the same
+model step and forcing fields (and spin-up rows). Their flows are not the same components, so
+such an ensemble has one flow, the members' mean total runoff, and the rates and levels that
+every member has with one meaning (the names the caller passes as ``shared``).
 """
 from __future__ import annotations
 
@@ -24,34 +29,45 @@ RUNOFF_SPREAD = Variable(
     "land_surface_water__runoff_depth_ensemble_standard_deviation", "rate",
     csv_header="runoff_sd")
 
-#: Attributes an ensemble takes from its first member (all members are cores of one class).
-SHARED = ("step_seconds", "fields", "optional_fields", "spinup_step_seconds", "spinup_fields",
-          "spinup_optional_fields", "flows", "stores")
+#: How every member must step: model step, forcing fields and spin-up rows.
+STEPPING = ("step_seconds", "fields", "optional_fields", "spinup_step_seconds", "spinup_fields",
+            "spinup_optional_fields")
+#: The one flow of an ensemble of different models: the members' mean total runoff.
+TOTAL_FLOW = "total_runoff"
 
 
 class EnsembleCore(LumpedCore):
-    """The mean of several cores of one model (module docstring).
+    """The mean of several cores (module docstring).
 
     Parameters
     ----------
     members : list of LumpedCore
-        At least two cores of the same class (one per bundle), each for the same catchment.
+        At least two cores (one per bundle), each for the same catchment, stepping alike
+        (:data:`STEPPING`).
+    shared : set of str, optional
+        Names of rates and levels that mean the same in every member (the same declared units);
+        None: every name the members have in common (cores of one model).
     """
 
-    def __init__(self, members: list[LumpedCore]):
+    def __init__(self, members: list[LumpedCore], shared: set[str] | None = None):
         if len(members) < 2:
             raise ValueError(f"an ensemble needs at least 2 members, got {len(members)}")
-        kinds = {type(m).__name__ for m in members}
-        if len(kinds) > 1:
-            raise ValueError(f"ensemble members must be cores of one model, got {sorted(kinds)}")
         first = members[0]
-        for name in SHARED:
+        for name in STEPPING:
+            values = {repr(getattr(m, name)) for m in members}
+            if len(values) > 1:
+                raise ValueError(f"ensemble members must step alike: their {name} differ "
+                                 f"({', '.join(sorted(values))})")
             setattr(self, name, getattr(first, name))
-        self.rates = (*first.rates, RUNOFF_SPREAD.name)
-        self.dynamic_names = tuple(n for n in first.dynamic_names
-                                   if all(n in m.dynamic_names for m in members))
-        fixed = [n for n in first.levels if n not in first.dynamic_names]
-        self.levels = (*fixed, *self.dynamic_names)
+        self.mixed = len({type(m) for m in members}) > 1
+        self.flows = (TOTAL_FLOW,) if self.mixed else first.flows
+        common = lambda names: tuple(n for n in names if all(  # noqa: E731
+            n in m.values for m in members) and (shared is None or n in shared))
+        self.rates = (*common(first.rates), RUNOFF_SPREAD.name)
+        self.dynamic_names = common(first.dynamic_names)
+        self.levels = (*common(n for n in first.levels if n not in first.dynamic_names),
+                       *self.dynamic_names)
+        self.stores = tuple(n for n in first.stores if n in self.levels)
         self.members = list(members)
         super().__init__()
         self._member_carry = [0.0] * len(members)
@@ -122,10 +138,12 @@ class EnsembleCore(LumpedCore):
         members, n = self.members, len(self.members)
         new = [m.flow_new.tolist() for m in members]
         carry = [m.flow_carry.tolist() for m in members]
+        if self.mixed:  # one flow: the total
+            new, carry = [[sum(x)] for x in new], [[sum(x)] for x in carry]
         self.flow_new = np.array([sum(col) / n for col in zip(*new)])
         self.flow_carry = np.array([sum(col) / n for col in zip(*carry)])
-        rates = [sum(col) / n for col in zip(*(m.rate_values.tolist() for m in members))]
-        self.rate_values[:-1] = rates
+        self.rate_values[:-1] = [sum(m.values[name][0] for m in members) / n
+                                 for name in self.rates[:-1]]
         self.rate_values[-1] = 0.0 if spread is None else spread
         self.level_values[:] = [sum(m.values[name][0] for m in members) / n
                                 for name in self.levels]
