@@ -34,8 +34,10 @@ from delta_core.spec import Batch, Engine, ModelSpec, ParameterSpec, Variable
 STATIC_BUNDLE = Path(__file__).resolve().parent / "weights" / "dcfe_static.pt"
 #: LSTM-dynamic refkdt and satdk, rain in 6 h from 12:00 (``configs/dcfe_dynamic_full.yaml``).
 DYNAMIC_BUNDLE = STATIC_BUNDLE.with_name("dcfe_dynamic.pt")
-#: The dynamic bundle fine-tuned with stochastic storms (``configs/dcfe_hourly.yaml``): the
-#: default, the one for NextGen's hourly rain (docs/hourly.md).
+#: The dynamic bundle fine-tuned with stochastic storms (``configs/dcfe_hourly.yaml``), then
+#: with the storms in the data's day (``configs/dcfe_hourly_dataday.yaml``), then with a GIUH
+#: of 168 h (``configs/dcfe_hourly_giuh.yaml``): the default, the one for NextGen's hourly rain
+#: (docs/hourly.md).
 HOURLY_BUNDLE = STATIC_BUNDLE.with_name("dcfe_hourly.pt")
 DEFAULT_BUNDLE = HOURLY_BUNDLE
 

@@ -8,8 +8,9 @@ the hour of the largest rain, the first hour of its storm and the first hour fro
 which the flow rises (so "rain at 14:00
 raises the flow from 14:00" can be read off), a day-periodicity check: the mean absolute
 flow change across midnight divided by that across the other hours (about 1 without a
-day-end artefact), and the largest one-hour fall of the flow as a fraction of it (a few per
-cent on smooth recessions; a step, e.g. a truncated unit hydrograph, shows as more).
+day-end artefact), and a step check: within recessions (three falling hours in a row), the
+largest ratio of an hour's fall to the larger of its neighbours' (about 1 on a smooth
+recession; a step, e.g. the end of a truncated unit hydrograph, shows as much more).
 
     python scripts/plot_realizations.py --out benchmarks/hydrographs
 """
@@ -54,11 +55,13 @@ def midnight_ratio(q: np.ndarray) -> float:
     return float(at_midnight.mean() / max(others.mean(), 1e-30))
 
 
-def largest_fall(q: np.ndarray) -> float:
-    """Largest one-hour fall of the flow, as a fraction of the flow before it."""
-    q = np.asarray(q, dtype=float)
-    before = np.maximum(q[:-1], 1e-12)
-    return float(np.max((q[:-1] - q[1:]) / before))
+def recession_step(q: np.ndarray) -> float:
+    """Largest ratio of a falling hour's fall to the larger fall of the hours either side of
+    it, over hours whose neighbours fall too (1 where no three hours fall in a row)."""
+    fall = -np.diff(np.asarray(q, dtype=float))
+    mid, side = fall[1:-1], np.maximum(fall[:-2], fall[2:])
+    inside = (mid > 0) & (fall[:-2] > 0) & (fall[2:] > 0)
+    return float(np.max(mid[inside] / side[inside], initial=1.0))
 
 
 def plot(real_dir: Path, days: int, out: Path) -> str:
@@ -89,9 +92,9 @@ def plot(real_dir: Path, days: int, out: Path) -> str:
             ax.axvline(m, color="0.85", lw=0.6, zorder=0)
     ax_q.set_ylabel(f"{cid} flow\nm3 s-1")
     ax_q.set_xlabel(f"hours from {str(times[0])[:16]} (grey lines: midnight)")
-    ratio, fall = midnight_ratio(q), largest_fall(q)
+    ratio, step = midnight_ratio(q), recession_step(q)
     ax_r.set_title(f"{real_dir.name}: replayed as ngen runs it; midnight/other-hour flow change "
-                   f"{ratio:.2f}; largest one-hour fall {100 * fall:.1f} %", fontsize=9)
+                   f"{ratio:.2f}; recession step {step:.1f}", fontsize=9)
     fig.tight_layout()
     out.mkdir(parents=True, exist_ok=True)
     png = out / f"{real_dir.name}.png"
@@ -100,8 +103,7 @@ def plot(real_dir: Path, days: int, out: Path) -> str:
     return (f"{real_dir.name}: {cid}, largest rain {rain[peak]:.2f} mm h-1 at {times[peak]} "
             f"(its storm from {times[start]}), flow rises from {times[rise]}; "
             f"peak flow {q.max():.3g} m3 s-1; "
-            f"midnight/other-hour flow change {ratio:.2f}; largest one-hour fall "
-            f"{100 * fall:.1f} % -> {png}")
+            f"midnight/other-hour flow change {ratio:.2f}; recession step {step:.1f} -> {png}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,7 +23,10 @@ WEIGHTS = sorted(DEFAULT_BUNDLE.parent.glob("*.pt"))
 # stochastic storms. The shipped ones are those fine-tuned 4 more epochs with each data day's
 # rain in the 24 h from 16:00 of the day before (physics.within_day.day_start_hour: -8).
 PREVIOUS_DHBV_HOURLY = "2845b8f04bff529cc4fb2dd0c44fc2d921d432365369c73ed5098872a06b952c"
-PREVIOUS_DCFE_HOURLY = "ae65514bd3d7491222d5f5a32d60a6154ca8bfe9d5b248192f2975cfabc3e5df"
+# dcfe_hourly.pt's stage 2 (configs/dcfe_hourly_dataday.yaml, fine-tuned from stage 1, checksum
+# ae65514b...; shipped until its GIUH of 48 h was lengthened to 168 h by 4 more epochs,
+# configs/dcfe_hourly_giuh.yaml)
+DCFE_HOURLY_STAGE2 = "f88b8365ee3e4481abb0e4deeba7266432ce427799405ddbfb760ee881cb9b56"
 # dlgar_hourly.pt's stage 1 (configs/dlgar_hourly.yaml: dlgar_arid.pt fine-tuned 3 epochs with
 # stochastic storms in the calendar day; not shipped)
 DLGAR_HOURLY_STAGE1 = "df13851146a705515955e065e5c19f54d4287d1a29bc4b1daa1be76f836d3499"
@@ -157,14 +160,16 @@ def test_dcfe_bundle_valid_with_provenance():
 def test_dcfe_hourly_bundle_valid_with_provenance():
     """dcfe_hourly.pt (the dCFE default): dcfe_dynamic.pt fine-tuned 6 epochs with stochastic
     storms (the previous default), then 4 epochs more with the storms in the day starting 8 h
-    before midnight; scored under the seeded stochastic pattern."""
+    before midnight (stage 2), then 4 more with a GIUH of 168 hours instead of 48; scored under
+    the seeded stochastic pattern."""
     from bmi_dcfe.model import DEFAULT_BUNDLE, DYNAMIC_BUNDLE, HOURLY_BUNDLE
 
     assert DEFAULT_BUNDLE == HOURLY_BUNDLE
     b = load_bundle(HOURLY_BUNDLE)
     assert b["config"]["physics"]["within_day"] == {"rain": "stochastic", "pet": "sine",
                                                      "day_start_hour": -8}
-    assert b["provenance"]["init_from"]["checksum"] == PREVIOUS_DCFE_HOURLY
+    assert b["config"]["physics"]["giuh_hours"] == 168
+    assert b["provenance"]["init_from"]["checksum"] == DCFE_HOURLY_STAGE2
     assert b["provenance"]["epochs"] == len(b["provenance"]["history"]) == 4
     assert b["config"]["physics"]["dynamic"] == load_bundle(DYNAMIC_BUNDLE)["config"]["physics"]["dynamic"]
     assert b["metrics"]["n_basins"] == 447
