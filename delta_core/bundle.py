@@ -103,3 +103,21 @@ def load_bundle(path: str | Path, model: str | None = None) -> dict[str, Any]:
                           f"a {model} bundle (the shipped one or a {model} training run's "
                           f"bundle.pt)")
     return bundle
+
+
+def shipped_or_given(value: str | Path, base: Path, model: str | None = None) -> Path:
+    """The file a ``bundle`` value names: a path (relative to ``base``), or else the bare file
+    name of a bundle shipped with ``model`` or, failing that, with any registered model (e.g.
+    ``dcfe_hourly.pt``). The path returned may not exist (the caller says so)."""
+    from delta_core.registry import MODELS, model_spec
+
+    path = Path(str(value)).expanduser()
+    path = path if path.is_absolute() else base / path
+    if path.exists() or Path(str(value)).name != str(value):
+        return path
+    names = ([model] if model else []) + [m for m in MODELS if m != model]
+    for name in names:
+        shipped = model_spec(name).default_bundle
+        if shipped is not None and (shipped.parent / str(value)).is_file():
+            return shipped.parent / str(value)
+    return path

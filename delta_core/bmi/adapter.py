@@ -44,7 +44,7 @@ import numpy as np
 import yaml
 
 from delta_core.bmi.base import BmiError, LumpedBmi, VarSpec, bad_value, value_problem
-from delta_core.bmi.ensemble import RUNOFF_SPREAD, EnsembleCore
+from delta_core.bmi.ensemble import RUNOFF_SPREAD, EnsembleCore, shared_names
 from delta_core.bmi.core import LumpedCore
 from delta_core.bmi.hourly import FlatTemperature
 from delta_core.bmi.variables import bmi_units, bmi_variables
@@ -281,7 +281,7 @@ class NgenBmi(LumpedBmi):
                 sums.append(member._bundle_checksum)
             models.append(model)
         try:
-            core = EnsembleCore(cores, None if len(set(models)) == 1 else _shared_names(models))
+            core = EnsembleCore(cores, None if len(set(models)) == 1 else shared_names(models))
         except ValueError as exc:
             raise BmiError(f"bundle: {exc}") from None
         self._bundle_path = " + ".join(paths)
@@ -294,15 +294,8 @@ class NgenBmi(LumpedBmi):
         import torch
 
         from delta_core.evaluation import load_model
-        from delta_core.registry import MODELS, model_spec
 
         path = self._bundle_file(value)
-        if not path.exists() and Path(str(value)).name == str(value):
-            for name in MODELS:
-                shipped = model_spec(name).default_bundle
-                if shipped is not None and (shipped.parent / str(value)).is_file():
-                    path = shipped.parent / str(value)
-                    break
         if not path.exists():
             raise BmiError(f"bundle: no file {value!r} (a path relative to the config, or the "
                            f"name of a shipped bundle)")
@@ -427,13 +420,11 @@ class NgenBmi(LumpedBmi):
 
     def _bundle_file(self, value) -> Path:
         """The file a ``bundle`` key names: a path (relative to the config's folder), or the
-        bare file name of a bundle the model package ships (e.g. ``dcfe_static.pt``)."""
-        path = self._path(value)
-        shipped = self._default_bundle()
-        if not path.exists() and shipped is not None and Path(str(value)).name == str(value):
-            if (shipped.parent / str(value)).is_file():
-                return shipped.parent / str(value)
-        return path
+        bare file name of a shipped bundle (e.g. ``dcfe_static.pt``;
+        :func:`~delta_core.bundle.shipped_or_given`)."""
+        from delta_core.bundle import shipped_or_given
+
+        return shipped_or_given(value, self._config_dir, self.MODEL)
 
     def _default_bundle(self) -> Path | None:
         """The bundle used without a ``bundle`` key (:meth:`default_bundle_for` the host
@@ -897,16 +888,6 @@ class NgenBmi(LumpedBmi):
 #: (resolved path, size, mtime) -> (model, normalisation, bundle dict). The cores only read the
 #: networks, so instances hold their state and nothing else.
 _MODELS: dict[tuple, tuple] = {}
-
-
-def _shared_names(models: list[str]) -> set[str]:
-    """Names of the variables that every model in ``models`` declares with the same units and
-    standard name (what an ensemble of different models may average)."""
-    from delta_core.registry import model_spec
-
-    meaning = [{v.name: (v.units, v.standard_name) for v in model_spec(m).variables}
-               for m in models]
-    return {n for n, x in meaning[0].items() if all(d.get(n) == x for d in meaning[1:])}
 
 
 def _shared_model(path: Path, load_model, dtype) -> tuple:

@@ -67,7 +67,9 @@ class EnsembleCore(LumpedCore):
         self.dynamic_names = common(first.dynamic_names)
         self.levels = (*common(n for n in first.levels if n not in first.dynamic_names),
                        *self.dynamic_names)
-        self.stores = tuple(n for n in first.stores if n in self.levels)
+        #: Names of :meth:`store_values` (every member's stores, in turn).
+        self.stores = tuple(f"{n} (member {i + 1})" for i, m in enumerate(members)
+                            for n in (m.stores or m.levels))
         self.members = list(members)
         super().__init__()
         self._member_carry = [0.0] * len(members)
@@ -148,3 +150,13 @@ class EnsembleCore(LumpedCore):
         self.level_values[:] = [sum(m.values[name][0] for m in members) / n
                                 for name in self.levels]
         self._member_carry = [sum(c) for c in carry]
+
+
+def shared_names(models: list[str]) -> set[str]:
+    """Names of the variables that every model in ``models`` declares with the same units and
+    standard name (what an ensemble of different models may average)."""
+    from delta_core.registry import model_spec
+
+    meaning = [{v.name: (v.units, v.standard_name) for v in model_spec(m).variables}
+               for m in models]
+    return {n for n, x in meaning[0].items() if all(d.get(n) == x for d in meaning[1:])}

@@ -188,20 +188,40 @@ LAT_COLUMNS = ("latitude", "lat", "gauge_lat")
 AREA_COLUMNS = ("area_km2", "areasqkm", "area_gages2")
 
 
-def needed_attributes(bundle: str | Path | None, model: str) -> list[str]:
-    """Attributes the bundle needs (the 35 CAMELS attributes if no bundle is available)."""
-    from delta_core.bundle import load_bundle
+def needed_attributes(bundle: str | Path | list | None, model: str) -> list[str]:
+    """Attributes the bundle needs (every member's, in order, for an ensemble's list; the 35
+    CAMELS attributes if no bundle is available)."""
+    from delta_core.bundle import load_bundle, shipped_or_given
     from delta_core.config import CAMELS_ATTRIBUTES
     from delta_core.registry import model_spec
 
-    default = model_spec(model).default_bundle
-    path = Path(bundle) if bundle else default
-    if bundle and default is not None and not path.exists() and path.name == str(bundle) \
-            and (default.parent / path.name).is_file():
-        path = default.parent / path.name  # a shipped bundle by its file name, as the BMIs take it
+    if isinstance(bundle, list):
+        names = [n for b in bundle for n in needed_attributes(b, model)]
+        return list(dict.fromkeys(names))
+    path = shipped_or_given(bundle, Path("."), model) if bundle else \
+        model_spec(model).default_bundle
     if path is None or bundle is None and not path.is_file():
         return list(CAMELS_ATTRIBUTES)
     return list(load_bundle(path)["normalization"]["attributes"]["names"])
+
+
+def realization_outputs(model: str, bundle: str | list | None) -> list[Variable]:
+    """The outputs a realization lists: the model's CSV outputs; for an ensemble (a list of
+    bundles) those its BMI reports (with members of other models, the runoff and the non-flow
+    outputs that every member's model declares alike) and the members' spread."""
+    from delta_core.bmi.ensemble import RUNOFF_SPREAD, shared_names
+    from delta_core.bundle import load_bundle, shipped_or_given
+
+    outputs = csv_outputs(model)
+    if not isinstance(bundle, list):
+        return outputs
+    models = sorted({load_bundle(shipped_or_given(b, Path("."), model))["model"]
+                     for b in bundle})
+    if len(models) > 1:
+        shared = shared_names(models)
+        outputs = [v for v in outputs if v.kind in ("runoff_depth", "runoff_flux")
+                   or v.kind != "flow" and v.name in shared]
+    return [*outputs, RUNOFF_SPREAD]
 
 
 def geojson_catchments(path: str | Path) -> dict[str, dict]:
@@ -846,7 +866,7 @@ def write_realization(out: Path, rows: list[dict], binding: ModelBinding, *, sta
                "area_km2": r["area_km2"], "time_step_seconds": int(time_step),
                "start_time": start}
         if bundle:
-            cfg["bundle"] = str(bundle)
+            cfg["bundle"] = [str(b) for b in bundle] if isinstance(bundle, list) else str(bundle)
         if backend:
             cfg["backend"] = backend
         cfg.update(extras or {})
@@ -859,7 +879,7 @@ def write_realization(out: Path, rows: list[dict], binding: ModelBinding, *, sta
             text = "".join(f"# {line}\n" for line in note.splitlines()) + text
         atomic_write_text(out / "config" / f"{r['id']}.yaml", text)
     base = {**names_map} if names_map else {}
-    outputs = csv_outputs(binding.model)
+    outputs = realization_outputs(binding.model, bundle)
     realization = {
         "global": {
             "formulations": [{"name": "bmi_python", "params": {
@@ -930,7 +950,8 @@ def _parse_args(argv, binding: ModelBinding) -> argparse.Namespace:
                     help="BMI time step [s] (default 3600)")
     ap.add_argument("--output-interval", type=int, help="ngen output interval [s] "
                     "(default: the time step)")
-    ap.add_argument("--bundle", help=binding.bundle_help)
+    ap.add_argument("--bundle", help=f"{binding.bundle_help}; several, comma-separated, run as "
+                                     f"an ensemble in one BMI instance (docs/nextgen.md)")
     ap.add_argument("--backend", choices=binding.backends, type=backend_type(binding.backends),
                     help=f"physics engine written into the configs (default "
                          f"{binding.backends[0]}; torch and python both name the PyTorch "
@@ -1048,10 +1069,13 @@ def _hydrofabric_source(args, need, out: Path) -> tuple[Hydrofabric, list[dict],
     return hf, hydrofabric_rows(hf, attrs), note
 
 
-def config_bundle(value: str | None, binding: ModelBinding) -> str | None:
-    """The ``bundle`` written into the configs: ``--bundle`` or the binding's default; None for
-    no key (``--bundle none`` of a model that runs without a bundle)."""
+def config_bundle(value: str | None, binding: ModelBinding) -> str | list | None:
+    """The ``bundle`` written into the configs: ``--bundle`` (a comma-separated list: an
+    ensemble) or the binding's default; None for no key (``--bundle none`` of a model that runs
+    without a bundle)."""
     value = value or binding.default_bundle
+    if value and "," in value:
+        return [v.strip() for v in value.split(",") if v.strip()]
     if value != NO_BUNDLE:
         return value
     if binding.no_bundle is None:
@@ -1063,6 +1087,8 @@ def config_bundle(value: str | None, binding: ModelBinding) -> str | None:
 def bundle_line(bundle: str | None, binding: ModelBinding, time_step: int) -> str:
     """One line naming what the written configs run (the shipped file a default resolves to)."""
     name = binding.model_type_name
+    if isinstance(bundle, list):
+        return f"configs run an ensemble in {name}: {', '.join(bundle)} (--bundle)"
     if bundle is None and binding.no_bundle is not None:
         return f"configs run {name} without a bundle: {binding.no_bundle} (--bundle {NO_BUNDLE})"
     if bundle not in (None, "shipped"):

@@ -76,6 +76,7 @@ def test_ensemble_of_two_models(make_bmi, tmp_path):
     assert names < set(singles[0].get_output_var_names()) | {SPREAD}
     assert names - {SPREAD} <= set(singles[1].get_output_var_names())
     assert not any("baseflow" in n or "interflow" in n for n in names)  # components differ
+    assert len(ens.core.stores) == len(ens.core.store_values())  # named in spin-up warnings
     got, one, two = _run([ens, *singles], 96)
     np.testing.assert_allclose(got[:, 0], 0.5 * (one[:, 0] + two[:, 0]), rtol=1e-12, atol=1e-18)
     members = np.stack([one[:, 0], two[:, 0]]) * 1000.0

@@ -367,6 +367,33 @@ def test_realization_pet_input_option(tmp_path):
     assert yaml.safe_load((out / "config" / "cat-01022500.yaml").read_text())["pet_source"] == "input"
 
 
+@pytest.mark.parametrize("bundles, spread_only", [("dhbv_hourly.pt,dhbv_dynamic_hourly.pt", True),
+                                                  ("dhbv_hourly.pt,dcfe_hourly.pt", False)])
+def test_realization_writer_ensemble(tmp_path, capsys, bundles, spread_only):
+    """--bundle A,B writes an ensemble: the list in every config, the attributes of every member,
+    and the outputs its BMI reports (with the spread; of two models, those they share), so the
+    realization replays as ngen runs it."""
+    from bmi_dhbv import realization
+    from delta_core.bmi.ensemble import RUNOFF_SPREAD
+    from delta_core.ngen.realization import csv_outputs
+
+    out = tmp_path / "e"
+    assert realization.main(["--camels", "01022500", "--out", str(out), "--start",
+                             "2000-01-01 00:00:00", "--end", "2000-01-03 23:00:00",
+                             "--write-forcing", "--file-pattern", "{{id}}.csv",
+                             "--bundle", bundles]) == 0
+    assert "configs run an ensemble in dHBV" in capsys.readouterr().out
+    cfg = yaml.safe_load((out / "config" / "cat-01022500.yaml").read_text())
+    assert cfg["bundle"] == bundles.split(",")
+    params = json.loads((out / "realization.json").read_text())["global"]["formulations"][0]
+    names = params["params"]["output_variables"]
+    single = [v.standard_name for v in csv_outputs("dhbv")]
+    assert names[-1] == RUNOFF_SPREAD.standard_name
+    assert (names[:-1] == single) == spread_only and set(names[:-1]) <= set(single)
+    res = R.replay(out / "realization.json", out / "catchment_data.geojson", write=False)
+    assert len(res["times"]) == 72
+
+
 def test_forcing_column_without_unit_is_passed_raw_as_ngen_does(staged, tmp_path):
     """ngen cannot convert a column whose header has no [unit]: it warns and passes the raw
     value. The replay does the same (so both agree), and says which header to write."""
