@@ -80,7 +80,8 @@ from delta_core.spec import Batch, Engine, ModelSpec, ParameterSpec, Variable
 ARID_BUNDLE = Path(__file__).resolve().parent / "weights" / "dlgar_arid.pt"
 #: The default (the BMI's and the CLIs'): ``dlgar_arid.pt`` fine-tuned for hourly hosts, 3 epochs
 #: with stochastic storms (``configs/dlgar_hourly.yaml``), then 4 with the storms in the data's
-#: day (``configs/dlgar_hourly_dataday.yaml``, ``physics.within_day.day_start_hour: -8``).
+#: day (``configs/dlgar_hourly_dataday.yaml``, ``physics.within_day.day_start_hour: -8``), then 3
+#: with a GIUH of 168 h instead of 48 (``configs/dlgar_hourly_giuh.yaml``).
 HOURLY_BUNDLE = Path(__file__).resolve().parent / "weights" / "dlgar_hourly.pt"
 DEFAULT_BUNDLE = HOURLY_BUNDLE
 

@@ -27,9 +27,11 @@ PREVIOUS_DHBV_HOURLY = "2845b8f04bff529cc4fb2dd0c44fc2d921d432365369c73ed5098872
 # ae65514b...; shipped until its GIUH of 48 h was lengthened to 168 h by 4 more epochs,
 # configs/dcfe_hourly_giuh.yaml)
 DCFE_HOURLY_STAGE2 = "f88b8365ee3e4481abb0e4deeba7266432ce427799405ddbfb760ee881cb9b56"
-# dlgar_hourly.pt's stage 1 (configs/dlgar_hourly.yaml: dlgar_arid.pt fine-tuned 3 epochs with
-# stochastic storms in the calendar day; not shipped)
-DLGAR_HOURLY_STAGE1 = "df13851146a705515955e065e5c19f54d4287d1a29bc4b1daa1be76f836d3499"
+# dlgar_hourly.pt's stage 2 (configs/dlgar_hourly_dataday.yaml: stage 1, dlgar_arid.pt fine-tuned
+# 3 epochs with stochastic storms in the calendar day, checksum df138511..., not shipped,
+# fine-tuned 4 epochs with the storms in the data's day; shipped until its GIUH of 48 h was
+# lengthened to 168 h by 3 more epochs, configs/dlgar_hourly_giuh.yaml)
+DLGAR_HOURLY_STAGE2 = "ae6a898a071a0ceeae69cb5b52605fae522dfae7d75c5dc3817022f3eb83e218"
 
 
 def test_default_bundle_is_shipped():
@@ -285,16 +287,17 @@ def test_dlgar_bundle_valid_with_provenance(name):
 
 def test_dlgar_hourly_bundle_is_the_default_and_fine_tuned():
     """dlgar_hourly.pt (the dLGAR default): dlgar_arid.pt fine-tuned 3 epochs with stochastic
-    storms (stage 1, not shipped), then 4 with the storms in the data's day; scored under the
-    seeded stochastic pattern in the data's day."""
+    storms (stage 1, not shipped), then 4 with the storms in the data's day (stage 2), then 3
+    with a GIUH of 168 hours instead of 48; scored under the seeded stochastic pattern in the
+    data's day."""
     from bmi_lgar.model import DEFAULT_BUNDLE, HOURLY_BUNDLE
 
     assert DEFAULT_BUNDLE == HOURLY_BUNDLE
     b = load_bundle(HOURLY_BUNDLE)
     assert b["config"]["physics"]["within_day"] == {"rain": "stochastic", "pet": "sine",
                                                      "day_start_hour": -8}
-    assert b["provenance"]["init_from"]["checksum"] == DLGAR_HOURLY_STAGE1
-    assert b["provenance"]["epochs"] == 4
+    assert b["provenance"]["init_from"]["checksum"] == DLGAR_HOURLY_STAGE2
+    assert b["provenance"]["epochs"] == 3 and b["config"]["physics"]["giuh_hours"] == 168
 
 
 def test_dlgar_bmi_takes_the_shipped_bundle(tmp_path, catchment):
