@@ -44,7 +44,7 @@ import numpy as np
 import yaml
 
 from delta_core.bmi.base import BmiError, LumpedBmi, VarSpec, bad_value, value_problem
-from delta_core.bmi.ensemble import RUNOFF_SPREAD, EnsembleCore, shared_names
+from delta_core.bmi.ensemble import EnsembleCore, ensemble_outputs, shared_names
 from delta_core.bmi.core import LumpedCore
 from delta_core.bmi.hourly import FlatTemperature
 from delta_core.bmi.variables import bmi_units, bmi_variables
@@ -467,11 +467,7 @@ class NgenBmi(LumpedBmi):
         core = self._core
         found = bmi_variables(model_spec(self.MODEL).variables, self._conditions(),
                               core.dynamic_names)
-        if not isinstance(core, EnsembleCore):
-            return found
-        kept = [v for v in found if v.kind in ("input", "runoff_depth", "runoff_flux")
-                or v.name in core.flows or v.name in core.values]
-        return [*kept, RUNOFF_SPREAD]
+        return ensemble_outputs(found, core.shared) if isinstance(core, EnsembleCore) else found
 
     def _inputs(self) -> list[Variable]:
         """Input variables of this configuration, each feeding the core field of its name."""

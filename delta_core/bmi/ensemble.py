@@ -60,6 +60,8 @@ class EnsembleCore(LumpedCore):
                                  f"({', '.join(sorted(values))})")
             setattr(self, name, getattr(first, name))
         self.mixed = len({type(m) for m in members}) > 1
+        #: The names the caller passed as ``shared`` (None: cores of one model).
+        self.shared = shared
         self.flows = (TOTAL_FLOW,) if self.mixed else first.flows
         common = lambda names: tuple(n for n in names if all(  # noqa: E731
             n in m.values for m in members) and (shared is None or n in shared))
@@ -160,3 +162,13 @@ def shared_names(models: list[str]) -> set[str]:
     meaning = [{v.name: (v.units, v.standard_name) for v in model_spec(m).variables}
                for m in models]
     return {n for n, x in meaning[0].items() if all(d.get(n) == x for d in meaning[1:])}
+
+
+def ensemble_outputs(variables: list[Variable], shared: set[str] | None) -> list[Variable]:
+    """Of a configuration's BMI variables, those an ensemble has, then :data:`RUNOFF_SPREAD`:
+    all of them for one model's bundles (``shared`` None); for members of different models the
+    inputs, the runoff and the non-flow variables named in ``shared`` (:func:`shared_names`)."""
+    if shared is not None:
+        variables = [v for v in variables if v.kind in ("input", "runoff_depth", "runoff_flux")
+                     or v.kind != "flow" and v.name in shared]
+    return [*variables, RUNOFF_SPREAD]

@@ -209,7 +209,7 @@ def realization_outputs(model: str, bundle: str | list | None) -> list[Variable]
     """The outputs a realization lists: the model's CSV outputs; for an ensemble (a list of
     bundles) those its BMI reports (with members of other models, the runoff and the non-flow
     outputs that every member's model declares alike) and the members' spread."""
-    from delta_core.bmi.ensemble import RUNOFF_SPREAD, shared_names
+    from delta_core.bmi.ensemble import ensemble_outputs, shared_names
     from delta_core.bundle import load_bundle, shipped_or_given
 
     outputs = csv_outputs(model)
@@ -217,11 +217,7 @@ def realization_outputs(model: str, bundle: str | list | None) -> list[Variable]
         return outputs
     models = sorted({load_bundle(shipped_or_given(b, Path("."), model))["model"]
                      for b in bundle})
-    if len(models) > 1:
-        shared = shared_names(models)
-        outputs = [v for v in outputs if v.kind in ("runoff_depth", "runoff_flux")
-                   or v.kind != "flow" and v.name in shared]
-    return [*outputs, RUNOFF_SPREAD]
+    return ensemble_outputs(outputs, shared_names(models) if len(models) > 1 else None)
 
 
 def geojson_catchments(path: str | Path) -> dict[str, dict]:
