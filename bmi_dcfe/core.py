@@ -10,7 +10,9 @@ routine at hourly rates (the daily factors / 24; phase by the hour's temperature
 precipitation into liquid water; CFE (:mod:`bmi_dcfe.physics`) steps one hour with it and the
 hour's PET. PET is an input, or Hargreaves from the trailing 24 hours of temperature (their
 maximum, minimum and the day-of-year radiation) spread over the day by the sine weights that
-training used (:class:`delta_core.patterns.WithinDay`).
+training used (:class:`delta_core.patterns.WithinDay`). PET, the daily LSTM, the snow routine
+and daily spin-up rows are the hourly path every model's core shares
+(:class:`delta_core.bmi.hourly.HourlyAdapter`, :attr:`CfeCore.hourly`); this core adds CFE.
 
 Knows nothing of BMI: amounts in mm per hour, stores in mm, temperature in degC.
 """
@@ -25,9 +27,8 @@ import torch
 from bmi_dcfe import kernel, physics
 from bmi_dcfe.model import VARIABLES
 from delta_core import snow as snow_routine
-from delta_core import subdaily
 from delta_core.bmi.core import LumpedCore
-from delta_core.bmi.hourly import DailyForcing, FlatTemperature, HourlyInputs
+from delta_core.bmi.hourly import FlatTemperature, HourlyAdapter, Hours
 from delta_core.networks import LSTMStepper
 from delta_core.spec import core_names
 
@@ -80,27 +81,21 @@ class CfeCore(LumpedCore):
                 raise ValueError(f"the CFE kernel does not implement {why}: use backend torch")
             kernel._require_core()
         self.backend = backend
-        self._pet_weights = model.pattern.pet_weights().tolist()
         with torch.no_grad():
             learned = model.parameters_physical(torch.as_tensor(x_attr[None], dtype=torch.float64))
+            lstm, first = None, {}
             if self.dynamic_names:
                 if norm is None:
                     raise ValueError("a dCFE bundle with dynamic parameters needs its "
                                      "normalisation (norm) for the LSTM input")
-                self._lstm = LSTMStepper(model.dynamic_net, x_attr)
-                self._forcing_norm = norm.forcing
-                self._raw0 = self._lstm.initial_output()
-                first = self._dynamic_from_raw(self._raw0)
-            else:
-                self._lstm, first = None, {}
+                lstm = LSTMStepper(model.dynamic_net, x_attr)
+                first = self._dynamic_from_raw(lstm.initial_output())
             self.static_params = model.cfe_parameters({**learned, **first})
         self.snow = {k: float(learned[k][0]) for k in snow_routine.PARAMETER_RANGES}
-        self._snow_args = (self.snow["TT"], self.snow["CFMAX"] / 24.0, self.snow["CFR"],
-                           self.snow["CWH"])
         self._ordinates = self.static_params.giuh_ordinates[0].numpy().copy()
-        self._inputs = HourlyInputs(latitude, self._pet_weights, "dCFE", self._lstm,
-                                    getattr(self, "_forcing_norm", None))
-        self._daily = DailyForcing(latitude, "dCFE")
+        #: PET, the daily LSTM, the snow routine and daily spin-up rows (shared hourly path)
+        self.hourly = HourlyAdapter("dCFE", latitude, model.pattern, lstm, model.dynamic_net,
+                                    None if norm is None else norm.forcing, snow=self.snow)
         self._set_parameters(first)
         self._kout = np.zeros(kernel.N_GRAD_OUTPUTS)
         self.reset()
@@ -112,36 +107,27 @@ class CfeCore(LumpedCore):
         self.state = np.concatenate([[float(s0.soil[0]), float(s0.gw[0]), 0.0],
                                      s0.nash_lateral[0].numpy()])
         self.queue = np.zeros(len(self._ordinates))  # GIUH runoff queue [m]
-        self.snowpack = 0.0
-        self.meltwater = 0.0
-        self._inputs.reset()
-        self._daily.reset()
+        self.hourly.reset()
         self.flow_new = np.zeros(len(self.flows))
         self.flow_carry = np.zeros(len(self.flows))
         self.rate_values[:] = 0.0
         self.level_values[:] = 0.0
-        self.dynamic_raw = np.zeros(len(self.dynamic_names))
-        if self._lstm is not None:
-            self._lstm.reset()
-            self.dynamic_raw = self._raw0.copy()
-            self._set_parameters(self._dynamic_from_raw(self.dynamic_raw))
+        if self.hourly.lstm is not None:
+            self._set_parameters(self._dynamic_from_raw(self.hourly.dynamic_raw))
         self._write_levels()
 
     def set_flat_policy(self, policy: FlatTemperature) -> None:
         """Use ``policy`` (:class:`~delta_core.bmi.hourly.FlatTemperature`) for hours whose
         trailing 24 h temperature is constant, and for days of daily spin-up rows."""
-        self._inputs.pet_model.policy = self._daily.policy = policy
+        self.hourly.set_flat_policy(policy)
 
     def step(self, forcing: list, start: dt.datetime) -> None:
         """One hour from ``start``: ``forcing`` = [P mm, T degC, PET mm (None: Hargreaves)]."""
         p, t, pet = forcing
-        pet, raw = self._inputs.hour(start, p, t, pet)
-        if raw is not None:  # a new day: its parameters from the LSTM after the last one
-            self.dynamic_raw = raw
-            self._set_parameters(self._dynamic_from_raw(raw))
-        s = snow_routine.degree_day_step(self.snowpack, self.meltwater, p, t, *self._snow_args)
-        self.snowpack, self.meltwater = s.snowpack, s.meltwater
-        rain = (s.rain + s.outflow) / 1000.0
+        water, pet, melt, new_day = self.hourly.hour(start, p, t, pet)
+        if new_day:  # its parameters from the LSTM after the day before
+            self._set_parameters(self._dynamic_from_raw(self.hourly.dynamic_raw))
+        rain = water / 1000.0
         if self.backend == "cpp":
             out = self._kout
             kernel._core.step(self._kparams, self.state, rain, pet / (1000.0 * physics.STEP_SECONDS),
@@ -159,64 +145,40 @@ class CfeCore(LumpedCore):
         new = self.flow_new
         new[0], new[1], new[2] = direct * 1000.0, lateral * 1000.0, baseflow * 1000.0
         v = self.values
-        v["et"][0], v["pet"][0], v["melt"][0] = aet * 1000.0, pet, s.melt
+        v["et"][0], v["pet"][0], v["melt"][0] = aet * 1000.0, pet, melt
         self._write_levels()
 
     def run_steps(self, forcings: list[list], starts: list[dt.datetime]) -> None:
         """Many hours at once (``backend: cpp``; with dynamic parameters whole days from 00:00):
-        snow over the hours in one loop (:func:`delta_core.snow.degree_day_series`), PET and
-        the daily LSTM over the days vectorised, CFE in one kernel call; ends in the state
-        :meth:`step` in turn would reach (to rounding)."""
-        n = len(forcings)
-        p = np.array([f[0] for f in forcings], dtype=float)
-        temps = np.array([f[1] for f in forcings], dtype=float)
-        days = (self._inputs.whole_days(starts, p, temps, [f[2] for f in forcings],
-                                        self.dynamic_raw, self._model.dynamic_net)
-                if self.backend == "cpp" and n >= 24 else None)
-        if days is None:
+        their inputs in one call of the shared hourly path (:meth:`HourlyAdapter.hours`), CFE
+        in one kernel call; ends in the state :meth:`step` in turn would reach (to rounding)."""
+        hours = (self.hourly.hours(starts, np.array([f[0] for f in forcings], dtype=float),
+                                   [f[1] for f in forcings], [f[2] for f in forcings])
+                 if self.backend == "cpp" and len(forcings) >= 24 else None)
+        if hours is None:
             return super().run_steps(forcings, starts)
-        pet, raw = days
-        liquid, melt, self.snowpack, self.meltwater = snow_routine.degree_day_series(
-            p, temps, *self._snow_args, self.snowpack, self.meltwater)
+        self._run_hours(hours)
+
+    def _run_hours(self, hours: Hours) -> None:
+        """CFE over :class:`~delta_core.bmi.hourly.Hours` in one kernel call (their daily
+        dynamic parameters, if any); the last hour's outputs."""
         dynamic = None
-        if self._lstm is not None:
-            scaled = self._model.scale_dynamic(torch.from_numpy(raw))
+        if hours.dynamic is not None:
+            scaled = self._model.scale_dynamic(torch.from_numpy(hours.dynamic))
             dynamic = {k: v[:, None] for k, v in scaled.items()}
-            self.dynamic_raw = raw[-1].copy()
-            self._set_parameters(self._dynamic_from_raw(self.dynamic_raw))
-        self._run_kernel(liquid, pet, dynamic)
-        self.values["pet"][0], self.values["melt"][0] = pet[-1], melt[-1]
+            self._set_parameters(self._dynamic_from_raw(self.hourly.dynamic_raw))
+        self._run_kernel(hours.water, hours.pet, dynamic)
+        self.values["pet"][0], self.values["melt"][0] = hours.pet[-1], hours.melt[-1]
         self._write_levels()
 
     def spinup(self, forcings: list[list], starts: list[dt.datetime]) -> None:
         """Daily rows (:attr:`spinup_fields`; ``backend: cpp``) spread over their hours as in
-        training (:func:`delta_core.subdaily.step_forcing` with the bundle's within-day
-        pattern, seeded draws for a stochastic one; temperature at the daily mean), the snow
-        routine hourly, the LSTM over the days and CFE in one call each. The state continues as
-        after the last spin-up day: the next hour starts the day after."""
+        training, with the snow routine and the LSTM over the days
+        (:meth:`~delta_core.bmi.hourly.HourlyAdapter.spinup`), then CFE in one call. The state
+        continues as after the last spin-up day: the next hour starts the day after."""
         if self.backend != "cpp":
             raise ValueError("a daily spin-up file needs backend: cpp (or give hourly rows)")
-        p, t, pet = self._daily.days(forcings, starts)
-        daily = torch.from_numpy(np.stack([p, t, pet], -1)[:, None, :])
-        pattern = self._model.pattern
-        weights = torch.from_numpy(pattern.spinup_weights(len(p))[:, None])
-        steps = subdaily.step_forcing(daily, pattern, {"rain_weights": weights})
-        prcp, temp, pet_h = (x[:, 0].numpy() for x in (steps.prcp, steps.temp, steps.pet))
-        liquid, melt, self.snowpack, self.meltwater = snow_routine.degree_day_series(
-            prcp, temp, *self._snow_args, self.snowpack, self.meltwater)
-        dynamic = None
-        if self._lstm is not None:
-            raw = self._lstm.run(self._model.dynamic_net,
-                                 self._forcing_norm.transform(np.stack([p, t, pet], -1)))
-            lagged = np.concatenate([self.dynamic_raw[None], raw[:-1]])  # day i: after day i-1
-            scaled = self._model.scale_dynamic(torch.from_numpy(lagged))
-            dynamic = {k: v[:, None] for k, v in scaled.items()}
-            self.dynamic_raw = raw[-1].copy()
-            self._set_parameters(self._dynamic_from_raw(self.dynamic_raw))
-        self._run_kernel(liquid, pet_h, dynamic)
-        self._inputs.days.reset()  # the LSTM has seen the last day already
-        self.values["pet"][0], self.values["melt"][0] = pet_h[-1], melt[-1]
-        self._write_levels()
+        self._run_hours(self.hourly.spinup(forcings, starts))
 
     def _run_kernel(self, liquid: np.ndarray, pet: np.ndarray, dynamic: dict | None) -> None:
         """CFE over hours of liquid water and PET [mm] in one kernel call from the current
@@ -246,14 +208,9 @@ class CfeCore(LumpedCore):
         self.values["et"][0] = last["ACTUAL_ET"] * 1000.0
 
     def get_state(self) -> dict[str, np.ndarray]:
-        st = {"cfe": self.state, "giuh_queue": self.queue,
-              "snow": np.array([self.snowpack, self.meltwater]), "temps": self._inputs.pet_model.state,
-              "rate_values": self.rate_values, "level_values": self.level_values,
-              "flow_new": self.flow_new}
-        if self._lstm is not None:
-            st.update(lstm_h=self._lstm.h, lstm_c=self._lstm.c, day=self._inputs.days.state,
-                      dynamic_raw=self.dynamic_raw)
-        return {k: np.array(v, copy=True) for k, v in st.items()}
+        st = {"cfe": self.state, "giuh_queue": self.queue, "rate_values": self.rate_values,
+              "level_values": self.level_values, "flow_new": self.flow_new}
+        return {**{k: np.array(v, copy=True) for k, v in st.items()}, **self.hourly.get_state()}
 
     def set_state(self, state: dict[str, np.ndarray]) -> None:
         for key, arr in (("cfe", self.state), ("giuh_queue", self.queue)):
@@ -261,18 +218,11 @@ class CfeCore(LumpedCore):
                 raise ValueError(f"state lacks {key!r} of shape {arr.shape} (another model "
                                  f"configuration?)")
             arr[...] = state[key]
-        self.snowpack, self.meltwater = (float(x) for x in state["snow"])
-        self._inputs.pet_model.state = state["temps"]
+        self.hourly.set_state(state)
         self.set_values(state["rate_values"], state["level_values"])
         self.flow_new = state["flow_new"].copy()
-        if self._lstm is not None:
-            if "lstm_h" not in state or state["lstm_h"].shape != self._lstm.h.shape:
-                raise ValueError("state lacks the LSTM state of this dynamic-parameter bundle "
-                                 "(saved by another model configuration?)")
-            self._lstm.h, self._lstm.c = state["lstm_h"].copy(), state["lstm_c"].copy()
-            self._inputs.days.state = state["day"].copy()
-            self.dynamic_raw = state["dynamic_raw"].copy()
-            self._set_parameters(self._dynamic_from_raw(self.dynamic_raw))
+        if self.hourly.lstm is not None:
+            self._set_parameters(self._dynamic_from_raw(self.hourly.dynamic_raw))
 
     # -- helpers -----------------------------------------------------------------------------
     def _torch_step(self, rain: float, pet: float) -> tuple[float, ...]:
@@ -310,7 +260,7 @@ class CfeCore(LumpedCore):
 
     def _write_levels(self) -> None:
         v = self.values
-        v["swe"][0] = self.snowpack + self.meltwater
+        v["swe"][0] = self.hourly.swe
         v["soil_moisture"][0] = self.state[0] * 1000.0
         v["groundwater"][0] = self.state[1] * 1000.0
         for name, x in zip(self.dynamic_names, self._dynamic_values):

@@ -179,6 +179,13 @@ class HBVCore(LumpedCore):
         return {k: np.array(v, copy=True) for k, v in st.items()}
 
     def set_state(self, state: dict[str, np.ndarray]) -> None:
+        self._set_hbv_state(state)
+        if self._lstm is not None:
+            self._lstm.h = state["h"].copy()
+            self._lstm.c = state["c"].copy()
+
+    def _set_hbv_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restore the stores, parameters, routing history and last outputs of a state."""
         for key, arr in (("states", self.states), ("params", self.params),
                          ("qhist", self._qhist)):
             if key not in state or state[key].shape != arr.shape:
@@ -188,9 +195,6 @@ class HBVCore(LumpedCore):
         self.flow_carry = state["flow_carry"].copy()
         self.set_values(state["rate_values"], state["level_values"])
         self._dynamic_changed()
-        if self._lstm is not None:
-            self._lstm.h = state["h"].copy()
-            self._lstm.c = state["c"].copy()
 
     # -- helpers -----------------------------------------------------------------------------
     def _write_levels(self, dynamic: bool) -> None:

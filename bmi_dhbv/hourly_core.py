@@ -10,7 +10,9 @@ day's parameters come from the LSTM after the previous day, as the hourly traini
 raises the flow from that hour on.
 
 PET: an input, or Hargreaves of the trailing 24 hours of temperature times the hour's weight of
-the training disaggregation (:class:`delta_core.bmi.hourly.TrailingHargreaves`).
+the training disaggregation. PET, the daily LSTM and daily spin-up rows are the hourly path every
+model's core shares (:class:`delta_core.bmi.hourly.HourlyAdapter`, :attr:`HourlyHBVCore.hourly`);
+this core adds HBV at hourly rates and the routing.
 
 The spin-up takes *daily* rows (as the daily core's spin-up file), spread over the hours as in
 training (:func:`delta_core.subdaily.step_forcing` with the bundle's within-day pattern, seeded
@@ -25,9 +27,8 @@ import torch
 
 from bmi_dhbv import hbv, kernel, substeps
 from bmi_dhbv.core import HBVCore
-from delta_core import subdaily
 from delta_core.bmi.core import LumpedCore
-from delta_core.bmi.hourly import FlatTemperature, HourlyInputs
+from delta_core.bmi.hourly import FlatTemperature, HourlyAdapter, Hours
 from delta_core.routing import gamma_unit_hydrograph_substeps
 
 
@@ -47,12 +48,11 @@ class HourlyHBVCore(HBVCore):
     spinup_optional_fields = HBVCore.optional_fields
 
     def __init__(self, model, norm, x_attr: np.ndarray, latitude: float, backend: str = "cpp"):
-        self._scheme = model.options.within_day
-        self.dynamic_raw = np.zeros(0)
-        self._inputs = None
+        self.hourly = None
         super().__init__(model, norm, x_attr, latitude, backend)
-        self._inputs = HourlyInputs(latitude, self._scheme.pet_weights().tolist(), "dHBV",
-                                    self._lstm, norm.forcing)
+        #: PET, the daily LSTM and daily spin-up rows (the shared hourly path)
+        self.hourly = HourlyAdapter("dHBV", latitude, model.options.within_day, self._lstm,
+                                    model.dynamic_net, norm.forcing)
         daily = {n: torch.from_numpy(self._static[i]) for i, n in enumerate(hbv.PARAMETER_NAMES)}
         hourly = substeps.substep_parameters(daily, 24)
         self._static = np.stack([hourly[n].numpy() for n in hbv.PARAMETER_NAMES])
@@ -67,52 +67,33 @@ class HourlyHBVCore(HBVCore):
     # -- LumpedCore --------------------------------------------------------------------------
     def reset(self) -> None:
         super().reset()
-        if self._inputs is not None:
-            self._inputs.reset()
+        if self.hourly is None:
+            return
+        self.hourly.reset()
         if self._lstm is not None:
-            self.dynamic_raw = self._lstm.initial_output()
-            self._set_dynamic(self.dynamic_raw)
+            self._set_dynamic(self.hourly.dynamic_raw)
             self._write_levels(dynamic=True)
 
     def step(self, forcing: list, start: dt.datetime) -> None:
         """One hour from ``start``: ``forcing`` = [P mm, T degC, PET mm (None: Hargreaves)]."""
         p, t, pet = forcing
-        pet, raw = self._inputs.hour(start, p, t, pet)
-        if raw is not None:  # first hour of a day: the LSTM stepped with the day before
-            self.dynamic_raw = raw
-            self._set_dynamic(raw)
+        p, pet, _, new_day = self.hourly.hour(start, p, t, pet)
+        if new_day:  # first hour of a day: the LSTM stepped with the day before
+            self._set_dynamic(self.hourly.dynamic_raw)
         self._advance(p, t, pet)
 
     def set_flat_policy(self, policy: FlatTemperature) -> None:
         """Use ``policy`` (:class:`~delta_core.bmi.hourly.FlatTemperature`) for the daily
         spin-up rows and the trailing 24 hours alike."""
         super().set_flat_policy(policy)
-        self._inputs.pet_model.policy = policy
+        self.hourly.set_flat_policy(policy)
 
     def spinup(self, forcings: list[list], starts: list[dt.datetime]) -> None:
         """Daily rows ``[P mm/d, T mean, T max, T min, PET mm/d]`` (None where derived), spread
         over their hours as in training, HBV in one call; the LSTM runs over the days. The
         state continues as after the last spin-up day: the next hour starts the day after."""
-        p, t, pet = self._daily.days(forcings, starts)
-        n_days = len(p)
-        params = {name: torch.from_numpy(self._static[i][None].copy())
-                  for i, name in enumerate(hbv.PARAMETER_NAMES)}
-        if self._lstm is not None:
-            xf = self._forcing_norm.transform(np.stack([p, t, pet], -1))
-            raw = self._lstm.run(self._model.dynamic_net, xf)
-            lagged = np.concatenate([self.dynamic_raw[None], raw[:-1]])  # day i: after day i-1
-            params.update(self._dynamic_series(lagged, repeat=24))
-            self.dynamic_raw = raw[-1].copy()
-            self._set_dynamic(self.dynamic_raw)
-        daily = torch.from_numpy(np.stack([p, t, pet], -1)[:, None, :])
-        weights = torch.from_numpy(self._scheme.spinup_weights(n_days)[:, None])
-        steps = subdaily.step_forcing(daily, self._scheme, {"rain_weights": weights})
-        pet_w = self._scheme.pet_weights().numpy()
-        with torch.no_grad():
-            res = kernel.run(steps.prcp, steps.temp, steps.pet, params,
-                             torch.from_numpy(self.states[:, None]), self._model.recharge_net,
-                             keep_storages=False, backend=self.backend)
-        self.states[...] = res.final_states[:, 0].numpy()
+        hours = self.hourly.spinup(forcings, starts)
+        res = self._run_hours(hours, self._model.recharge_net)
         q = np.stack([res.fluxes[k][:, 0].numpy() for k in ("q0", "q1", "q2")])  # [3, 24 n]
         n_hist = len(self._uh_tail)
         hist = q[:, ::-1][:, :n_hist]
@@ -121,51 +102,53 @@ class HourlyHBVCore(HBVCore):
         self.flow_new[:] = self._uh0 * q[:, -1]
         self.flow_carry = self._qhist @ self._uh_tail
         self.values["et"][0] = float(res.fluxes["et"][-1, 0])
-        self.values["pet"][0] = pet[-1] * pet_w[-1]
-        self._inputs.days.reset()  # the LSTM has seen the last day already
+        self.values["pet"][0] = hours.pet[-1]
         self._write_levels(dynamic=True)
 
     def run_steps(self, forcings: list[list], starts: list[dt.datetime]) -> None:
-        """Many hours at once (backend cpp, whole days from 00:00): PET and the daily LSTM over
-        the days vectorised (:meth:`~delta_core.bmi.hourly.HourlyInputs.whole_days`), HBV in one
+        """Many hours at once (backend cpp, whole days from 00:00): their inputs in one call of
+        the shared hourly path (:meth:`~delta_core.bmi.hourly.HourlyAdapter.hours`), HBV in one
         kernel call; ends in the state :meth:`step` in turn would reach (to rounding)."""
-        p = np.array([f[0] for f in forcings], dtype=float)
-        t = np.array([f[1] for f in forcings], dtype=float)
-        days = (self._inputs.whole_days(starts, p, t, [f[2] for f in forcings],
-                                        self.dynamic_raw, self._model.dynamic_net)
-                if self._step_numpy is not None and len(forcings) >= 24 else None)
-        if days is None:
+        hours = (self.hourly.hours(starts, np.array([f[0] for f in forcings], dtype=float),
+                                   [f[1] for f in forcings], [f[2] for f in forcings])
+                 if self._step_numpy is not None and len(forcings) >= 24 else None)
+        if hours is None:
             return LumpedCore.run_steps(self, forcings, starts)  # hour by hour
-        pet, raw = days
-        params = {name: torch.from_numpy(self._static[i][None].copy())
-                  for i, name in enumerate(hbv.PARAMETER_NAMES)}
-        if self._lstm is not None:
-            params.update(self._dynamic_series(raw, repeat=24))
-            self.dynamic_raw = raw[-1].copy()
-            self._set_dynamic(self.dynamic_raw)
-        f = lambda a: torch.from_numpy(a)[:, None]  # noqa: E731
-        with torch.no_grad():
-            res = kernel.run(f(p), f(t), f(pet), params, torch.from_numpy(self.states[:, None]),
-                             keep_storages=False, backend="cpp")
-        self.states[...] = res.final_states[:, 0].numpy()
+        res = self._run_hours(hours)
         q = np.stack([res.fluxes[k][:, 0].numpy() for k in ("q0", "q1", "q2")])  # [3, H]
         n_hist = len(self._uh_tail)
         self._qhist[...] = np.concatenate([q[:, ::-1], self._qhist], axis=1)[:, :n_hist]
         self.flow_new[:] = self._uh0 * q[:, -1]
         self.flow_carry = self._qhist @ self._uh_tail
-        self.rate_values[0], self.rate_values[1] = float(res.fluxes["et"][-1, 0]), pet[-1]
+        self.rate_values[0], self.rate_values[1] = float(res.fluxes["et"][-1, 0]), hours.pet[-1]
         self._write_levels(dynamic=True)
+
+    def _run_hours(self, hours: Hours, recharge_net=None):
+        """HBV over :class:`~delta_core.bmi.hourly.Hours` in one kernel call from the current
+        state, the dynamic parameters of each day (if any) held for its 24 hours; the state
+        advanced, the kernel's result returned."""
+        params = {name: torch.from_numpy(self._static[i][None].copy())
+                  for i, name in enumerate(hbv.PARAMETER_NAMES)}
+        if hours.dynamic is not None:
+            params.update(self._dynamic_series(hours.dynamic, repeat=24))
+            self._set_dynamic(self.hourly.dynamic_raw)
+        f = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))[:, None]
+        with torch.no_grad():
+            res = kernel.run(f(hours.water), f(hours.temp), f(hours.pet), params,
+                             torch.from_numpy(self.states[:, None]), recharge_net,
+                             keep_storages=False, backend="cpp")
+        self.states[...] = res.final_states[:, 0].numpy()
+        return res
 
     def get_state(self) -> dict[str, np.ndarray]:
         st = super().get_state()
-        st.update(temps=self._inputs.pet_model.state, day=self._inputs.days.state.copy(),
-                  dynamic_raw=np.array(self.dynamic_raw, copy=True))
-        return st
+        st.pop("h", None), st.pop("c", None)  # the LSTM's state is the hourly path's
+        return {**st, **self.hourly.get_state()}
 
     def set_state(self, state: dict[str, np.ndarray]) -> None:
         if "temps" not in state:
             raise ValueError("state lacks the hourly core's 'temps' (saved by the daily core?)")
-        super().set_state(state)
-        self._inputs.pet_model.state = state["temps"]
-        self._inputs.days.state = state["day"].copy()
-        self.dynamic_raw = state["dynamic_raw"].copy()
+        if "h" in state and "lstm_h" not in state:  # saved before the shared hourly path
+            state = {**state, "lstm_h": state["h"], "lstm_c": state["c"]}
+        self._set_hbv_state(state)
+        self.hourly.set_state(state)

@@ -8,8 +8,9 @@ fluxes equal run_lgar's to the last bit. The parameters come from an
 model's learned soil parameters).
 
 Forcing per hour: precipitation [mm] and PET [mm], or, without PET, air temperature [degC] from
-which PET is Hargreaves of the trailing 24 hours spread over the day by sine weights
-(:class:`delta_core.bmi.hourly.TrailingHargreaves`, as the dCFE core). LGAR itself has no snow:
+which PET is Hargreaves of the trailing 24 hours spread over the day by sine weights. That and
+the snow routine below are the hourly path every model's core shares
+(:class:`delta_core.bmi.hourly.HourlyAdapter`, :attr:`LgarCore.hourly`). LGAR itself has no snow:
 without ``snow`` the precipitation is the liquid water reaching the soil; with ``snow`` (the
 fixed degree-day constants a dLGAR bundle was trained with) the degree-day routine of
 :mod:`delta_core.snow` runs ahead of LGAR each hour at hourly rates (CFMAX / 24, phase by the
@@ -31,8 +32,7 @@ from bmi_lgar.parameters import LgarParameters
 from bmi_lgar.physics import Lgar, LgarState, StepFluxes
 from delta_core import snow as snow_routine
 from delta_core.bmi.core import LumpedCore
-from delta_core.bmi.hourly import FlatTemperature, TrailingHargreaves
-from delta_core.patterns import pet_hour_weights
+from delta_core.bmi.hourly import FlatTemperature, HourlyAdapter
 from delta_core.spec import core_names
 
 #: cm -> mm (stores).
@@ -107,10 +107,10 @@ class LgarCore(LumpedCore):
             self._kernel = kernel
             self._kb = kernel.pack_configs([dataclasses.replace(self.config,
                                                                 endtime_s=3600.0 * 1e9)])
-        self._pet = None if latitude is None else TrailingHargreaves(
-            latitude, pet_weights or pet_hour_weights("sine"), "dLGAR")
         self.snow = None if snow is None else {k: float(snow[k]) for k in
                                                snow_routine.PARAMETER_RANGES}
+        #: PET and the snow routine ahead of LGAR (the shared hourly path)
+        self.hourly = HourlyAdapter("dLGAR", latitude, snow=self.snow, pet_weights=pet_weights)
         self.reset()
 
     # -- LumpedCore --------------------------------------------------------------------------
@@ -133,10 +133,7 @@ class LgarCore(LumpedCore):
             empty = np.zeros((0, 1))
             self.packed = self._kernel.run_kernel(self._kb, empty, empty).state
             self.state = None
-        if self._pet is not None:
-            self._pet.reset()
-        self.snowpack = 0.0
-        self.meltwater = 0.0
+        self.hourly.reset()
         self.flow_new = np.zeros(len(self.flows))
         self.flow_carry = np.zeros(len(self.flows))
         self.rate_values[:] = 0.0
@@ -146,18 +143,18 @@ class LgarCore(LumpedCore):
     def set_flat_policy(self, policy: FlatTemperature) -> None:
         """Use ``policy`` (:class:`~delta_core.bmi.hourly.FlatTemperature`) for hours whose
         trailing 24 h temperature is constant (no effect with PET as an input)."""
-        if self._pet is not None:
-            self._pet.policy = policy
+        self.hourly.set_flat_policy(policy)
 
     def step(self, forcing: list, start: dt.datetime) -> None:
         """One hour from ``start``: ``forcing`` = [P mm, PET mm or None, T degC or None]."""
-        p, pet, melt = self._hour_inputs(forcing, start)
+        p, pet, t = forcing
+        p, pet, melt, _ = self.hourly.hour(start, p, t, pet)
         if self.backend == "cpp":
             self._run_kernel(np.array([float(p)]), np.array([float(pet)]))
         else:
             self._step_port(p, pet)
         self.values["melt"][0] = melt
-        self.values["swe"][0] = self.snowpack + self.meltwater
+        self.values["swe"][0] = self.hourly.swe
 
     def run_steps(self, forcings: list[list], starts: list[dt.datetime]) -> None:
         """Many hours at once (backend cpp): PET and snow over all hours at once
@@ -165,71 +162,18 @@ class LgarCore(LumpedCore):
         :meth:`step` in turn reaches."""
         if self.backend != "cpp" or len(forcings) < 2:
             return super().run_steps(forcings, starts)
-        hours = self._hours_inputs(forcings, starts)
+        hours = self.hourly.hours(starts, np.array([f[0] for f in forcings], dtype=float),
+                                  [f[2] for f in forcings], [f[1] for f in forcings])
         if hours is None:  # a mix of given and missing values: hour by hour
             n = len(forcings)
-            hours = np.empty(n), np.empty(n), np.empty(n)
-            for i, (forcing, start) in enumerate(zip(forcings, starts)):
-                hours[0][i], hours[1][i], hours[2][i] = self._hour_inputs(forcing, start)
-        liquid, pet, melt = hours
-        self._run_kernel(liquid, pet)
-        self.values["melt"][0] = melt[-1]
-        self.values["swe"][0] = self.snowpack + self.meltwater
-
-    def _hour_inputs(self, forcing: list, start: dt.datetime) -> tuple[float, float, float]:
-        """Water reaching the soil [mm], PET [mm] and snowmelt [mm] of the hour from ``start``
-        (``forcing`` = [P mm, PET mm or None, T degC or None]; PET by Hargreaves when None)."""
-        p, pet, t = forcing
-        if t is not None and self._pet is not None:
-            self._pet.push(t)
-        if pet is None:
-            if t is None or self._pet is None:
-                raise ValueError("dLGAR: an hour without PET needs the air temperature and the "
-                                 "latitude (Hargreaves PET)")
-            pet = self._pet.pet(start)
-        liquid, melt = self._liquid_water(p, t)
-        return liquid, pet, melt
-
-    def _hours_inputs(self, forcings: list[list], starts: list[dt.datetime]
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """:meth:`_hour_inputs` of consecutive hours at once (trailing Hargreaves and the snow
-        routine each in one call), or None where some hours give PET or temperature and others
-        do not (then hour by hour, which also names what is missing)."""
-        temps = [f[2] for f in forcings]
-        pets = [f[1] for f in forcings]
-        has_t = all(t is not None for t in temps)
-        if not has_t and any(t is not None for t in temps):
-            return None
-        t = np.array(temps, dtype=float) if has_t else None
-        if all(x is not None for x in pets):
-            pet = np.array(pets, dtype=float)
-            if has_t and self._pet is not None:
-                self._pet.temps = np.concatenate([self._pet.temps, t])
-        elif all(x is None for x in pets) and has_t and self._pet is not None:
-            pet = self._pet.series(t, starts)
+            water, pet, melt = np.empty(n), np.empty(n), np.empty(n)
+            for i, ((p, e, t), start) in enumerate(zip(forcings, starts)):
+                water[i], pet[i], melt[i], _ = self.hourly.hour(start, p, t, e)
         else:
-            return None
-        p = np.array([f[0] for f in forcings], dtype=float)
-        if self.snow is None:
-            return p, pet, np.zeros(len(p))
-        if not has_t:
-            return None
-        c = self.snow
-        liquid, melt, self.snowpack, self.meltwater = snow_routine.degree_day_series(
-            p, t, c["TT"], c["CFMAX"] / 24.0, c["CFR"], c["CWH"], self.snowpack, self.meltwater)
-        return liquid, pet, melt
-
-    def _liquid_water(self, p: float, t: float | None) -> tuple[float, float]:
-        """The hour's water reaching the soil [mm] and snowmelt [mm] (snow routine, if any)."""
-        if self.snow is None:
-            return p, 0.0
-        if t is None:
-            raise ValueError("dLGAR with snow needs the hour's air temperature")
-        c = self.snow
-        s = snow_routine.degree_day_step(self.snowpack, self.meltwater, p, t, c["TT"],
-                                         c["CFMAX"] / 24.0, c["CFR"], c["CWH"])
-        self.snowpack, self.meltwater = s.snowpack, s.meltwater
-        return s.rain + s.outflow, s.melt
+            water, pet, melt = hours.water, hours.pet, hours.melt
+        self._run_kernel(water, pet)
+        self.values["melt"][0] = melt[-1]
+        self.values["swe"][0] = self.hourly.swe
 
     def _step_port(self, p: float, pet: float) -> None:
         """One hour of the Python port (outputs in cm -> m -> mm)."""
@@ -286,11 +230,8 @@ class LgarCore(LumpedCore):
             out["giuh_queue"] = np.array(st.giuh_queue, dtype=np.float64)
         out.update(rate_values=self.rate_values, level_values=self.level_values,
                    flow_new=self.flow_new)
-        if self._pet is not None:
-            out["temps"] = self._pet.state
-        if self.snow is not None:
-            out["snow"] = np.array([self.snowpack, self.meltwater])
-        return {k: np.array(v, copy=True) for k, v in out.items()}
+        return {**{k: np.array(v, copy=True) for k, v in out.items()},
+                **self.hourly.get_state()}
 
     def set_state(self, state: dict[str, np.ndarray]) -> None:
         if self.backend == "cpp":
@@ -315,18 +256,13 @@ class LgarCore(LumpedCore):
     # -- helpers -----------------------------------------------------------------------------
     def _common_keys(self) -> list[str]:
         """State keys of both backends: last outputs, trailing temperatures, snow stores."""
-        return ["rate_values", "level_values", "flow_new"] + (
-            ["temps"] if self._pet is not None else []) + (
-            ["snow"] if self.snow is not None else [])
+        return ["rate_values", "level_values", "flow_new", *self.hourly.get_state()]
 
     def _set_common(self, state: dict[str, np.ndarray]) -> None:
         self.fluxes = None
         self.set_values(state["rate_values"], state["level_values"])
         self.flow_new = state["flow_new"].astype(np.float64).copy()
-        if self._pet is not None:
-            self._pet.state = state["temps"]
-        if self.snow is not None:
-            self.snowpack, self.meltwater = (float(x) for x in state["snow"])
+        self.hourly.set_state(state)
 
     def _set_packed(self, state: dict[str, np.ndarray]) -> None:
         need = ["packed"] + self._common_keys()

@@ -1,4 +1,9 @@
-"""Pieces an hourly core of a daily-trained δ model needs, shared by the models' cores.
+"""The hourly path of the δ models' BMI cores, one for every model.
+
+:class:`HourlyAdapter` is what an hourly core of a daily-trained model does between the host's
+forcing and the model's physics (PET, the daily LSTM, the snow routine ahead of a snow-free
+physics, daily spin-up rows, their state); the cores of dHBV, dCFE and dLGAR each hold one and
+supply only their physics. Its pieces:
 
 * :class:`TrailingHargreaves`: hourly PET from temperature alone, as Hargreaves of the trailing
   24 hours (their max and min, the day-of-year radiation) times the hour's weight of the daily
@@ -9,7 +14,7 @@
 * :class:`DayAggregate`: sums an hourly host's forcing over each calendar day, so daily networks
   (LSTMs) can step at the first hour of the next day.
 
-Both keep their state in a float64 array (``state``) that a core saves and restores.
+Each keeps their state in a float64 array (``state``) that a core saves and restores.
 """
 from __future__ import annotations
 
@@ -18,7 +23,11 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
+from delta_core import snow as snow_routine
+from delta_core import subdaily
+from delta_core.patterns import pet_hour_weights
 from delta_core.pet import extraterrestrial_radiation, hargreaves_from_ra, hargreaves_scalar
 
 #: A temperature range [degC] below this counts as none (constant temperature).
@@ -387,87 +396,284 @@ class DayAggregate:
         return done
 
 
-class HourlyInputs:
-    """The per-hour forcing path of an hourly core of a daily-trained model: the hour's PET
-    (given, or :class:`TrailingHargreaves`) and, with an LSTM, its new daily output at the
-    first hour of each day (:class:`DayAggregate` of the day before, normalised).
+@dataclass
+class Hours:
+    """What an hourly core's physics takes over consecutive hours (:class:`HourlyAdapter`).
+
+    Attributes
+    ----------
+    water : ndarray [H]
+        Precipitation [mm per hour]; with the snow routine ahead of the physics, the rain and
+        release from the pack reaching the ground instead.
+    temp : ndarray [H]
+        Air temperature [degC] (NaN where not given).
+    pet : ndarray [H]
+        PET [mm per hour].
+    melt : ndarray [H]
+        Snowmelt [mm per hour] (zeros without the snow routine).
+    dynamic : ndarray [D, n_out] or None
+        With an LSTM, its raw output in force on each of the ``H / 24`` days.
+    """
+
+    water: np.ndarray
+    temp: np.ndarray
+    pet: np.ndarray
+    melt: np.ndarray
+    dynamic: np.ndarray | None = None
+
+
+class HourlyAdapter:
+    """Everything an hourly BMI core of a daily-trained δ model does between the host's forcing
+    and the model's physics, one implementation for every model (dHBV, dCFE, dLGAR):
+
+    * PET of each hour: given, or Hargreaves of the trailing 24 hours times the hour's weight of
+      the training disaggregation (:class:`TrailingHargreaves`);
+    * the daily networks' view: with an LSTM, the host's hours summed to days
+      (:class:`DayAggregate`) and the LSTM stepped at the first hour of each day with the day
+      before, its raw output (:attr:`dynamic_raw`) holding for the day (the one-day lag of the
+      hourly training);
+    * the degree-day snow routine ahead of a snow-free physics (dCFE, dLGAR), at hourly rates
+      (CFMAX / 24, phase by the hour's temperature);
+    * a daily spin-up file's rows spread over their hours as in training
+      (:func:`delta_core.subdaily.step_forcing` with the bundle's within-day pattern, seeded
+      draws for a stochastic one) with the LSTM's lagged outputs;
+    * the state of all of that (:meth:`get_state`, :meth:`set_state`).
+
+    The core supplies the physics: one hour (:meth:`hour` gives its inputs), many hours
+    (:meth:`hours`, :meth:`spinup`), and what a new :attr:`dynamic_raw` means for its parameters.
 
     Parameters
     ----------
-    latitude, hour_weights, model :
-        As :class:`TrailingHargreaves`.
+    model : str
+        Model name for errors and warnings.
+    latitude : float or None
+        Degrees north (Hargreaves PET); None: PET must be given every hour.
+    pattern : WithinDay, optional
+        The bundle's within-day pattern (PET weights; rain of daily spin-up rows); None: PET
+        weights ``pet_weights`` and no daily spin-up rows.
     lstm : LSTMStepper, optional
-        The daily LSTM (None: no dynamic parameters).
+        The daily LSTM of dynamic parameters (None: none).
+    dynamic_net : LSTMNet, optional
+        The network ``lstm`` was made from (batched runs).
     forcing_norm : ForcingNormalizer, optional
         Normalises a day's ``(P, T, PET)`` for the LSTM.
+    snow : dict, optional
+        Degree-day parameters ``TT, CFMAX (per day), CFR, CWH`` of a snow routine ahead of the
+        physics (None: the physics gets the precipitation).
+    pet_weights : sequence of 24 float, optional
+        The hours' shares of daily PET (default: the pattern's, else the sine weights).
     """
 
-    def __init__(self, latitude: float, hour_weights, model: str, lstm=None, forcing_norm=None):
-        self.pet_model = TrailingHargreaves(latitude, hour_weights, model)
-        self._lstm, self._norm = lstm, forcing_norm
+    def __init__(self, model: str, latitude: float | None, pattern=None, lstm=None,
+                 dynamic_net=None, forcing_norm=None, snow: dict | None = None,
+                 pet_weights=None):
+        self.model = model
+        self.pattern = pattern
+        if pet_weights is None:
+            pet_weights = (pattern.pet_weights().tolist() if pattern is not None
+                           else pet_hour_weights("sine"))
+        self.pet_model = (None if latitude is None else
+                          TrailingHargreaves(latitude, pet_weights, model))
+        self.daily = None if latitude is None else DailyForcing(latitude, model)
+        self.lstm, self._net, self._norm = lstm, dynamic_net, forcing_norm
         self.days = DayAggregate()
+        self.snow = None if snow is None else (float(snow["TT"]), float(snow["CFMAX"]) / 24.0,
+                                               float(snow["CFR"]), float(snow["CWH"]))
+        self.reset()
 
     def reset(self) -> None:
-        self.pet_model.reset()
+        """Cold start: no trailing temperatures, no day in progress, empty snow stores, the
+        LSTM's state zero and its output before any forcing."""
+        if self.pet_model is not None:
+            self.pet_model.reset()
+            self.daily.reset()
         self.days.reset()
+        self.snowpack = self.meltwater = 0.0
+        if self.lstm is not None:
+            self.lstm.reset()
+            self.dynamic_raw = self.lstm.initial_output()
+        else:
+            self.dynamic_raw = np.zeros(0)
 
-    def hour(self, start: dt.datetime, p: float, t: float, pet: float | None
-             ) -> tuple[float, np.ndarray | None]:
-        """PET of the hour [mm] and the LSTM's raw output for a new day (None within a day or
-        without an LSTM)."""
-        self.pet_model.push(t)
+    def set_flat_policy(self, policy: FlatTemperature) -> None:
+        """Use ``policy`` for hours whose trailing 24 h temperature is constant and for days of
+        daily spin-up rows (no effect without Hargreaves PET)."""
+        if self.pet_model is not None:
+            self.pet_model.policy = self.daily.policy = policy
+
+    @property
+    def swe(self) -> float:
+        """Snow water equivalent of the routine ahead of the physics [mm]."""
+        return self.snowpack + self.meltwater
+
+    # -- one hour ------------------------------------------------------------------------------
+    def hour(self, start: dt.datetime, p: float, t: float | None, pet: float | None
+             ) -> tuple[float, float, float, bool]:
+        """The physics inputs of the hour from ``start``.
+
+        Parameters
+        ----------
+        p : float
+            Precipitation [mm].
+        t : float or None
+            Air temperature [degC] (needed for Hargreaves PET, the snow routine and the LSTM).
+        pet : float or None
+            PET [mm] (None: Hargreaves).
+
+        Returns
+        -------
+        water, pet, melt : float
+            As :class:`Hours` [mm].
+        new_day : bool
+            The LSTM stepped (first hour of a day): :attr:`dynamic_raw` holds its new output.
+        """
+        if t is not None and self.pet_model is not None:
+            self.pet_model.push(t)
         if pet is None:
+            if t is None or self.pet_model is None:
+                raise ValueError(f"{self.model}: an hour without PET needs the air temperature "
+                                 f"and the latitude (Hargreaves PET)")
             pet = self.pet_model.pet(start)
-        if self._lstm is None:
-            return pet, None
-        done = self.days.add(start, p, t, pet)
-        return pet, None if done is None else self._lstm.step(self._norm.transform_day(done))
+        new_day = False
+        if self.lstm is not None:
+            done = self.days.add(start, p, t, pet)
+            if done is not None:
+                self.dynamic_raw = self.lstm.step(self._norm.transform_day(done))
+                new_day = True
+        if self.snow is None:
+            return p, pet, 0.0, new_day
+        if t is None:
+            raise ValueError(f"{self.model} with snow needs the hour's air temperature")
+        s = snow_routine.degree_day_step(self.snowpack, self.meltwater, p, t, *self.snow)
+        self.snowpack, self.meltwater = s.snowpack, s.meltwater
+        return s.rain + s.outflow, pet, s.melt, new_day
 
-    def whole_days(self, starts: list[dt.datetime], p: np.ndarray, t: np.ndarray, pet: list,
-                   raw_now: np.ndarray, net=None) -> tuple[np.ndarray, np.ndarray] | None:
-        """:meth:`hour` over whole days at once: the PET of every hour and the LSTM's raw output
-        in force on each day, the LSTM run over the days in one call.
+    # -- many hours ----------------------------------------------------------------------------
+    def hours(self, starts: list[dt.datetime], p: np.ndarray, t: list, pet: list
+              ) -> Hours | None:
+        """:meth:`hour` over consecutive hours at once (PET, the LSTM over the days and the snow
+        routine each in one call), ending in the state :meth:`hour` in turn reaches (to
+        rounding).
 
         Parameters
         ----------
         starts : list of datetime
-            Consecutive hours (with an LSTM: whole days from 00:00).
-        p, t : ndarray [H]
-            Precipitation [mm] and air temperature [degC] of each hour.
-        pet : list of float or None [H]
-            Given PET [mm] of each hour (None: Hargreaves).
-        raw_now : ndarray [n_out]
-            The LSTM output in force before the first hour (kept on the first day unless a day
-            in progress is completed there).
-        net : LSTMNet, optional
-            The network the LSTM stepper was made from (needed with an LSTM).
+            Consecutive hours (with an LSTM: whole days from 00:00 after a completed day).
+        p : ndarray [H]
+            Precipitation [mm].
+        t, pet : list of float or None [H]
+            Air temperature [degC] and PET [mm] of each hour (None: not given).
 
         Returns
         -------
-        (pet [H] mm, raw [D, n_out]) or None
-            With an LSTM, None where the hours are not whole days after the day in progress
-            (the caller steps them with :meth:`hour` instead); without one, any consecutive
-            hours pass and ``raw`` is empty.
+        Hours or None
+            None where the hours cannot be taken at once (hours that are not whole days with
+            an LSTM; temperature given in some hours only; PET missing without Hargreaves;
+            snow without temperature): the core steps them with :meth:`hour`, which also names
+            what is missing.
         """
         n = len(starts)
         s = self.days.state
-        if self._lstm is not None and (n % 24 or starts[0].hour
-                                       or s[0] == starts[0].toordinal()):
+        if self.lstm is not None and (n % 24 or starts[0].hour
+                                      or s[0] == starts[0].toordinal()):
             return None
+        has_t = all(x is not None for x in t)
+        if not has_t and any(x is not None for x in t):
+            return None
+        temps = np.array(t, dtype=float) if has_t else np.full(n, np.nan)
         if all(x is not None for x in pet):
             pet_h = np.array(pet, dtype=float)
-            self.pet_model.temps = np.concatenate([self.pet_model.temps, t])
-        else:
-            series = self.pet_model.series(t, starts)
+            if has_t and self.pet_model is not None:
+                self.pet_model.temps = np.concatenate([self.pet_model.temps, temps])
+        elif has_t and self.pet_model is not None:
+            series = self.pet_model.series(temps, starts)
             pet_h = np.array([series[i] if x is None else x for i, x in enumerate(pet)])
-        if self._lstm is None:
-            return pet_h, np.zeros((0, 0))
-        sums = [np.add.accumulate(x.reshape(-1, 24), axis=1)[:, -1] for x in (p, t, pet_h)]
+        else:
+            return None
+        if self.snow is not None and not has_t:
+            return None
+        dynamic = self._whole_days(starts, p, temps, pet_h) if self.lstm is not None else None
+        water, melt = self._snow_series(p, temps)
+        return Hours(water, temps, pet_h, melt, dynamic)
+
+    def _whole_days(self, starts: list[dt.datetime], p: np.ndarray, t: np.ndarray,
+                    pet: np.ndarray) -> np.ndarray:
+        """The LSTM's raw output in force on each whole day of the hours ``[D, n_out]``: the
+        output before the first day (or after the day in progress, completed at its first
+        hour), then after each day but the last, the LSTM run over the days in one call."""
+        s = self.days.state
+        sums = [np.add.accumulate(x.reshape(-1, 24), axis=1)[:, -1] for x in (p, t, pet)]
         days = [(a * 24.0 / 24.0, b / 24.0, c * 24.0 / 24.0) for a, b, c in zip(*sums)]
         pending = s[0] >= 0 and s[4] > 0  # completed at the first hour, as DayAggregate.add
         rows = ([(s[1] * 24.0 / s[4], s[2] / s[4], s[3] * 24.0 / s[4])] if pending else [])
         rows += days[:-1]
-        out = (self._lstm.run(net, np.stack([self._norm.transform_day(d) for d in rows]))
-               if rows else np.zeros((0, len(raw_now))))
+        out = (self.lstm.run(self._net, np.stack([self._norm.transform_day(d) for d in rows]))
+               if rows else np.zeros((0, len(self.dynamic_raw))))
         s[:] = (starts[-1].toordinal(), *(x[-1] for x in sums), 24.0)
-        return pet_h, out if pending else np.concatenate([np.asarray(raw_now)[None], out])
+        raw = out if pending else np.concatenate([np.asarray(self.dynamic_raw)[None], out])
+        self.dynamic_raw = raw[-1].copy()
+        return raw
+
+    def _snow_series(self, p: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Water reaching the ground and melt [mm] of the hours (the snow routine, if any)."""
+        if self.snow is None:
+            return p, np.zeros(len(p))
+        water, melt, self.snowpack, self.meltwater = snow_routine.degree_day_series(
+            p, t, *self.snow, self.snowpack, self.meltwater)
+        return water, melt
+
+    # -- daily spin-up rows --------------------------------------------------------------------
+    def spinup(self, rows: list[list], starts: list[dt.datetime]) -> Hours:
+        """The hours of daily spin-up rows ``[P mm d-1, T mean (None: (max + min) / 2), T max,
+        T min, PET mm d-1 (None: Hargreaves)]``: P and PET spread over each day's hours as in
+        training, temperature at the daily mean; the LSTM over the days, day ``d`` getting its
+        output after day ``d - 1`` (:attr:`Hours.dynamic`). The hours continue as after the
+        last day (its forcing seen by the LSTM; the next hour starts the day after)."""
+        if self.daily is None or self.pattern is None:
+            raise ValueError(f"{self.model}: a daily spin-up file needs the latitude and the "
+                             f"bundle's within-day pattern")
+        p, t, pet = self.daily.days(rows, starts)
+        daily = torch.from_numpy(np.stack([p, t, pet], -1)[:, None, :])
+        weights = torch.from_numpy(self.pattern.spinup_weights(len(p))[:, None])
+        steps = subdaily.step_forcing(daily, self.pattern, {"rain_weights": weights})
+        prcp, temp, pet_h = (x[:, 0].numpy() for x in (steps.prcp, steps.temp, steps.pet))
+        dynamic = None
+        if self.lstm is not None:
+            raw = self.lstm.run(self._net, self._norm.transform(np.stack([p, t, pet], -1)))
+            dynamic = np.concatenate([np.asarray(self.dynamic_raw)[None], raw[:-1]])
+            self.dynamic_raw = raw[-1].copy()
+        self.days.reset()  # the LSTM has seen the last day already
+        water, melt = self._snow_series(prcp, temp)
+        return Hours(water, temp, pet_h, melt, dynamic)
+
+    # -- state ---------------------------------------------------------------------------------
+    def get_state(self) -> dict[str, np.ndarray]:
+        """Trailing temperatures, snow stores, the day in progress and the LSTM (copies)."""
+        st = {}
+        if self.pet_model is not None:
+            st["temps"] = self.pet_model.state
+        if self.snow is not None:
+            st["snow"] = np.array([self.snowpack, self.meltwater])
+        if self.lstm is not None:
+            st.update(lstm_h=self.lstm.h, lstm_c=self.lstm.c, day=self.days.state,
+                      dynamic_raw=self.dynamic_raw)
+        return {k: np.array(v, copy=True) for k, v in st.items()}
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restore :meth:`get_state` (ValueError naming what a state of another configuration
+        lacks)."""
+        lacking = [k for k in self.get_state() if k not in state]
+        if lacking:
+            raise ValueError(f"{self.model} state lacks {lacking} (saved by another model "
+                             f"configuration?)")
+        if self.pet_model is not None:
+            self.pet_model.state = state["temps"]
+        if self.snow is not None:
+            self.snowpack, self.meltwater = (float(x) for x in state["snow"])
+        if self.lstm is not None:
+            if state["lstm_h"].shape != self.lstm.h.shape:
+                raise ValueError(f"{self.model} state holds an LSTM of {state['lstm_h'].shape} "
+                                 f"units; this bundle's has {self.lstm.h.shape}")
+            self.lstm.h, self.lstm.c = state["lstm_h"].copy(), state["lstm_c"].copy()
+            self.days.state = state["day"].copy()
+            self.dynamic_raw = state["dynamic_raw"].copy()

@@ -145,7 +145,7 @@ def test_cycled_spinup_with_pet_as_an_input(make_bmi, tmp_path, name):
 @pytest.mark.parametrize("name", ["dcfe", "dhbv"])
 def test_batched_hours_after_a_partial_day(make_bmi, name):
     """The batched run completes a partial day in progress (5 hours stepped) at its first hour
-    as :meth:`HourlyInputs.hour` does: the LSTM sees it scaled to 24 hours."""
+    as :meth:`HourlyAdapter.hour` does: the LSTM sees it scaled to 24 hours."""
     rng = np.random.default_rng(11)
     n = 5 + 24 * 3
     t0 = dt.datetime(1981, 3, 1, 19)

@@ -184,7 +184,7 @@ def test_snow_state_restores_bit_for_bit(tmp_path, random_bundle, catchment, bac
     a = _bmi(tmp_path, "a", **cfg)
     split = len(p) // 2 - 5
     first, _ = _step_all(a, p[:split], pet[:split], t[:split])
-    assert a.core.snowpack > 0
+    assert a.core.hourly.snowpack > 0
     a.save_state(tmp_path / "snow.npz")
     b = _bmi(tmp_path, "b", **cfg)
     b.load_state(tmp_path / "snow.npz")
