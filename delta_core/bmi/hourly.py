@@ -513,6 +513,8 @@ class HourlyAdapter:
 
         Parameters
         ----------
+        start : datetime
+            The hour's start (host clock).
         p : float
             Precipitation [mm].
         t : float or None
@@ -536,6 +538,9 @@ class HourlyAdapter:
             pet = self.pet_model.pet(start)
         new_day = False
         if self.lstm is not None:
+            if t is None:
+                raise ValueError(f"{self.model} with dynamic parameters needs the hour's air "
+                                 f"temperature (the daily LSTM reads it)")
             done = self.days.add(start, p, t, pet)
             if done is not None:
                 self.dynamic_raw = self.lstm.step(self._norm.transform_day(done))
