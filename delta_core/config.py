@@ -8,6 +8,7 @@ written, with the package version and code provenance, into every run directory.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -134,10 +135,17 @@ class TrainingConfig:
     #: A bundle whose weights and normalisation start the run (fine-tuning, e.g. a daily-trained
     #: model for another time step); same model and network sizes. None: random initialisation.
     init_from: str | None = None
+    #: A refit on all the training years, without a validation period: the validation run that
+    #: chose its number of epochs, ``{run: name, period: [first, last day], selected_epoch: int,
+    #: score: float}``, recorded in the bundle as its validation. None: not a refit.
+    refit_validation: dict | None = None
 
     def __post_init__(self) -> None:
         from delta_core.distributed import DEVICES
         from delta_core.spec import BACKENDS
+
+        if self.refit_validation is not None:
+            self.refit_validation = _refit_validation(self.refit_validation)
 
         if self.skip_nonfinite < 0:
             raise ConfigError(f"training.skip_nonfinite must be >= 0, got {self.skip_nonfinite}")
@@ -196,6 +204,9 @@ class RunConfig:
         if self.training.patience is not None and self.data.validation is None:
             raise ConfigError("training.patience needs a validation period "
                               "(data.validation_start, data.validation_end)")
+        if self.training.refit_validation is not None and self.data.validation is not None:
+            raise ConfigError("training.refit_validation is for a refit without a validation "
+                              "period; this run has data.validation_start/end")
         self.run_dir = self.run_dir or f"runs/{self.model}"
         if self.network is None:
             self.network = spec.network_config()
@@ -302,3 +313,25 @@ def _check_date(value: str, where: str) -> None:
         dt.date.fromisoformat(str(value))
     except ValueError:
         raise ConfigError(f"{where} must be an ISO date YYYY-MM-DD, got {value!r}") from None
+
+
+#: Keys of ``training.refit_validation`` and their types.
+REFIT_VALIDATION_KEYS = {"run": str, "period": list, "selected_epoch": int, "score": float}
+
+
+def _refit_validation(value) -> dict:
+    """``training.refit_validation`` checked: exactly :data:`REFIT_VALIDATION_KEYS`, a period
+    of two ISO days (ConfigError naming what is wrong)."""
+    if not isinstance(value, dict) or set(value) != set(REFIT_VALIDATION_KEYS):
+        raise ConfigError(f"training.refit_validation must map exactly "
+                          f"{sorted(REFIT_VALIDATION_KEYS)}, got {value!r}")
+    for key, kind in REFIT_VALIDATION_KEYS.items():
+        ok = isinstance(value[key], kind) or (kind is float and isinstance(value[key], int))
+        if not ok or isinstance(value[key], bool):
+            raise ConfigError(f"training.refit_validation.{key} must be a {kind.__name__}, got "
+                              f"{value[key]!r}")
+    period = [str(d) for d in value["period"]]
+    if len(period) != 2 or not all(re.fullmatch(r"\d{4}-\d{2}-\d{2}", d) for d in period):
+        raise ConfigError(f"training.refit_validation.period must be [first, last] days "
+                          f"(YYYY-MM-DD), got {value['period']!r}")
+    return {**value, "period": period, "score": float(value["score"])}

@@ -411,6 +411,9 @@ def _finish(cfg: RunConfig, dataset: CamelsDataset, data: TrainingData, model, r
                                      "score": run.best["score"],
                                      "stopped_early": run.stopped}}
                      if run.best is not None else {}),
+                  **({"validation": {**tc.refit_validation, "refit": "the selected number of "
+                                     "epochs on all the training years"}}
+                     if tc.refit_validation is not None else {}),
                   **({"init_from": {"path": str(tc.init_from),
                                     "checksum": init_bundle(cfg)["checksum"]}}
                      if tc.init_from else {}),

@@ -372,6 +372,25 @@ def test_fine_tuning_starts_from_the_bundle(tiny_bundle, tmp_path):
         train(wrong, progress=False)
 
 
+def test_refit_records_the_validation_that_chose_its_epochs(tmp_path):
+    """training.refit_validation (a refit on all training years, no validation period) is
+    checked and recorded as the bundle's validation; with a validation period it is refused."""
+    record = {"run": "configs/x.yaml", "period": ["1983-10-01", "1984-09-30"],
+              "selected_epoch": 1, "score": 0.5}
+    out = train(tiny_config(tmp_path, "refit", epochs=1, refit_validation=record),
+                progress=False)
+    v = load_bundle(out)["provenance"]["validation"]
+    assert {k: v[k] for k in record} == record and "refit" in v
+    with pytest.raises(ConfigError, match="refit_validation.selected_epoch must be a int"):
+        tiny_config(tmp_path, refit_validation={**record, "selected_epoch": "49"})
+    with pytest.raises(ConfigError, match="must map exactly"):
+        tiny_config(tmp_path, refit_validation={"selected_epoch": 1})
+    with pytest.raises(ConfigError, match="refit without a validation period"):
+        RunConfig.from_dict({**TINY, "data": {**TINY["data"], "validation_start": "1983-10-01",
+                                              "validation_end": "1984-09-30"},
+                             "training": {**TINY["training"], "refit_validation": record}})
+
+
 def test_non_finite_gradient_stops_training(tmp_path, monkeypatch):
     """A NaN loss or gradient stops the run with a message before it reaches the weights."""
     import dataclasses
