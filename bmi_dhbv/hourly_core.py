@@ -93,7 +93,7 @@ class HourlyHBVCore(HBVCore):
         over their hours as in training, HBV in one call; the LSTM runs over the days. The
         state continues as after the last spin-up day: the next hour starts the day after."""
         hours = self.hourly.spinup(forcings, starts)
-        res = self._run_hours(hours, self._model.recharge_net)
+        res = self._run_hours(hours)
         q = np.stack([res.fluxes[k][:, 0].numpy() for k in ("q0", "q1", "q2")])  # [3, 24 n]
         n_hist = len(self._uh_tail)
         hist = q[:, ::-1][:, :n_hist]
@@ -123,7 +123,7 @@ class HourlyHBVCore(HBVCore):
         self.rate_values[0], self.rate_values[1] = float(res.fluxes["et"][-1, 0]), hours.pet[-1]
         self._write_levels(dynamic=True)
 
-    def _run_hours(self, hours: Hours, recharge_net=None):
+    def _run_hours(self, hours: Hours):
         """HBV over :class:`~delta_core.bmi.hourly.Hours` in one kernel call from the current
         state, the dynamic parameters of each day (if any) held for its 24 hours; the state
         advanced, the kernel's result returned."""
@@ -135,8 +135,8 @@ class HourlyHBVCore(HBVCore):
         f = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))[:, None]
         with torch.no_grad():
             res = kernel.run(f(hours.water), f(hours.temp), f(hours.pet), params,
-                             torch.from_numpy(self.states[:, None]), recharge_net,
-                             keep_storages=False, backend="cpp")
+                             torch.from_numpy(self.states[:, None]), self._model.recharge_net,
+                             keep_storages=False, backend=self.backend)
         self.states[...] = res.final_states[:, 0].numpy()
         return res
 
