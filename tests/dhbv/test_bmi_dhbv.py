@@ -502,6 +502,44 @@ def test_batched_spinup_equals_stepping(make_bmi):
         np.testing.assert_allclose(batched[k], v, rtol=1e-9, atol=1e-12, err_msg=k)
 
 
+def test_hourly_spinup_from_daily_rows_on_either_backend(make_bmi, monkeypatch):
+    """The hourly core's spin-up from daily rows (the shared hourly path spreads them over the
+    hours, HBV runs them in one call) runs on the configured backend: torch and the compiled
+    kernel end in the same state."""
+    import datetime as dt
+
+    from bmi_dhbv import kernel
+    from bmi_dhbv.hourly_core import HourlyHBVCore
+    from bmi_dhbv.kernel import cpp_available
+
+    used, run = [], kernel.run
+
+    def spy(*args, **kwargs):
+        used.append(kwargs["backend"])
+        return run(*args, **kwargs)
+
+    monkeypatch.setattr(kernel, "run", spy)
+
+    if not cpp_available():
+        pytest.skip("needs the compiled kernel to compare with")
+    rng = np.random.default_rng(4)
+    n = 40
+    starts = [dt.datetime(1985, 3, 1) + dt.timedelta(days=d) for d in range(n)]
+    rows = [[float(p), None, float(t + 5), float(t - 5), None] for p, t in
+            zip(np.where(rng.random(n) < 0.4, rng.gamma(1.0, 6.0, n), 0.0),
+                rng.normal(3.0, 4.0, n))]
+    states = []
+    for backend in ("cpp", "torch"):
+        core = make_bmi("dhbv", backend=backend).core
+        assert isinstance(core, HourlyHBVCore) and core.backend == backend
+        used.clear()
+        core.spinup(rows, starts)
+        assert used == [backend]
+        states.append(core.get_state())
+    for k, v in states[0].items():
+        np.testing.assert_allclose(states[1][k], v, rtol=1e-9, atol=1e-12, err_msg=k)
+
+
 def test_bundle_key_may_name_a_shipped_bundle(make):
     """``bundle: dhbv_static.pt`` (a bare file name) is the package's shipped bundle; a name
     that is neither a file nor a shipped bundle is refused naming the path tried."""
