@@ -113,7 +113,7 @@ class CfeCore(LumpedCore):
         self.rate_values[:] = 0.0
         self.level_values[:] = 0.0
         if self.hourly.lstm is not None:
-            self._set_parameters(self._dynamic_from_raw(self.hourly.dynamic_raw))
+            self._follow_lstm()
         self._write_levels()
 
     def set_flat_policy(self, policy: FlatTemperature) -> None:
@@ -126,7 +126,7 @@ class CfeCore(LumpedCore):
         p, t, pet = forcing
         water, pet, melt, new_day = self.hourly.hour(start, p, t, pet)
         if new_day:  # its parameters from the LSTM after the day before
-            self._set_parameters(self._dynamic_from_raw(self.hourly.dynamic_raw))
+            self._follow_lstm()
         rain = water / 1000.0
         if self.backend == "cpp":
             out = self._kout
@@ -166,7 +166,7 @@ class CfeCore(LumpedCore):
         if hours.dynamic is not None:
             scaled = self._model.scale_dynamic(torch.from_numpy(hours.dynamic))
             dynamic = {k: v[:, None] for k, v in scaled.items()}
-            self._set_parameters(self._dynamic_from_raw(self.hourly.dynamic_raw))
+            self._follow_lstm()
         self._run_kernel(hours.water, hours.pet, dynamic)
         self.values["pet"][0], self.values["melt"][0] = hours.pet[-1], hours.melt[-1]
         self._write_levels()
@@ -222,7 +222,7 @@ class CfeCore(LumpedCore):
         self.set_values(state["rate_values"], state["level_values"])
         self.flow_new = state["flow_new"].copy()
         if self.hourly.lstm is not None:
-            self._set_parameters(self._dynamic_from_raw(self.hourly.dynamic_raw))
+            self._follow_lstm()
 
     # -- helpers -----------------------------------------------------------------------------
     def _torch_step(self, rain: float, pet: float) -> tuple[float, ...]:
@@ -243,6 +243,10 @@ class CfeCore(LumpedCore):
         return tuple(float(out[k]) for k in ("INFILTRATION_EXCESS", "NASH_LATERAL_RUNOFF",
                                              "DEEP_GW_TO_CHANNEL_FLUX", "GW_OVERFLOW",
                                              "ACTUAL_ET"))
+
+    def _follow_lstm(self) -> None:
+        """Parameters for the LSTM output now in force (:attr:`HourlyAdapter.dynamic_raw`)."""
+        self._set_parameters(self._dynamic_from_raw(self.hourly.dynamic_raw))
 
     def _dynamic_from_raw(self, raw: np.ndarray) -> dict[str, torch.Tensor]:
         """LSTM head outputs -> ``{name: [1]}`` dynamic parameters (physical units)."""
