@@ -8,7 +8,12 @@ observations disagree, i.e. runs on other data). The ensemble's streamflow is th
 (or a weighted mean), and its spread the members' standard deviation, minimum and maximum each
 day: an uncertainty band to plot beside the mean.
 
+A member may also be the ``--out`` folder of ``delta-experiment pub`` or ``pur``: its folds'
+held-out simulations (``fold_*/test/simulation.nc``, disjoint basins, the same days) read as one,
+so that an ensemble of ungauged-basin predictions is scored on every basin held out so far.
+
     delta-experiment ensemble --members runs/dhbv/test runs/lstm/test --out runs/ens
+    delta-experiment ensemble --members runs/exp/pub_dhbv runs/exp/pub_lstm --out runs/ens_pub
 """
 from __future__ import annotations
 
@@ -26,15 +31,20 @@ SPREAD_OUTPUTS = {
 
 
 def read_simulation(path: str | Path) -> dict:
-    """A ``simulation.nc`` (or the folder holding one) as :func:`~delta_core.evaluation.simulate`
-    returns it: ``dates``, ``gauge_ids``, ``qobs``, ``outputs`` (every daily series, e.g.
+    """A ``simulation.nc`` (or the folder holding one, or a ``delta-experiment pub|pur`` folder:
+    its folds merged by :func:`merge_folds`) as :func:`~delta_core.evaluation.simulate` returns it: ``dates``, ``gauge_ids``, ``qobs``, ``outputs`` (every daily series, e.g.
     ``streamflow``, an ensemble's spread), ``area_km2``, ``lat`` and the file's global attributes
     as ``attrs``."""
     path = Path(path)
+    if path.is_dir() and not (path / "simulation.nc").is_file():
+        folds = sorted(path.glob("fold_*/test/simulation.nc"))
+        if folds:
+            return merge_folds([read_simulation(f) for f in folds], str(path))
     if path.is_dir():
         path = path / "simulation.nc"
     if not path.is_file():
-        raise FileNotFoundError(f"no simulation.nc at {path} (write one with <model>-eval --out)")
+        raise FileNotFoundError(f"no simulation.nc at {path} (write one with <model>-eval --out, "
+                                f"or give a delta-experiment pub/pur folder with fold_*/test/)")
     with netCDF4.Dataset(path) as nc:
         if "streamflow" not in nc.variables or "qobs" not in nc.variables:
             raise ValueError(f"{path} has no streamflow and qobs series")
@@ -53,6 +63,34 @@ def read_simulation(path: str | Path) -> dict:
                 "qobs": read("qobs"), "outputs": {k: read(k) for k in series},
                 "area_km2": read("area"), "lat": read("lat"),
                 "attrs": {k: nc.getncattr(k) for k in nc.ncattrs()}, "path": str(path)}
+
+
+def merge_folds(folds: list[dict], path: str) -> dict:
+    """The held-out simulations of a split experiment's folds (:func:`read_simulation` each) as
+    one simulation of all their basins, in fold order.
+
+    Raises
+    ------
+    ValueError
+        Folds on other days or with a basin in two folds (not one split experiment).
+    """
+    seen: dict[str, str] = {}
+    for f in folds:
+        if not np.array_equal(f["dates"], folds[0]["dates"]):
+            raise ValueError(f"{f['path']}: its days differ from {folds[0]['path']}'s: folds of one "
+                             f"experiment share the test period")
+        for g in f["gauge_ids"]:
+            if g in seen:
+                raise ValueError(f"basin {g} is in {seen[g]} and {f['path']}: the folds of a "
+                                 f"split experiment hold disjoint basins")
+            seen[g] = f["path"]
+    keys = set.intersection(*(set(f["outputs"]) for f in folds))
+    cat = lambda k: np.concatenate([f[k] for f in folds], axis=-1)  # noqa: E731
+    return {"dates": folds[0]["dates"], "gauge_ids": list(seen), "qobs": cat("qobs"),
+            "outputs": {k: np.concatenate([f["outputs"][k] for f in folds], axis=1)
+                        for k in sorted(keys)},
+            "area_km2": cat("area_km2"), "lat": cat("lat"),
+            "attrs": {**folds[0]["attrs"], "folds": len(folds)}, "path": path}
 
 
 def combine(members: list[dict], weights: list[float] | None = None) -> dict:

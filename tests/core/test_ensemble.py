@@ -100,3 +100,30 @@ def test_eval_with_two_bundles_writes_members_and_their_ensemble(tmp_path, capsy
     np.testing.assert_allclose(e["outputs"]["streamflow"], 0.5 * (
         a["outputs"]["streamflow"] + b["outputs"]["streamflow"]), rtol=1e-6)
     assert (e["outputs"]["streamflow_max"] >= e["outputs"]["streamflow_min"]).all()
+
+
+def test_split_experiment_folder_reads_as_one_member(members, tmp_path):
+    """A pub/pur --out folder is its folds' held-out simulations merged (disjoint basins, same
+    days), so a PUB ensemble is scored on every basin held out so far."""
+    pa, _, obs = members
+    full = read_simulation(pa)
+    pub = tmp_path / "pub"
+    for i, cols in enumerate([[0, 2], [1]]):
+        _sim(pub / f"fold_{i}" / "test" / "simulation.nc", [full["gauge_ids"][c] for c in cols],
+             "2000-01-01", 60, full["outputs"]["streamflow"][:, cols], obs[:60, cols], "dhbv")
+    merged = read_simulation(pub)
+    assert merged["gauge_ids"] == ["01", "03", "02"] and merged["attrs"]["folds"] == 2
+    np.testing.assert_allclose(merged["outputs"]["streamflow"],
+                               full["outputs"]["streamflow"][:, [0, 2, 1]], rtol=1e-6)
+    res = score_ensemble([pub, pa])  # the same flows: the ensemble equals its members
+    assert res["ensemble"]["median_nse"] == pytest.approx(res["members"][0]["median_nse"])
+    assert res["ensemble"]["n_basins"] == 3
+    _sim(pub / "fold_2" / "test" / "simulation.nc", ["02"], "2000-01-01", 60,
+         full["outputs"]["streamflow"][:, [1]], obs[:60, [1]])
+    with pytest.raises(ValueError, match="basin 02 is in .*fold_1.* and .*fold_2"):
+        read_simulation(pub)
+    (pub / "fold_2" / "test" / "simulation.nc").unlink()
+    _sim(pub / "fold_3" / "test" / "simulation.nc", ["04"], "2000-02-01", 60,
+         full["outputs"]["streamflow"][:, [1]], obs[:60, [1]])
+    with pytest.raises(ValueError, match="days differ"):
+        read_simulation(pub)
