@@ -32,7 +32,8 @@ SPREAD_OUTPUTS = {
 
 def read_simulation(path: str | Path) -> dict:
     """A ``simulation.nc`` (or the folder holding one, or a ``delta-experiment pub|pur`` folder:
-    its folds merged by :func:`merge_folds`) as :func:`~delta_core.evaluation.simulate` returns it: ``dates``, ``gauge_ids``, ``qobs``, ``outputs`` (every daily series, e.g.
+    its folds merged by :func:`merge_folds`) as :func:`~delta_core.evaluation.simulate` returns
+    it: ``dates``, ``gauge_ids``, ``qobs``, ``outputs`` (every daily series, e.g.
     ``streamflow``, an ensemble's spread), ``area_km2``, ``lat`` and the file's global attributes
     as ``attrs``."""
     path = Path(path)
@@ -77,8 +78,8 @@ def merge_folds(folds: list[dict], path: str) -> dict:
     seen: dict[str, str] = {}
     for f in folds:
         if not np.array_equal(f["dates"], folds[0]["dates"]):
-            raise ValueError(f"{f['path']}: its days differ from {folds[0]['path']}'s: folds of one "
-                             f"experiment share the test period")
+            raise ValueError(f"{f['path']}: its days differ from {folds[0]['path']}'s: folds of "
+                             f"one experiment share the test period")
         for g in f["gauge_ids"]:
             if g in seen:
                 raise ValueError(f"basin {g} is in {seen[g]} and {f['path']}: the folds of a "

@@ -237,8 +237,8 @@ def main(argv: list[str] | None = None, prog: str = "delta-experiment") -> int:
     ap.add_argument("--config", help="YAML run configuration of one run (not for ensemble)")
     ap.add_argument("--members", nargs="+", metavar="SIM",
                     help="ensemble: the members' simulation.nc files (or their folders), e.g. "
-                         "the --out folders of <model>-eval runs, or pub/pur --out folders (their folds' held-out "
-                         "basins as one member); models may differ")
+                         "the --out folders of <model>-eval runs, or pub/pur --out folders "
+                         "(their folds' held-out basins as one member); models may differ")
     ap.add_argument("--weights", type=float, nargs="+",
                     help="ensemble: one positive weight per member (default: equal)")
     ap.add_argument("--out", required=True, help="experiment directory")
